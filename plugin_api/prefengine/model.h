@@ -1,0 +1,65 @@
+#pragma once
+// The model interface: sequence-shaped from the start. Token ids and masks in, next-token logits
+// (and, optionally, a scalar per position) out. The toy MLP is the case of a one-token prompt and a
+// one-token response; the Llama-style transformer is the general case.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include "prefengine/plugin.h"
+
+namespace prefengine {
+
+// A model's key/value cache for incremental decoding; each model defines its own.
+class PREFENGINE_API KvCache {
+ public:
+  virtual ~KvCache();
+  virtual int64_t length() const = 0;  // tokens already in the cache
+};
+
+struct ModelInput {
+  at::Tensor input_ids;       // [B, T] int64 token ids
+  at::Tensor attention_mask;  // [B, T] int64, 1 for real tokens, 0 for padding; undefined = all 1
+  bool want_logits = true;    // false skips the output projection (a reward model's pass)
+  bool want_scalar = false;   // compute the scalar head at every position (needs add_scalar_head)
+  KvCache* cache = nullptr;   // when set, input_ids continue the cached sequence and are appended
+};
+
+struct ModelOutput {
+  at::Tensor logits;  // [B, T, V] float: logits[b, t] scores token t+1 of row b
+  at::Tensor scalar;  // [B, T] float: the scalar head (reward or value) at each position
+};
+
+class PREFENGINE_API Model : public torch::nn::Module, public Plugin {
+ public:
+  ~Model() override;
+
+  virtual ModelOutput forward(const ModelInput& input) = 0;
+
+  // Size of the output vocabulary (the last dimension of logits).
+  virtual int64_t vocab_size() const = 0;
+
+  // The optional scalar head (reward model, PPO value): a linear map from the last hidden state
+  // at each position to one number. add_scalar_head registers its parameters with the module.
+  virtual bool supports_scalar_head() const { return false; }
+  virtual void add_scalar_head();
+  virtual bool has_scalar_head() const { return false; }
+
+  // True when every response is a single token after the prompt (the toy model). Then the engine
+  // can compute the whole response distribution and the probs/* diagnostics exactly.
+  virtual bool single_token_responses() const { return false; }
+
+  // Incremental decoding; nullptr when the model has no cache (generation then recomputes).
+  virtual std::unique_ptr<KvCache> new_cache(int64_t batch_size, int64_t max_length);
+
+  // Model-specific weight formats (e.g. Hugging Face safetensors). The engine's own checkpoints
+  // use named_parameters()/named_buffers() and need neither.
+  virtual bool has_pretrained_format() const { return false; }
+  virtual void save_pretrained(const std::string& directory) const;
+  virtual void load_pretrained(const std::string& directory);
+};
+
+}  // namespace prefengine
