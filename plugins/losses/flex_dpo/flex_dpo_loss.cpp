@@ -1,0 +1,38 @@
+#include "flex_dpo_loss.h"
+
+#include "../common/pairwise_common.h"
+
+namespace prefengine::plugins::losses {
+
+FlexDpoLoss::FlexDpoLoss(PluginOptions& options) {
+  options_.beta_chosen =
+      get_finite_double(options, "beta_chosen", 0.1, /*min=*/0.0, /*min_exclusive=*/true);
+  options_.beta_rejected =
+      get_finite_double(options, "beta_rejected", 0.1, /*min=*/0.0, /*min_exclusive=*/true);
+}
+
+LossRequirements FlexDpoLoss::requirements() const {
+  LossRequirements r;
+  r.pairwise = true;
+  r.reference_logps = true;
+  r.policy_logps = true;
+  r.token_logps = false;
+  r.scalar_head = false;
+  return r;
+}
+
+LossOutput FlexDpoLoss::pairwise(const PairwiseBatch& batch) {
+  const int64_t n = check_batch_tensor(batch.chosen_logps, "chosen_logps", -1, "flex_dpo");
+  check_batch_tensor(batch.rejected_logps, "rejected_logps", n, "flex_dpo");
+  check_batch_tensor(batch.ref_chosen_logps, "ref_chosen_logps", n, "flex_dpo");
+  check_batch_tensor(batch.ref_rejected_logps, "ref_rejected_logps", n, "flex_dpo");
+  const at::Tensor reward_w = options_.beta_chosen * (batch.chosen_logps - batch.ref_chosen_logps);
+  const at::Tensor reward_l =
+      options_.beta_rejected * (batch.rejected_logps - batch.ref_rejected_logps);
+  LossOutput out;
+  out.loss = (-at::log_sigmoid(reward_w - reward_l)).mean();
+  out.metrics = reward_metrics(reward_w, reward_l);
+  return out;
+}
+
+}  // namespace prefengine::plugins::losses
