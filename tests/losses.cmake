@@ -6,3 +6,10 @@ foreach(loss dpo flex_dpo dpo_sft ipo slic rm)
       LIBRARIES prefengine_loss_${loss}_core)
   endif()
 endforeach()
+
+# The SDK: cmake --install into a temporary prefix, build examples/loss_plugin against it, check the
+# exported symbols and run its self-check. Needs prefengine_plugin_api built.
+add_test(NAME loss_sdk_install_example
+  COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/loss_sdk_test.sh ${CMAKE_COMMAND} ${PROJECT_BINARY_DIR}
+          ${PROJECT_SOURCE_DIR})
+set_tests_properties(loss_sdk_install_example PROPERTIES TIMEOUT 900)
