@@ -1,8 +1,8 @@
 // dpo_sft: value, gradients (closed form and finite differences), extreme margins, options.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "dpo_sft_loss.h"
 #include "loss_test_util.h"
@@ -144,12 +144,19 @@ TEST(LossDpoSftTest, ExtremeMarginsStayFinite) {
 
 TEST(LossDpoSftTest, OptionErrorsNameTheKey) {
   for (const char* bad : {"0", "-1", "abc", "inf"}) {
-    expect_option_error([&] { PluginOptions o = make_options({{"beta", bad}}); DpoSftLoss l(o); },
-                        "beta");
+    expect_option_error(
+        [&] {
+          PluginOptions o = make_options({{"beta", bad}});
+          DpoSftLoss l(o);
+        },
+        "beta");
   }
   for (const char* bad : {"-0.5", "abc", "inf"}) {
     expect_option_error(
-        [&] { PluginOptions o = make_options({{"sft_weight", bad}}); DpoSftLoss l(o); },
+        [&] {
+          PluginOptions o = make_options({{"sft_weight", bad}});
+          DpoSftLoss l(o);
+        },
         "sft_weight");
   }
 }

@@ -1,8 +1,8 @@
 // dpo: value, gradients (closed form and finite differences), extreme margins, options.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "dpo_loss.h"
 #include "loss_test_util.h"
@@ -169,17 +169,27 @@ TEST(LossDpoTest, ExtremeMarginsStayFinite) {
 
 TEST(LossDpoTest, OptionErrorsNameTheKey) {
   for (const char* bad : {"0", "-0.1", "abc", "inf", "nan"}) {
-    expect_option_error([&] { PluginOptions o = make_options({{"beta", bad}}); DpoLoss l(o); },
-                        "beta");
+    expect_option_error(
+        [&] {
+          PluginOptions o = make_options({{"beta", bad}});
+          DpoLoss l(o);
+        },
+        "beta");
   }
   for (const char* bad : {"-0.01", "0.51", "1", "x"}) {
     expect_option_error(
-        [&] { PluginOptions o = make_options({{"label_smoothing", bad}}); DpoLoss l(o); },
+        [&] {
+          PluginOptions o = make_options({{"label_smoothing", bad}});
+          DpoLoss l(o);
+        },
         "label_smoothing");
   }
   for (const char* bad : {"maybe", "2", ""}) {
     expect_option_error(
-        [&] { PluginOptions o = make_options({{"reference_free", bad}}); DpoLoss l(o); },
+        [&] {
+          PluginOptions o = make_options({{"reference_free", bad}});
+          DpoLoss l(o);
+        },
         "reference_free");
   }
 }

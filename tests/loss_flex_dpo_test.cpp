@@ -1,8 +1,8 @@
 // flex_dpo: value, gradients (closed form and finite differences), extreme margins, options.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "flex_dpo_loss.h"
 #include "loss_test_util.h"
@@ -148,8 +148,12 @@ TEST(LossFlexDpoTest, ExtremeMarginsStayFinite) {
 TEST(LossFlexDpoTest, OptionErrorsNameTheKey) {
   for (const char* key : {"beta_chosen", "beta_rejected"}) {
     for (const char* bad : {"0", "-1", "abc", "inf"}) {
-      expect_option_error([&] { PluginOptions o = make_options({{key, bad}}); FlexDpoLoss l(o); },
-                          key);
+      expect_option_error(
+          [&] {
+            PluginOptions o = make_options({{key, bad}});
+            FlexDpoLoss l(o);
+          },
+          key);
     }
   }
 }

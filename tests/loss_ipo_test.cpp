@@ -1,8 +1,8 @@
 // ipo: value, gradients (closed form and finite differences), extreme margins, options.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "ipo_loss.h"
 #include "loss_test_util.h"
@@ -133,8 +133,12 @@ TEST(LossIpoTest, ExtremeMarginsStayFinite) {
 
 TEST(LossIpoTest, OptionErrorsNameTheKey) {
   for (const char* bad : {"0", "-0.1", "abc", "inf"}) {
-    expect_option_error([&] { PluginOptions o = make_options({{"tau", bad}}); IpoLoss l(o); },
-                        "tau");
+    expect_option_error(
+        [&] {
+          PluginOptions o = make_options({{"tau", bad}});
+          IpoLoss l(o);
+        },
+        "tau");
   }
 }
 

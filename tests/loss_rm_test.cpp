@@ -1,9 +1,9 @@
 // rm: value, gradients w.r.t. the rewards (closed form and finite differences), extreme margins,
 // metrics and options.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "loss_test_util.h"
 #include "rm_loss.h"
@@ -137,7 +137,12 @@ TEST(LossRmTest, ExtremeMarginsStayFinite) {
 TEST(LossRmTest, OptionErrorsNameTheKey) {
   for (const char* key : {"margin", "center_rewards_coefficient"}) {
     for (const char* bad : {"-0.1", "abc", "inf"}) {
-      expect_option_error([&] { PluginOptions o = make_options({{key, bad}}); RmLoss l(o); }, key);
+      expect_option_error(
+          [&] {
+            PluginOptions o = make_options({{key, bad}});
+            RmLoss l(o);
+          },
+          key);
     }
   }
 }

@@ -1,8 +1,8 @@
 // slic: value, gradients (closed form and finite differences), extreme margins, options.
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "loss_test_util.h"
 #include "slic_loss.h"
@@ -119,8 +119,12 @@ TEST(LossSlicTest, ExtremeMarginsStayFinite) {
 TEST(LossSlicTest, OptionErrorsNameTheKey) {
   for (const char* key : {"delta", "lambda"}) {
     for (const char* bad : {"-0.1", "abc", "inf"}) {
-      expect_option_error([&] { PluginOptions o = make_options({{key, bad}}); SlicLoss l(o); },
-                          key);
+      expect_option_error(
+          [&] {
+            PluginOptions o = make_options({{key, bad}});
+            SlicLoss l(o);
+          },
+          key);
     }
   }
 }

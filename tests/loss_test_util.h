@@ -2,15 +2,15 @@
 // Shared helpers of the loss plugin tests: hand-made batches, autograd and finite-difference
 // gradients of a plugin's loss, and plain-double references (written here, not taken from the
 // code under test).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <ATen/ATen.h>
-#include <gtest/gtest.h>
 
 #include "prefengine/loss.h"
 #include "prefengine/plugin_options.h"
@@ -127,7 +127,8 @@ inline void expect_close(const std::vector<double>& actual, const std::vector<do
   }
 }
 
-inline void expect_close(double actual, double expected, double tolerance, const std::string& what) {
+inline void expect_close(double actual, double expected, double tolerance,
+                         const std::string& what) {
   EXPECT_NEAR(actual, expected, tolerance * std::max(1.0, std::fabs(expected))) << what;
 }
 

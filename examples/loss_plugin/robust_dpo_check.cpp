@@ -23,8 +23,12 @@ void check_close(double got, double want, double tol, const char* what) {
   check(std::fabs(got - want) <= tol * std::max(1.0, std::fabs(want)), what, got, want);
 }
 
-double log_sigmoid(double x) { return x < 0 ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x)); }
-double sigmoid(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
+double log_sigmoid(double x) {
+  return x < 0 ? x - std::log1p(std::exp(x)) : -std::log1p(std::exp(-x));
+}
+double sigmoid(double x) {
+  return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x));
+}
 
 at::Tensor vec(const std::vector<double>& v) {
   return at::tensor(at::ArrayRef<double>(v), at::TensorOptions().dtype(at::kDouble));
@@ -70,8 +74,9 @@ int main() {
     minus.chosen_logps = batch.chosen_logps.detach().clone();
     plus.chosen_logps[i].add_(h);
     minus.chosen_logps[i].sub_(h);
-    const double fd = (loss.pairwise(plus).loss.item<double>() -
-                       loss.pairwise(minus).loss.item<double>()) / (2 * h);
+    const double fd =
+        (loss.pairwise(plus).loss.item<double>() - loss.pairwise(minus).loss.item<double>()) /
+        (2 * h);
     check_close(grad[i].item<double>(), fd, 1e-7, "dL/dlogp_w vs finite differences");
   }
 
@@ -83,7 +88,8 @@ int main() {
   extreme.ref_rejected_logps = at::zeros({2});
   const at::Tensor extreme_loss = loss.pairwise(extreme).loss;
   extreme_loss.backward();
-  check(std::isfinite(extreme_loss.item<double>()), "extreme loss finite", extreme_loss.item<double>(), 0);
+  check(std::isfinite(extreme_loss.item<double>()), "extreme loss finite",
+        extreme_loss.item<double>(), 0);
   check(at::isfinite(extreme.chosen_logps.grad()).all().item<bool>(), "extreme grad finite", 0, 0);
 
   // A bad option names its key.
@@ -93,9 +99,11 @@ int main() {
     example::RobustDpoLoss rejected(bad);
     check(false, "label_noise 0.5 rejected", 0, 0);
   } catch (const std::invalid_argument& e) {
-    check(std::string(e.what()).find("label_noise") != std::string::npos, "message names the key", 0, 0);
+    check(std::string(e.what()).find("label_noise") != std::string::npos, "message names the key",
+          0, 0);
   }
 
-  std::printf("%s (%d failures)\n", failures == 0 ? "robust_dpo: all checks passed" : "robust_dpo: FAILED", failures);
+  std::printf("%s (%d failures)\n",
+              failures == 0 ? "robust_dpo: all checks passed" : "robust_dpo: FAILED", failures);
   return failures == 0 ? 0 : 1;
 }

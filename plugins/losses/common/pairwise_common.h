@@ -1,14 +1,14 @@
 #pragma once
 // Helpers shared by the pairwise loss plugins (header-only; each plugin library compiles its own
 // copy, so no extra shared library is involved).
+#include <ATen/ATen.h>
+
 #include <cmath>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <ATen/ATen.h>
 
 #include "prefengine/loss.h"
 #include "prefengine/plugin_options.h"
@@ -20,8 +20,9 @@ namespace prefengine::plugins::losses {
 inline int64_t check_batch_tensor(const at::Tensor& tensor, const char* name, int64_t batch,
                                   const char* loss) {
   if (!tensor.defined()) {
-    throw std::invalid_argument(std::string(loss) + " loss: PairwiseBatch." + name +
-                                " is not set (the engine did not compute what requirements() asks)");
+    throw std::invalid_argument(
+        std::string(loss) + " loss: PairwiseBatch." + name +
+        " is not set (the engine did not compute what requirements() asks)");
   }
   if (tensor.dim() != 1 || (batch >= 0 && tensor.size(0) != batch)) {
     throw std::invalid_argument(std::string(loss) + " loss: PairwiseBatch." + name +

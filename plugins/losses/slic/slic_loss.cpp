@@ -31,7 +31,8 @@ LossOutput SlicLoss::pairwise(const PairwiseBatch& batch) {
   out.loss = (hinge - options_.lambda * logp_w).mean();
   // Without a reference the implicit reward is the policy log-prob itself.
   out.metrics = reward_metrics(logp_w, logp_l);
-  out.metrics.emplace_back("slic/hinge_active", hinge.detach().gt(0).to(logp_w.scalar_type()).mean());
+  out.metrics.emplace_back("slic/hinge_active",
+                           hinge.detach().gt(0).to(logp_w.scalar_type()).mean());
   return out;
 }
 
