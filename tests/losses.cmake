@@ -13,3 +13,17 @@ add_test(NAME loss_sdk_install_example
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/loss_sdk_test.sh ${CMAKE_COMMAND} ${PROJECT_BINARY_DIR}
           ${PROJECT_SOURCE_DIR})
 set_tests_properties(loss_sdk_install_example PROPERTIES TIMEOUT 900)
+
+# The built plugin modules, loaded with dlopen as the engine does.
+set(loss_plugin_targets "")
+foreach(loss dpo flex_dpo dpo_sft ipo slic rm)
+  if(TARGET prefengine_plugin_${loss})
+    list(APPEND loss_plugin_targets prefengine_plugin_${loss})
+  endif()
+endforeach()
+if(loss_plugin_targets)
+  prefengine_add_test(NAME loss_plugins_load_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/loss_plugins_load_test.cpp
+    LIBRARIES prefengine::plugin_api ${CMAKE_DL_LIBS})
+  add_dependencies(loss_plugins_load_test ${loss_plugin_targets})
+endif()
