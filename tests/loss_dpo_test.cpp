@@ -117,6 +117,31 @@ TEST(LossDpoTest, HandComputedValue) {
   EXPECT_NEAR(autograd_grad(loss, b, &PairwiseBatch::chosen_logps)[0], -0.13447071068499755, 1e-15);
 }
 
+TEST(LossDpoTest, GradientRatioIsProbabilityRatio) {
+  // Corollary 1 of the 3D-properties paper: |dL/dpi_l| / |dL/dpi_w| = pi_w/pi_l, checked with
+  // autograd through logp = log(pi), down to pi_l = 1e-30.
+  // (With label smoothing the ratio holds too, but the signs flip once eps*sigma(z) wins.)
+  PluginOptions options = make_options({{"beta", "0.1"}});
+  DpoLoss loss(options);
+  const std::vector<double> pi_w{0.4, 0.05, 0.3}, pi_l{0.2, 1e-6, 1e-30};
+  at::Tensor p_w = vec(pi_w).requires_grad_(true);
+  at::Tensor p_l = vec(pi_l).requires_grad_(true);
+  PairwiseBatch b;
+  b.chosen_logps = at::log(p_w);
+  b.rejected_logps = at::log(p_l);
+  b.ref_chosen_logps = vec({std::log(0.3), std::log(0.1), std::log(0.3)});
+  b.ref_rejected_logps = vec({std::log(0.3), std::log(0.1), std::log(0.3)});
+  loss.pairwise(b).loss.backward();
+  const auto g_w = to_vec(p_w.grad());
+  const auto g_l = to_vec(p_l.grad());
+  for (size_t i = 0; i < pi_w.size(); ++i) {
+    EXPECT_LT(g_w[i], 0.0) << i;
+    EXPECT_GT(g_l[i], 0.0) << i;
+    expect_close(std::log10(std::fabs(g_l[i]) / std::fabs(g_w[i])),
+                 std::log10(pi_w[i] / pi_l[i]), 1e-12, "log10 gradient ratio");
+  }
+}
+
 TEST(LossDpoTest, Requirements) {
   PluginOptions with_ref = make_options({});
   const LossRequirements r = DpoLoss(with_ref).requirements();

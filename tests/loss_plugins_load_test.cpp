@@ -3,13 +3,12 @@
 // library boundary, asks for what the table below says, computes a finite loss on exactly those
 // tensors, and reports a bad option as std::invalid_argument.
 #include <dlfcn.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <memory>
 #include <ostream>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "loss_test_util.h"
 #include "prefengine/loss.h"
