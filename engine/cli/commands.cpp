@@ -1,0 +1,169 @@
+#include "engine/cli/commands.h"
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <spdlog/spdlog.h>
+
+#include "engine/config/experiment_config.h"
+#include "engine/metrics/logging.h"
+#include "engine/plugins/plugin_loader.h"
+#include "engine/train/experiment_runner.h"
+#include "engine/train/run_directory.h"
+
+namespace prefengine::cli {
+namespace {
+
+namespace po = boost::program_options;
+
+const char* kUsage =
+    "usage: prefengine [--version] [--help] <command> [<args>]\n"
+    "\n"
+    "commands:\n"
+    "  run EXP.yaml        run an experiment's stages and write a run directory\n"
+    "  validate EXP.yaml   check an experiment file, its plugins and data without training\n"
+    "  plugins             list the plugins found (name, kind, ABI version, file)\n"
+    "\n"
+    "'prefengine <command> --help' describes a command's options.\n";
+
+struct Parsed {
+  po::variables_map vars;
+  bool help = false;
+};
+
+Parsed parse(const std::string& command, const po::options_description& visible,
+             const po::positional_options_description& positional,
+             const std::vector<std::string>& args, const char* synopsis) {
+  po::options_description all("options");
+  all.add(visible);
+  all.add_options()("help,h", "show this help");
+  all.add_options()("log-level", po::value<std::string>()->default_value("info"),
+                    "trace, debug, info, warn, error or off");
+  Parsed parsed;
+  po::store(po::command_line_parser(args).options(all).positional(positional).run(), parsed.vars);
+  if (parsed.vars.count("help")) {
+    std::cout << "usage: prefengine " << command << " " << synopsis << "\n\n" << all << "\n";
+    parsed.help = true;
+    return parsed;
+  }
+  po::notify(parsed.vars);
+  setup_logging(parsed.vars["log-level"].as<std::string>());
+  return parsed;
+}
+
+void add_experiment_options(po::options_description& options) {
+  options.add_options()("experiment", po::value<std::string>()->required(), "the experiment YAML file")(
+      "set", po::value<std::vector<std::string>>()->composing(),
+      "override a config value: --set key.path=value (stages by index or name: "
+      "stages.dpo.loss.beta=0.2); repeatable");
+}
+
+int run_command(const std::vector<std::string>& args) {
+  po::options_description options("run");
+  add_experiment_options(options);
+  options.add_options()("output,o", po::value<std::string>(),
+                        "the run directory (default: a fresh runs/<name>-<time>)")(
+      "overwrite", po::bool_switch(), "replace an existing --output directory");
+  po::positional_options_description positional;
+  positional.add("experiment", 1);
+  Parsed p = parse("run", options, positional, args, "EXP.yaml [--set key=value ...] [--output DIR]");
+  if (p.help) return 0;
+  const auto overrides = p.vars.count("set") ? p.vars["set"].as<std::vector<std::string>>()
+                                             : std::vector<std::string>{};
+  ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
+  validate_experiment(config);
+  RunDirectoryOptions dir_options;
+  if (p.vars.count("output")) dir_options.output = p.vars["output"].as<std::string>();
+  dir_options.overwrite = p.vars["overwrite"].as<bool>();
+  const std::string directory = prepare_run_directory(config.name, dir_options);
+  ExperimentRunner runner(std::move(config), directory);
+  runner.run();
+  std::cout << directory << "\n";
+  return 0;
+}
+
+int validate_command(const std::vector<std::string>& args) {
+  po::options_description options("validate");
+  add_experiment_options(options);
+  po::positional_options_description positional;
+  positional.add("experiment", 1);
+  Parsed p = parse("validate", options, positional, args, "EXP.yaml [--set key=value ...]");
+  if (p.help) return 0;
+  const auto overrides = p.vars.count("set") ? p.vars["set"].as<std::vector<std::string>>()
+                                             : std::vector<std::string>{};
+  const std::string path = p.vars["experiment"].as<std::string>();
+  ExperimentConfig config = load_experiment(path, overrides);
+  validate_experiment(config);
+  std::cout << path << ": ok (" << config.stages.size() << " stages)\n";
+  return 0;
+}
+
+int plugins_command(const std::vector<std::string>& args) {
+  po::options_description options("plugins");
+  options.add_options()("plugin-path", po::value<std::vector<std::string>>()->composing(),
+                        "an extra directory to search; repeatable");
+  po::positional_options_description positional;
+  Parsed p = parse("plugins", options, positional, args, "[--plugin-path DIR ...]");
+  if (p.help) return 0;
+  std::vector<std::string> dirs;
+  if (p.vars.count("plugin-path")) dirs = p.vars["plugin-path"].as<std::vector<std::string>>();
+  PluginLoader loader(dirs);
+  std::vector<std::string> problems;
+  const auto files = loader.scan(&problems);
+  std::printf("%-14s %-7s %-4s %s\n", "NAME", "KIND", "ABI", "FILE");
+  for (const auto& f : files) {
+    std::printf("%-14s %-7s %-4d %s\n", f.name.c_str(), plugin_kind_name(f.kind), f.abi_version, f.path.c_str());
+  }
+  for (const auto& problem : problems) std::printf("skipped: %s\n", problem.c_str());
+  if (files.empty()) {
+    std::string searched;
+    for (const auto& d : loader.search_path()) searched += " " + d;
+    std::printf("no plugins found; searched:%s\n", searched.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main_entry(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string command = args.front();
+  if (command == "--help" || command == "-h" || command == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (command == "--version") {
+    std::cout << "prefengine " << PREFENGINE_VERSION << " (plugin ABI " << kPluginAbiVersion << ")\n";
+    return 0;
+  }
+  args.erase(args.begin());
+  const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
+      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}};
+  auto it = commands.find(command);
+  try {
+    if (it == commands.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, fn] : commands) names.push_back(name);
+      throw std::invalid_argument("unknown command '" + command + "' (did you mean '" +
+                                  nearest_name(command, names) + "'? see prefengine --help)");
+    }
+    return it->second(args);
+  } catch (const po::error& e) {
+    std::cerr << "error: " << command << ": " << e.what() << " (see prefengine " << command << " --help)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace prefengine::cli

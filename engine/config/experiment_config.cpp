@@ -1,0 +1,165 @@
+#include "engine/config/experiment_config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include <yaml-cpp/yaml.h>
+
+#include "engine/config/yaml_options.h"
+
+namespace prefengine {
+namespace {
+
+OptimizerOptions read_optimizer(PluginOptions& o) {
+  OptimizerOptions opt;
+  opt.name = o.get_choice("optimizer.name", opt.name, {"adam", "adamw", "sgd"});
+  opt.lr = o.get_double("optimizer.lr", opt.lr, 0, 10, /*min_exclusive=*/true);
+  opt.weight_decay = o.get_double("optimizer.weight_decay", opt.weight_decay, 0, 1);
+  opt.beta1 = o.get_double("optimizer.beta1", opt.beta1, 0, 1);
+  opt.beta2 = o.get_double("optimizer.beta2", opt.beta2, 0, 1);
+  opt.eps = o.get_double("optimizer.eps", opt.eps, 0, 1, /*min_exclusive=*/true);
+  opt.momentum = o.get_double("optimizer.momentum", opt.momentum, 0, 1);
+  opt.grad_clip = o.get_double("optimizer.grad_clip", opt.grad_clip, 0);
+  opt.warmup_steps = o.get_int("optimizer.warmup_steps", opt.warmup_steps, 0);
+  opt.schedule = o.get_choice("optimizer.schedule", opt.schedule, {"constant", "linear", "cosine"});
+  return opt;
+}
+
+StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t index) {
+  const std::string path = "stages[" + std::to_string(index) + "]";
+  if (!node.IsMap()) {
+    throw std::invalid_argument(node_location(node, file) + ": " + path +
+                                ": expected a map with name, kind, data, optimizer, ...");
+  }
+  PluginOptions o = options_from_yaml(node, file, path);
+  StageOptions stage;
+  stage.location = node_location(node, file);
+  stage.name = o.require_string("name");
+  const std::string kind = o.get_choice("kind", "", {"sft", "pairwise"});
+  stage.kind = kind == "sft" ? StageKind::kSft : StageKind::kPairwise;
+  stage.data.path = o.require_string("data.path");
+  stage.data.shuffle = o.get_bool("data.shuffle", stage.data.shuffle);
+  stage.data.max_records = o.get_int("data.max_records", 0, 0);
+  stage.optimizer = read_optimizer(o);
+  stage.steps = o.get_int("steps", 0, 0);
+  stage.epochs = o.get_int("epochs", 0, 0);
+  if (stage.steps == 0 && stage.epochs == 0) {
+    o.fail("steps", "steps > 0 or epochs > 0", "neither");
+  }
+  if (stage.steps > 0 && stage.epochs > 0) {
+    o.fail("epochs", "either steps or epochs, not both", "both");
+  }
+  stage.batch_size = o.get_int("batch_size", stage.batch_size, 1, 1 << 20);
+  stage.grad_accum = o.get_int("grad_accum", stage.grad_accum, 1, 1 << 20);
+  stage.log_every = o.get_int("log_every", stage.log_every, 1);
+  stage.checkpoint_every = o.get_int("checkpoint_every", 0, 0);
+  if (stage.kind == StageKind::kPairwise) {
+    stage.reference = o.get_choice("reference", stage.reference, {"frozen_copy", "none"});
+    stage.loss_plugin = o.require_string("loss.plugin");
+    stage.loss = sub_options(o, "loss");
+    (void)stage.loss.get_string("plugin", "");  // consumed here, not by the plugin
+    mark_read(o, "loss");
+  }
+  o.reject_unread();
+  return stage;
+}
+
+ExperimentConfig parse_node(YAML::Node root, const std::string& file,
+                            const std::vector<std::string>& overrides) {
+  if (!root || !root.IsMap()) {
+    throw std::invalid_argument(file + ": expected a YAML map with name, model and stages");
+  }
+  for (const auto& assignment : overrides) apply_override(root, assignment);
+
+  ExperimentConfig config;
+  config.source = file;
+  PluginOptions o = options_from_yaml(root, file, "");
+  config.name = o.get_string("name", config.name);
+  if (config.name.empty() || config.name.find('/') != std::string::npos) {
+    o.fail("name", "a non-empty name without '/'", "'" + config.name + "'");
+  }
+  config.seed = o.get_int("seed", 0, 0);
+  config.threads = o.get_int("threads", 0, 0, 1024);
+  config.plugin_paths = o.get_string_list("plugin_paths", {});
+  config.model_plugin = o.require_string("model.plugin");
+  config.model = sub_options(o, "model");
+  (void)config.model.get_string("plugin", "");
+  mark_read(o, "model");
+
+  if (!root["stages"]) {
+    o.fail("stages", "a list of stages", "nothing (the key is required)");
+  }
+  const YAML::Node stages = root["stages"];
+  (void)o.get_string_list("stages", {});
+  if (!stages.IsSequence() || stages.size() == 0) {
+    throw std::invalid_argument(node_location(stages, file) +
+                                ": stages: expected a non-empty list of stages");
+  }
+  o.reject_unread();
+  std::set<std::string> names;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    StageOptions stage = read_stage(stages[i], file, i);
+    if (!names.insert(stage.name).second) {
+      throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) +
+                                  "].name: expected a unique stage name, got '" + stage.name +
+                                  "' twice");
+    }
+    config.stages.push_back(std::move(stage));
+  }
+  YAML::Emitter emitter;
+  emitter << root;
+  config.resolved_yaml = std::string(emitter.c_str()) + "\n";
+  config.validate();
+  return config;
+}
+
+}  // namespace
+
+const char* stage_kind_name(StageKind kind) { return kind == StageKind::kSft ? "sft" : "pairwise"; }
+
+void OptimizerOptions::validate() const {
+  if (lr <= 0) throw std::invalid_argument("optimizer.lr: expected > 0, got " + std::to_string(lr));
+  if (beta1 < 0 || beta1 >= 1) throw std::invalid_argument("optimizer.beta1: expected in [0, 1)");
+  if (beta2 < 0 || beta2 >= 1) throw std::invalid_argument("optimizer.beta2: expected in [0, 1)");
+}
+
+void DataOptions::validate() const {
+  if (path.empty()) throw std::invalid_argument("data.path: expected a file path, got ''");
+}
+
+void StageOptions::validate() const {
+  try {
+    optimizer.validate();
+    data.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(location + ": stage '" + name + "': " + e.what());
+  }
+}
+
+void ExperimentConfig::validate() const {
+  for (const auto& stage : stages) stage.validate();
+}
+
+ExperimentConfig parse_experiment(const std::string& yaml_text, const std::string& source,
+                                  const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw std::invalid_argument(source + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                std::to_string(e.mark.column + 1) + ": invalid YAML: " + e.msg);
+  }
+  return parse_node(root, source, overrides);
+}
+
+ExperimentConfig load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(path + ": cannot open the experiment file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse_experiment(buffer.str(), path, overrides);
+}
+
+}  // namespace prefengine

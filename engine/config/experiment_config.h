@@ -1,0 +1,87 @@
+#pragma once
+// The experiment file: typed option structs, parsed from YAML with every value's location kept.
+//
+//   name: toy-dpo
+//   seed: 0
+//   model: {plugin: toy_mlp, prompts: 4, responses: 10}
+//   stages:
+//     - {name: sft, kind: sft, data: {path: ...}, optimizer: {name: adam, lr: 1.0e-2}, steps: 1500}
+//     - {name: dpo, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, data: {path: ...}, steps: 2000}
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "prefengine/plugin_options.h"
+
+namespace prefengine {
+
+struct OptimizerOptions {
+  std::string name = "adam";  // adam, adamw or sgd
+  double lr = 1e-3;           // learning rate
+  double weight_decay = 0;    // L2 (adam, sgd) or decoupled (adamw) decay; 0 = none
+  double beta1 = 0.9;         // Adam first-moment decay
+  double beta2 = 0.999;       // Adam second-moment decay
+  double eps = 1e-8;          // Adam denominator epsilon
+  double momentum = 0;        // SGD momentum; 0 = plain SGD
+  double grad_clip = 0;       // clip the global gradient norm to this; 0 = no clipping
+  int64_t warmup_steps = 0;   // linear learning-rate warm-up steps; 0 = none
+  std::string schedule = "constant";  // constant, linear (decay to 0) or cosine, after warm-up
+
+  void validate() const;
+};
+
+struct DataOptions {
+  std::string path;         // JSONL file, relative to the working directory
+  bool shuffle = true;      // reshuffle every epoch (seeded)
+  int64_t max_records = 0;  // keep the first N records; 0 = all
+
+  void validate() const;
+};
+
+enum class StageKind { kSft, kPairwise };
+
+struct StageOptions {
+  std::string name;               // unique within the experiment; names the checkpoint folder
+  StageKind kind = StageKind::kSft;
+  DataOptions data;               // the training records
+  OptimizerOptions optimizer;     // a fresh optimizer per stage
+  int64_t steps = 0;              // optimizer steps; 0 = derive from epochs
+  int64_t epochs = 0;             // passes over the data; 0 = use steps
+  int64_t batch_size = 8;         // records per micro-batch
+  int64_t grad_accum = 1;         // micro-batches per optimizer step
+  int64_t log_every = 10;         // steps between metrics rows (the first and last step always)
+  int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only at the end of the stage
+  std::string reference = "frozen_copy";  // pairwise: frozen_copy (of the policy at stage start) or none
+  std::string loss_plugin;        // pairwise: the loss plugin's name
+  PluginOptions loss;             // pairwise: the loss plugin's options (without `plugin`)
+  std::string location;           // file:line:column of the stage
+
+  void validate() const;
+};
+
+struct ExperimentConfig {
+  std::string name = "experiment";        // names the run directory
+  int64_t seed = 0;                       // the same seed gives the same numbers
+  int64_t threads = 0;                    // intra-op threads; 0 = all cores
+  std::vector<std::string> plugin_paths;  // extra plugin directories
+  std::string model_plugin;               // the model plugin's name
+  PluginOptions model;                    // the model plugin's options (without `plugin`)
+  std::vector<StageOptions> stages;       // run in order on one model
+  std::string source;                     // the file it was read from
+  std::string resolved_yaml;              // the config after overrides, as YAML
+
+  void validate() const;
+};
+
+// Reads, overrides and validates an experiment file. Throws std::invalid_argument with
+// "file:line:column: key: expected ..., got ..." for any problem.
+ExperimentConfig load_experiment(const std::string& path,
+                                 const std::vector<std::string>& overrides = {});
+
+// The same from YAML text (tests); `source` names it in messages.
+ExperimentConfig parse_experiment(const std::string& yaml_text, const std::string& source,
+                                  const std::vector<std::string>& overrides = {});
+
+const char* stage_kind_name(StageKind kind);
+
+}  // namespace prefengine

@@ -1,0 +1,34 @@
+#include "engine/metrics/logging.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "prefengine/plugin_options.h"
+
+namespace prefengine {
+
+void setup_logging(const std::string& level) {
+  const std::vector<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (std::find(levels.begin(), levels.end(), level) == levels.end()) {
+    throw std::invalid_argument("--log-level: expected one of trace, debug, info, warn, error, off, got '" +
+                                level + "' (did you mean '" + nearest_name(level, levels) + "'?)");
+  }
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  console->set_pattern("%H:%M:%S %^%-5l%$ %v");
+  auto logger = std::make_shared<spdlog::logger>("prefengine", console);
+  logger->set_level(spdlog::level::from_str(level));
+  spdlog::set_default_logger(logger);
+}
+
+void add_log_file(const std::string& path) {
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+  file->set_pattern("%Y-%m-%d %H:%M:%S.%e %-5l %v");
+  spdlog::default_logger()->sinks().push_back(file);
+  spdlog::default_logger()->flush_on(spdlog::level::info);
+}
+
+}  // namespace prefengine

@@ -1,0 +1,110 @@
+#include "engine/metrics/metrics_logger.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace prefengine {
+namespace {
+
+std::string csv_number(double v) {
+  if (!std::isfinite(v)) return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");
+  std::ostringstream out;
+  out << std::setprecision(9) << v;
+  return out.str();
+}
+
+}  // namespace
+
+void MetricsRow::set(const std::string& name, double value) {
+  for (auto& [k, v] : values) {
+    if (k == name) {
+      v = value;
+      return;
+    }
+  }
+  values.emplace_back(name, value);
+}
+
+const double* MetricsRow::find(const std::string& name) const {
+  for (const auto& [k, v] : values) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+MetricsLogger::MetricsLogger(const std::string& directory, bool append)
+    : jsonl_path_(directory + "/metrics.jsonl"), csv_path_(directory + "/metrics.csv") {
+  if (append) {
+    std::ifstream in(jsonl_path_);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto json = nlohmann::json::parse(line);
+      MetricsRow row;
+      for (auto it = json.begin(); it != json.end(); ++it) {
+        if (it.key() == "stage") row.stage = it.value().get<std::string>();
+        else if (it.key() == "step") row.step = it.value().get<int64_t>();
+        else if (it.key() == "global_step") row.global_step = it.value().get<int64_t>();
+        else row.values.emplace_back(it.key(), it.value().is_number() ? it.value().get<double>() : NAN);
+      }
+      for (const auto& [k, v] : row.values) {
+        if (std::find(columns_.begin(), columns_.end(), k) == columns_.end()) columns_.push_back(k);
+      }
+      rows_.push_back(std::move(row));
+    }
+  } else {
+    std::ofstream truncate(jsonl_path_, std::ios::trunc);
+    if (!truncate) throw std::runtime_error(jsonl_path_ + ": cannot create the metrics file");
+  }
+}
+
+void MetricsLogger::log(const MetricsRow& row) {
+  nlohmann::ordered_json json;
+  json["stage"] = row.stage;
+  json["step"] = row.step;
+  json["global_step"] = row.global_step;
+  for (const auto& [k, v] : row.values) {
+    if (std::isfinite(v)) json[k] = v;
+    else json[k] = nullptr;  // JSON has no NaN/Inf; metrics.csv keeps the text
+    if (std::find(columns_.begin(), columns_.end(), k) == columns_.end()) columns_.push_back(k);
+  }
+  {
+    std::ofstream out(jsonl_path_, std::ios::app);
+    out << json.dump() << "\n";
+    out.flush();
+    if (!out) throw std::runtime_error(jsonl_path_ + ": cannot write the metrics file");
+  }
+  rows_.push_back(row);
+  write_csv();
+}
+
+void MetricsLogger::write_csv() const {
+  const std::string tmp = csv_path_ + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "stage,step,global_step";
+    for (const auto& c : columns_) out << "," << c;
+    out << "\n";
+    for (const auto& row : rows_) {
+      out << row.stage << "," << row.step << "," << row.global_step;
+      for (const auto& c : columns_) {
+        out << ",";
+        if (const double* v = row.find(c)) out << csv_number(*v);
+      }
+      out << "\n";
+    }
+    if (!out) throw std::runtime_error(tmp + ": cannot write the metrics file");
+  }
+  if (std::rename(tmp.c_str(), csv_path_.c_str()) != 0) {
+    throw std::runtime_error(csv_path_ + ": cannot replace the metrics file");
+  }
+}
+
+}  // namespace prefengine

@@ -1,0 +1,491 @@
+#include "engine/train/experiment_runner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/data/token_records.h"
+#include "engine/metrics/diagnostics.h"
+#include "engine/metrics/logging.h"
+#include "engine/metrics/metrics_logger.h"
+#include "engine/plugins/plugin_loader.h"
+#include "engine/train/checkpoint.h"
+#include "engine/train/flat_optimizer.h"
+#include "engine/train/run_directory.h"
+#include "engine/train/sequence_batch.h"
+#include "prefengine/loss.h"
+#include "prefengine/model.h"
+
+namespace prefengine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Batches of indices over [0, n): a fresh seeded permutation per epoch, wrapping across epochs,
+// so every batch has exactly `batch_size` rows.
+class BatchSampler {
+ public:
+  BatchSampler(int64_t n, int64_t batch_size, bool shuffle, uint64_t seed)
+      : n_(n), batch_size_(batch_size), shuffle_(shuffle), rng_(seed) {
+    next_epoch();
+  }
+  at::Tensor next() {
+    std::vector<int64_t> batch;
+    batch.reserve(batch_size_);
+    while (static_cast<int64_t>(batch.size()) < batch_size_) {
+      if (cursor_ == n_) next_epoch();
+      batch.push_back(order_[cursor_++]);
+    }
+    return at::tensor(batch, at::kLong);
+  }
+
+ private:
+  void next_epoch() {
+    order_.resize(n_);
+    for (int64_t i = 0; i < n_; ++i) order_[i] = i;
+    if (shuffle_) std::shuffle(order_.begin(), order_.end(), rng_);
+    cursor_ = 0;
+  }
+  int64_t n_;
+  int64_t batch_size_;
+  bool shuffle_;
+  std::mt19937_64 rng_;
+  std::vector<int64_t> order_;
+  int64_t cursor_ = 0;
+};
+
+int64_t total_steps(const StageOptions& stage, int64_t records) {
+  if (stage.steps > 0) return stage.steps;
+  const int64_t per_step = stage.batch_size * stage.grad_accum;
+  return stage.epochs * ((records + per_step - 1) / per_step);
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                static_cast<long long>((s / 60) % 60), static_cast<long long>(s % 60));
+  return text;
+}
+
+// Console progress: at most one line a second (and the last step), so the log stays readable.
+class Progress {
+ public:
+  Progress(std::string stage, int64_t total) : stage_(std::move(stage)), total_(total), start_(Clock::now()) {}
+  void report(int64_t step, const MetricsRow& row, const std::vector<std::string>& keys) {
+    const auto now = Clock::now();
+    if (step != total_ && step != 1 && now - last_ < std::chrono::seconds(1)) return;
+    last_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double rate = step / std::max(elapsed, 1e-9);
+    std::ostringstream line;
+    line << "[" << stage_ << "] step " << step << "/" << total_;
+    for (const auto& k : keys) {
+      if (const double* v = row.find(k)) line << "  " << k << " " << *v;
+    }
+    line.precision(1);
+    line << std::fixed << "  " << rate << " steps/s  ETA " << format_duration((total_ - step) / rate);
+    spdlog::info("{}", line.str());
+  }
+
+ private:
+  std::string stage_;
+  int64_t total_;
+  Clock::time_point start_;
+  Clock::time_point last_{};
+};
+
+std::string at_location(const PluginOptions& options, const std::string& key) {
+  auto it = options.entries().find(key);
+  const std::string where = it != options.entries().end() && !it->second.location.empty()
+                                ? it->second.location
+                                : options.location();
+  const std::string path = options.path().empty() ? key : options.path() + "." + key;
+  return where.empty() ? path : where + ": " + path;
+}
+
+PluginOptions copy_options(const PluginOptions& options) {
+  PluginOptions copy(options.path(), options.location());
+  for (const auto& [key, entry] : options.entries()) copy.set(key, entry);
+  return copy;
+}
+
+std::shared_ptr<Model> create_model(const PluginLoader& loader, const ExperimentConfig& config) {
+  PluginOptions options = copy_options(config.model);
+  (void)options.get_string("plugin", "");
+  try {
+    return loader.create_model(config.model_plugin, options);
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    if (message.rfind("unknown model plugin", 0) == 0) {
+      throw std::invalid_argument(at_location(config.model, "plugin") + ": " + message);
+    }
+    throw;
+  }
+}
+
+std::shared_ptr<Loss> create_loss(const PluginLoader& loader, const StageOptions& stage) {
+  PluginOptions options = copy_options(stage.loss);
+  (void)options.get_string("plugin", "");
+  try {
+    return loader.create_loss(stage.loss_plugin, options);
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    if (message.rfind("unknown loss plugin", 0) == 0) {
+      throw std::invalid_argument(at_location(stage.loss, "plugin") + ": " + message);
+    }
+    throw;
+  }
+}
+
+std::string describe_sources(const std::vector<PairRecord>& records, const at::Tensor& index) {
+  std::string out;
+  const int64_t n = std::min<int64_t>(index.numel(), 3);
+  for (int64_t i = 0; i < n; ++i) {
+    out += (out.empty() ? "" : ", ") + records[index[i].item<int64_t>()].source;
+  }
+  if (index.numel() > n) out += ", ...";
+  return out;
+}
+
+void check_loss_plugin_fit(const StageOptions& stage, const LossRequirements& req, const Model& model) {
+  if (!req.pairwise) {
+    throw std::invalid_argument(stage.location + ": stage '" + stage.name + "': loss plugin '" +
+                                stage.loss_plugin + "' takes rollouts, not preference pairs");
+  }
+  if (req.reference_logps && stage.reference == "none") {
+    throw std::invalid_argument(stage.location + ": stage '" + stage.name + "': loss plugin '" +
+                                stage.loss_plugin + "' needs reference log-probs, but the stage says reference: none");
+  }
+  if (req.scalar_head && !model.supports_scalar_head()) {
+    throw std::invalid_argument(stage.location + ": stage '" + stage.name + "': loss plugin '" +
+                                stage.loss_plugin + "' needs a scalar head, which this model does not have");
+  }
+}
+
+void configure_threads(int64_t threads) {
+  const int64_t n = threads > 0 ? threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
+  at::set_num_threads(static_cast<int>(n));
+}
+
+}  // namespace
+
+ExperimentRunner::ExperimentRunner(ExperimentConfig config, std::string run_directory)
+    : config_(std::move(config)), directory_(std::move(run_directory)) {}
+
+ExperimentRunner::~ExperimentRunner() = default;
+
+void ExperimentRunner::prepare() {
+  if (prepared_) return;
+  configure_threads(config_.threads);
+  at::manual_seed(static_cast<uint64_t>(config_.seed));
+  loader_ = std::make_unique<PluginLoader>(config_.plugin_paths);
+  model_ = create_model(*loader_, config_);
+  for (const auto& stage : config_.stages) {
+    if (stage.kind == StageKind::kPairwise) {
+      auto loss = create_loss(*loader_, stage);
+      check_loss_plugin_fit(stage, loss->requirements(), *model_);
+      losses_.push_back(loss);
+    } else {
+      losses_.push_back(nullptr);
+    }
+  }
+  prepared_ = true;
+}
+
+RunSummary ExperimentRunner::run() {
+  {
+    std::ofstream out(directory_ + "/config.yaml");
+    out << "# resolved from " << config_.source << "\n" << config_.resolved_yaml;
+  }
+  add_log_file(directory_ + "/run.log");
+  nlohmann::json status = {{"name", config_.name}, {"config", config_.source}, {"status", "running"}};
+  write_run_status(directory_, status);
+  MetricsLogger metrics(directory_);
+  metrics_ = &metrics;
+  try {
+    prepare();
+    spdlog::info("run directory {}", directory_);
+    for (size_t i = 0; i < config_.stages.size(); ++i) {
+      if (config_.stages[i].kind == StageKind::kSft) run_sft(i);
+      else run_pairwise(i);
+    }
+  } catch (const std::exception& e) {
+    status["status"] = "failed";
+    status["error"] = e.what();
+    status["global_step"] = global_step_;
+    write_run_status(directory_, status);
+    metrics_ = nullptr;
+    throw;
+  }
+  status["status"] = "completed";
+  status["global_step"] = global_step_;
+  write_run_status(directory_, status);
+  metrics_ = nullptr;
+  spdlog::info("done: {} steps; metrics in {}/metrics.jsonl", global_step_, directory_);
+  return {directory_, global_step_};
+}
+
+void ExperimentRunner::run_sft(size_t index) {
+  const StageOptions& stage = config_.stages[index];
+  std::vector<SftRecord> records = read_sft_records(stage.data.path, stage.data.max_records);
+  check_token_range(records, model_->vocab_size());
+  const int64_t n = static_cast<int64_t>(records.size());
+  const int64_t vocab = model_->vocab_size();
+  // Rows: prompt + completion (completion records), prompt alone (distribution records).
+  std::vector<TokenSequence> rows;
+  at::Tensor targets = at::zeros({n, vocab}, at::kFloat);
+  std::vector<int64_t> is_distribution(n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    rows.push_back({&records[i].prompt, records[i].completion.empty() ? nullptr : &records[i].completion});
+    if (!records[i].distribution.empty()) {
+      is_distribution[i] = 1;
+      targets[i] = at::tensor(records[i].distribution, at::kDouble).to(at::kFloat);
+    }
+  }
+  const SequenceTensors packed = pack_sequences(rows);
+  const at::Tensor distribution_rows = at::tensor(is_distribution, at::kLong).to(at::kBool);
+
+  model_->train();
+  FlatParameters flat(*model_);
+  const int64_t steps = total_steps(stage, n);
+  FlatOptimizer optimizer(flat, stage.optimizer, steps);
+  BatchSampler sampler(n, stage.batch_size, stage.data.shuffle,
+                       static_cast<uint64_t>(config_.seed) * 1000003ULL + index);
+  Progress progress(stage.name, steps);
+  spdlog::info("stage '{}' (sft): {} records, {} steps", stage.name, n, steps);
+  for (int64_t step = 1; step <= steps; ++step) {
+    flat.zero_grad();
+    double loss_sum = 0;
+    for (int64_t micro = 0; micro < stage.grad_accum; ++micro) {
+      const at::Tensor batch_index = sampler.next();
+      const SequenceTensors batch = packed.select(batch_index).trimmed();
+      const at::Tensor dist = distribution_rows.index_select(0, batch_index);
+      ModelInput input;
+      input.input_ids = batch.input_ids;
+      input.attention_mask = batch.attention_mask;
+      const at::Tensor logits = model_->forward(input).logits.to(at::kFloat);
+      // Distribution rows: cross-entropy to the target distribution of the token after the prompt.
+      at::Tensor last = (batch.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
+      at::Tensor log_probs = logits.gather(1, last).squeeze(1).log_softmax(-1);
+      at::Tensor ce = -(targets.index_select(0, batch_index) * log_probs).sum(1);
+      // Completion rows: mean token negative log-likelihood of the completion.
+      at::Tensor token_logps = gather_token_logps(logits, batch.input_ids) * batch.response_mask;
+      at::Tensor nll = -token_logps.sum(1) / batch.lengths.clamp_min(1);
+      at::Tensor per_row = at::where(dist, ce, nll);
+      at::Tensor loss = per_row.mean();
+      const double value = loss.item<double>();
+      if (!std::isfinite(value)) {
+        throw std::runtime_error("stage '" + stage.name + "' step " + std::to_string(step) +
+                                 ": the SFT loss is not finite (" + std::to_string(value) + ")");
+      }
+      loss_sum += value;
+      (loss / static_cast<double>(stage.grad_accum)).backward();
+    }
+    const double grad_norm = optimizer.step();
+    ++global_step_;
+    const bool last = step == steps;
+    if (step == 1 || step % stage.log_every == 0 || last) {
+      MetricsRow row;
+      row.stage = stage.name;
+      row.step = step;
+      row.global_step = global_step_;
+      row.set("loss", loss_sum / stage.grad_accum);
+      row.set("grad_norm", grad_norm);
+      row.set("lr", optimizer.current_lr());
+      metrics_->log(row);
+      progress.report(step, row, {"loss"});
+    }
+    if ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || last) {
+      save_checkpoint(directory_ + "/checkpoints/" + stage.name, *model_, &optimizer,
+                      {{"stage", stage.name}, {"step", step}, {"global_step", global_step_}});
+    }
+  }
+}
+
+void ExperimentRunner::run_pairwise(size_t index) {
+  const StageOptions& stage = config_.stages[index];
+  Loss& loss = *losses_[index];
+  const LossRequirements req = loss.requirements();
+  std::vector<PairRecord> records = read_pair_records(stage.data.path, stage.data.max_records);
+  check_token_range(records, model_->vocab_size());
+  const int64_t n = static_cast<int64_t>(records.size());
+  if (req.scalar_head && !model_->has_scalar_head()) model_->add_scalar_head();
+
+  // Rows 0..n-1: prompt + chosen; rows n..2n-1: prompt + rejected; one packing, one width.
+  std::vector<TokenSequence> rows;
+  for (const auto& r : records) rows.push_back({&r.prompt, &r.chosen});
+  for (const auto& r : records) rows.push_back({&r.prompt, &r.rejected});
+  const SequenceTensors packed = pack_sequences(rows);
+
+  // Reference log-probs: a frozen copy of the policy as it is now, computed once, then dropped.
+  at::Tensor ref_logps;
+  if (req.reference_logps) {
+    auto reference = create_model(*loader_, config_);
+    if (model_->has_scalar_head()) reference->add_scalar_head();
+    copy_weights(*model_, *reference);
+    reference->eval();
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> chunks;
+    const int64_t chunk = std::max<int64_t>(stage.batch_size, 64);
+    for (int64_t start = 0; start < 2 * n; start += chunk) {
+      const int64_t end = std::min(2 * n, start + chunk);
+      const SequenceTensors part = packed.select(at::arange(start, end, at::kLong)).trimmed();
+      chunks.push_back(score_sequences(*reference, part, true, false).logps);
+    }
+    ref_logps = at::cat(chunks);
+    spdlog::info("stage '{}': reference log-probs cached for {} sequences", stage.name, 2 * n);
+  }
+
+  std::unique_ptr<ResponseDistributionProbe> probe;
+  if (model_->single_token_responses() && ResponseDistributionProbe::applicable(records)) {
+    probe = std::make_unique<ResponseDistributionProbe>(records, model_->vocab_size());
+  }
+
+  model_->train();
+  FlatParameters flat(*model_);
+  const int64_t steps = total_steps(stage, n);
+  FlatOptimizer optimizer(flat, stage.optimizer, steps);
+  BatchSampler sampler(n, stage.batch_size, stage.data.shuffle,
+                       static_cast<uint64_t>(config_.seed) * 1000003ULL + index);
+  Progress progress(stage.name, steps);
+  spdlog::info("stage '{}' (pairwise, loss {}): {} pairs, {} steps", stage.name, stage.loss_plugin, n, steps);
+  const std::string checkpoint_dir = directory_ + "/checkpoints/" + stage.name;
+
+  for (int64_t step = 1; step <= steps; ++step) {
+    const bool log_now = step == 1 || step % stage.log_every == 0 || step == steps;
+    flat.zero_grad();
+    std::vector<std::vector<at::Tensor>> metric_values;
+    std::vector<std::string> metric_names;
+    std::vector<at::Tensor> grad_w, grad_l, logp_w, logp_l;
+    double loss_sum = 0;
+    for (int64_t micro = 0; micro < stage.grad_accum; ++micro) {
+      const at::Tensor batch_index = sampler.next();
+      const int64_t b = batch_index.numel();
+      const SequenceTensors batch = packed.select(at::cat({batch_index, batch_index + n})).trimmed();
+      SequenceScores scores = score_sequences(*model_, batch, req.policy_logps, req.scalar_head);
+      PairwiseBatch pairs;
+      pairs.chosen_lengths = batch.lengths.slice(0, 0, b);
+      pairs.rejected_lengths = batch.lengths.slice(0, b);
+      at::Tensor logps_all;
+      if (req.policy_logps) {
+        // A leaf-like handle on the log-probs, so autograd reports dL/dlogp for the diagnostics.
+        logps_all = scores.logps;
+        if (logps_all.requires_grad()) logps_all.retain_grad();
+        pairs.chosen_logps = logps_all.slice(0, 0, b);
+        pairs.rejected_logps = logps_all.slice(0, b);
+        if (req.token_logps) {
+          pairs.chosen_token_logps = scores.token_logps.slice(0, 0, b);
+          pairs.rejected_token_logps = scores.token_logps.slice(0, b);
+          pairs.chosen_mask = batch.response_mask.slice(0, 0, b);
+          pairs.rejected_mask = batch.response_mask.slice(0, b);
+        }
+      }
+      if (req.reference_logps) {
+        pairs.ref_chosen_logps = ref_logps.index_select(0, batch_index);
+        pairs.ref_rejected_logps = ref_logps.index_select(0, batch_index + n);
+      }
+      if (req.scalar_head) {
+        pairs.chosen_rewards = scores.scalar.slice(0, 0, b);
+        pairs.rejected_rewards = scores.scalar.slice(0, b);
+      }
+      LossOutput out;
+      try {
+        out = loss.pairwise(pairs);
+      } catch (const std::exception& e) {
+        save_checkpoint(checkpoint_dir, *model_, &optimizer,
+                        {{"stage", stage.name}, {"step", step - 1}, {"global_step", global_step_}, {"note", "last good state before a failure"}});
+        throw std::runtime_error("stage '" + stage.name + "' step " + std::to_string(step) + ": loss plugin '" +
+                                 stage.loss_plugin + "' failed: " + e.what() + " (last good checkpoint: " +
+                                 checkpoint_dir + ")");
+      }
+      if (!out.loss.defined() || out.loss.numel() != 1) {
+        throw std::runtime_error("stage '" + stage.name + "' step " + std::to_string(step) + ": loss plugin '" +
+                                 stage.loss_plugin + "' returned no scalar loss");
+      }
+      const double value = out.loss.item<double>();
+      if (!std::isfinite(value)) {
+        save_checkpoint(checkpoint_dir, *model_, &optimizer,
+                        {{"stage", stage.name}, {"step", step - 1}, {"global_step", global_step_}, {"note", "last good state before a failure"}});
+        throw std::runtime_error("stage '" + stage.name + "' step " + std::to_string(step) + ": loss plugin '" +
+                                 stage.loss_plugin + "' returned a non-finite loss (" + std::to_string(value) +
+                                 ") on the batch with records " + describe_sources(records, batch_index) +
+                                 "; the last good checkpoint is " + checkpoint_dir);
+      }
+      loss_sum += value;
+      (out.loss / static_cast<double>(stage.grad_accum)).backward();
+      if (log_now) {
+        if (logps_all.defined() && logps_all.grad().defined()) {
+          // per-pair dL_i/dlogp: the loss is a mean over b pairs and grad_accum micro-batches
+          const at::Tensor g = logps_all.grad() * static_cast<double>(b * stage.grad_accum);
+          grad_w.push_back(g.slice(0, 0, b));
+          grad_l.push_back(g.slice(0, b));
+          logp_w.push_back(logps_all.detach().slice(0, 0, b));
+          logp_l.push_back(logps_all.detach().slice(0, b));
+        }
+        for (const auto& [name, tensor] : out.metrics) {
+          auto it = std::find(metric_names.begin(), metric_names.end(), name);
+          if (it == metric_names.end()) {
+            metric_names.push_back(name);
+            metric_values.emplace_back();
+            it = metric_names.end() - 1;
+          }
+          metric_values[it - metric_names.begin()].push_back(tensor.detach().to(at::kDouble).mean());
+        }
+      }
+    }
+    const double grad_norm = optimizer.step();
+    ++global_step_;
+    if (log_now) {
+      MetricsRow row;
+      row.stage = stage.name;
+      row.step = step;
+      row.global_step = global_step_;
+      row.set("loss", loss_sum / stage.grad_accum);
+      if (!logp_w.empty()) {
+        row.set("logps/chosen", at::cat(logp_w).mean().item<double>());
+        row.set("logps/rejected", at::cat(logp_l).mean().item<double>());
+      }
+      for (size_t m = 0; m < metric_names.size(); ++m) {
+        row.set(metric_names[m], at::stack(metric_values[m]).mean().item<double>());
+      }
+      if (probe) probe->measure(*model_, row);
+      if (!grad_w.empty()) {
+        add_gradient_diagnostics(at::cat(grad_w), at::cat(grad_l), at::cat(logp_w), at::cat(logp_l), row);
+      }
+      row.set("grad_norm", grad_norm);
+      row.set("lr", optimizer.current_lr());
+      metrics_->log(row);
+      progress.report(step, row, {"loss", "probs/chosen", "probs/rejected", "probs/unseen", "logps/chosen",
+                                  "logps/rejected", "grad/rejected_log10"});
+    }
+    if ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps) {
+      save_checkpoint(checkpoint_dir, *model_, &optimizer,
+                      {{"stage", stage.name}, {"step", step}, {"global_step", global_step_}});
+    }
+  }
+}
+
+void validate_experiment(const ExperimentConfig& config) {
+  ExperimentRunner runner(config, "");
+  runner.prepare();
+  const int64_t vocab = runner.model().vocab_size();
+  for (const auto& stage : config.stages) {
+    if (stage.kind == StageKind::kSft) {
+      check_token_range(read_sft_records(stage.data.path, stage.data.max_records), vocab);
+    } else {
+      check_token_range(read_pair_records(stage.data.path, stage.data.max_records), vocab);
+    }
+  }
+}
+
+}  // namespace prefengine

@@ -1,0 +1,114 @@
+#include "engine/train/flat_optimizer.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include <torch/nn/module.h>
+
+namespace prefengine {
+
+FlatParameters::FlatParameters(torch::nn::Module& module) {
+  std::vector<at::Tensor> params;
+  int64_t total = 0;
+  for (auto& p : module.parameters(/*recurse=*/true)) {
+    if (!p.requires_grad()) continue;
+    params.push_back(p);
+    total += p.numel();
+  }
+  at::TensorOptions options = at::TensorOptions().dtype(at::kFloat);
+  if (!params.empty()) options = options.device(params.front().device());
+  values_ = at::empty({total}, options);
+  grads_ = at::zeros({total}, options);
+  int64_t offset = 0;
+  for (auto& p : params) {
+    if (p.scalar_type() != at::kFloat) {
+      throw std::invalid_argument("the optimizer needs fp32 parameters");
+    }
+    const int64_t n = p.numel();
+    at::Tensor value_view = values_.narrow(0, offset, n).view(p.sizes());
+    {
+      at::NoGradGuard no_grad;
+      value_view.copy_(p.detach());
+    }
+    p.set_data(value_view);
+    p.mutable_grad() = grads_.narrow(0, offset, n).view(p.sizes());
+    offset += n;
+  }
+}
+
+FlatOptimizer::FlatOptimizer(FlatParameters& parameters, const OptimizerOptions& options,
+                             int64_t total_steps)
+    : parameters_(parameters), options_(options), total_steps_(total_steps) {
+  first_moment_ = at::zeros_like(parameters_.values());
+  if (options_.name != "sgd") second_moment_ = at::zeros_like(parameters_.values());
+}
+
+double FlatOptimizer::current_lr() const {
+  const double base = options_.lr;
+  const int64_t step = step_ + 1;  // the step about to be taken
+  if (options_.warmup_steps > 0 && step <= options_.warmup_steps) {
+    return base * static_cast<double>(step) / static_cast<double>(options_.warmup_steps);
+  }
+  if (options_.schedule == "constant" || total_steps_ <= options_.warmup_steps) return base;
+  const double progress = static_cast<double>(step - options_.warmup_steps) /
+                          static_cast<double>(total_steps_ - options_.warmup_steps);
+  if (options_.schedule == "linear") return base * std::max(0.0, 1.0 - progress);
+  return base * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+}
+
+double FlatOptimizer::step() {
+  at::NoGradGuard no_grad;
+  at::Tensor& p = parameters_.values();
+  at::Tensor& g = parameters_.grads();
+  const double norm = g.norm().item<double>();
+  if (options_.grad_clip > 0 && norm > options_.grad_clip) g.mul_(options_.grad_clip / (norm + 1e-12));
+  const double lr = current_lr();
+  ++step_;
+  if (options_.name == "sgd") {
+    if (options_.weight_decay > 0) g.add_(p, options_.weight_decay);
+    if (options_.momentum > 0) {
+      first_moment_.mul_(options_.momentum).add_(g);
+      p.add_(first_moment_, -lr);
+    } else {
+      p.add_(g, -lr);
+    }
+    return norm;
+  }
+  if (options_.name == "adamw") {
+    if (options_.weight_decay > 0) p.mul_(1.0 - lr * options_.weight_decay);
+  } else if (options_.weight_decay > 0) {
+    g.add_(p, options_.weight_decay);
+  }
+  const double b1 = options_.beta1;
+  const double b2 = options_.beta2;
+  first_moment_.mul_(b1).add_(g, 1.0 - b1);
+  second_moment_.mul_(b2).addcmul_(g, g, 1.0 - b2);
+  const double correction1 = 1.0 - std::pow(b1, static_cast<double>(step_));
+  const double correction2 = 1.0 - std::pow(b2, static_cast<double>(step_));
+  at::Tensor denom = (second_moment_.sqrt() / std::sqrt(correction2)).add_(options_.eps);
+  p.addcdiv_(first_moment_, denom, -lr / correction1);
+  return norm;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> FlatOptimizer::state() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  out.emplace_back("step", at::full({1}, step_, at::kLong));
+  out.emplace_back("first_moment", first_moment_);
+  if (second_moment_.defined()) out.emplace_back("second_moment", second_moment_);
+  return out;
+}
+
+void FlatOptimizer::load_state(const std::vector<std::pair<std::string, at::Tensor>>& state) {
+  at::NoGradGuard no_grad;
+  for (const auto& [name, tensor] : state) {
+    if (name == "step") {
+      step_ = tensor.item<int64_t>();
+    } else if (name == "first_moment") {
+      first_moment_.copy_(tensor);
+    } else if (name == "second_moment" && second_moment_.defined()) {
+      second_moment_.copy_(tensor);
+    }
+  }
+}
+
+}  // namespace prefengine

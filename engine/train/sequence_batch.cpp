@@ -1,0 +1,103 @@
+#include "engine/train/sequence_batch.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "prefengine/model.h"
+
+namespace prefengine {
+
+SequenceTensors SequenceTensors::select(const at::Tensor& index) const {
+  SequenceTensors out;
+  out.input_ids = input_ids.index_select(0, index);
+  out.attention_mask = attention_mask.index_select(0, index);
+  out.response_mask = response_mask.index_select(0, index);
+  out.lengths = lengths.index_select(0, index);
+  return out;
+}
+
+SequenceTensors SequenceTensors::trimmed() const {
+  const int64_t full = input_ids.size(1);
+  const int64_t used = rows() == 0 ? full : attention_mask.sum(1).max().item<int64_t>();
+  if (used >= full) return *this;
+  SequenceTensors out;
+  out.input_ids = input_ids.slice(1, 0, used);
+  out.attention_mask = attention_mask.slice(1, 0, used);
+  out.response_mask = response_mask.slice(1, 0, used);
+  out.lengths = lengths;
+  return out;
+}
+
+SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows) {
+  const int64_t n = static_cast<int64_t>(rows.size());
+  int64_t width = 1;
+  for (const auto& r : rows) {
+    width = std::max<int64_t>(width, static_cast<int64_t>(r.prompt->size() + (r.response ? r.response->size() : 0)));
+  }
+  SequenceTensors out;
+  out.input_ids = at::zeros({n, width}, at::kLong);
+  out.attention_mask = at::zeros({n, width}, at::kLong);
+  out.response_mask = at::zeros({n, width}, at::kFloat);
+  out.lengths = at::zeros({n}, at::kFloat);
+  auto ids = out.input_ids.accessor<int64_t, 2>();
+  auto mask = out.attention_mask.accessor<int64_t, 2>();
+  auto response = out.response_mask.accessor<float, 2>();
+  auto lengths = out.lengths.accessor<float, 1>();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t t = 0;
+    for (int64_t id : *rows[i].prompt) {
+      ids[i][t] = id;
+      mask[i][t++] = 1;
+    }
+    if (rows[i].response) {
+      for (int64_t id : *rows[i].response) {
+        ids[i][t] = id;
+        mask[i][t] = 1;
+        response[i][t++] = 1;
+      }
+      lengths[i] = static_cast<float>(rows[i].response->size());
+    }
+  }
+  return out;
+}
+
+at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids) {
+  const int64_t length = input_ids.size(1);
+  if (length < 2) return at::zeros(input_ids.sizes(), logits.options().dtype(at::kFloat));
+  at::Tensor scores = logits.slice(1, 0, length - 1).to(at::kFloat);
+  at::Tensor targets = input_ids.slice(1, 1).unsqueeze(-1);
+  at::Tensor picked = scores.gather(-1, targets).squeeze(-1) - scores.logsumexp(-1);
+  return at::cat({at::zeros({input_ids.size(0), 1}, picked.options()), picked}, 1);
+}
+
+SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
+                               bool want_scalar) {
+  SequenceScores out;
+  ModelInput input;
+  input.want_logits = want_logps;
+  input.want_scalar = want_scalar;
+  const int64_t length = rows.input_ids.size(1);
+  if (!want_scalar && length > 1) {
+    // logits at the last position score nothing; a causal model gives the same logits for the
+    // other positions without it.
+    input.input_ids = rows.input_ids.slice(1, 0, length - 1);
+    input.attention_mask = rows.attention_mask.slice(1, 0, length - 1);
+  } else {
+    input.input_ids = rows.input_ids;
+    input.attention_mask = rows.attention_mask;
+  }
+  ModelOutput output = model.forward(input);
+  if (want_logps) {
+    if (!output.logits.defined()) throw std::runtime_error("the model returned no logits");
+    out.token_logps = gather_token_logps(output.logits, rows.input_ids) * rows.response_mask;
+    out.logps = out.token_logps.sum(1);
+  }
+  if (want_scalar) {
+    if (!output.scalar.defined()) throw std::runtime_error("the model returned no scalar head output");
+    at::Tensor last = (rows.attention_mask.sum(1) - 1).clamp_min(0).unsqueeze(1);
+    out.scalar = output.scalar.gather(1, last).squeeze(1);
+  }
+  return out;
+}
+
+}  // namespace prefengine

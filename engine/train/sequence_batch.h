@@ -1,0 +1,48 @@
+#pragma once
+// Prompt + response token sequences packed into padded tensors, and the per-token log-probs of a
+// model over them. Rows are right-padded; position t of response_mask is 1 when token t belongs
+// to the response, so logp(y|x) = sum_t response_mask[t] * log p(token t | tokens < t).
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+namespace prefengine {
+
+class Model;
+
+struct SequenceTensors {
+  at::Tensor input_ids;       // [N, T] int64, padded with 0
+  at::Tensor attention_mask;  // [N, T] int64, 1 on real tokens
+  at::Tensor response_mask;   // [N, T] float, 1 on response tokens
+  at::Tensor lengths;         // [N] float, number of response tokens
+
+  int64_t rows() const { return input_ids.defined() ? input_ids.size(0) : 0; }
+  SequenceTensors select(const at::Tensor& index) const;
+  // Drops trailing columns that are padding in every row.
+  SequenceTensors trimmed() const;
+};
+
+struct TokenSequence {
+  const std::vector<int64_t>* prompt;
+  const std::vector<int64_t>* response;  // may be empty (prompt-only rows)
+};
+
+SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows);
+
+// [N, T] log p(token t | tokens < t) in fp32, 0 at t = 0, from logits [N, T', V] with T' >= T-1
+// where logits[:, t] scores token t+1. Uses logsumexp + gather: no [N, T, V] log-softmax is kept.
+at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids);
+
+struct SequenceScores {
+  at::Tensor token_logps;  // [N, T] masked by response_mask (0 elsewhere)
+  at::Tensor logps;        // [N] summed over response tokens
+  at::Tensor scalar;       // [N] scalar head at the last real token, when asked
+};
+
+// Runs the model over the rows and scores the response tokens. Only the logits needed are
+// computed: without the scalar head the last position is dropped (causal models do not need it).
+SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
+                               bool want_scalar);
+
+}  // namespace prefengine

@@ -1,0 +1,92 @@
+#include "toy_mlp_model.h"
+
+#include <stdexcept>
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/modules/activation.h>
+
+namespace prefengine::plugins::models {
+
+void ToyMlpOptions::validate() const {
+  if (prompts < 1) throw std::invalid_argument("prompts: expected >= 1, got " + std::to_string(prompts));
+  if (responses < 2) throw std::invalid_argument("responses: expected >= 2, got " + std::to_string(responses));
+  if (hidden < 1) throw std::invalid_argument("hidden: expected >= 1, got " + std::to_string(hidden));
+  if (layers < 2) throw std::invalid_argument("layers: expected >= 2, got " + std::to_string(layers));
+}
+
+namespace {
+ToyMlpOptions read_options(PluginOptions& o) {
+  ToyMlpOptions opt;
+  opt.prompts = o.get_int("prompts", opt.prompts, 1, 1 << 20);
+  opt.responses = o.get_int("responses", opt.responses, 2, 1 << 20);
+  opt.hidden = o.get_int("hidden", opt.hidden, 1, 1 << 16);
+  opt.layers = o.get_int("layers", opt.layers, 2, 64);
+  return opt;
+}
+}  // namespace
+
+ToyMlpModel::ToyMlpModel(PluginOptions& options) : options_(read_options(options)) { build(); }
+
+ToyMlpModel::ToyMlpModel(const ToyMlpOptions& options) : options_(options) {
+  options_.validate();
+  build();
+}
+
+void ToyMlpModel::build() {
+  trunk_ = torch::nn::Sequential();
+  int64_t width = options_.prompts + options_.responses;
+  for (int64_t i = 0; i + 1 < options_.layers; ++i) {
+    trunk_->push_back(torch::nn::Linear(width, options_.hidden));
+    trunk_->push_back(torch::nn::ReLU());
+    width = options_.hidden;
+  }
+  output_ = torch::nn::Linear(width, options_.responses);
+  register_module("trunk", trunk_);
+  register_module("output", output_);
+}
+
+void ToyMlpModel::add_scalar_head() {
+  if (has_scalar_head()) return;
+  scalar_head_ = register_module("scalar_head", torch::nn::Linear(options_.hidden, 1));
+}
+
+ModelOutput ToyMlpModel::forward(const ModelInput& input) {
+  const at::Tensor& ids = input.input_ids;
+  if (ids.dim() != 2 || ids.size(1) < 1) {
+    throw std::invalid_argument("toy_mlp: expected input_ids of shape [batch, tokens >= 1]");
+  }
+  if (input.cache != nullptr) throw std::invalid_argument("toy_mlp: has no KV cache");
+  const int64_t batch = ids.size(0);
+  const int64_t length = ids.size(1);
+  at::Tensor prompt = ids.select(1, 0);
+  if (batch > 0 && (prompt.min().item<int64_t>() < 0 || prompt.max().item<int64_t>() >= options_.prompts)) {
+    throw std::invalid_argument("toy_mlp: a prompt id is outside [0, " + std::to_string(options_.prompts) + ")");
+  }
+  at::Tensor features = at::one_hot(prompt, options_.prompts).to(at::kFloat).unsqueeze(1);
+  at::Tensor bag;
+  if (length > 1) {
+    at::Tensor responses = ids.slice(1, 1);
+    if (responses.min().item<int64_t>() < 0 || responses.max().item<int64_t>() >= options_.responses) {
+      throw std::invalid_argument("toy_mlp: a response id is outside [0, " +
+                                  std::to_string(options_.responses) + ")");
+    }
+    bag = at::one_hot(responses, options_.responses).to(at::kFloat);
+    if (input.attention_mask.defined()) {
+      bag = bag * input.attention_mask.slice(1, 1).unsqueeze(-1).to(at::kFloat);
+    }
+    bag = at::cat({at::zeros({batch, 1, options_.responses}, bag.options()), bag.cumsum(1)}, 1);
+    features = at::cat({features.expand({batch, length, options_.prompts}), bag}, 2);
+  } else {
+    features = at::cat({features, at::zeros({batch, 1, options_.responses}, features.options())}, 2);
+  }
+  at::Tensor hidden = trunk_->forward(features);
+  ModelOutput out;
+  if (input.want_logits) out.logits = output_->forward(hidden);
+  if (input.want_scalar) {
+    if (!has_scalar_head()) throw std::invalid_argument("toy_mlp: the scalar head was not added");
+    out.scalar = scalar_head_->forward(hidden).squeeze(-1);
+  }
+  return out;
+}
+
+}  // namespace prefengine::plugins::models

@@ -1,0 +1,44 @@
+#pragma once
+// The paper's toy model (section 3.2) as a sequence model. Token 0 of a row is a prompt id in
+// [0, prompts); every later token is a response id in [0, responses). The input at position t is
+// the one-hot prompt concatenated with the bag of response tokens up to t, so the logits at
+// position 0 are the paper's MLP(one-hot prompt) -> categorical distribution over responses, and
+// the scalar head at the last position sees both prompt and response (a reward r(x, y)).
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/linear.h>
+
+#include "prefengine/model.h"
+
+namespace prefengine::plugins::models {
+
+struct ToyMlpOptions {
+  int64_t prompts = 4;     // number of prompts (one-hot inputs)
+  int64_t responses = 10;  // number of responses: the output vocabulary
+  int64_t hidden = 64;     // width of the hidden layers
+  int64_t layers = 3;      // number of linear layers, >= 2 (the paper's MLP has 3)
+
+  void validate() const;
+};
+
+class ToyMlpModel : public Model {
+ public:
+  explicit ToyMlpModel(PluginOptions& options);
+  explicit ToyMlpModel(const ToyMlpOptions& options);
+
+  ModelOutput forward(const ModelInput& input) override;
+  int64_t vocab_size() const override { return options_.responses; }
+  bool supports_scalar_head() const override { return true; }
+  void add_scalar_head() override;
+  bool has_scalar_head() const override { return !scalar_head_.is_empty(); }
+  bool single_token_responses() const override { return true; }
+
+ private:
+  void build();
+
+  ToyMlpOptions options_;
+  torch::nn::Sequential trunk_{nullptr};
+  torch::nn::Linear output_{nullptr};
+  torch::nn::Linear scalar_head_{nullptr};
+};
+
+}  // namespace prefengine::plugins::models
