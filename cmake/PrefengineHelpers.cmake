@@ -2,9 +2,6 @@
 # Builds a plugin shared library named prefengine_<kind>_<name>-less "lib" prefix... see below.
 # The file is <OUTPUT_DIR>/<name>.so; the engine finds plugins by scanning directories for *.so
 # and asking each for its info, so the file name is only for people.
-# `cmake --install` puts the plugin in <prefix>/<libdir>/prefengine/plugins (component "plugins").
-include(GNUInstallDirs)
-
 function(prefengine_add_plugin)
   cmake_parse_arguments(ARG "" "NAME;OUTPUT_DIR" "SOURCES;LIBRARIES" ${ARGN})
   if(NOT ARG_NAME OR NOT ARG_SOURCES)
@@ -24,6 +21,4 @@ function(prefengine_add_plugin)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${PREFENGINE_PLUGIN_OUTPUT_DIR})
   endif()
   target_compile_options(${target} PRIVATE -Wall -Wextra)
-  install(TARGETS ${target} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/prefengine/plugins
-    COMPONENT plugins)
 endfunction()
