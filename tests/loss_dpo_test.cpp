@@ -219,6 +219,18 @@ TEST(LossDpoTest, OptionErrorsNameTheKey) {
   }
 }
 
+TEST(LossDpoTest, OptionErrorMessage) {
+  // The one line the CLI prints: location, key, what was expected, what was found.
+  PluginOptions options = make_options({{"beta", "zero"}});
+  try {
+    DpoLoss loss(options);
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(),
+                 "test.yaml:7:5: stages[1].loss.beta: expected a number in (0, 1e+06], got 'zero'");
+  }
+}
+
 TEST(LossDpoTest, ReadsEveryKeyItAccepts) {
   PluginOptions options = make_options(
       {{"beta", "0.2"}, {"label_smoothing", "0.1"}, {"reference_free", "false"}, {"betta", "1"}});

@@ -3,9 +3,6 @@
 // copy, so no extra shared library is involved).
 #include <ATen/ATen.h>
 
-#include <cmath>
-#include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -33,18 +30,10 @@ inline int64_t check_batch_tensor(const at::Tensor& tensor, const char* name, in
   return tensor.size(0);
 }
 
-// A finite number read through the typed getter; `inf` is rejected too.
-inline double get_finite_double(PluginOptions& options, const std::string& key, double fallback,
-                                double min, bool min_exclusive = false,
-                                double max = std::numeric_limits<double>::infinity()) {
-  const double v = options.get_double(key, fallback, min, max, min_exclusive);
-  if (!std::isfinite(v)) {
-    std::ostringstream expected;
-    expected << (min_exclusive ? "a finite number > " : "a finite number >= ") << min;
-    options.fail(key, expected.str(), options.entries().at(key).scalar);
-  }
-  return v;
-}
+// Upper bound of every numeric loss option: large enough for any sensible setting, and it keeps
+// `inf` out (the getters' default bound of infinity would accept it). The same bound as the
+// engine's first dpo, so error messages read alike: "expected a number in (0, 1e+06]".
+inline constexpr double kMaxOption = 1e6;
 
 // The peers' (TRL) reward metrics from the implicit rewards of a batch: rewards/chosen,
 // rewards/rejected (batch means), rewards/margins (mean of chosen - rejected) and

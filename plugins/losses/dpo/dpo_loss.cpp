@@ -5,7 +5,7 @@
 namespace prefengine::plugins::losses {
 
 DpoLoss::DpoLoss(PluginOptions& options) {
-  options_.beta = get_finite_double(options, "beta", 0.1, /*min=*/0.0, /*min_exclusive=*/true);
+  options_.beta = options.get_double("beta", 0.1, /*min=*/0.0, kMaxOption, /*min_exclusive=*/true);
   options_.label_smoothing = options.get_double("label_smoothing", 0.0, /*min=*/0.0, /*max=*/0.5);
   options_.reference_free = options.get_bool("reference_free", false);
 }

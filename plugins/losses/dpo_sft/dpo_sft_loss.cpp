@@ -5,8 +5,8 @@
 namespace prefengine::plugins::losses {
 
 DpoSftLoss::DpoSftLoss(PluginOptions& options) {
-  options_.beta = get_finite_double(options, "beta", 0.1, /*min=*/0.0, /*min_exclusive=*/true);
-  options_.sft_weight = get_finite_double(options, "sft_weight", 1.0, /*min=*/0.0);
+  options_.beta = options.get_double("beta", 0.1, /*min=*/0.0, kMaxOption, /*min_exclusive=*/true);
+  options_.sft_weight = options.get_double("sft_weight", 1.0, /*min=*/0.0, kMaxOption);
 }
 
 LossRequirements DpoSftLoss::requirements() const {

@@ -6,9 +6,9 @@ namespace prefengine::plugins::losses {
 
 FlexDpoLoss::FlexDpoLoss(PluginOptions& options) {
   options_.beta_chosen =
-      get_finite_double(options, "beta_chosen", 0.1, /*min=*/0.0, /*min_exclusive=*/true);
+      options.get_double("beta_chosen", 0.1, /*min=*/0.0, kMaxOption, /*min_exclusive=*/true);
   options_.beta_rejected =
-      get_finite_double(options, "beta_rejected", 0.1, /*min=*/0.0, /*min_exclusive=*/true);
+      options.get_double("beta_rejected", 0.1, /*min=*/0.0, kMaxOption, /*min_exclusive=*/true);
 }
 
 LossRequirements FlexDpoLoss::requirements() const {

@@ -5,7 +5,7 @@
 namespace prefengine::plugins::losses {
 
 IpoLoss::IpoLoss(PluginOptions& options) {
-  options_.tau = get_finite_double(options, "tau", 0.1, /*min=*/0.0, /*min_exclusive=*/true);
+  options_.tau = options.get_double("tau", 0.1, /*min=*/0.0, kMaxOption, /*min_exclusive=*/true);
 }
 
 LossRequirements IpoLoss::requirements() const {

@@ -5,9 +5,9 @@
 namespace prefengine::plugins::losses {
 
 RmLoss::RmLoss(PluginOptions& options) {
-  options_.margin = get_finite_double(options, "margin", 0.0, /*min=*/0.0);
+  options_.margin = options.get_double("margin", 0.0, /*min=*/0.0, kMaxOption);
   options_.center_rewards_coefficient =
-      get_finite_double(options, "center_rewards_coefficient", 0.0, /*min=*/0.0);
+      options.get_double("center_rewards_coefficient", 0.0, /*min=*/0.0, kMaxOption);
 }
 
 LossRequirements RmLoss::requirements() const {

@@ -5,8 +5,8 @@
 namespace prefengine::plugins::losses {
 
 SlicLoss::SlicLoss(PluginOptions& options) {
-  options_.delta = get_finite_double(options, "delta", 1.0, /*min=*/0.0);
-  options_.lambda = get_finite_double(options, "lambda", 0.1, /*min=*/0.0);
+  options_.delta = options.get_double("delta", 1.0, /*min=*/0.0, kMaxOption);
+  options_.lambda = options.get_double("lambda", 0.1, /*min=*/0.0, kMaxOption);
 }
 
 LossRequirements SlicLoss::requirements() const {
