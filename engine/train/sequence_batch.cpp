@@ -18,7 +18,10 @@ SequenceTensors SequenceTensors::select(const at::Tensor& index) const {
 
 SequenceTensors SequenceTensors::trimmed() const {
   const int64_t full = input_ids.size(1);
-  const int64_t used = rows() == 0 ? full : attention_mask.sum(1).max().item<int64_t>();
+  if (rows() == 0 || full <= 1) return *this;
+  // Rows are right-padded: the last column is needed when any row uses it.
+  if (attention_mask.select(1, full - 1).any().item<bool>()) return *this;
+  const int64_t used = attention_mask.sum(1).max().item<int64_t>();
   if (used >= full) return *this;
   SequenceTensors out;
   out.input_ids = input_ids.slice(1, 0, used);
