@@ -215,9 +215,18 @@ RunSummary ExperimentRunner::run() {
   try {
     prepare();
     spdlog::info("run directory {}", directory_);
+    status["stages"] = nlohmann::json::array();
     for (size_t i = 0; i < config_.stages.size(); ++i) {
+      const auto start = Clock::now();
+      const int64_t steps_before = global_step_;
       if (config_.stages[i].kind == StageKind::kSft) run_sft(i);
       else run_pairwise(i);
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      status["stages"].push_back({{"name", config_.stages[i].name},
+                                  {"steps", global_step_ - steps_before},
+                                  {"seconds", seconds},
+                                  {"steps_per_second", (global_step_ - steps_before) / std::max(seconds, 1e-9)}});
+      write_run_status(directory_, status);
     }
   } catch (const std::exception& e) {
     status["status"] = "failed";
