@@ -42,8 +42,8 @@ void ChartOptions::validate() const {
     throw std::invalid_argument("ChartOptions.height must be >= 120 px, got " +
                                 std::to_string(height));
   }
-  if (max_ticks < 2) {
-    throw std::invalid_argument("ChartOptions.max_ticks must be >= 2, got " +
+  if (max_ticks < 3) {
+    throw std::invalid_argument("ChartOptions.max_ticks must be >= 3, got " +
                                 std::to_string(max_ticks));
   }
 }
@@ -80,7 +80,8 @@ std::vector<double> linear_ticks(double lo, double hi, std::size_t max_ticks) {
     throw std::invalid_argument("linear_ticks needs finite lo <= hi, got [" + fmt("%g", lo) +
                                 ", " + fmt("%g", hi) + "]");
   }
-  if (max_ticks < 2) throw std::invalid_argument("linear_ticks needs max_ticks >= 2");
+  // A range across zero needs 3 zero-anchored ticks however coarse the step (-s, 0, s).
+  if (max_ticks < 3) throw std::invalid_argument("linear_ticks needs max_ticks >= 3");
   if (lo == hi) {
     const double pad = lo == 0.0 ? 1.0 : std::abs(lo) * 0.1;
     lo -= pad;
@@ -109,7 +110,8 @@ std::vector<double> log_ticks(double lo, double hi, std::size_t max_ticks) {
     throw std::invalid_argument("log_ticks needs finite 0 < lo <= hi, got [" + fmt("%g", lo) +
                                 ", " + fmt("%g", hi) + "]");
   }
-  if (max_ticks < 2) throw std::invalid_argument("log_ticks needs max_ticks >= 2");
+  // Decades across 10^0 need 3 ticks however coarse the step (10^-s, 1, 10^s).
+  if (max_ticks < 3) throw std::invalid_argument("log_ticks needs max_ticks >= 3");
   // The epsilon keeps exact powers of ten on their decade despite log10 rounding.
   long k_lo = static_cast<long>(std::floor(std::log10(lo) + 1e-9));
   long k_hi = static_cast<long>(std::ceil(std::log10(hi) - 1e-9));

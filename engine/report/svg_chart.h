@@ -40,7 +40,7 @@ struct ChartOptions {
   int height = 300;               // total height in px
   YScale y_scale = YScale::kAuto; // see YScale
   bool legend = true;             // draw a legend when there is more than one series
-  std::size_t max_ticks = 8;      // upper bound on the number of ticks per axis (>= 2)
+  std::size_t max_ticks = 8;      // upper bound on the number of ticks per axis (>= 3)
   void validate() const;          // throws std::invalid_argument naming the bad field
 };
 
@@ -54,11 +54,11 @@ std::size_t palette_size();
 double nice_number(double x, bool round);
 
 // Ticks of a linear axis covering [lo, hi]: multiples of a nice step, the first <= lo, the last >= hi,
-// at most max_ticks of them (max_ticks >= 2). lo == hi gets a unit-wide range around the value.
+// at most max_ticks of them (max_ticks >= 3). lo == hi gets a range of +-10% (+-1 at 0) around it.
 std::vector<double> linear_ticks(double lo, double hi, std::size_t max_ticks);
 
 // Ticks of a log10 axis covering [lo, hi] (0 < lo <= hi): powers of ten 10^k, k a multiple of a step
-// chosen so that there are at most max_ticks; the first <= lo, the last >= hi.
+// chosen so that there are at most max_ticks (>= 3); the first <= lo, the last >= hi.
 std::vector<double> log_ticks(double lo, double hi, std::size_t max_ticks);
 
 // Whether kAuto picks a log axis for these values (see YScale::kAuto).
