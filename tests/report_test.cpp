@@ -296,6 +296,18 @@ TEST(SvgChartTest, LegendOnlyForSeveralSeriesAndEscaped) {
   EXPECT_NE(two.find("class=\"chart chart-compare\" id=\"compare-probs-chosen\""),
             std::string::npos);
   EXPECT_EQ(render_line_chart({a}, options).find("legend-entry"), std::string::npos);
+  // Long labels lose their middle in the legend (the full text stays in the entry's <title>).
+  ChartSeries long_a{"toy-dpo-beta [loss.beta=0.5] seed=0", {0, 1}, {0, 1}, ""};
+  const std::string beta = "\xCE\xB2";  // two bytes in UTF-8
+  std::string betas;
+  for (int i = 0; i < 10; ++i) betas += beta;
+  ChartSeries long_b{"x" + betas + "abcdefghijkl", {0, 1}, {1, 0}, ""};  // 33 bytes
+  const std::string cut = render_line_chart({long_a, long_b}, options);
+  EXPECT_NE(cut.find(">toy-dpo-beta...a=0.5] seed=0</text>"), std::string::npos) << cut;
+  EXPECT_NE(cut.find("<title>toy-dpo-beta [loss.beta=0.5] seed=0</title>"), std::string::npos);
+  // The 12-byte head would end inside the sixth beta and the 13-byte tail start inside the last
+  // one: the cut keeps whole characters only.
+  EXPECT_NE(cut.find(">x" + betas.substr(0, 10) + "...abcdefghijkl</text>"), std::string::npos);
 }
 
 TEST(SvgChartTest, EmptyChartSaysNoDataAndBadInputThrows) {

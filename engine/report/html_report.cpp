@@ -80,6 +80,7 @@ h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; } h3 { font-size
 .meta { color: #555; }
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+td { white-space: nowrap; }
 th { background: #f2f2f2; } td.text { text-align: left; }
 .grid { display: flex; flex-wrap: wrap; gap: 12px; }
 .grid svg { border: 1px solid #ddd; }

@@ -11,8 +11,8 @@ namespace prefengine {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr int kLegendWidth = 180;     // px reserved right of the plot when a legend is drawn
-constexpr std::size_t kLegendChars = 26;  // longer legend labels are cut (full text in <title>)
+constexpr int kLegendWidth = 190;     // px reserved right of the plot when a legend is drawn
+constexpr std::size_t kLegendChars = 28;  // longer legend labels are cut (full text in <title>)
 
 std::string fmt(const char* format, double value) {
   char buffer[64];
@@ -355,7 +355,16 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
       const double ly = top + 8.0 + 16.0 * static_cast<double>(si);
       if (ly > bottom) break;  // more series than rows: the rest are in the title tooltips
       std::string label = series[si].label;
-      if (label.size() > kLegendChars) label = label.substr(0, kLegendChars - 3) + "...";
+      if (label.size() > kLegendChars) {
+        // Cut the middle: run labels differ at the end (sweep point, seed) as often as at the start.
+        std::size_t head = (kLegendChars - 3) / 2;
+        std::size_t tail_start = label.size() - (kLegendChars - 3 - head);
+        // Never split a UTF-8 sequence: back up / move on over continuation bytes.
+        auto continuation = [&](std::size_t i) { return (label[i] & 0xC0) == 0x80; };
+        while (head > 0 && continuation(head)) --head;
+        while (tail_start < label.size() && continuation(tail_start)) ++tail_start;
+        label = label.substr(0, head) + "..." + label.substr(tail_start);
+      }
       const std::string color =
           xml_escape(series[si].color.empty() ? palette_color(si) : series[si].color);
       svg << "<g class=\"legend-entry\"><title>" << xml_escape(series[si].label) << "</title>"
