@@ -1,5 +1,5 @@
-// Tests of engine/report: SVG charts, run summaries over seeds and the HTML report. Golden values are
-// read off the fixtures in tests/data/report/ by hand (see the numbers in each metrics.jsonl).
+// Tests of engine/report: SVG charts, run summaries over seeds and the HTML report. Golden values
+// are read off the fixtures in tests/data/report/ by hand (see the numbers in each metrics.jsonl).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -483,10 +483,11 @@ TEST(RunSummaryTest, MarkdownAndCsvTables) {
   std::istringstream in(md);
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   ASSERT_EQ(lines.size(), 6u);  // header, rule, 4 groups
-  EXPECT_EQ(lines[0],
-            "| run | method | sweep point | seeds | peak p(chosen) | step of peak | final p(chosen) "
-            "| final p(rejected) | final p(unseen) | final p(never seen) | steps to p(rejected) < "
-            "0.001 | final loss |");
+  EXPECT_EQ(
+      lines[0],
+      "| run | method | sweep point | seeds | peak p(chosen) | step of peak | final p(chosen) "
+      "| final p(rejected) | final p(unseen) | final p(never seen) | steps to p(rejected) < "
+      "0.001 | final loss |");
   EXPECT_EQ(lines[2],
             "| toy-dpo | dpo | - | 0, 1 | 0.460 ± 0.0283 | 112 ± 17.7 | 0.350 ± 0.0283 "
             "| 1.55e-24 ± 2.05e-24 | 0.500 ± 0.0283 | 0.160 ± 0.0141 | 112 ± 17.7 "
@@ -599,8 +600,7 @@ TEST(RunSummaryTest, MissingFilesAndBadConfigs) {
     load_run(dir.string());
     FAIL() << "expected a YAML syntax error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_EQ(std::string(e.what()).rfind((dir / "config.yaml").string() + ":", 0), 0u)
-        << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind((dir / "config.yaml").string() + ":", 0), 0u) << e.what();
   }
   write_file(dir / "config.yaml", "name: x\nsweep_point: 3\n");
   EXPECT_THROW(load_run(dir.string()), std::invalid_argument);
@@ -619,10 +619,10 @@ TEST(HtmlReportTest, OneChartPerMetricAndRunPlusOverlays) {
   for (const auto& dir : good_runs()) runs.push_back(load_run(dir));
   const ReportOptions options;
   const auto metrics = report_metrics(runs, options);
-  EXPECT_EQ(metrics, (std::vector<std::string>{
-                         "probs/chosen", "probs/rejected", "probs/unseen", "probs/never_seen",
-                         "grad/chosen_log10", "grad/rejected_log10", "grad/ratio_log10", "loss",
-                         "rewards/accuracies", "rewards/margins"}));
+  EXPECT_EQ(metrics, (std::vector<std::string>{"probs/chosen", "probs/rejected", "probs/unseen",
+                                               "probs/never_seen", "grad/chosen_log10",
+                                               "grad/rejected_log10", "grad/ratio_log10", "loss",
+                                               "rewards/accuracies", "rewards/margins"}));
   const std::string html = render_html_report(runs, options);
   // 10 overlays + 5 runs x (1 probability overlay + 10 metrics).
   EXPECT_EQ(count(html, "<svg "), 10u + 5u * 11u);

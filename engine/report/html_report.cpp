@@ -17,8 +17,8 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string>& fixed_metrics() {
   static const std::vector<std::string> kMetrics = {
-      "probs/chosen",       "probs/rejected",      "probs/unseen",     "probs/never_seen",
-      "grad/chosen_log10",  "grad/rejected_log10", "grad/ratio_log10", "loss"};
+      "probs/chosen",      "probs/rejected",      "probs/unseen",     "probs/never_seen",
+      "grad/chosen_log10", "grad/rejected_log10", "grad/ratio_log10", "loss"};
   return kMetrics;
 }
 
@@ -162,7 +162,8 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
 
   std::ostringstream html;
   html << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>"
-       << xml_escape(options.title) << "</title>\n<style>" << kStyle << "</style>\n</head>\n<body>\n";
+       << xml_escape(options.title) << "</title>\n<style>" << kStyle
+       << "</style>\n</head>\n<body>\n";
   html << "<h1>" << xml_escape(options.title) << "</h1>\n<p class=\"meta\">" << runs.size()
        << (runs.size() == 1 ? " run" : " runs") << "; x axis: step within the stage; a y axis is "
        << "log-scaled when its positive values span more than two decades.</p>\n";
@@ -201,8 +202,8 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
     for (const auto& metric : metrics) {
       std::vector<ChartSeries> series;
       for (std::size_t i = 0; i < runs.size(); ++i) {
-        series.push_back(make_series(runs[i], stages[i], metric, runs[i].label(),
-                                     palette_color(i), options.max_points));
+        series.push_back(make_series(runs[i], stages[i], metric, runs[i].label(), palette_color(i),
+                                     options.max_points));
       }
       ChartOptions chart = base;
       chart.title = metric + " (all runs)";
@@ -227,8 +228,8 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
     for (std::size_t m = 0; m < probability_metrics().size(); ++m) {
       const std::string& metric = probability_metrics()[m];
       if (!logs_metric(run, stages[i], metric)) continue;
-      probs.push_back(make_series(run, stages[i], metric, metric, palette_color(m),
-                                  options.max_points));
+      probs.push_back(
+          make_series(run, stages[i], metric, metric, palette_color(m), options.max_points));
     }
     if (!probs.empty()) {
       ChartOptions chart = base;

@@ -5,8 +5,8 @@
 //   - when several runs are given, one overlay chart per metric comparing the runs (with a legend),
 //   - one panel per run: its probabilities overlaid in one chart, then one chart per metric,
 // for the metrics probs/{chosen,rejected,unseen,never_seen}, grad/{chosen,rejected,ratio}_log10,
-// loss, any rewards/* present, and ReportOptions::extra_metrics, against the step of the chosen stage.
-// Charts use a log y axis when the positive values span more than 2 decades.
+// loss, any rewards/* present, and ReportOptions::extra_metrics, against the step of the chosen
+// stage. Charts use a log y axis when the positive values span more than 2 decades.
 //
 // For the CLI:
 //   void write_html_report(const std::vector<std::string>& run_dirs, const std::string& out_path,
@@ -26,13 +26,13 @@ struct RunData;
 // What the report shows; every field has a usable default.
 struct ReportOptions {
   std::string title = "prefengine report";  // page title and heading
-  std::string stage;                         // stage to plot and summarise; empty: each run's last
-  std::vector<std::string> extra_metrics;    // more metric names to chart (e.g. "logps/chosen")
-  double rejected_threshold = 1e-3;          // for the summary's "steps to p(rejected) < ..."
-  std::size_t max_points = 2000;             // points per line at most (evenly thinned); 0: all
-  int chart_width = 640;                     // px per chart
-  int chart_height = 300;                    // px per chart
-  void validate() const;                     // throws std::invalid_argument naming the bad field
+  std::string stage;                        // stage to plot and summarise; empty: each run's last
+  std::vector<std::string> extra_metrics;   // more metric names to chart (e.g. "logps/chosen")
+  double rejected_threshold = 1e-3;         // for the summary's "steps to p(rejected) < ..."
+  std::size_t max_points = 2000;            // points per line at most (evenly thinned); 0: all
+  int chart_width = 640;                    // px per chart
+  int chart_height = 300;                   // px per chart
+  void validate() const;                    // throws std::invalid_argument naming the bad field
 };
 
 // The metrics charted for these runs, in report order: the fixed ones that any run logs in its

@@ -135,8 +135,8 @@ std::string RunData::resolve_stage(const std::string& stage) const {
   if (std::find(stages.begin(), stages.end(), stage) != stages.end()) return stage;
   std::string known;
   for (const auto& s : stages) known += (known.empty() ? "" : ", ") + s;
-  throw std::invalid_argument(dir + ": no stage '" + stage + "' in metrics.jsonl (stages: " + known +
-                              ")");
+  throw std::invalid_argument(dir + ": no stage '" + stage +
+                              "' in metrics.jsonl (stages: " + known + ")");
 }
 
 void RunData::series(const std::string& stage, const std::string& metric,
@@ -378,7 +378,8 @@ std::vector<SummaryGroup> group_over_seeds(const std::vector<RunSummary>& runs,
       g.dirs.push_back(m->dir);
       if (m->seed) g.seeds.push_back(*m->seed);
       if (m->status == "failed") ++g.failed;
-      if (m->steps_to_rejected_below) steps.push_back(static_cast<double>(*m->steps_to_rejected_below));
+      if (m->steps_to_rejected_below)
+        steps.push_back(static_cast<double>(*m->steps_to_rejected_below));
     }
     g.peak_chosen = stat(&RunSummary::peak_chosen);
     g.peak_chosen_step = stat(&RunSummary::peak_chosen_step);
@@ -427,9 +428,8 @@ std::vector<std::vector<std::string>> summary_table(const std::vector<SummaryGro
   const double threshold = groups.empty() ? 1e-3 : groups.front().rejected_threshold;
   std::vector<std::vector<std::string>> table;
   table.push_back({"run", "method", "sweep point", "seeds", "peak p(chosen)", "step of peak",
-                   "final p(chosen)", "final p(rejected)", "final p(unseen)",
-                   "final p(never seen)", "steps to p(rejected) < " + threshold_text(threshold),
-                   "final loss"});
+                   "final p(chosen)", "final p(rejected)", "final p(unseen)", "final p(never seen)",
+                   "steps to p(rejected) < " + threshold_text(threshold), "final loss"});
   for (const auto& g : groups) {
     std::string seeds = g.seeds.empty() ? "-" : seeds_text(g);
     if (g.failed > 0) seeds += " (" + std::to_string(g.failed) + " failed)";
@@ -481,8 +481,7 @@ std::string summary_csv(const std::vector<SummaryGroup>& groups) {
 }
 
 std::vector<SummaryGroup> write_summary(const std::vector<std::string>& dirs,
-                                        const std::string& out_dir,
-                                        const SummaryOptions& options) {
+                                        const std::string& out_dir, const SummaryOptions& options) {
   options.validate();
   std::vector<RunSummary> runs;
   for (const auto& dir : dirs) runs.push_back(summarize_run(load_run(dir), options));

@@ -26,22 +26,22 @@ namespace prefengine {
 
 // One line of metrics.jsonl.
 struct MetricRow {
-  std::string stage;                      // "stage" field; "" when the row has none
-  int64_t step = 0;                       // "step": counts from 1 within the stage
-  std::optional<int64_t> global_step;     // "global_step": counts across stages, when logged
-  std::map<std::string, double> values;   // numeric fields; JSON null / "nan" become NaN
+  std::string stage;                     // "stage" field; "" when the row has none
+  int64_t step = 0;                      // "step": counts from 1 within the stage
+  std::optional<int64_t> global_step;    // "global_step": counts across stages, when logged
+  std::map<std::string, double> values;  // numeric fields; JSON null / "nan" become NaN
 };
 
 // Everything the report needs from one run directory.
 struct RunData {
-  std::string dir;                              // the directory as given
-  std::string name;                             // config.yaml `name:`
-  std::optional<int64_t> seed;                  // config.yaml `seed:`
+  std::string dir;                                 // the directory as given
+  std::string name;                                // config.yaml `name:`
+  std::optional<int64_t> seed;                     // config.yaml `seed:`
   std::map<std::string, std::string> sweep_point;  // config.yaml `sweep_point:` (flattened, a.b: v)
   std::map<std::string, std::string> stage_methods;  // stage name -> loss plugin (or stage kind)
-  std::string status;                           // run.json "status"; "unknown" without run.json
-  std::vector<MetricRow> rows;                  // metrics.jsonl in file order
-  std::vector<std::string> stages;              // stage names in order of first appearance
+  std::string status;               // run.json "status"; "unknown" without run.json
+  std::vector<MetricRow> rows;      // metrics.jsonl in file order
+  std::vector<std::string> stages;  // stage names in order of first appearance
 
   // "name [k=v, ...] seed=s": a short unique-ish label for legends and tables.
   std::string label() const;
@@ -61,29 +61,30 @@ RunData load_run(const std::string& dir);
 
 // What to summarise.
 struct SummaryOptions {
-  std::string stage;                  // stage to summarise; empty: each run's last stage
-  double rejected_threshold = 1e-3;   // "steps until probs/rejected < threshold"; must be in (0, 1)
-  void validate() const;              // throws std::invalid_argument naming the bad field
+  std::string stage;                 // stage to summarise; empty: each run's last stage
+  double rejected_threshold = 1e-3;  // "steps until probs/rejected < threshold"; must be in (0, 1)
+  void validate() const;             // throws std::invalid_argument naming the bad field
 };
 
 // Figures of one run over one stage. A figure whose metric the stage never logs is NaN.
 struct RunSummary {
-  std::string dir;                              // run directory
-  std::string name;                             // config name
+  std::string dir;                                 // run directory
+  std::string name;                                // config name
   std::map<std::string, std::string> sweep_point;  // swept option values
-  std::optional<int64_t> seed;                  // seed, when the config has one
-  std::string stage;                            // the summarised stage
-  std::string method;                           // loss plugin (or stage kind) of that stage; "" if unknown
-  std::string status;                           // run.json status
-  int64_t last_step = 0;                        // largest step logged in the stage
-  double peak_chosen = 0;                       // max probs/chosen
-  double peak_chosen_step = 0;                  // step of the first row reaching that max
-  double final_chosen = 0;                      // probs/chosen of the last row that logs it
-  double final_rejected = 0;                    // likewise probs/rejected
-  double final_unseen = 0;                      // likewise probs/unseen
-  double final_never_seen = 0;                  // likewise probs/never_seen
-  std::optional<int64_t> steps_to_rejected_below;  // first step with probs/rejected < threshold; none: never
-  double final_loss = 0;                        // loss of the last row that logs it
+  std::optional<int64_t> seed;                     // seed, when the config has one
+  std::string stage;                               // the summarised stage
+  std::string method;           // loss plugin (or stage kind) of that stage; "" if unknown
+  std::string status;           // run.json status
+  int64_t last_step = 0;        // largest step logged in the stage
+  double peak_chosen = 0;       // max probs/chosen
+  double peak_chosen_step = 0;  // step of the first row reaching that max
+  double final_chosen = 0;      // probs/chosen of the last row that logs it
+  double final_rejected = 0;    // likewise probs/rejected
+  double final_unseen = 0;      // likewise probs/unseen
+  double final_never_seen = 0;  // likewise probs/never_seen
+  std::optional<int64_t>
+      steps_to_rejected_below;  // first step with probs/rejected < threshold; none: never
+  double final_loss = 0;        // loss of the last row that logs it
 };
 
 RunSummary summarize_run(const RunData& run, const SummaryOptions& options = {});
@@ -105,11 +106,11 @@ struct SummaryGroup {
   std::vector<std::string> dirs;                   // member run directories
   std::vector<int64_t> seeds;                      // their seeds (runs without one are left out)
   int failed = 0;                                  // members whose status is "failed"
-  Stat peak_chosen, peak_chosen_step, final_chosen, final_rejected, final_unseen,
-      final_never_seen, final_loss;               // over the members
-  Stat steps_to_rejected_below;                    // over the members that got there
-  int reached = 0;                                 // members whose probs/rejected fell below
-  double rejected_threshold = 1e-3;                // the threshold used
+  Stat peak_chosen, peak_chosen_step, final_chosen, final_rejected, final_unseen, final_never_seen,
+      final_loss;                    // over the members
+  Stat steps_to_rejected_below;      // over the members that got there
+  int reached = 0;                   // members whose probs/rejected fell below
+  double rejected_threshold = 1e-3;  // the threshold used
 };
 
 // Groups in order of first appearance.

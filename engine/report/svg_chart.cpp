@@ -11,7 +11,7 @@ namespace prefengine {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr int kLegendWidth = 190;     // px reserved right of the plot when a legend is drawn
+constexpr int kLegendWidth = 190;         // px reserved right of the plot when a legend is drawn
 constexpr std::size_t kLegendChars = 28;  // longer legend labels are cut (full text in <title>)
 
 std::string fmt(const char* format, double value) {
@@ -49,9 +49,9 @@ void ChartOptions::validate() const {
 }
 
 const std::string& palette_color(std::size_t i) {
-  static const std::vector<std::string> kPalette = {
-      "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-      "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  static const std::vector<std::string> kPalette = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                                                    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                                                    "#bcbd22", "#17becf"};
   return kPalette[i % kPalette.size()];
 }
 
@@ -77,8 +77,8 @@ double nice_number(double x, bool round) {
 
 std::vector<double> linear_ticks(double lo, double hi, std::size_t max_ticks) {
   if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi) {
-    throw std::invalid_argument("linear_ticks needs finite lo <= hi, got [" + fmt("%g", lo) +
-                                ", " + fmt("%g", hi) + "]");
+    throw std::invalid_argument("linear_ticks needs finite lo <= hi, got [" + fmt("%g", lo) + ", " +
+                                fmt("%g", hi) + "]");
   }
   // A range across zero needs 3 zero-anchored ticks however coarse the step (-s, 0, s).
   if (max_ticks < 3) throw std::invalid_argument("linear_ticks needs max_ticks >= 3");
@@ -143,8 +143,7 @@ bool auto_log_scale(const std::vector<ChartSeries>& series) {
   return max_positive > 0.0 && max_positive / min_positive > 100.0;
 }
 
-AxisScale::AxisScale(double domain_lo, double domain_hi, double pixel_lo, double pixel_hi,
-                     bool log)
+AxisScale::AxisScale(double domain_lo, double domain_hi, double pixel_lo, double pixel_hi, bool log)
     : lo_(domain_lo), hi_(domain_hi), pixel_lo_(pixel_lo), pixel_hi_(pixel_hi), log_(log) {
   if (log_ && !(domain_lo > 0.0 && domain_hi > 0.0)) {
     throw std::invalid_argument("AxisScale: a log scale needs a positive domain, got [" +
@@ -182,12 +181,23 @@ std::string xml_escape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -274,8 +284,8 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
   svg << "<g class=\"grid\" stroke=\"#e6e6e6\" stroke-width=\"1\">\n";
   for (double t : y_ticks) {
     const double y = y_scale.map(t);
-    svg << "<line x1=\"" << px(left) << "\" y1=\"" << px(y) << "\" x2=\"" << px(right)
-        << "\" y2=\"" << px(y) << "\"/>\n";
+    svg << "<line x1=\"" << px(left) << "\" y1=\"" << px(y) << "\" x2=\"" << px(right) << "\" y2=\""
+        << px(y) << "\"/>\n";
   }
   for (double t : x_ticks) {
     const double x = x_scale.map(t);
@@ -294,16 +304,17 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
   }
   for (double t : x_ticks) {
     const double x = x_scale.map(t);
-    svg << "<line class=\"tick\" x1=\"" << px(x) << "\" y1=\"" << px(bottom) << "\" x2=\""
-        << px(x) << "\" y2=\"" << px(bottom + 4) << "\" stroke=\"#555555\"/>"
+    svg << "<line class=\"tick\" x1=\"" << px(x) << "\" y1=\"" << px(bottom) << "\" x2=\"" << px(x)
+        << "\" y2=\"" << px(bottom + 4) << "\" stroke=\"#555555\"/>"
         << "<text class=\"tick-label x\" x=\"" << px(x) << "\" y=\"" << px(bottom + 16)
         << "\" text-anchor=\"middle\">" << xml_escape(format_tick(t, false)) << "</text>\n";
   }
   svg << "<text class=\"axis-label x\" x=\"" << px(0.5 * (left + right)) << "\" y=\""
       << px(bottom + 34) << "\" text-anchor=\"middle\">" << xml_escape(options.x_label)
       << "</text>\n";
-  const std::string y_label =
-      options.y_label.empty() ? (log_axis ? "log scale" : "") : options.y_label + (log_axis ? " (log scale)" : "");
+  const std::string y_label = options.y_label.empty()
+                                  ? (log_axis ? "log scale" : "")
+                                  : options.y_label + (log_axis ? " (log scale)" : "");
   if (!y_label.empty()) {
     const double cy = 0.5 * (top + bottom);
     svg << "<text class=\"axis-label y\" x=\"14\" y=\"" << px(cy)
@@ -316,7 +327,8 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
   svg << "<g class=\"plot\" fill=\"none\" stroke-width=\"1.8\" stroke-linejoin=\"round\">\n";
   if (!has_data) {
     svg << "<text class=\"no-data\" x=\"" << px(0.5 * (left + right)) << "\" y=\""
-        << px(0.5 * (top + bottom)) << "\" text-anchor=\"middle\" fill=\"#888888\">no data</text>\n";
+        << px(0.5 * (top + bottom))
+        << "\" text-anchor=\"middle\" fill=\"#888888\">no data</text>\n";
   }
   for (std::size_t si = 0; si < series.size(); ++si) {
     const ChartSeries& s = series[si];
@@ -356,7 +368,8 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
       if (ly > bottom) break;  // more series than rows: the rest are in the title tooltips
       std::string label = series[si].label;
       if (label.size() > kLegendChars) {
-        // Cut the middle: run labels differ at the end (sweep point, seed) as often as at the start.
+        // Cut the middle: run labels differ at the end (sweep point, seed) as often as at the
+        // start.
         std::size_t head = (kLegendChars - 3) / 2;
         std::size_t tail_start = label.size() - (kLegendChars - 3 - head);
         // Never split a UTF-8 sequence: back up / move on over continuation bytes.

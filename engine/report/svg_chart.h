@@ -6,7 +6,8 @@
 //   std::string svg = render_line_chart(series, options);
 //
 // Every chart is one <svg class="chart ..."> element; each finite run of points of a series is one
-// <polyline class="series" data-series="i" points="x,y ...">; an isolated finite point is a <circle>.
+// <polyline class="series" data-series="i" points="x,y ...">; an isolated finite point is a
+// <circle>.
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -15,10 +16,10 @@ namespace prefengine {
 
 // One line of a chart: y[i] is drawn at x[i]; x and y must have the same length.
 struct ChartSeries {
-  std::string label;          // legend text (escaped on output)
-  std::vector<double> x;      // abscissae, e.g. training steps
-  std::vector<double> y;      // ordinates; NaN/Inf (and <= 0 on a log axis) are skipped, not drawn
-  std::string color;          // CSS colour; empty: the palette colour of the series' index
+  std::string label;      // legend text (escaped on output)
+  std::vector<double> x;  // abscissae, e.g. training steps
+  std::vector<double> y;  // ordinates; NaN/Inf (and <= 0 on a log axis) are skipped, not drawn
+  std::string color;      // CSS colour; empty: the palette colour of the series' index
 };
 
 enum class YScale {
@@ -29,19 +30,19 @@ enum class YScale {
 
 // How one chart looks; every field has a usable default.
 struct ChartOptions {
-  std::string title;              // drawn above the plot; empty: none
-  std::string x_label = "step";   // axis label under the x axis
-  std::string y_label;            // axis label left of the y axis; empty: none
-  std::string css_class;          // extra classes on the <svg> after "chart"
-  std::string id;                 // the <svg>'s id attribute; empty: none
-  std::string data_metric;        // value of the data-metric attribute; empty: none
-  std::string data_run;           // value of the data-run attribute; empty: none
-  int width = 640;                // total width in px, legend included
-  int height = 300;               // total height in px
-  YScale y_scale = YScale::kAuto; // see YScale
-  bool legend = true;             // draw a legend when there is more than one series
-  std::size_t max_ticks = 8;      // upper bound on the number of ticks per axis (>= 3)
-  void validate() const;          // throws std::invalid_argument naming the bad field
+  std::string title;               // drawn above the plot; empty: none
+  std::string x_label = "step";    // axis label under the x axis
+  std::string y_label;             // axis label left of the y axis; empty: none
+  std::string css_class;           // extra classes on the <svg> after "chart"
+  std::string id;                  // the <svg>'s id attribute; empty: none
+  std::string data_metric;         // value of the data-metric attribute; empty: none
+  std::string data_run;            // value of the data-run attribute; empty: none
+  int width = 640;                 // total width in px, legend included
+  int height = 300;                // total height in px
+  YScale y_scale = YScale::kAuto;  // see YScale
+  bool legend = true;              // draw a legend when there is more than one series
+  std::size_t max_ticks = 8;       // upper bound on the number of ticks per axis (>= 3)
+  void validate() const;           // throws std::invalid_argument naming the bad field
 };
 
 // The palette colour for series index i (Tableau 10, repeating).
@@ -53,12 +54,13 @@ std::size_t palette_size();
 // round=true the nearest such number, else the smallest one >= x.
 double nice_number(double x, bool round);
 
-// Ticks of a linear axis covering [lo, hi]: multiples of a nice step, the first <= lo, the last >= hi,
-// at most max_ticks of them (max_ticks >= 3). lo == hi gets a range of +-10% (+-1 at 0) around it.
+// Ticks of a linear axis covering [lo, hi]: multiples of a nice step, the first <= lo, the last >=
+// hi, at most max_ticks of them (max_ticks >= 3). lo == hi gets a range of +-10% (+-1 at 0) around
+// it.
 std::vector<double> linear_ticks(double lo, double hi, std::size_t max_ticks);
 
-// Ticks of a log10 axis covering [lo, hi] (0 < lo <= hi): powers of ten 10^k, k a multiple of a step
-// chosen so that there are at most max_ticks (>= 3); the first <= lo, the last >= hi.
+// Ticks of a log10 axis covering [lo, hi] (0 < lo <= hi): powers of ten 10^k, k a multiple of a
+// step chosen so that there are at most max_ticks (>= 3); the first <= lo, the last >= hi.
 std::vector<double> log_ticks(double lo, double hi, std::size_t max_ticks);
 
 // Whether kAuto picks a log axis for these values (see YScale::kAuto).
