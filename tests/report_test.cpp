@@ -296,6 +296,16 @@ TEST(SvgChartTest, LegendOnlyForSeveralSeriesAndEscaped) {
   EXPECT_NE(two.find("class=\"chart chart-compare\" id=\"compare-probs-chosen\""),
             std::string::npos);
   EXPECT_EQ(render_line_chart({a}, options).find("legend-entry"), std::string::npos);
+  // Unlabelled series have no entry; entries that do not fit are counted, not dropped silently.
+  ChartSeries unlabelled{"", {0, 1}, {0.5, 0.5}, ""};
+  EXPECT_EQ(count(render_line_chart({a, unlabelled}, options), "legend-entry"), 0u);
+  EXPECT_EQ(count(render_line_chart({a, unlabelled, b}, options), "class=\"legend-entry\""), 2u);
+  std::vector<ChartSeries> many;
+  for (int i = 0; i < 20; ++i) many.push_back({"run " + std::to_string(i), {0, 1}, {0, 1}, ""});
+  const std::string crowded = render_line_chart(many, options);  // (256 - 30) / 16 = 14 rows
+  EXPECT_EQ(count(crowded, "class=\"legend-entry\""), 13u);
+  EXPECT_NE(crowded.find(">+7 more</text>"), std::string::npos);
+  EXPECT_EQ(polylines(crowded).size(), 20u);
   // Long labels lose their middle in the legend (the full text stays in the entry's <title>).
   ChartSeries long_a{"toy-dpo-beta [loss.beta=0.5] seed=0", {0, 1}, {0, 1}, ""};
   const std::string beta = "\xCE\xB2";  // two bytes in UTF-8
@@ -635,12 +645,26 @@ TEST(HtmlReportTest, OneChartPerMetricAndRunPlusOverlays) {
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(count(html, "data-run=\"" + std::to_string(i) + "\""), 11u) << i;
   }
-  // Overlays have one line per run and a legend naming each run.
+  // Overlays have one line per run; runs that differ only by seed share a colour and a legend
+  // entry: 4 groups, toy-dpo seeds 0 and 1 both in the first colour.
   const std::string compare = svg_by_id(html, "compare-probs-chosen");
   ASSERT_FALSE(compare.empty());
   EXPECT_EQ(polylines(compare).size(), 5u);
-  EXPECT_EQ(count(compare, "class=\"legend-entry\""), 5u);
-  EXPECT_NE(compare.find("toy-dpo-beta [loss.beta=0.5] seed=0"), std::string::npos);
+  EXPECT_EQ(count(compare, "class=\"legend-entry\""), 4u);
+  EXPECT_NE(compare.find("<title>toy-dpo seeds=0,1</title>"), std::string::npos);
+  EXPECT_NE(compare.find("<title>toy-dpo-beta [loss.beta=0.5] seed=0</title>"), std::string::npos);
+  EXPECT_EQ(count(compare, "<polyline class=\"series\" data-series=\"0\" stroke=\"#1f77b4\""), 1u);
+  EXPECT_EQ(count(compare, "<polyline class=\"series\" data-series=\"1\" stroke=\"#1f77b4\""), 1u);
+  EXPECT_EQ(count(compare, "<polyline class=\"series\" data-series=\"4\" stroke=\"#d62728\""), 1u);
+  // The per-run charts use the same colours.
+  EXPECT_NE(svg_by_id(html, "run1-loss").find("stroke=\"#1f77b4\""), std::string::npos);
+  EXPECT_NE(svg_by_id(html, "run2-loss").find("stroke=\"#ff7f0e\""), std::string::npos);
+  // Without seeds to group, every run has its own colour and entry.
+  const std::vector<RunData> pair = {runs[0], runs[2]};
+  const std::string ungrouped = svg_by_id(render_html_report(pair, options), "compare-loss");
+  EXPECT_EQ(count(ungrouped, "class=\"legend-entry\""), 2u);
+  EXPECT_NE(ungrouped.find("<title>toy-dpo seed=0</title>"), std::string::npos);
+  EXPECT_NE(ungrouped.find("stroke=\"#ff7f0e\""), std::string::npos);
   // probs/rejected (0.2 -> 1e-25) is drawn on a log axis, probs/chosen on a linear one.
   EXPECT_NE(svg_by_id(html, "run0-probs-rejected").find("data-scale=\"log\""), std::string::npos);
   EXPECT_NE(svg_by_id(html, "run0-probs-chosen").find("data-scale=\"linear\""), std::string::npos);

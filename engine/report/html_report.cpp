@@ -156,6 +156,35 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
   for (const auto& run : runs) summaries.push_back(summarize_run(run, summary_options));
   const auto groups = group_over_seeds(summaries, options.rejected_threshold);
 
+  // Runs that differ only by seed share a colour and one legend entry in the comparison charts,
+  // so that many seeds of a few settings stay readable; with nothing to group, each run is its own.
+  std::vector<std::size_t> group_of(runs.size(), 0);
+  std::vector<bool> first_of_group(runs.size(), false);
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      if (groups[g].name == runs[i].name && groups[g].sweep_point == runs[i].sweep_point &&
+          groups[g].stage == stages[i]) {
+        group_of[i] = g;
+        break;
+      }
+    }
+    first_of_group[i] =
+        std::find(group_of.begin(), group_of.begin() + i, group_of[i]) == group_of.begin() + i;
+  }
+  const bool by_group = groups.size() > 1 && groups.size() < runs.size();
+  auto run_color = [&](std::size_t i) { return palette_color(by_group ? group_of[i] : i); };
+  auto legend_label = [&](std::size_t i) -> std::string {
+    const SummaryGroup& g = groups[group_of[i]];
+    if (!by_group || g.dirs.size() == 1) return runs[i].label();
+    if (!first_of_group[i]) return "";  // the group's first run carries the entry
+    RunData shown;                      // name and sweep point only: label() without the seed
+    shown.name = runs[i].name;
+    shown.sweep_point = runs[i].sweep_point;
+    std::string seeds;
+    for (int64_t seed : g.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(seed);
+    return shown.label() + (seeds.empty() ? "" : " seeds=" + seeds);
+  };
+
   ChartOptions base;
   base.width = options.chart_width;
   base.height = options.chart_height;
@@ -202,7 +231,7 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
     for (const auto& metric : metrics) {
       std::vector<ChartSeries> series;
       for (std::size_t i = 0; i < runs.size(); ++i) {
-        series.push_back(make_series(runs[i], stages[i], metric, runs[i].label(), palette_color(i),
+        series.push_back(make_series(runs[i], stages[i], metric, legend_label(i), run_color(i),
                                      options.max_points));
       }
       ChartOptions chart = base;
@@ -250,8 +279,7 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
       chart.data_metric = metric;
       chart.data_run = std::to_string(i);
       html << render_line_chart(
-          {make_series(run, stages[i], metric, metric, palette_color(i), options.max_points)},
-          chart);
+          {make_series(run, stages[i], metric, metric, run_color(i), options.max_points)}, chart);
     }
     html << "</div>\n</section>\n";
   }

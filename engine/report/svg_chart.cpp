@@ -238,7 +238,11 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
   }
 
   // Layout.
-  const bool legend = options.legend && series.size() > 1;
+  std::vector<std::size_t> entries;  // series with a legend entry: those with a label
+  for (std::size_t si = 0; si < series.size(); ++si) {
+    if (!series[si].label.empty()) entries.push_back(si);
+  }
+  const bool legend = options.legend && entries.size() > 1;
   const double left = 72.0;
   const double right = options.width - 14.0 - (legend ? kLegendWidth : 0);
   const double top = options.title.empty() ? 12.0 : 30.0;
@@ -363,9 +367,15 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
   if (legend) {
     svg << "<g class=\"legend\">\n";
     const double lx = right + 12.0;
-    for (std::size_t si = 0; si < series.size(); ++si) {
-      const double ly = top + 8.0 + 16.0 * static_cast<double>(si);
-      if (ly > bottom) break;  // more series than rows: the rest are in the title tooltips
+    const std::size_t rows = static_cast<std::size_t>((bottom - top) / 16.0);
+    for (std::size_t e = 0; e < entries.size(); ++e) {
+      const std::size_t si = entries[e];
+      const double ly = top + 8.0 + 16.0 * static_cast<double>(e);
+      if (e + 1 == rows && entries.size() > rows) {  // no room for the rest: say how many
+        svg << "<text class=\"legend-more\" x=\"" << px(lx) << "\" y=\"" << px(ly + 4)
+            << "\" fill=\"#555555\">+" << entries.size() - e << " more</text>\n";
+        break;
+      }
       std::string label = series[si].label;
       if (label.size() > kLegendChars) {
         // Cut the middle: run labels differ at the end (sweep point, seed) as often as at the

@@ -16,7 +16,7 @@ namespace prefengine {
 
 // One line of a chart: y[i] is drawn at x[i]; x and y must have the same length.
 struct ChartSeries {
-  std::string label;      // legend text (escaped on output)
+  std::string label;      // legend text (escaped on output); empty: no legend entry
   std::vector<double> x;  // abscissae, e.g. training steps
   std::vector<double> y;  // ordinates; NaN/Inf (and <= 0 on a log axis) are skipped, not drawn
   std::string color;      // CSS colour; empty: the palette colour of the series' index
@@ -40,7 +40,7 @@ struct ChartOptions {
   int width = 640;                 // total width in px, legend included
   int height = 300;                // total height in px
   YScale y_scale = YScale::kAuto;  // see YScale
-  bool legend = true;              // draw a legend when there is more than one series
+  bool legend = true;              // draw a legend when more than one series has a label
   std::size_t max_ticks = 8;       // upper bound on the number of ticks per axis (>= 3)
   void validate() const;           // throws std::invalid_argument naming the bad field
 };
