@@ -544,6 +544,20 @@ TEST(RunSummaryTest, WriteSummaryWritesMarkdownAndCsv) {
   EXPECT_EQ(groups.size(), 4u);
   EXPECT_EQ(read_file(out / "summary.md"), summary_markdown(groups));
   EXPECT_EQ(read_file(out / "summary.csv"), summary_csv(groups));
+  const std::string runs = read_file(out / "runs.csv");
+  std::vector<std::string> lines;
+  std::istringstream in(runs);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 6u);  // header + 5 runs
+  EXPECT_EQ(lines[0].rfind("dir,name,method,stage,sweep_point,seed,status,last_step,", 0), 0u);
+  // toy-dpo-s1 by hand: peak 0.48 at 125, finals 0.37, 3e-24, 0.48, 0.15, below 1e-3 at 125.
+  EXPECT_EQ(lines[2], fixture("toy-dpo-s1") +
+                          ",toy-dpo,dpo,dpo,,1,completed,200,0.47999999999999998,125,"
+                          "0.37,3e-24,0.47999999999999998,0.14999999999999999,"
+                          "125,0.0080000000000000002");
+  EXPECT_EQ(lines[3], fixture("toy-ipo-s0") +
+                          ",toy-ipo,ipo,pairwise,,0,failed,200,0.39000000000000001,150,"
+                          "0.38,0.029999999999999999,0.40000000000000002,0.19,,2.7999999999999998");
 }
 
 TEST(RunSummaryTest, BadMetricsLineNamesFileAndLine) {

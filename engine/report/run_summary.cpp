@@ -480,6 +480,26 @@ std::string summary_csv(const std::vector<SummaryGroup>& groups) {
   return csv.str();
 }
 
+std::string runs_csv(const std::vector<RunSummary>& runs) {
+  std::ostringstream csv;
+  csv << "dir,name,method,stage,sweep_point,seed,status,last_step,peak_chosen,peak_chosen_step,"
+         "final_chosen,final_rejected,final_unseen,final_never_seen,steps_to_rejected_below,"
+         "final_loss\n";
+  for (const auto& r : runs) {
+    csv << csv_field(r.dir) << ',' << csv_field(r.name) << ',' << csv_field(r.method) << ','
+        << csv_field(r.stage) << ',' << csv_field(join_point(r.sweep_point, ";")) << ','
+        << (r.seed ? std::to_string(*r.seed) : "") << ',' << csv_field(r.status) << ','
+        << r.last_step;
+    for (double v : {r.peak_chosen, r.peak_chosen_step, r.final_chosen, r.final_rejected,
+                     r.final_unseen, r.final_never_seen}) {
+      csv << ',' << csv_number(v);
+    }
+    csv << ',' << (r.steps_to_rejected_below ? std::to_string(*r.steps_to_rejected_below) : "")
+        << ',' << csv_number(r.final_loss) << '\n';
+  }
+  return csv.str();
+}
+
 std::vector<SummaryGroup> write_summary(const std::vector<std::string>& dirs,
                                         const std::string& out_dir, const SummaryOptions& options) {
   options.validate();
@@ -489,7 +509,8 @@ std::vector<SummaryGroup> write_summary(const std::vector<std::string>& dirs,
   fs::create_directories(out_dir);
   for (const auto& [file, text] :
        {std::pair<std::string, std::string>{"summary.md", summary_markdown(groups)},
-        std::pair<std::string, std::string>{"summary.csv", summary_csv(groups)}}) {
+        std::pair<std::string, std::string>{"summary.csv", summary_csv(groups)},
+        std::pair<std::string, std::string>{"runs.csv", runs_csv(runs)}}) {
     const std::string path = (fs::path(out_dir) / file).string();
     std::ofstream out(path, std::ios::binary);
     out << text;

@@ -12,8 +12,10 @@
 //   std::vector<SummaryGroup> group_over_seeds(const std::vector<RunSummary>& runs);
 //   std::string summary_markdown(const std::vector<SummaryGroup>& groups);
 //   std::string summary_csv(const std::vector<SummaryGroup>& groups);
-//   void write_summary(const std::vector<std::string>& dirs, const std::string& out_dir,
-//                      const SummaryOptions& options = {});  // out_dir/summary.md, summary.csv
+//   std::string runs_csv(const std::vector<RunSummary>& runs);
+//   std::vector<SummaryGroup> write_summary(const std::vector<std::string>& dirs,
+//       const std::string& out_dir, const SummaryOptions& options = {});
+//       // writes out_dir/summary.md, out_dir/summary.csv and out_dir/runs.csv
 // Errors: std::invalid_argument for bad content ("path:line: ..."), std::runtime_error for a
 // missing or unreadable file; both name the file.
 #include <cstdint>
@@ -125,9 +127,11 @@ std::vector<std::vector<std::string>> summary_table(const std::vector<SummaryGro
 
 std::string summary_markdown(const std::vector<SummaryGroup>& groups);
 std::string summary_csv(const std::vector<SummaryGroup>& groups);
+// One row per run (no averaging), for plotting elsewhere; NaN and "never" are empty cells.
+std::string runs_csv(const std::vector<RunSummary>& runs);
 
-// Loads, summarises and groups `dirs` and writes out_dir/summary.md and out_dir/summary.csv
-// (out_dir is created). Returns the groups.
+// Loads, summarises and groups `dirs` and writes out_dir/summary.md, out_dir/summary.csv and
+// out_dir/runs.csv (out_dir is created). Returns the groups.
 std::vector<SummaryGroup> write_summary(const std::vector<std::string>& dirs,
                                         const std::string& out_dir,
                                         const SummaryOptions& options = {});
