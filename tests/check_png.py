@@ -114,17 +114,26 @@ def main():
     if other < total // 100:
         print("FAIL: the image is blank (under 1% of pixels differ from the background)")
         ok = False
-    for colour in args.color:
-        pixels, columns = 0, set()
-        for y, row in enumerate(rows):
-            for x, p in enumerate(row):
-                if all(abs(p[c] - colour[c]) <= args.tolerance for c in range(3)):
-                    pixels += 1
-                    columns.add(x)
+    # Which exact colours match each wanted colour (over the distinct colours, not the pixels),
+    # then one pass over the pixels for the columns.
+    wanted = {}
+    for index, colour in enumerate(args.color):
+        for p in counts:
+            if all(abs(p[c] - colour[c]) <= args.tolerance for c in range(3)):
+                wanted.setdefault(p, []).append(index)
+    pixels = [0] * len(args.color)
+    columns = [set() for _ in args.color]
+    for row in rows:
+        for x, p in enumerate(row):
+            for index in wanted.get(p, ()):
+                pixels[index] += 1
+                columns[index].add(x)
+    for index, colour in enumerate(args.color):
         name = "#%02x%02x%02x" % colour
-        good = pixels >= args.min_pixels and len(columns) >= args.min_columns
-        print(f"{'ok' if good else 'FAIL'}: colour {name} on {pixels} pixels in {len(columns)} "
-              f"columns (need {args.min_pixels} pixels, {args.min_columns} columns)")
+        good = pixels[index] >= args.min_pixels and len(columns[index]) >= args.min_columns
+        print(f"{'ok' if good else 'FAIL'}: colour {name} on {pixels[index]} pixels in "
+              f"{len(columns[index])} columns (need {args.min_pixels} pixels, "
+              f"{args.min_columns} columns)")
         ok = ok and good
     return 0 if ok else 1
 
