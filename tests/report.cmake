@@ -15,7 +15,7 @@ prefengine_add_test(NAME report_test
   LIBRARIES prefengine_report)
 
 # A small command-line front end for manual use and for the Chromium test:
-#   prefengine_report_tool [--output FILE] [--summary-dir DIR] [--stage NAME] RUN_DIR...
+#   prefengine_report_tool [--output FILE] [--summary-dir DIR] [--stage NAME] [--all-stages] RUN_DIR...
 add_executable(prefengine_report_tool ${CMAKE_CURRENT_LIST_DIR}/report_tool.cpp)
 target_link_libraries(prefengine_report_tool PRIVATE prefengine_report)
 target_compile_options(prefengine_report_tool PRIVATE ${PREFENGINE_WARNINGS})

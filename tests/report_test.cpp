@@ -566,12 +566,17 @@ TEST(RunSummaryTest, BadMetricsLineNamesFileAndLine) {
     load_run(fixture("bad-metrics"));
     FAIL() << "expected an error for the cut-off third line";
   } catch (const std::invalid_argument& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(path + ":3: ", 0), 0u) << e.what();
+    // Line 3 is '{"stage": "dpo", "step": 3, "loss": 0.6' (39 bytes): it ends at column 40.
+    EXPECT_EQ(std::string(e.what()),
+              path +
+                  ":3:40: not valid JSON: syntax error while parsing object - unexpected end of "
+                  "input; expected '}'");
   }
   const fs::path dir = scratch("bad_lines");
   const std::string good = "{\"stage\": \"dpo\", \"step\": 1, \"loss\": 0.5}\n";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"[1, 2]", "expected a JSON object"},
+      {"{\"step\": 2, \"loss\": NaN}", "not valid JSON"},
       {"{\"stage\": \"dpo\", \"loss\": 0.5}", "no \"step\" field"},
       {"{\"stage\": \"dpo\", \"step\": \"ten\"}", "\"step\" must be an integer"},
       {"{\"stage\": \"dpo\", \"step\": 2.5}", "\"step\" must be an integer"},
@@ -586,7 +591,7 @@ TEST(RunSummaryTest, BadMetricsLineNamesFileAndLine) {
       ADD_FAILURE() << "no error for " << line;
     } catch (const std::invalid_argument& e) {
       const std::string what = e.what();
-      EXPECT_EQ(what.rfind(file.string() + ":3: ", 0), 0u) << what;
+      EXPECT_EQ(what.rfind(file.string() + ":3:", 0), 0u) << what;
       EXPECT_NE(what.find(message), std::string::npos) << what;
     }
   }
@@ -764,6 +769,64 @@ TEST(HtmlReportTest, SingleRunStageChoiceThinningAndExtraMetrics) {
   options.rejected_threshold = 2.0;
   EXPECT_THROW(options.validate(), std::invalid_argument);
   EXPECT_THROW(render_html_report({}, ReportOptions{}), std::invalid_argument);
+}
+
+TEST(RunSummaryTest, GlobalPositionsAcrossStages) {
+  // toy-dpo-s0 logs global_step: sft 1, 50, 100; dpo 101 .. 300.
+  const RunData run = load_run(fixture("toy-dpo-s0"));
+  const auto x = run.global_positions();
+  ASSERT_EQ(x.size(), 12u);
+  EXPECT_EQ(x[2], 100.0);
+  EXPECT_EQ(x[3], 101.0);
+  EXPECT_EQ(x[11], 300.0);
+  EXPECT_EQ(run.stage_starts(), (std::vector<std::pair<double, std::string>>{{101.0, "dpo"}}));
+  std::vector<double> positions, values;
+  run.series_all_stages("probs/chosen", &positions, &values);
+  ASSERT_EQ(positions.size(), 12u);
+  EXPECT_DOUBLE_EQ(values[0], 0.10);
+  EXPECT_DOUBLE_EQ(values[11], 0.33);
+  run.series_all_stages("grad/ratio_log10", &positions, &values);  // dpo only
+  EXPECT_EQ(positions.size(), 9u);
+  EXPECT_EQ(positions.front(), 101.0);
+  // Without global_step each stage continues from the furthest position before it.
+  RunData bare;
+  for (const auto& [stage, step] : std::vector<std::pair<std::string, int64_t>>{
+           {"sft", 1}, {"sft", 50}, {"dpo", 1}, {"dpo", 20}, {"ppo", 5}}) {
+    MetricRow row;
+    row.stage = stage;
+    row.step = step;
+    bare.rows.push_back(row);
+  }
+  EXPECT_EQ(bare.global_positions(), (std::vector<double>{1, 50, 51, 70, 75}));
+  EXPECT_EQ(bare.stage_starts(),
+            (std::vector<std::pair<double, std::string>>{{51.0, "dpo"}, {75.0, "ppo"}}));
+}
+
+TEST(HtmlReportTest, AllStagesAgainstTheGlobalStep) {
+  const std::vector<RunData> runs = {load_run(fixture("toy-dpo-s0")),
+                                     load_run(fixture("toy-dpo-s1"))};
+  ReportOptions options;
+  options.all_stages = true;
+  const std::string html = render_html_report(runs, options);
+  // probs/chosen over both stages: 12 points from global step 1 (x 72) to 300 (x 626).
+  const std::string chart = svg_by_id(html, "run0-probs-chosen");
+  const auto lines = polylines(chart);
+  ASSERT_EQ(lines.size(), 1u);
+  ASSERT_EQ(lines[0].size(), 12u);
+  EXPECT_DOUBLE_EQ(lines[0].front().first, 72.0);
+  EXPECT_DOUBLE_EQ(lines[0].back().first, 626.0);
+  // The dpo stage starts at global step 101: x = 72 + 100 / 299 * 554 = 257.28.
+  EXPECT_EQ(count(chart, "<line class=\"x-marker\""), 1u);
+  EXPECT_NE(chart.find("<line class=\"x-marker\" x1=\"257.3\""), std::string::npos);
+  EXPECT_NE(chart.find(">dpo</text>"), std::string::npos);
+  EXPECT_NE(chart.find(">global step</text>"), std::string::npos);
+  EXPECT_NE(html.find("(all stages, completed)"), std::string::npos);
+  // Comparison charts have no stage markers (the runs' stages need not line up).
+  EXPECT_EQ(svg_by_id(html, "compare-probs-chosen").find("x-marker"), std::string::npos);
+  // The summary still covers the last stage.
+  EXPECT_NE(html.find("<td>0.460 ± 0.0283</td>"), std::string::npos);
+  // Without the option nothing is marked.
+  EXPECT_EQ(render_html_report(runs, ReportOptions{}).find("x-marker"), std::string::npos);
 }
 
 TEST(HtmlReportTest, WriteHtmlReportWritesTheFileAndReportsBadRuns) {

@@ -1,6 +1,6 @@
-// prefengine_report_tool [--output FILE] [--summary-dir DIR] [--stage NAME] RUN_DIR...
-// Writes the HTML report (default report.html) and, with --summary-dir, summary.md and summary.csv.
-// A stand-in for `prefengine report` until the CLI wires the same functions.
+// prefengine_report_tool [--output FILE] [--summary-dir DIR] [--stage NAME] [--all-stages]
+// RUN_DIR... Writes the HTML report (default report.html) and, with --summary-dir, summary.md and
+// summary.csv. A stand-in for `prefengine report` until the CLI wires the same functions.
 #include <exception>
 #include <iostream>
 #include <string>
@@ -27,13 +27,17 @@ int main(int argc, char** argv) {
         summary_dir = value();
       } else if (arg == "--stage") {
         options.stage = value();
+      } else if (arg == "--all-stages") {
+        options.all_stages = true;
       } else if (arg == "--help" || arg == "-h") {
-        std::cout << "usage: " << argv[0]
-                  << " [--output FILE] [--summary-dir DIR] [--stage NAME] RUN_DIR...\n";
+        std::cout
+            << "usage: " << argv[0]
+            << " [--output FILE] [--summary-dir DIR] [--stage NAME] [--all-stages] RUN_DIR...\n";
         return 0;
       } else if (!arg.empty() && arg[0] == '-') {
-        throw std::invalid_argument("unknown option " + arg +
-                                    " (known: --output, --summary-dir, --stage, --help)");
+        throw std::invalid_argument(
+            "unknown option " + arg +
+            " (known: --output, --summary-dir, --stage, --all-stages, --help)");
       } else {
         dirs.push_back(arg);
       }

@@ -39,9 +39,11 @@ std::string slug(const std::string& text) {
   return out;
 }
 
-bool logs_metric(const RunData& run, const std::string& stage, const std::string& metric) {
+// Whether `run` logs `metric` in `stage` (in any stage when all_stages).
+bool logs_metric(const RunData& run, const std::string& stage, bool all_stages,
+                 const std::string& metric) {
   for (const auto& row : run.rows) {
-    if (row.stage == stage && row.values.count(metric)) return true;
+    if ((all_stages || row.stage == stage) && row.values.count(metric)) return true;
   }
   return false;
 }
@@ -63,13 +65,17 @@ void thin(std::vector<double>* x, std::vector<double>* y, std::size_t max_points
   y->swap(ty);
 }
 
-ChartSeries make_series(const RunData& run, const std::string& stage, const std::string& metric,
-                        const std::string& label, const std::string& color,
-                        std::size_t max_points) {
+ChartSeries make_series(const RunData& run, const std::string& stage, bool all_stages,
+                        const std::string& metric, const std::string& label,
+                        const std::string& color, std::size_t max_points) {
   ChartSeries s;
   s.label = label;
   s.color = color;
-  run.series(stage, metric, &s.x, &s.y);
+  if (all_stages) {
+    run.series_all_stages(metric, &s.x, &s.y);
+  } else {
+    run.series(stage, metric, &s.x, &s.y);
+  }
   thin(&s.x, &s.y, max_points);
   return s;
 }
@@ -118,7 +124,7 @@ std::vector<std::string> report_metrics(const std::vector<RunData>& runs,
   for (const auto& run : runs) stages.push_back(run.resolve_stage(options.stage));
   auto any_logs = [&](const std::string& metric) {
     for (std::size_t i = 0; i < runs.size(); ++i) {
-      if (logs_metric(runs[i], stages[i], metric)) return true;
+      if (logs_metric(runs[i], stages[i], options.all_stages, metric)) return true;
     }
     return false;
   };
@@ -129,7 +135,7 @@ std::vector<std::string> report_metrics(const std::vector<RunData>& runs,
   std::set<std::string> rewards;
   for (std::size_t i = 0; i < runs.size(); ++i) {
     for (const auto& row : runs[i].rows) {
-      if (row.stage != stages[i]) continue;
+      if (!options.all_stages && row.stage != stages[i]) continue;
       for (const auto& kv : row.values) {
         if (kv.first.rfind("rewards/", 0) == 0) rewards.insert(kv.first);
       }
@@ -186,6 +192,7 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
   };
 
   ChartOptions base;
+  base.x_label = options.all_stages ? "global step" : "step";
   base.width = options.chart_width;
   base.height = options.chart_height;
 
@@ -194,7 +201,10 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
        << xml_escape(options.title) << "</title>\n<style>" << kStyle
        << "</style>\n</head>\n<body>\n";
   html << "<h1>" << xml_escape(options.title) << "</h1>\n<p class=\"meta\">" << runs.size()
-       << (runs.size() == 1 ? " run" : " runs") << "; x axis: step within the stage; a y axis is "
+       << (runs.size() == 1 ? " run" : " runs") << "; x axis: "
+       << (options.all_stages ? "global step across all stages (dashed lines: stage starts)"
+                              : "step within the stage")
+       << "; a y axis is "
        << "log-scaled when its positive values span more than two decades.</p>\n";
 
   // Summary over seeds.
@@ -231,8 +241,8 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
     for (const auto& metric : metrics) {
       std::vector<ChartSeries> series;
       for (std::size_t i = 0; i < runs.size(); ++i) {
-        series.push_back(make_series(runs[i], stages[i], metric, legend_label(i), run_color(i),
-                                     options.max_points));
+        series.push_back(make_series(runs[i], stages[i], options.all_stages, metric,
+                                     legend_label(i), run_color(i), options.max_points));
       }
       ChartOptions chart = base;
       chart.title = metric + " (all runs)";
@@ -251,14 +261,14 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const RunData& run = runs[i];
     html << "<section class=\"run-panel\" id=\"run-" << i << "\">\n<h3>" << xml_escape(run.label())
-         << " <small>(stage " << xml_escape(stages[i]) << ", " << xml_escape(run.status)
-         << ")</small></h3>\n<div class=\"grid\">\n";
+         << " <small>(" << (options.all_stages ? "all stages" : "stage " + xml_escape(stages[i]))
+         << ", " << xml_escape(run.status) << ")</small></h3>\n<div class=\"grid\">\n";
     std::vector<ChartSeries> probs;
     for (std::size_t m = 0; m < probability_metrics().size(); ++m) {
       const std::string& metric = probability_metrics()[m];
-      if (!logs_metric(run, stages[i], metric)) continue;
-      probs.push_back(
-          make_series(run, stages[i], metric, metric, palette_color(m), options.max_points));
+      if (!logs_metric(run, stages[i], options.all_stages, metric)) continue;
+      probs.push_back(make_series(run, stages[i], options.all_stages, metric, metric,
+                                  palette_color(m), options.max_points));
     }
     if (!probs.empty()) {
       ChartOptions chart = base;
@@ -268,6 +278,7 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
       chart.id = "run" + std::to_string(i) + "-probs";
       chart.data_metric = "probs/*";
       chart.data_run = std::to_string(i);
+      if (options.all_stages) chart.x_markers = run.stage_starts();
       html << render_line_chart(probs, chart);
     }
     for (const auto& metric : metrics) {
@@ -278,8 +289,10 @@ std::string render_html_report(const std::vector<RunData>& runs, const ReportOpt
       chart.id = "run" + std::to_string(i) + "-" + slug(metric);
       chart.data_metric = metric;
       chart.data_run = std::to_string(i);
-      html << render_line_chart(
-          {make_series(run, stages[i], metric, metric, run_color(i), options.max_points)}, chart);
+      if (options.all_stages) chart.x_markers = run.stage_starts();
+      html << render_line_chart({make_series(run, stages[i], options.all_stages, metric, metric,
+                                             run_color(i), options.max_points)},
+                                chart);
     }
     html << "</div>\n</section>\n";
   }

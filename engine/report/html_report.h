@@ -6,7 +6,8 @@
 //   - one panel per run: its probabilities overlaid in one chart, then one chart per metric,
 // for the metrics probs/{chosen,rejected,unseen,never_seen}, grad/{chosen,rejected,ratio}_log10,
 // loss, any rewards/* present, and ReportOptions::extra_metrics, against the step of the chosen
-// stage. Charts use a log y axis when the positive values span more than 2 decades.
+// stage (or, with ReportOptions::all_stages, against the global step across all stages). Charts use
+// a log y axis when the positive values span more than 2 decades.
 //
 // For the CLI:
 //   void write_html_report(const std::vector<std::string>& run_dirs, const std::string& out_path,
@@ -27,12 +28,14 @@ struct RunData;
 struct ReportOptions {
   std::string title = "prefengine report";  // page title and heading
   std::string stage;                        // stage to plot and summarise; empty: each run's last
-  std::vector<std::string> extra_metrics;   // more metric names to chart (e.g. "logps/chosen")
-  double rejected_threshold = 1e-3;         // for the summary's "steps to p(rejected) < ..."
-  std::size_t max_points = 2000;            // points per line at most (evenly thinned); 0: all
-  int chart_width = 640;                    // px per chart
-  int chart_height = 300;                   // px per chart
-  void validate() const;                    // throws std::invalid_argument naming the bad field
+  bool all_stages = false;  // plot every stage against the global step, stage starts marked
+                            // (the summary table still covers `stage`)
+  std::vector<std::string> extra_metrics;  // more metric names to chart (e.g. "logps/chosen")
+  double rejected_threshold = 1e-3;        // for the summary's "steps to p(rejected) < ..."
+  std::size_t max_points = 2000;           // points per line at most (evenly thinned); 0: all
+  int chart_width = 640;                   // px per chart
+  int chart_height = 300;                  // px per chart
+  void validate() const;                   // throws std::invalid_argument naming the bad field
 };
 
 // The metrics charted for these runs, in report order: the fixed ones that any run logs in its

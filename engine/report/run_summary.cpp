@@ -152,6 +152,45 @@ void RunData::series(const std::string& stage, const std::string& metric,
   }
 }
 
+std::vector<double> RunData::global_positions() const {
+  std::vector<double> positions;
+  positions.reserve(rows.size());
+  double offset = 0;    // where the current stage starts when rows carry no global_step
+  double furthest = 0;  // largest position so far
+  const std::string* stage = nullptr;
+  for (const auto& row : rows) {
+    if (stage && row.stage != *stage) offset = furthest;
+    stage = &row.stage;
+    const double position = row.global_step ? static_cast<double>(*row.global_step)
+                                            : offset + static_cast<double>(row.step);
+    positions.push_back(position);
+    furthest = std::max(furthest, position);
+  }
+  return positions;
+}
+
+void RunData::series_all_stages(const std::string& metric, std::vector<double>* positions,
+                                std::vector<double>* values) const {
+  positions->clear();
+  values->clear();
+  const std::vector<double> x = global_positions();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto it = rows[i].values.find(metric);
+    if (it == rows[i].values.end()) continue;
+    positions->push_back(x[i]);
+    values->push_back(it->second);
+  }
+}
+
+std::vector<std::pair<double, std::string>> RunData::stage_starts() const {
+  std::vector<std::pair<double, std::string>> starts;
+  const std::vector<double> x = global_positions();
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    if (rows[i].stage != rows[i - 1].stage) starts.emplace_back(x[i], rows[i].stage);
+  }
+  return starts;
+}
+
 std::vector<MetricRow> read_metrics_jsonl(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open " + path);
@@ -164,7 +203,13 @@ std::vector<MetricRow> read_metrics_jsonl(const std::string& path) {
     try {
       object = json::parse(line);
     } catch (const json::parse_error& e) {
-      throw std::invalid_argument(where + ": not a JSON object: " + e.what());
+      // e.what() is "[json.exception.parse_error.101] parse error at line 1, column 40: <why>";
+      // the line is ours, the column (e.byte) is the parser's.
+      const std::string what = e.what();
+      const auto column = what.find(", column ");
+      const auto reason = column == std::string::npos ? column : what.find(": ", column);
+      throw std::invalid_argument(where + ":" + std::to_string(e.byte) + ": not valid JSON: " +
+                                  (reason == std::string::npos ? what : what.substr(reason + 2)));
     }
     if (!object.is_object()) {
       throw std::invalid_argument(where + ": expected a JSON object, got " + object.type_name());

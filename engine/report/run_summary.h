@@ -22,6 +22,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace prefengine {
@@ -53,6 +54,14 @@ struct RunData {
   // (step, value) of `metric` over the rows of `stage` that log it, in file order.
   void series(const std::string& stage, const std::string& metric, std::vector<double>* steps,
               std::vector<double>* values) const;
+  // Each row's position on one axis across all stages: its global_step when logged, else its
+  // step after the largest position of the rows before it that belong to earlier stages.
+  std::vector<double> global_positions() const;
+  // (global position, value) of `metric` over all rows that log it, in file order.
+  void series_all_stages(const std::string& metric, std::vector<double>* positions,
+                         std::vector<double>* values) const;
+  // (global position of its first row, name) of every stage after the first.
+  std::vector<std::pair<double, std::string>> stage_starts() const;
 };
 
 // Parses a metrics.jsonl file; `path` is used in error messages ("path:line: ...").

@@ -327,6 +327,15 @@ std::string render_line_chart(const std::vector<ChartSeries>& series, const Char
   }
   svg << "</g>\n";
 
+  for (const auto& [x_value, text] : options.x_markers) {
+    if (!std::isfinite(x_value) || x_value < x_min || x_value > x_max) continue;
+    const double x = x_scale.map(x_value);
+    svg << "<line class=\"x-marker\" x1=\"" << px(x) << "\" y1=\"" << px(top) << "\" x2=\"" << px(x)
+        << "\" y2=\"" << px(bottom) << "\" stroke=\"#888888\" stroke-dasharray=\"4 3\"/>"
+        << "<text class=\"x-marker-label\" x=\"" << px(x + 3) << "\" y=\"" << px(top + 11)
+        << "\" fill=\"#555555\">" << xml_escape(text) << "</text>\n";
+  }
+
   // Lines: each maximal run of drawable points is one polyline, so that a NaN leaves a gap.
   svg << "<g class=\"plot\" fill=\"none\" stroke-width=\"1.8\" stroke-linejoin=\"round\">\n";
   if (!has_data) {

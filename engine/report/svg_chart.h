@@ -10,6 +10,7 @@
 // <circle>.
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace prefengine {
@@ -41,8 +42,10 @@ struct ChartOptions {
   int height = 300;                // total height in px
   YScale y_scale = YScale::kAuto;  // see YScale
   bool legend = true;              // draw a legend when more than one series has a label
-  std::size_t max_ticks = 8;       // upper bound on the number of ticks per axis (>= 3)
-  void validate() const;           // throws std::invalid_argument naming the bad field
+  std::vector<std::pair<double, std::string>> x_markers;  // dashed vertical lines with labels
+                                                          // (x, text), e.g. where stages start
+  std::size_t max_ticks = 8;  // upper bound on the number of ticks per axis (>= 3)
+  void validate() const;      // throws std::invalid_argument naming the bad field
 };
 
 // The palette colour for series index i (Tableau 10, repeating).
