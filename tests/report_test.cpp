@@ -330,6 +330,10 @@ TEST(SvgChartTest, EmptyChartSaysNoDataAndBadInputThrows) {
   ChartOptions narrow;
   narrow.width = 100;
   EXPECT_THROW(render_line_chart({empty}, narrow), std::invalid_argument);
+  ChartOptions low;
+  low.height = 100;
+  EXPECT_THROW(low.validate(), std::invalid_argument);
+  EXPECT_NO_THROW(ChartOptions{}.validate());
   ChartOptions ticks;
   ticks.max_ticks = 2;
   EXPECT_THROW(ticks.validate(), std::invalid_argument);
@@ -764,6 +768,9 @@ TEST(HtmlReportTest, SingleRunStageChoiceThinningAndExtraMetrics) {
   EXPECT_THROW(options.validate(), std::invalid_argument);
   options = ReportOptions{};
   options.chart_width = 50;
+  EXPECT_THROW(options.validate(), std::invalid_argument);
+  options = ReportOptions{};
+  options.chart_height = 50;
   EXPECT_THROW(options.validate(), std::invalid_argument);
   options = ReportOptions{};
   options.rejected_threshold = 2.0;
