@@ -9,15 +9,16 @@
 // For the CLI (`prefengine report RUN_DIR... [--output FILE]`):
 //   RunData load_run(const std::string& dir);
 //   RunSummary summarize_run(const RunData& run, const SummaryOptions& options = {});
-//   std::vector<SummaryGroup> group_over_seeds(const std::vector<RunSummary>& runs);
+//   std::vector<SummaryGroup> group_over_seeds(const std::vector<RunSummary>& runs,
+//                                              double rejected_threshold = 1e-3);
 //   std::string summary_markdown(const std::vector<SummaryGroup>& groups);
 //   std::string summary_csv(const std::vector<SummaryGroup>& groups);
 //   std::string runs_csv(const std::vector<RunSummary>& runs);
 //   std::vector<SummaryGroup> write_summary(const std::vector<std::string>& dirs,
 //       const std::string& out_dir, const SummaryOptions& options = {});
 //       // writes out_dir/summary.md, out_dir/summary.csv and out_dir/runs.csv
-// Errors: std::invalid_argument for bad content ("path:line: ..."), std::runtime_error for a
-// missing or unreadable file; both name the file.
+// Errors: std::invalid_argument for bad content ("path:line[:column]: ..."), std::runtime_error for
+// a missing or unreadable file; both name the file.
 #include <cstdint>
 #include <map>
 #include <optional>
