@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Renders the fixture report in headless Chromium and checks the screenshot for drawn chart lines.
-#   tests/render_report.sh REPORT_TOOL OUT_DIR
+#   tests/render_report.sh PREFENGINE_EXECUTABLE OUT_DIR
 # Needs Debian's chromium package (scripts/apt-packages.txt). Leaves OUT_DIR/report.html,
 # OUT_DIR/report.png, OUT_DIR/summary.{md,csv} and the Chromium log for a look by eye.
 set -euo pipefail
@@ -12,7 +12,7 @@ rm -rf "$out"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-"$tool" --output "$out/report.html" --summary-dir "$out" \
+"$tool" report --output "$out/report.html" \
   "$fixtures/toy-dpo-s0" "$fixtures/toy-dpo-s1" "$fixtures/toy-ipo-s0" \
   "$fixtures/toy-dpo-beta0.1-s0" "$fixtures/toy-dpo-beta0.5-s0"
 

@@ -202,7 +202,7 @@ void ExperimentRunner::prepare() {
   prepared_ = true;
 }
 
-RunSummary ExperimentRunner::run() {
+RunResult ExperimentRunner::run() {
   {
     std::ofstream out(directory_ + "/config.yaml");
     out << "# resolved from " << config_.source << "\n" << config_.resolved_yaml;
