@@ -27,6 +27,7 @@ LossOutput DpoLoss::pairwise(const PairwiseBatch& batch) {
   at::Tensor losses = -(1 - eps) * at::log_sigmoid(z) - eps * at::log_sigmoid(-z);
   LossOutput out;
   out.loss = losses.mean();
+  if (!batch.want_metrics) return out;
   at::Tensor chosen_rewards = (beta * h_w).detach();
   at::Tensor rejected_rewards = (beta * h_l).detach();
   out.metrics = {{"rewards/chosen", chosen_rewards.mean()},
