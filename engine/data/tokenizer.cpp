@@ -1,0 +1,37 @@
+#include "engine/data/tokenizer.h"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "engine/data/byte_tokenizer.h"
+#include "engine/data/sentencepiece_tokenizer.h"
+#include "prefengine/plugin_options.h"
+
+namespace prefengine {
+
+Tokenizer::~Tokenizer() = default;
+
+void TokenizerOptions::validate() const {
+  const std::vector<std::string> kinds = {"byte", "sentencepiece"};
+  if (kind != "byte" && kind != "sentencepiece") {
+    throw std::invalid_argument("tokenizer.kind: unknown tokenizer '" + kind + "' (did you mean '" +
+                                nearest_name(kind, kinds) + "'? known: byte, sentencepiece)");
+  }
+  if (kind == "sentencepiece" && path.empty()) {
+    throw std::invalid_argument("tokenizer.path: a sentencepiece tokenizer needs a tokenizer.model path");
+  }
+  if (kind == "sentencepiece" && !special_tokens.empty()) {
+    throw std::invalid_argument(
+        "tokenizer.special_tokens: only the byte tokenizer takes extra special tokens");
+  }
+}
+
+std::unique_ptr<Tokenizer> make_tokenizer(const TokenizerOptions& options) {
+  options.validate();
+  if (options.kind == "byte") return std::make_unique<ByteTokenizer>(options.special_tokens);
+  std::filesystem::path path(options.path);
+  if (std::filesystem::is_directory(path)) path /= "tokenizer.model";
+  return std::make_unique<SentencePieceTokenizer>(path.string());
+}
+
+}  // namespace prefengine

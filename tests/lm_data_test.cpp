@@ -1,0 +1,341 @@
+// Tokenizers (byte, SentencePiece trained here), the chat template and the JSONL text datasets.
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <sentencepiece_trainer.h>
+
+#include "engine/data/byte_tokenizer.h"
+#include "engine/data/chat_template.h"
+#include "engine/data/sentencepiece_tokenizer.h"
+#include "engine/data/text_dataset.h"
+#include "engine/data/tokenizer.h"
+
+namespace fs = std::filesystem;
+using namespace prefengine;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path dir = fs::temp_directory_path() / ("prefengine_lm_data_test_" + name);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+std::string write_file(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  return path.string();
+}
+
+std::vector<int64_t> bytes(const std::string& s) {
+  std::vector<int64_t> out;
+  for (unsigned char c : s) out.push_back(c);
+  return out;
+}
+
+std::vector<int64_t> concat(std::vector<int64_t> a, const std::vector<int64_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+const std::vector<int64_t> kBos = {ByteTokenizer::kBos};
+const std::vector<int64_t> kEos = {ByteTokenizer::kEos};
+
+template <typename F>
+void expect_invalid(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected std::invalid_argument containing '" << needle << "'";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(ByteTokenizerTest, RoundTripsUtf8AndSpecialTokens) {
+  ByteTokenizer t({"<|user|>", "<|u"});
+  EXPECT_EQ(t.vocab_size(), 261);
+  const std::string text = "h\xC3\xA9<|user|>x<|u";
+  const auto ids = t.encode(text, /*add_bos=*/true);
+  EXPECT_EQ(ids, (std::vector<int64_t>{256, 'h', 0xC3, 0xA9, 259, 'x', 260}));
+  EXPECT_EQ(t.decode(ids), text);
+  EXPECT_EQ(t.decode({ByteTokenizer::kBos, 'a', ByteTokenizer::kPad, 'b', ByteTokenizer::kEos}), "ab");
+  EXPECT_THROW(t.decode({261}), std::invalid_argument);
+  EXPECT_THROW(t.decode({-1}), std::invalid_argument);
+  EXPECT_THROW(ByteTokenizer({""}), std::invalid_argument);
+  EXPECT_THROW(ByteTokenizer({"a", "a"}), std::invalid_argument);
+}
+
+TEST(TokenizerTest, FactoryValidatesOptions) {
+  TokenizerOptions o;
+  EXPECT_EQ(make_tokenizer(o)->vocab_size(), 259);
+  o.kind = "bite";
+  expect_invalid([&] { make_tokenizer(o); }, "did you mean 'byte'");
+  o.kind = "sentencepiece";
+  expect_invalid([&] { make_tokenizer(o); }, "tokenizer.path");
+  o.path = "/nonexistent/tokenizer.model";
+  EXPECT_THROW(make_tokenizer(o), std::runtime_error);
+  o.special_tokens = {"<x>"};
+  expect_invalid([&] { make_tokenizer(o); }, "special_tokens");
+}
+
+TEST(SentencePieceTokenizerTest, EncodesAndDecodesWithATrainedModel) {
+  const fs::path dir = temp_dir("sp");
+  std::string corpus;
+  const std::vector<std::string> words = {"the", "cat", "sat", "on", "mat", "dog", "ran", "far",
+                                          "a", "little", "bird", "sang", "song", "today"};
+  for (int i = 0; i < 400; ++i) {
+    corpus += words[i % words.size()] + " " + words[(i * 7 + 3) % words.size()] + " " +
+              words[(i * 5 + 1) % words.size()] + ".\n";
+  }
+  write_file(dir / "corpus.txt", corpus);
+  const auto status = sentencepiece::SentencePieceTrainer::Train(
+      "--input=" + (dir / "corpus.txt").string() + " --model_prefix=" + (dir / "sp").string() +
+      " --vocab_size=40 --model_type=unigram --hard_vocab_limit=false --minloglevel=2");
+  ASSERT_TRUE(status.ok()) << status.ToString();
+  TokenizerOptions o;
+  o.kind = "sentencepiece";
+  o.path = (dir / "sp.model").string();
+  const auto t = make_tokenizer(o);
+  // The trainer's defaults: <unk> 0, <s> 1, </s> 2, no pad.
+  EXPECT_EQ(t->bos_id(), 1);
+  EXPECT_EQ(t->eos_id(), 2);
+  EXPECT_EQ(t->pad_id(), -1);
+  EXPECT_GT(t->vocab_size(), 10);
+  const std::string text = "the little bird sang a song today.";
+  const auto ids = t->encode(text, /*add_bos=*/true);
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids.front(), 1);
+  EXPECT_LT(ids.size(), text.size());  // pieces are longer than one character on average
+  for (const int64_t id : ids) {
+    EXPECT_GE(id, 0);
+    EXPECT_LT(id, t->vocab_size());
+  }
+  EXPECT_EQ(t->decode(ids), text);
+  EXPECT_EQ(t->decode(concat(ids, {2})), text);
+  EXPECT_EQ(t->encode(text, false), std::vector<int64_t>(ids.begin() + 1, ids.end()));
+  EXPECT_THROW(t->decode({t->vocab_size()}), std::invalid_argument);
+  // A directory holding tokenizer.model works too.
+  fs::copy_file(dir / "sp.model", dir / "tokenizer.model");
+  o.path = dir.string();
+  EXPECT_EQ(make_tokenizer(o)->encode(text), t->encode(text));
+}
+
+TEST(ChatTemplateTest, AppliesRoleFormats) {
+  const ChatTemplate chat;
+  const std::vector<ChatMessage> prompt = {{"system", "S"}, {"user", "Hi"}};
+  EXPECT_EQ(chat.apply(prompt, false), "<|system|>\nS\n<|user|>\nHi\n");
+  EXPECT_EQ(chat.apply(prompt, true), "<|system|>\nS\n<|user|>\nHi\n<|assistant|>\n");
+  EXPECT_EQ(chat.continuation(prompt, {{"assistant", "Yo"}}), "Yo\n");
+  expect_invalid([&] { chat.apply({{"usr", "x"}}, false); }, "did you mean 'user'");
+  expect_invalid([&] { chat.continuation(prompt, {{"user", "x"}}); }, "generation prompt");
+  const ChatTemplate custom({{"user", "[U]{content}[/U]"}, {"bot", "{content}</s>"}}, "[B]");
+  EXPECT_EQ(custom.apply({{"user", "a"}, {"bot", "b"}}, true), "[U]a[/U]b</s>[B]");
+  expect_invalid([] { ChatTemplate({{"user", "no placeholder"}}, "x"); }, "{content}");
+  expect_invalid([] { ChatTemplate({{"user", "{content}{content}"}}, "x"); }, "exactly once");
+  expect_invalid([] { ChatTemplate({{"user", "{content}"}}); }, "generation_prompt");
+}
+
+TEST(TextDatasetTest, ImplicitPromptIsTheCommonPrefix) {
+  EXPECT_EQ(implicit_prompt_length("\n\nHuman: hi\n\nAssistant: good", "\n\nHuman: hi\n\nAssistant: bad"),
+            std::string("\n\nHuman: hi\n\nAssistant:").size());
+  EXPECT_EQ(implicit_prompt_length("abc", "abd"), 2u);
+  // Never split a UTF-8 character: \xC3\xA9 (e-acute) vs \xC3\xA8 (e-grave) share a lead byte.
+  EXPECT_EQ(implicit_prompt_length("x\xC3\xA9", "x\xC3\xA8"), 1u);
+}
+
+TEST(TextDatasetTest, ReadsEveryPreferenceFormat) {
+  const fs::path dir = temp_dir("pref");
+  const ByteTokenizer t;
+  TextDatasetOptions o;
+  o.path = write_file(dir / "standard.jsonl",
+                      "{\"prompt\": \"Q\", \"chosen\": \"yes\", \"rejected\": \"no\"}\n\n"
+                      "{\"prompt\": \"R\", \"chosen\": \"a\", \"rejected\": \"b\", \"extra\": 1}\n");
+  auto d = read_preference_jsonl(o, t);
+  EXPECT_EQ(d.stats.format, TextFormat::kStandard);
+  EXPECT_EQ(d.stats.rows, 2);
+  ASSERT_EQ(d.records.size(), 2u);
+  EXPECT_EQ(d.records[0].prompt, concat(kBos, bytes("Q")));
+  EXPECT_EQ(d.records[0].chosen, concat(bytes("yes"), kEos));
+  EXPECT_EQ(d.records[0].rejected, concat(bytes("no"), kEos));
+  EXPECT_EQ(d.records[1].source, o.path + ":3");
+
+  o.path = write_file(dir / "conv.jsonl",
+                      "{\"prompt\": [{\"role\": \"user\", \"content\": \"Q\"}], "
+                      "\"chosen\": [{\"role\": \"assistant\", \"content\": \"yes\"}], "
+                      "\"rejected\": [{\"role\": \"assistant\", \"content\": \"no\"}]}\n");
+  d = read_preference_jsonl(o, t);
+  EXPECT_EQ(d.stats.format, TextFormat::kConversational);
+  EXPECT_EQ(d.records[0].prompt, concat(kBos, bytes("<|user|>\nQ\n<|assistant|>\n")));
+  EXPECT_EQ(d.records[0].chosen, concat(bytes("yes\n"), kEos));
+
+  o.path = write_file(dir / "hh.jsonl",
+                      "{\"chosen\": \"\\n\\nHuman: hi\\n\\nAssistant: good\", "
+                      "\"rejected\": \"\\n\\nHuman: hi\\n\\nAssistant: bad\"}\n");
+  o.add_bos = false;
+  o.add_eos = false;
+  d = read_preference_jsonl(o, t);
+  EXPECT_EQ(d.stats.format, TextFormat::kImplicitPrompt);
+  EXPECT_EQ(d.records[0].prompt, bytes("\n\nHuman: hi\n\nAssistant:"));
+  EXPECT_EQ(d.records[0].chosen, bytes(" good"));
+  EXPECT_EQ(d.records[0].rejected, bytes(" bad"));
+
+  o.path = write_file(dir / "implicit_conv.jsonl",
+                      "{\"chosen\": [{\"role\": \"user\", \"content\": \"Q\"}, "
+                      "{\"role\": \"assistant\", \"content\": \"yes\"}], "
+                      "\"rejected\": [{\"role\": \"user\", \"content\": \"Q\"}, "
+                      "{\"role\": \"assistant\", \"content\": \"no\"}]}\n");
+  d = read_preference_jsonl(o, t);
+  EXPECT_EQ(d.stats.format, TextFormat::kImplicitConversational);
+  EXPECT_EQ(d.records[0].prompt, bytes("<|user|>\nQ\n<|assistant|>\n"));
+  EXPECT_EQ(d.records[0].rejected, bytes("no\n"));
+}
+
+TEST(TextDatasetTest, TruncatesAndCounts) {
+  const fs::path dir = temp_dir("trunc");
+  const ByteTokenizer t;
+  TextDatasetOptions o;
+  o.path = write_file(dir / "p.jsonl",
+                      "{\"prompt\": \"abcdef\", \"chosen\": \"123456\", \"rejected\": \"xy\"}\n"
+                      "{\"prompt\": \"a\", \"chosen\": \"1\", \"rejected\": \"x\"}\n");
+  o.max_prompt_length = 4;  // BOS + the last 3 prompt bytes
+  o.max_length = 7;         // 3 response tokens left
+  auto d = read_preference_jsonl(o, t);
+  EXPECT_EQ(d.stats.truncated_rows, 1);
+  EXPECT_EQ(d.records[0].prompt, concat(kBos, bytes("def")));
+  EXPECT_EQ(d.records[0].chosen, bytes("123"));
+  EXPECT_EQ(d.records[0].rejected, concat(bytes("xy"), kEos));
+  EXPECT_EQ(d.records[1].prompt, concat(kBos, bytes("a")));
+  o.max_prompt_length = 7;
+  expect_invalid([&] { read_preference_jsonl(o, t); }, "max_prompt_length");
+  o.max_prompt_length = -1;
+  o.max_length = 0;
+  expect_invalid([&] { read_preference_jsonl(o, t); }, "max_prompt_length");
+  o.max_prompt_length = 0;
+  o.max_length = -2;
+  expect_invalid([&] { read_preference_jsonl(o, t); }, "max_length");
+  o.path = "";
+  o.max_length = 0;
+  expect_invalid([&] { read_preference_jsonl(o, t); }, "data.path");
+}
+
+TEST(TextDatasetTest, ReadsSftAndPromptFormats) {
+  const fs::path dir = temp_dir("sft");
+  const ByteTokenizer t;
+  TextDatasetOptions o;
+  o.path = write_file(dir / "pc.jsonl", "{\"prompt\": \"2+2=\", \"completion\": \"4\"}\n");
+  auto s = read_sft_jsonl(o, t);
+  EXPECT_EQ(s.stats.format, TextFormat::kPromptCompletion);
+  EXPECT_EQ(s.records[0].prompt, concat(kBos, bytes("2+2=")));
+  EXPECT_EQ(s.records[0].completion, concat(bytes("4"), kEos));
+  EXPECT_TRUE(s.records[0].distribution.empty());
+  o.path = write_file(dir / "text.jsonl", "{\"text\": \"hello\"}\n");
+  s = read_sft_jsonl(o, t);
+  EXPECT_EQ(s.stats.format, TextFormat::kText);
+  EXPECT_EQ(s.records[0].prompt, kBos);
+  EXPECT_EQ(s.records[0].completion, concat(bytes("hello"), kEos));
+  o.path = write_file(dir / "messages.jsonl",
+                      "{\"messages\": [{\"role\": \"user\", \"content\": \"Q\"}, "
+                      "{\"role\": \"assistant\", \"content\": \"A\"}]}\n");
+  s = read_sft_jsonl(o, t);
+  EXPECT_EQ(s.stats.format, TextFormat::kMessages);
+  EXPECT_EQ(s.records[0].prompt, concat(kBos, bytes("<|user|>\nQ\n<|assistant|>\n")));
+  EXPECT_EQ(s.records[0].completion, concat(bytes("A\n"), kEos));
+  o.path = write_file(dir / "conv_pc.jsonl",
+                      "{\"prompt\": [{\"role\": \"user\", \"content\": \"Q\"}], "
+                      "\"completion\": [{\"role\": \"assistant\", \"content\": \"A\"}]}\n");
+  s = read_sft_jsonl(o, t);
+  EXPECT_EQ(s.stats.format, TextFormat::kConversationalPromptCompletion);
+  EXPECT_EQ(s.records[0].completion, concat(bytes("A\n"), kEos));
+
+  o.path = write_file(dir / "prompts.jsonl",
+                      "{\"prompt\": \"What is 3*3?\", \"reference\": \"9\"}\n{\"prompt\": \"Hi\"}\n");
+  auto p = read_prompt_jsonl(o, t);
+  EXPECT_EQ(p.stats.format, TextFormat::kPromptOnly);
+  EXPECT_EQ(p.records[0].prompt_text, "What is 3*3?");
+  EXPECT_EQ(p.records[0].reference, std::optional<std::string>("9"));
+  EXPECT_FALSE(p.records[1].reference.has_value());
+  EXPECT_EQ(p.records[1].prompt, concat(kBos, bytes("Hi")));
+  o.path = write_file(dir / "conv_prompts.jsonl", "{\"prompt\": [{\"role\": \"user\", \"content\": \"Q\"}]}\n");
+  p = read_prompt_jsonl(o, t);
+  EXPECT_EQ(p.stats.format, TextFormat::kConversationalPrompt);
+  EXPECT_EQ(p.records[0].prompt_text, "<|user|>\nQ\n<|assistant|>\n");
+}
+
+TEST(TextDatasetTest, EveryMalformedRowNamesFileAndLine) {
+  const fs::path dir = temp_dir("errors");
+  const ByteTokenizer t;
+  const std::string good = "{\"prompt\": \"Q\", \"chosen\": \"y\", \"rejected\": \"n\"}\n";
+  TextDatasetOptions o;
+  auto expect_row_error = [&](const std::string& name, const std::string& content,
+                              const std::string& line, const std::string& needle) {
+    SCOPED_TRACE(name);
+    o.path = write_file(dir / (name + ".jsonl"), content);
+    expect_invalid([&] { read_preference_jsonl(o, t); }, o.path + ":" + line + ": expected");
+    expect_invalid([&] { read_preference_jsonl(o, t); }, needle);
+  };
+  expect_row_error("json", good + "{not json\n", "2", "invalid JSON");
+  expect_row_error("array", good + "[1, 2]\n", "2", "a JSON object");
+  expect_row_error("first_row", "{\"prompt\": \"Q\"}\n", "1", "'chosen' and 'rejected'");
+  expect_row_error("mixed", good + "{\"chosen\": \"y\", \"rejected\": \"n\"}\n", "2",
+                   "standard format of line 1");
+  expect_row_error("types", good + "{\"prompt\": \"Q\", \"chosen\": 3, \"rejected\": \"n\"}\n", "2",
+                   "string fields 'prompt', 'chosen' and 'rejected'");
+  expect_row_error("empty", good + "{\"prompt\": \"Q\", \"chosen\": \"\", \"rejected\": \"n\"}\n", "2",
+                   "non-empty chosen");
+  expect_row_error("bad_message",
+                   "{\"prompt\": [{\"role\": \"user\"}], \"chosen\": [{\"role\": \"assistant\", "
+                   "\"content\": \"y\"}], \"rejected\": [{\"role\": \"assistant\", \"content\": \"n\"}]}\n",
+                   "1", "preference row");
+  expect_row_error("unknown_role",
+                   "{\"prompt\": [{\"role\": \"usr\", \"content\": \"Q\"}], \"chosen\": [{\"role\": "
+                   "\"assistant\", \"content\": \"y\"}], \"rejected\": [{\"role\": \"assistant\", "
+                   "\"content\": \"n\"}]}\n",
+                   "1", "unknown role 'usr'");
+  expect_row_error("same_conversations",
+                   "{\"chosen\": [{\"role\": \"user\", \"content\": \"Q\"}], \"rejected\": [{\"role\": "
+                   "\"user\", \"content\": \"Q\"}]}\n",
+                   "1", "sharing their first messages");
+  // SFT and prompt errors.
+  o.path = write_file(dir / "sft.jsonl", "{\"prompt\": \"Q\", \"completion\": \"A\"}\n{\"text\": 5}\n");
+  expect_invalid([&] { read_sft_jsonl(o, t); }, o.path + ":2: expected string fields 'prompt' and 'completion'");
+  o.path = write_file(dir / "sft_messages.jsonl",
+                      "{\"messages\": [{\"role\": \"assistant\", \"content\": \"A\"}]}\n");
+  expect_invalid([&] { read_sft_jsonl(o, t); }, o.path + ":1: expected 'messages' ending with an assistant");
+  o.path = write_file(dir / "prompt_ref.jsonl", "{\"prompt\": \"Q\", \"reference\": 9}\n");
+  expect_invalid([&] { read_prompt_jsonl(o, t); }, o.path + ":1: expected 'reference' to be a string");
+  o.path = write_file(dir / "prompt_empty.jsonl", "{\"prompt\": \"\"}\n");
+  o.add_bos = false;
+  expect_invalid([&] { read_prompt_jsonl(o, t); }, o.path + ":1: expected a non-empty prompt");
+  o.add_bos = true;
+  // A file without rows, and a missing file.
+  o.path = write_file(dir / "blank.jsonl", "\n  \n");
+  expect_invalid([&] { read_preference_jsonl(o, t); }, "no valid row");
+  o.path = (dir / "missing.jsonl").string();
+  EXPECT_THROW(read_preference_jsonl(o, t), std::runtime_error);
+}
+
+TEST(TextDatasetTest, SkipsAndCountsBadRowsWhenAsked) {
+  const fs::path dir = temp_dir("skip");
+  const ByteTokenizer t;
+  TextDatasetOptions o;
+  o.skip_bad_rows = true;
+  o.path = write_file(dir / "mixed.jsonl",
+                      "{broken\n"
+                      "{\"prompt\": \"Q\", \"chosen\": \"y\", \"rejected\": \"n\"}\n"
+                      "{\"chosen\": \"y\", \"rejected\": \"n\"}\n"
+                      "{\"prompt\": \"R\", \"chosen\": \"a\", \"rejected\": \"b\"}\n");
+  const auto d = read_preference_jsonl(o, t);
+  EXPECT_EQ(d.stats.format, TextFormat::kStandard);
+  EXPECT_EQ(d.stats.rows, 4);
+  EXPECT_EQ(d.stats.skipped_rows, 2);
+  EXPECT_EQ(d.stats.records, 2);
+  EXPECT_EQ(d.records[1].source, o.path + ":4");
+  o.path = write_file(dir / "all_bad.jsonl", "{broken\n[]\n");
+  expect_invalid([&] { read_preference_jsonl(o, t); }, "no valid row");
+}
