@@ -1,11 +1,11 @@
 // Tokenizers (byte, SentencePiece trained here), the chat template and the JSONL text datasets.
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <sentencepiece_trainer.h>
 
 #include "engine/data/byte_tokenizer.h"
 #include "engine/data/chat_template.h"
@@ -94,10 +94,12 @@ TEST(SentencePieceTokenizerTest, EncodesAndDecodesWithATrainedModel) {
               words[(i * 5 + 1) % words.size()] + ".\n";
   }
   write_file(dir / "corpus.txt", corpus);
-  const auto status = sentencepiece::SentencePieceTrainer::Train(
-      "--input=" + (dir / "corpus.txt").string() + " --model_prefix=" + (dir / "sp").string() +
-      " --vocab_size=40 --model_type=unigram --hard_vocab_limit=false --minloglevel=2");
-  ASSERT_TRUE(status.ok()) << status.ToString();
+  train_sentencepiece("--input=" + (dir / "corpus.txt").string() + " --model_prefix=" +
+                      (dir / "sp").string() +
+                      " --vocab_size=40 --model_type=unigram --hard_vocab_limit=false --minloglevel=2");
+  EXPECT_THROW(train_sentencepiece("--input=/nonexistent/corpus.txt --model_prefix=" +
+                                   (dir / "bad").string() + " --minloglevel=2"),
+               std::invalid_argument);
   TokenizerOptions o;
   o.kind = "sentencepiece";
   o.path = (dir / "sp.model").string();
@@ -138,7 +140,8 @@ TEST(ChatTemplateTest, AppliesRoleFormats) {
   EXPECT_EQ(custom.apply({{"user", "a"}, {"bot", "b"}}, true), "[U]a[/U]b</s>[B]");
   expect_invalid([] { ChatTemplate({{"user", "no placeholder"}}, "x"); }, "{content}");
   expect_invalid([] { ChatTemplate({{"user", "{content}{content}"}}, "x"); }, "exactly once");
-  expect_invalid([] { ChatTemplate({{"user", "{content}"}}); }, "generation_prompt");
+  expect_invalid([] { ChatTemplate(std::map<std::string, std::string>{{"user", "{content}"}}); },
+                 "generation_prompt");
 }
 
 TEST(TextDatasetTest, ImplicitPromptIsTheCommonPrefix) {

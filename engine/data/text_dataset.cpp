@@ -199,7 +199,15 @@ TextDataset<Record> read_jsonl(const TextDatasetOptions& options, Kind kind, Mak
       }
       Record record;
       record.source = where;
-      const bool truncated = make(row, *detected, &record);
+      bool truncated = false;
+      try {
+        truncated = make(row, *detected, &record);
+      } catch (const std::invalid_argument& e) {
+        // Chat template and tokenizer errors: keep the house "expected ..., got ..." shape.
+        const std::string message = e.what();
+        if (message.rfind("expected ", 0) == 0) throw;
+        row_error("messages and text the chat template and tokenizer accept", message);
+      }
       if (!format) {
         format = detected;
         format_line = number;

@@ -587,7 +587,9 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
                           at::GradMode::is_enabled();
   for (size_t i = 0; i < decoder_->layers.size(); ++i) {
     const DecoderLayer& layer = *decoder_->layers[i];
-    if (checkpoint) {
+    // A layer whose input needs no gradient (frozen embeddings) runs normally: the recomputed
+    // backward would never be reached and its parameters would get no gradients.
+    if (checkpoint && x.requires_grad()) {
       x = CheckpointedLayer::apply(x, reinterpret_cast<int64_t>(&layer), cos, sin, bias)[0];
     } else if (cache) {
       LayerCache lc{&cache->keys_[i], &cache->values_[i], past};
