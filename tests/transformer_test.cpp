@@ -225,6 +225,20 @@ std::string hf_config_json(const TransformerConfig& c, const std::string& model_
          ",\"hidden_act\":\"silu\",\"rope_scaling\":null,\"bos_token_id\":1,\"eos_token_id\":[2,3]}";
 }
 
+// Any prefengine::Model without a cache: generate() must fall back to recomputation.
+class NoCacheModel : public prefengine::Model {
+ public:
+  explicit NoCacheModel(TransformerModel& inner) : inner_(inner) {}
+  prefengine::ModelOutput forward(const ModelInput& input) override {
+    if (input.cache) ADD_FAILURE() << "a cache reached a model without one";
+    return inner_.forward(input);
+  }
+  int64_t vocab_size() const override { return inner_.vocab_size(); }
+
+ private:
+  TransformerModel& inner_;
+};
+
 const std::vector<std::vector<int64_t>> kRows = {{3, 7, 1, 28, 5, 9}, {11, 2, 2, 17, 0, 4}};
 
 }  // namespace
@@ -327,6 +341,11 @@ TEST(TransformerTest, GreedyGenerationWithCacheEqualsRecomputation) {
   const GenerationResult recomputed = generate(model, ids, mask, options);
   ASSERT_EQ(cached.completions.sizes(), (std::vector<int64_t>{3, 12}));
   EXPECT_TRUE(cached.completions.equal(recomputed.completions));
+  NoCacheModel plain(model);
+  options.use_cache = true;
+  EXPECT_TRUE(generate(plain, ids, mask, options).completions.equal(cached.completions));
+  EXPECT_TRUE(cached.attention_mask.narrow(1, 0, 5).equal(mask));
+  EXPECT_TRUE(cached.completion_mask.eq(1).all().item<bool>());  // no EOS: every token is real
   EXPECT_TRUE(cached.sequences.narrow(1, 0, 5).equal(ids));
   // Greedy by hand for row 0 (unpadded): argmax of a full forward, token by token.
   std::vector<int64_t> row = {4, 9};
