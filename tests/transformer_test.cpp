@@ -94,7 +94,8 @@ at::Tensor ref_linear(const std::map<std::string, at::Tensor>& w, const std::str
 }
 
 Reference reference_forward(const std::map<std::string, at::Tensor>& w, const TransformerConfig& c,
-                            const std::vector<int64_t>& ids) {
+                            const std::vector<int64_t>& ids,
+                            const std::vector<double>& inv_freq = {}) {
   const int64_t t = static_cast<int64_t>(ids.size());
   const int64_t d = c.head_size();
   const int64_t group = c.num_attention_heads / c.num_key_value_heads;
@@ -103,7 +104,9 @@ Reference reference_forward(const std::map<std::string, at::Tensor>& w, const Tr
   auto rotate = [&](at::Tensor v, int64_t pos) {  // v [D], HF half-split pairs (i, i + D/2)
     at::Tensor out = v.clone();
     for (int64_t i = 0; i < d / 2; ++i) {
-      const double angle = double(pos) * std::pow(c.rope_theta, -2.0 * double(i) / double(d));
+      const double freq = inv_freq.empty() ? std::pow(c.rope_theta, -2.0 * double(i) / double(d))
+                                           : inv_freq[size_t(i)];
+      const double angle = double(pos) * freq;
       const double a = v[i].item<double>();
       const double b = v[i + d / 2].item<double>();
       out[i] = a * std::cos(angle) - b * std::sin(angle);
@@ -620,7 +623,7 @@ TEST(TransformerTest, OptionsAreValidated) {
   const fs::path dir = temp_dir("options");
   write_text(dir / "scaled.json",
              "{\"vocab_size\":8,\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,"
-             "\"num_attention_heads\":2,\"rope_scaling\":{\"type\":\"llama3\"}}");
+             "\"num_attention_heads\":2,\"rope_scaling\":{\"type\":\"yarn\"}}");
   expect_error({{"config_json", (dir / "scaled.json").string()}}, "rope_scaling");
   write_text(dir / "small.json",
              "{\"vocab_size\":8,\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,"
@@ -631,6 +634,70 @@ TEST(TransformerTest, OptionsAreValidated) {
   TransformerModel m(o);
   EXPECT_EQ(m.config().num_hidden_layers, 2);
   EXPECT_EQ(m.config().num_key_value_heads, 2);
+}
+
+TEST(TransformerTest, Llama3RopeScalingFollowsTransformers) {
+  const TransformerConfig c = TransformerConfig::from_json(
+      "{\"model_type\":\"llama\",\"vocab_size\":29,\"hidden_size\":32,\"intermediate_size\":24,"
+      "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"num_key_value_heads\":1,"
+      "\"rope_theta\":500000.0,\"rms_norm_eps\":1e-5,\"tie_word_embeddings\":true,"
+      "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,"
+      "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192}}",
+      "inline");
+  // transformers' _compute_llama3_parameters, one frequency at a time. With theta 5e5 and head
+  // size 16 the wavelengths 2*pi*5e5^(i/8) fall in all three bands (< 2048, between, > 8192).
+  std::vector<double> expected;
+  for (int i = 0; i < 8; ++i) {
+    const double f = std::pow(500000.0, -2.0 * i / 16.0);
+    const double wavelen = 2 * M_PI / f;
+    if (wavelen < 8192.0 / 4.0) {
+      expected.push_back(f);
+    } else if (wavelen > 8192.0 / 1.0) {
+      expected.push_back(f / 8.0);
+    } else {
+      const double smooth = (8192.0 / wavelen - 1.0) / (4.0 - 1.0);
+      expected.push_back((1 - smooth) * f / 8.0 + smooth * f);
+    }
+  }
+  const at::Tensor got = c.rotary_inv_freq();
+  ASSERT_EQ(got.numel(), 8);
+  for (int i = 0; i < 8; ++i) EXPECT_NEAR(got[i].item<double>() / expected[size_t(i)], 1.0, 1e-6) << i;
+  TransformerModel model(c);
+  randomize(model, 14);
+  // Long positions make the scaled frequencies matter: a row of 40 tokens.
+  std::vector<int64_t> row;
+  for (int i = 0; i < 40; ++i) row.push_back((i * 7 + 3) % 29);
+  const auto out = model.forward(ModelInput{ids_tensor({row}), at::Tensor(), true, false, nullptr});
+  expect_close(out.logits[0], reference_forward(weights_of(model), c, row, expected).logits, 1e-4);
+  // The config survives save_pretrained.
+  const fs::path dir = temp_dir("llama3");
+  model.save_pretrained(dir.string());
+  const TransformerConfig back = TransformerConfig::from_json_file((dir / "config.json").string());
+  EXPECT_EQ(back.rope_scaling_type, "llama3");
+  EXPECT_TRUE(back.rotary_inv_freq().equal(got));
+}
+
+TEST(TransformerTest, SlidingWindowAndMlpBiasAreHandled) {
+  const std::string base =
+      "{\"vocab_size\":8,\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,"
+      "\"num_attention_heads\":2,";
+  const TransformerConfig mistral =
+      TransformerConfig::from_json(base + "\"model_type\":\"mistral\",\"sliding_window\":4}", "m");
+  EXPECT_EQ(mistral.sliding_window, 4);
+  TransformerModel model(mistral);
+  EXPECT_NO_THROW(model.forward(ModelInput{ids_tensor({{1, 2, 3, 4}}), at::Tensor(), true, false, nullptr}));
+  EXPECT_THROW(model.forward(ModelInput{ids_tensor({{1, 2, 3, 4, 5}}), at::Tensor(), true, false, nullptr}),
+               std::invalid_argument);
+  // Qwen2 carries a sliding_window value that is off unless use_sliding_window is true.
+  EXPECT_EQ(TransformerConfig::from_json(base + "\"model_type\":\"qwen2\",\"sliding_window\":4,"
+                                               "\"use_sliding_window\":false}", "q")
+                .sliding_window,
+            0);
+  EXPECT_THROW(TransformerConfig::from_json(base + "\"mlp_bias\":true}", "b"), std::invalid_argument);
+  EXPECT_THROW(TransformerConfig::from_json(base + "\"hidden_act\":\"gelu\"}", "g"), std::invalid_argument);
+  EXPECT_THROW(TransformerConfig::from_json(base + "\"num_key_value_heads\":3}", "k"), std::invalid_argument);
+  EXPECT_THROW(TransformerConfig::from_json("[1]", "a"), std::invalid_argument);
+  EXPECT_THROW(TransformerConfig::from_json("{\"vocab_size\":8}", "v"), std::invalid_argument);
 }
 
 TEST(TransformerTest, PluginModuleCreatesTheModel) {

@@ -51,6 +51,41 @@ void TransformerConfig::validate() const {
   if (max_position_embeddings < 1) {
     fail("max_position_embeddings", ">= 1", std::to_string(max_position_embeddings));
   }
+  if (!rope_scaling_type.empty() && rope_scaling_type != "linear" && rope_scaling_type != "llama3") {
+    fail("rope_scaling", "linear or llama3", "'" + rope_scaling_type + "'");
+  }
+  if (!(rope_scaling_factor > 0)) fail("rope_scaling.factor", "> 0", std::to_string(rope_scaling_factor));
+  if (rope_scaling_type == "llama3" &&
+      !(rope_high_freq_factor > rope_low_freq_factor && rope_low_freq_factor > 0 &&
+        rope_original_max_position > 0)) {
+    fail("rope_scaling", "high_freq_factor > low_freq_factor > 0 and original_max_position_embeddings > 0",
+         std::to_string(rope_high_freq_factor) + ", " + std::to_string(rope_low_freq_factor) + ", " +
+             std::to_string(rope_original_max_position));
+  }
+  if (sliding_window < 0) fail("sliding_window", ">= 0", std::to_string(sliding_window));
+}
+
+at::Tensor TransformerConfig::rotary_inv_freq() const {
+  const int64_t d = head_size();
+  // Computed in double, then rounded to float (HF computes in float: the last bit may differ).
+  at::Tensor inv_freq =
+      at::pow(rope_theta, at::arange(0, d, 2, at::kDouble) / double(d)).reciprocal();
+  if (rope_scaling_type == "linear") {
+    inv_freq = inv_freq / rope_scaling_factor;
+  } else if (rope_scaling_type == "llama3") {
+    // transformers' _compute_llama3_parameters.
+    const double old_context = double(rope_original_max_position);
+    const double low_wavelen = old_context / rope_low_freq_factor;
+    const double high_wavelen = old_context / rope_high_freq_factor;
+    const at::Tensor wavelen = 2 * M_PI / inv_freq;
+    at::Tensor scaled = at::where(wavelen > low_wavelen, inv_freq / rope_scaling_factor, inv_freq);
+    const at::Tensor smooth = (old_context / wavelen - rope_low_freq_factor) /
+                              (rope_high_freq_factor - rope_low_freq_factor);
+    const at::Tensor smoothed = (1 - smooth) * scaled / rope_scaling_factor + smooth * scaled;
+    const at::Tensor medium = wavelen.ge(high_wavelen) & wavelen.le(low_wavelen);
+    inv_freq = at::where(medium, smoothed, scaled);
+  }
+  return inv_freq.to(at::kFloat);
 }
 
 int64_t TransformerConfig::num_parameters() const {
@@ -80,7 +115,21 @@ nlohmann::json read_json(const std::string& path) {
 }  // namespace
 
 TransformerConfig TransformerConfig::from_json_file(const std::string& path) {
-  const nlohmann::json j = read_json(path);
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  return from_json(text.str(), path);
+}
+
+TransformerConfig TransformerConfig::from_json(const std::string& text, const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    throw std::invalid_argument(path + ": not valid JSON (" + std::string(e.what()) + ")");
+  }
+  if (!j.is_object()) throw std::invalid_argument(path + ": expected a JSON object");
   TransformerConfig c;
   auto get_int = [&](const char* key, int64_t fallback, bool required) -> int64_t {
     if (!j.contains(key) || j[key].is_null()) {
@@ -130,21 +179,39 @@ TransformerConfig TransformerConfig::from_json_file(const std::string& path) {
   }
   c.pad_token_id = get_int("pad_token_id", -1, false);
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    throw std::invalid_argument(path + ": rope_scaling " + j["rope_scaling"].dump() +
-                                " is not supported (only plain rotary embeddings)");
+    const nlohmann::json& r = j["rope_scaling"];
+    const std::string type = r.is_object() ? r.value("rope_type", r.value("type", std::string())) : "";
+    if (type != "linear" && type != "llama3") {
+      throw std::invalid_argument(path + ": rope_scaling " + r.dump() +
+                                  " is not supported (only linear and llama3)");
+    }
+    auto number = [&](const char* key, double fallback) {
+      if (!r.contains(key)) return fallback;
+      if (!r[key].is_number()) {
+        throw std::invalid_argument(path + ": rope_scaling." + key + " must be a number");
+      }
+      return r[key].get<double>();
+    };
+    c.rope_scaling_type = type;
+    c.rope_scaling_factor = number("factor", 1.0);
+    if (type == "llama3") {
+      c.rope_low_freq_factor = number("low_freq_factor", 1.0);
+      c.rope_high_freq_factor = number("high_freq_factor", 4.0);
+      c.rope_original_max_position =
+          static_cast<int64_t>(number("original_max_position_embeddings", 8192));
+    }
   }
   const std::string act = j.value("hidden_act", std::string("silu"));
   if (act != "silu") {
     throw std::invalid_argument(path + ": hidden_act '" + act + "' is not supported (only silu)");
   }
-  if (j.contains("use_sliding_window") && j["use_sliding_window"].is_boolean() &&
-      j["use_sliding_window"].get<bool>()) {
-    throw std::invalid_argument(path + ": use_sliding_window is not supported");
+  if (get_bool("mlp_bias", false)) {
+    throw std::invalid_argument(path + ": mlp_bias is not supported");
   }
-  if (c.model_type == "mistral" && j.contains("sliding_window") && !j["sliding_window"].is_null() &&
-      j["sliding_window"].get<int64_t>() < c.max_position_embeddings) {
-    throw std::invalid_argument(path + ": sliding_window attention is not supported");
-  }
+  // Qwen2 has a sliding_window value even when use_sliding_window is false.
+  const bool window_used = j.contains("use_sliding_window") ? get_bool("use_sliding_window", false)
+                                                            : c.model_type == "mistral";
+  if (window_used) c.sliding_window = get_int("sliding_window", 0, false);
   try {
     c.validate();
   } catch (const std::invalid_argument& e) {
@@ -175,11 +242,23 @@ std::string TransformerConfig::to_json() const {
       {"attention_bias", attention_bias},
       {"hidden_act", "silu"},
       {"rope_scaling", nullptr},
+      {"sliding_window", nullptr},
+      {"use_sliding_window", sliding_window > 0},
       {"torch_dtype", "float32"},
   };
   if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
   if (eos_token_id >= 0) j["eos_token_id"] = eos_token_id;
   if (pad_token_id >= 0) j["pad_token_id"] = pad_token_id;
+  if (sliding_window > 0) j["sliding_window"] = sliding_window;
+  if (rope_scaling_type == "linear") {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", rope_scaling_factor}};
+  } else if (rope_scaling_type == "llama3") {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", rope_scaling_factor},
+                         {"low_freq_factor", rope_low_freq_factor},
+                         {"high_freq_factor", rope_high_freq_factor},
+                         {"original_max_position_embeddings", rope_original_max_position}};
+  }
   return j.dump(2) + "\n";
 }
 
@@ -564,9 +643,14 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
 
   // Positions count the real tokens before each one, so that left padding does not shift them.
   at::Tensor positions = (full_mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
-  const int64_t d = config_.head_size();
   const auto fopts = at::TensorOptions().dtype(at::kFloat).device(device);
-  at::Tensor inv_freq = at::pow(config_.rope_theta, at::arange(0, d, 2, fopts) / double(d)).reciprocal();
+  if (config_.sliding_window > 0 && s > config_.sliding_window) {
+    throw std::invalid_argument("transformer: " + std::to_string(s) +
+                                " tokens exceed the sliding_window " +
+                                std::to_string(config_.sliding_window) +
+                                " (windowed attention is not implemented)");
+  }
+  const at::Tensor inv_freq = config_.rotary_inv_freq().to(device);
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, D/2]
   at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);           // [B, 1, T, D]
   const at::Tensor cos = angles.cos();

@@ -1,6 +1,6 @@
 #pragma once
-// A decoder-only transformer of the Llama family (Llama 2/3 without rope scaling, Qwen2, Mistral
-// without sliding windows, TinyLlama, SmolLM): RMSNorm, rotary position embeddings, a SwiGLU MLP,
+// A decoder-only transformer of the Llama family (Llama 2, Llama 3.x with its rope scaling, Qwen2,
+// Mistral, TinyLlama, SmolLM): RMSNorm, rotary position embeddings, a SwiGLU MLP,
 // grouped-query attention with optional q/k/v biases, tied or untied embeddings. Attention is
 // written out (matmul, mask, softmax): LibTorch 1.13 has no scaled_dot_product_attention.
 //
@@ -34,6 +34,12 @@ struct TransformerConfig {
   bool tie_word_embeddings = false;        // lm_head shares embed_tokens' weight
   bool attention_bias = false;             // q/k/v projections have biases (Qwen2: true)
   bool gradient_checkpointing = false;     // recompute each layer in backward instead of storing it
+  std::string rope_scaling_type;           // "" = none, "linear" or "llama3" (HF rope_scaling.rope_type)
+  double rope_scaling_factor = 1.0;        // linear/llama3: how much the context was stretched
+  double rope_low_freq_factor = 1.0;       // llama3: wavelengths above original/low are divided by factor
+  double rope_high_freq_factor = 4.0;      // llama3: wavelengths below original/high are kept
+  int64_t rope_original_max_position = 8192;  // llama3: the pre-training context length
+  int64_t sliding_window = 0;              // Mistral/Qwen2 window; 0 = none. Longer inputs are errors
   int64_t bos_token_id = -1;               // from config.json; -1 = unknown
   int64_t eos_token_id = -1;               // from config.json (the first when a list); -1 = unknown
   int64_t pad_token_id = -1;               // from config.json; -1 = unknown
@@ -43,10 +49,14 @@ struct TransformerConfig {
   // Throws std::invalid_argument naming the field and the bad value.
   void validate() const;
   // Reads a Hugging Face config.json (LlamaConfig, Qwen2Config, MistralConfig). Unsupported
-  // features (rope_scaling, a hidden_act other than silu, sliding windows) are errors.
+  // features (rope scaling other than linear/llama3, a hidden_act other than silu, MLP biases)
+  // are errors; a sliding window is kept and inputs longer than it are refused.
+  static TransformerConfig from_json(const std::string& text, const std::string& where);
   static TransformerConfig from_json_file(const std::string& path);
   // The Hugging Face config.json text for this configuration.
   std::string to_json() const;
+  // The rotary inverse frequencies [head_size / 2] (float), rope scaling applied.
+  at::Tensor rotary_inv_freq() const;
   // Total number of parameters (without the scalar head).
   int64_t num_parameters() const;
 };
