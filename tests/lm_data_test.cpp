@@ -139,6 +139,8 @@ TEST(ChatTemplateTest, AppliesRoleFormats) {
   const ChatTemplate custom({{"user", "[U]{content}[/U]"}, {"bot", "{content}</s>"}}, "[B]");
   EXPECT_EQ(custom.apply({{"user", "a"}, {"bot", "b"}}, true), "[U]a[/U]b</s>[B]");
   expect_invalid([] { ChatTemplate({{"user", "no placeholder"}}, "x"); }, "{content}");
+  expect_invalid([] { ChatTemplate({{"", "{content}"}}, "x"); }, "role name is empty");
+  expect_invalid([] { ChatTemplate(std::map<std::string, std::string>{}, "x"); }, "no roles");
   expect_invalid([] { ChatTemplate({{"user", "{content}{content}"}}, "x"); }, "exactly once");
   expect_invalid([] { ChatTemplate(std::map<std::string, std::string>{{"user", "{content}"}}); },
                  "generation_prompt");

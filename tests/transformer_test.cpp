@@ -398,6 +398,13 @@ TEST(TransformerTest, GenerationStopsAtEosAndSamplesReproducibly) {
   bad = GenerationOptions();
   bad.temperature = -1;
   EXPECT_THROW(generate(model, ids, mask, bad), std::invalid_argument);
+  bad = GenerationOptions();
+  bad.top_k = -1;
+  EXPECT_THROW(generate(model, ids, mask, bad), std::invalid_argument);
+  bad = GenerationOptions();
+  bad.pad_id = -1;
+  EXPECT_THROW(generate(model, ids, mask, bad), std::invalid_argument);
+  EXPECT_THROW(generate(model, ids.narrow(1, 0, 0), at::Tensor(), options), std::invalid_argument);
 }
 
 TEST(TransformerTest, TopPKeepsTheSmallestNucleus) {
@@ -616,6 +623,15 @@ TEST(TransformerTest, OptionsAreValidated) {
   expect_error({{"hidden_size", "30"}, {"num_attention_heads", "4"}}, "hidden_size");
   expect_error({{"hidden_size", "12"}, {"num_attention_heads", "4"}}, "even");
   expect_error({{"vocab_size", "0"}}, "vocab_size");
+  expect_error({{"intermediate_size", "0"}}, "intermediate_size");
+  expect_error({{"num_hidden_layers", "0"}}, "num_hidden_layers");
+  expect_error({{"num_attention_heads", "0"}}, "num_attention_heads");
+  expect_error({{"head_dim", "-2"}}, "head_dim");
+  expect_error({{"head_dim", "3"}}, "head_dim");
+  expect_error({{"rms_norm_eps", "0"}}, "rms_norm_eps");
+  expect_error({{"max_position_embeddings", "0"}}, "max_position_embeddings");
+  expect_error({{"attention_bias", "2"}}, "attention_bias");
+  expect_error({{"gradient_checkpointing", "often"}}, "gradient_checkpointing");
   expect_error({{"rope_theta", "-1"}}, "rope_theta");
   expect_error({{"tie_word_embeddings", "maybe"}}, "tie_word_embeddings");
   expect_error({{"pretrained", "/a"}, {"config_json", "/b"}}, "config_json");
@@ -697,6 +713,19 @@ TEST(TransformerTest, SlidingWindowAndMlpBiasAreHandled) {
   EXPECT_THROW(TransformerConfig::from_json(base + "\"hidden_act\":\"gelu\"}", "g"), std::invalid_argument);
   EXPECT_THROW(TransformerConfig::from_json(base + "\"num_key_value_heads\":3}", "k"), std::invalid_argument);
   EXPECT_THROW(TransformerConfig::from_json("[1]", "a"), std::invalid_argument);
+  EXPECT_THROW(TransformerConfig::from_json("{", "a"), std::invalid_argument);
+  EXPECT_THROW(TransformerConfig::from_json(base + "\"rope_scaling\":{\"rope_type\":\"llama3\","
+                                                   "\"factor\":8,\"low_freq_factor\":4,\"high_freq_factor\":1}}",
+                                            "r"),
+               std::invalid_argument);
+  EXPECT_THROW(TransformerConfig::from_json(base + "\"rope_scaling\":{\"rope_type\":\"linear\","
+                                                   "\"factor\":0}}",
+                                            "r"),
+               std::invalid_argument);
+  EXPECT_THROW(TransformerConfig::from_json(base + "\"rms_norm_eps\":\"x\"}", "s"), std::invalid_argument);
+  TransformerConfig negative_window;
+  negative_window.sliding_window = -1;
+  EXPECT_THROW(negative_window.validate(), std::invalid_argument);
   EXPECT_THROW(TransformerConfig::from_json("{\"vocab_size\":8}", "v"), std::invalid_argument);
 }
 
