@@ -9,6 +9,7 @@
 
 #include "engine/data/byte_tokenizer.h"
 #include "engine/data/chat_template.h"
+#include "engine/data/hf_bpe_tokenizer.h"
 #include "engine/data/sentencepiece_tokenizer.h"
 #include "engine/data/text_dataset.h"
 #include "engine/data/tokenizer.h"
@@ -76,6 +77,8 @@ TEST(TokenizerTest, FactoryValidatesOptions) {
   EXPECT_EQ(make_tokenizer(o)->vocab_size(), 259);
   o.kind = "bite";
   expect_invalid([&] { make_tokenizer(o); }, "did you mean 'byte'");
+  o.kind = "hf_bpe";
+  expect_invalid([&] { make_tokenizer(o); }, "tokenizer.path");
   o.kind = "sentencepiece";
   expect_invalid([&] { make_tokenizer(o); }, "tokenizer.path");
   o.path = "/nonexistent/tokenizer.model";
@@ -126,6 +129,92 @@ TEST(SentencePieceTokenizerTest, EncodesAndDecodesWithATrainedModel) {
   fs::copy_file(dir / "sp.model", dir / "tokenizer.model");
   o.path = dir.string();
   EXPECT_EQ(make_tokenizer(o)->encode(text), t->encode(text));
+}
+
+namespace {
+
+// A hand-made byte-level BPE: GPT-2's byte stand-ins are \u0120 (space), \u010a (newline),
+// \u00c3 \u00a9 (the UTF-8 bytes of e-acute).
+std::string hf_tokenizer_json(const std::string& normalizer, const std::string& pre_tokenizer,
+                              bool ignore_merges = false, const std::string& model_type = "BPE") {
+  return R"({"version": "1.0", "added_tokens": [
+      {"id": 15, "content": "<|end|>", "special": true},
+      {"id": 16, "content": "<s>", "special": true}],
+    "normalizer": )" + normalizer + R"(, "pre_tokenizer": )" + pre_tokenizer + R"(,
+    "decoder": {"type": "ByteLevel"},
+    "model": {"type": ")" + model_type + R"(", "ignore_merges": )" + (ignore_merges ? "true" : "false") + R"(,
+      "vocab": {"a": 0, "b": 1, "c": 2, "1": 3, "2": 4, "\u0120": 5, "\u010a": 6, "ab": 7, "abc": 8,
+                "\u0120a": 9, "\u0120ab": 10, "\u00c3": 11, "\u00a9": 12, "\u00c3\u00a9": 13, "!": 14,
+                "12": 17},
+      "merges": ["a b", ["ab", "c"], "\u0120 a", "\u0120a b", "\u00c3 \u00a9", "1 2"]}})";
+}
+
+const std::string kByteLevel = R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})";
+
+}  // namespace
+
+TEST(HfBpeTokenizerTest, EncodesLikeHandAppliedMerges) {
+  const fs::path dir = temp_dir("hf");
+  write_file(dir / "tokenizer.json", hf_tokenizer_json("null", kByteLevel));
+  write_file(dir / "tokenizer_config.json", R"({"bos_token": "<s>", "eos_token": {"content": "<|end|>"}})");
+  TokenizerOptions o;
+  o.kind = "hf_bpe";
+  o.path = dir.string();
+  const auto t = make_tokenizer(o);
+  EXPECT_EQ(t->vocab_size(), 18);
+  EXPECT_EQ(t->bos_id(), 16);
+  EXPECT_EQ(t->eos_id(), 15);
+  EXPECT_EQ(t->pad_id(), -1);
+  // GPT-2 split: "abc" | " ab" | "\n". "abc": a+b (rank 0), ab+c (rank 1). " ab": a+b (rank 0)
+  // wins over \u0120+a (rank 2), and no merge joins \u0120 with ab.
+  EXPECT_EQ(t->encode("abc ab\n"), (std::vector<int64_t>{8, 5, 7, 6}));
+  // Added tokens are atomic; e-acute is two bytes merged back; "12" is one \p{N}+ piece.
+  EXPECT_EQ(t->encode("\xC3\xA9" "12<|end|>2!", true), (std::vector<int64_t>{16, 13, 17, 15, 4, 14}));
+  EXPECT_EQ(t->decode({16, 13, 17, 4, 14, 5, 8}), "\xC3\xA9" "122! abc");
+  EXPECT_EQ(t->decode({13, 15, 3}), "\xC3\xA9" "1");  // EOS left out
+  EXPECT_THROW(t->decode({18}), std::invalid_argument);
+  EXPECT_THROW(t->encode("d"), std::invalid_argument);  // no token for 'd'
+}
+
+TEST(HfBpeTokenizerTest, FollowsNormalizerAndPreTokenizerSettings) {
+  const fs::path dir = temp_dir("hf_variants");
+  // NFC turns e + combining acute into the precomposed character.
+  write_file(dir / "nfc.json", hf_tokenizer_json(R"({"type": "NFC"})", kByteLevel));
+  EXPECT_EQ(HfBpeTokenizer((dir / "nfc.json").string()).encode("e\xCC\x81"), (std::vector<int64_t>{13}));
+  // Individual digits (SmolLM): "12" is no longer merged.
+  write_file(dir / "digits.json",
+             hf_tokenizer_json("null", R"({"type": "Sequence", "pretokenizers": [
+                 {"type": "Digits", "individual_digits": true}, )" + kByteLevel + "]}"));
+  EXPECT_EQ(HfBpeTokenizer((dir / "digits.json").string()).encode("12ab"), (std::vector<int64_t>{3, 4, 7}));
+  // A Split regex (Llama 3 / Qwen2 style) and ByteLevel without its own regex.
+  write_file(dir / "split.json",
+             hf_tokenizer_json("null", R"({"type": "Sequence", "pretokenizers": [
+                 {"type": "Split", "pattern": {"Regex": "\\p{N}{1,3}| ?\\p{L}+|\\s+"}, "behavior": "Isolated", "invert": false},
+                 {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]})"));
+  EXPECT_EQ(HfBpeTokenizer((dir / "split.json").string()).encode("12 ab"), (std::vector<int64_t>{17, 5, 7}));
+  // ignore_merges (Llama 3): a piece that is a whole token is taken as it is.
+  write_file(dir / "ignore.json", hf_tokenizer_json("null", kByteLevel, /*ignore_merges=*/true));
+  EXPECT_EQ(HfBpeTokenizer((dir / "ignore.json").string()).encode("abc ab"), (std::vector<int64_t>{8, 10}));
+  // Unsupported pipelines and bad files.
+  write_file(dir / "wordpiece.json", hf_tokenizer_json("null", kByteLevel, false, "WordPiece"));
+  expect_invalid([&] { HfBpeTokenizer((dir / "wordpiece.json").string()); }, "model.type");
+  write_file(dir / "lower.json", hf_tokenizer_json(R"({"type": "Lowercase"})", kByteLevel));
+  expect_invalid([&] { HfBpeTokenizer((dir / "lower.json").string()); }, "Lowercase");
+  write_file(dir / "meta.json", hf_tokenizer_json("null", R"({"type": "Metaspace"})"));
+  expect_invalid([&] { HfBpeTokenizer((dir / "meta.json").string()); }, "Metaspace");
+  write_file(dir / "merged.json",
+             hf_tokenizer_json("null", R"({"type": "Sequence", "pretokenizers": [
+                 {"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Removed"}, )" + kByteLevel + "]}"));
+  expect_invalid([&] { HfBpeTokenizer((dir / "merged.json").string()); }, "Isolated");
+  write_file(dir / "no_bytelevel.json", hf_tokenizer_json("null", R"({"type": "Digits"})"));
+  expect_invalid([&] { HfBpeTokenizer((dir / "no_bytelevel.json").string()); }, "ByteLevel");
+  write_file(dir / "broken.json", "{");
+  expect_invalid([&] { HfBpeTokenizer((dir / "broken.json").string()); }, "not valid JSON");
+  EXPECT_THROW(HfBpeTokenizer((dir / "missing.json").string()), std::runtime_error);
+  const fs::path bad_config = temp_dir("hf_bad_config");
+  write_file(bad_config / "tokenizer.json", hf_tokenizer_json("null", kByteLevel));
+  write_file(bad_config / "tokenizer_config.json", R"({"bos_token": "<bos>"})");
+  expect_invalid([&] { HfBpeTokenizer(bad_config.string()); }, "not in the vocabulary");
 }
 
 TEST(ChatTemplateTest, AppliesRoleFormats) {

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "engine/data/byte_tokenizer.h"
+#include "engine/data/hf_bpe_tokenizer.h"
 #include "engine/data/sentencepiece_tokenizer.h"
 #include "prefengine/plugin_options.h"
 
@@ -12,15 +13,16 @@ namespace prefengine {
 Tokenizer::~Tokenizer() = default;
 
 void TokenizerOptions::validate() const {
-  const std::vector<std::string> kinds = {"byte", "sentencepiece"};
-  if (kind != "byte" && kind != "sentencepiece") {
+  const std::vector<std::string> kinds = {"byte", "sentencepiece", "hf_bpe"};
+  if (kind != "byte" && kind != "sentencepiece" && kind != "hf_bpe") {
     throw std::invalid_argument("tokenizer.kind: unknown tokenizer '" + kind + "' (did you mean '" +
-                                nearest_name(kind, kinds) + "'? known: byte, sentencepiece)");
+                                nearest_name(kind, kinds) + "'? known: byte, sentencepiece, hf_bpe)");
   }
-  if (kind == "sentencepiece" && path.empty()) {
-    throw std::invalid_argument("tokenizer.path: a sentencepiece tokenizer needs a tokenizer.model path");
+  if (kind != "byte" && path.empty()) {
+    throw std::invalid_argument("tokenizer.path: a " + kind +
+                                " tokenizer needs a path (tokenizer.model / tokenizer.json or its directory)");
   }
-  if (kind == "sentencepiece" && !special_tokens.empty()) {
+  if (kind != "byte" && !special_tokens.empty()) {
     throw std::invalid_argument(
         "tokenizer.special_tokens: only the byte tokenizer takes extra special tokens");
   }
@@ -29,6 +31,7 @@ void TokenizerOptions::validate() const {
 std::unique_ptr<Tokenizer> make_tokenizer(const TokenizerOptions& options) {
   options.validate();
   if (options.kind == "byte") return std::make_unique<ByteTokenizer>(options.special_tokens);
+  if (options.kind == "hf_bpe") return std::make_unique<HfBpeTokenizer>(options.path);
   std::filesystem::path path(options.path);
   if (std::filesystem::is_directory(path)) path /= "tokenizer.model";
   return std::make_unique<SentencePieceTokenizer>(path.string());

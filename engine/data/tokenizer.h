@@ -1,6 +1,7 @@
 #pragma once
-// The tokenizer interface the data readers and generation use, and a factory for the two kinds:
-// "byte" (ByteTokenizer, no files) and "sentencepiece" (SentencePieceTokenizer, tokenizer.model).
+// The tokenizer interface the data readers and generation use, and a factory for the kinds:
+// "byte" (ByteTokenizer, no files), "sentencepiece" (SentencePieceTokenizer, tokenizer.model) and
+// "hf_bpe" (HfBpeTokenizer, a byte-level BPE tokenizer.json).
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,8 +24,8 @@ class Tokenizer {
 };
 
 struct TokenizerOptions {
-  std::string kind = "byte";                // "byte" or "sentencepiece"
-  std::string path;                         // sentencepiece: tokenizer.model, or a directory holding it
+  std::string kind = "byte";                // "byte", "sentencepiece" or "hf_bpe"
+  std::string path;                         // tokenizer.model / tokenizer.json, or a directory holding it
   std::vector<std::string> special_tokens;  // byte: extra atomic tokens, e.g. "<|user|>"
 
   // Throws std::invalid_argument naming the field (unknown kind: lists the kinds, nearest first).
