@@ -227,6 +227,12 @@ TEST(ChatTemplateTest, AppliesRoleFormats) {
   expect_invalid([&] { chat.continuation(prompt, {{"user", "x"}}); }, "generation prompt");
   const ChatTemplate custom({{"user", "[U]{content}[/U]"}, {"bot", "{content}</s>"}}, "[B]");
   EXPECT_EQ(custom.apply({{"user", "a"}, {"bot", "b"}}, true), "[U]a[/U]b</s>[B]");
+  EXPECT_EQ(ChatTemplate::preset("chatml").apply({{"user", "Hi"}}, true),
+            "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(ChatTemplate::preset("llama3").continuation({{"user", "Hi"}}, {{"assistant", "Yo"}}),
+            "Yo<|eot_id|>");
+  EXPECT_EQ(ChatTemplate::preset("default").apply({{"user", "Hi"}}, false), "<|user|>\nHi\n");
+  expect_invalid([] { ChatTemplate::preset("chatm"); }, "did you mean 'chatml'");
   expect_invalid([] { ChatTemplate({{"user", "no placeholder"}}, "x"); }, "{content}");
   expect_invalid([] { ChatTemplate({{"", "{content}"}}, "x"); }, "role name is empty");
   expect_invalid([] { ChatTemplate(std::map<std::string, std::string>{}, "x"); }, "no roles");

@@ -39,6 +39,25 @@ ChatTemplate::ChatTemplate(const std::map<std::string, std::string>& role_format
   }
 }
 
+ChatTemplate ChatTemplate::preset(const std::string& name) {
+  if (name == "default") return ChatTemplate();
+  if (name == "chatml") {
+    return ChatTemplate({{"system", "<|im_start|>system\n{content}<|im_end|>\n"},
+                         {"user", "<|im_start|>user\n{content}<|im_end|>\n"},
+                         {"assistant", "<|im_start|>assistant\n{content}<|im_end|>\n"}});
+  }
+  if (name == "llama3") {
+    auto role = [](const std::string& r) {
+      return "<|start_header_id|>" + r + "<|end_header_id|>\n\n{content}<|eot_id|>";
+    };
+    return ChatTemplate(
+        {{"system", role("system")}, {"user", role("user")}, {"assistant", role("assistant")}});
+  }
+  const std::vector<std::string> names = {"default", "chatml", "llama3"};
+  throw std::invalid_argument("chat_template: unknown preset '" + name + "' (did you mean '" +
+                              nearest_name(name, names) + "'? known: default, chatml, llama3)");
+}
+
 std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt) const {
   std::string text;

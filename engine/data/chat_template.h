@@ -23,6 +23,12 @@ class ChatTemplate {
   ChatTemplate(const std::map<std::string, std::string>& role_formats,
                std::string generation_prompt = "");
 
+  // A named preset: "default" (the constructor above), "chatml" (Qwen2, SmolLM2:
+  // "<|im_start|>user\n{content}<|im_end|>\n") or "llama3" ("<|start_header_id|>user
+  // <|end_header_id|>\n\n{content}<|eot_id|>"). An unknown name is an std::invalid_argument
+  // listing the presets and the nearest one.
+  static ChatTemplate preset(const std::string& name);
+
   // The text of `messages`. An unknown role is an std::invalid_argument naming the known roles.
   std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
   // The text that `completion` adds after apply(prompt, true): apply(prompt + completion, false)
