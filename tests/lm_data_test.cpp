@@ -217,6 +217,24 @@ TEST(HfBpeTokenizerTest, FollowsNormalizerAndPreTokenizerSettings) {
   expect_invalid([&] { HfBpeTokenizer(bad_config.string()); }, "not in the vocabulary");
 }
 
+TEST(HfBpeTokenizerTest, CompilesTheLlama3SplitPattern) {
+  // Llama 3's pre-tokenizer regex, verbatim; with ignore_merges and whole-piece tokens the ids
+  // show the pieces: "I" | "'m" | " " | "123" | "4" | " ok" (worked out by hand from the pattern:
+  // a space before a digit is its own piece, numbers split in threes).
+  const fs::path dir = temp_dir("hf_llama3");
+  write_file(dir / "tokenizer.json", R"({"added_tokens": [], "normalizer": null,
+    "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+      {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+       "behavior": "Isolated", "invert": false},
+      {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]},
+    "model": {"type": "BPE", "ignore_merges": true, "merges": [],
+      "vocab": {"I": 0, "'m": 1, "\u0120": 2, "123": 3, "4": 4, "\u0120ok": 5, "'M": 6}}})");
+  const HfBpeTokenizer t(dir.string());
+  EXPECT_EQ(t.encode("I'm 1234 ok"), (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(t.encode("I'M"), (std::vector<int64_t>{0, 6}));  // (?i:...) contractions
+  EXPECT_EQ(t.decode({0, 1, 2, 3, 4, 5}), "I'm 1234 ok");
+}
+
 TEST(ChatTemplateTest, AppliesRoleFormats) {
   const ChatTemplate chat;
   const std::vector<ChatMessage> prompt = {{"system", "S"}, {"user", "Hi"}};
