@@ -261,6 +261,22 @@ TEST(TransformerTest, ForwardMatchesReferenceForMhaGqaMqa) {
   }
 }
 
+TEST(TransformerTest, LowerPrecisionModelsGiveFloatLogits) {
+  const TransformerConfig c = small_config(4, 2, false, true);
+  TransformerModel model(c);
+  randomize(model, 15);
+  const ModelInput in{ids_tensor(kRows), ids_tensor({{1, 1, 1, 1, 1, 1}, {0, 0, 1, 1, 1, 1}}), true,
+                      false, nullptr};
+  const at::Tensor reference = model.forward(in).logits;
+  model.to(at::kBFloat16);
+  const at::Tensor low = model.forward(in).logits;
+  EXPECT_EQ(low.scalar_type(), at::kFloat);
+  // bf16 keeps 8 bits of mantissa: compare with a tolerance relative to the logits' scale.
+  const double scale = reference.abs().max().item<double>();
+  const double diff = (low - reference).narrow(1, 2, 4).abs().max().item<double>();
+  EXPECT_LT(diff, 0.1 * scale);
+}
+
 TEST(TransformerTest, TiedEmbeddingsShareTheWeight) {
   const TransformerConfig c = small_config(4, 2, /*tied=*/true, /*bias=*/false);
   TransformerModel model(c);

@@ -343,8 +343,10 @@ class RmsNorm : public torch::nn::Module {
     weight = register_parameter("weight", at::ones({size}));
   }
   at::Tensor forward(const at::Tensor& x) const {
-    const at::Tensor variance = x.pow(2).mean(-1, /*keepdim=*/true);
-    return x * at::rsqrt(variance + eps_) * weight;
+    // In float whatever the model's dtype, as HF's LlamaRMSNorm.
+    const at::Tensor xf = x.to(at::kFloat);
+    const at::Tensor variance = xf.pow(2).mean(-1, /*keepdim=*/true);
+    return (xf * at::rsqrt(variance + eps_)).to(x.scalar_type()) * weight;
   }
   at::Tensor weight;
 
@@ -424,7 +426,9 @@ class Attention : public torch::nn::Module {
     q = q.reshape({b, kv_heads_, rep * t, head_dim_});
     at::Tensor scores = at::matmul(q, k.transpose(2, 3)) * (1.0 / std::sqrt(double(head_dim_)));
     scores = scores.view({b, kv_heads_, rep, t, s}) + bias;
-    at::Tensor probs = at::softmax(scores, -1).view({b, kv_heads_, rep * t, s});
+    // Softmax in float (the float bias promotes low-precision scores), back to v's dtype.
+    at::Tensor probs =
+        at::softmax(scores, -1).to(v.scalar_type()).view({b, kv_heads_, rep * t, s});
     at::Tensor out = at::matmul(probs, v);  // [B, Hkv, rep*T, D]
     out = out.view({b, heads_, t, head_dim_}).transpose(1, 2).reshape({b, t, heads_ * head_dim_});
     return o_proj->forward(out);
@@ -653,8 +657,9 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
   const at::Tensor inv_freq = config_.rotary_inv_freq().to(device);
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, D/2]
   at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);           // [B, 1, T, D]
-  const at::Tensor cos = angles.cos();
-  const at::Tensor sin = angles.sin();
+  const auto dtype = decoder_->embed_tokens->weight.scalar_type();
+  const at::Tensor cos = angles.cos().to(dtype);
+  const at::Tensor sin = angles.sin().to(dtype);
 
   // Additive mask [B, 1, 1, T, S]: query i (global position past + i) sees key j <= past + i
   // when key j is a real token. A finite minimum keeps all-padding query rows finite.
@@ -687,13 +692,14 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
 
   ModelOutput out;
   if (input.want_logits) {
-    out.logits = at::matmul(x, (lm_head_.defined() ? lm_head_ : decoder_->embed_tokens->weight).t());
+    out.logits = at::matmul(x, (lm_head_.defined() ? lm_head_ : decoder_->embed_tokens->weight).t())
+                     .to(at::kFloat);
   }
   if (input.want_scalar) {
     if (!score_.defined()) {
       throw std::invalid_argument("transformer: want_scalar needs add_scalar_head() first");
     }
-    out.scalar = at::matmul(x, score_.t()).squeeze(-1);
+    out.scalar = at::matmul(x, score_.t()).squeeze(-1).to(at::kFloat);
   }
   return out;
 }
