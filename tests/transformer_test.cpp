@@ -275,6 +275,11 @@ TEST(TransformerTest, LowerPrecisionModelsGiveFloatLogits) {
   const double scale = reference.abs().max().item<double>();
   const double diff = (low - reference).narrow(1, 2, 4).abs().max().item<double>();
   EXPECT_LT(diff, 0.1 * scale);
+  // A head added after the conversion follows the model's dtype.
+  model.add_scalar_head();
+  const auto scalar = model.forward(ModelInput{ids_tensor(kRows), at::Tensor(), false, true, nullptr}).scalar;
+  EXPECT_EQ(scalar.scalar_type(), at::kFloat);
+  EXPECT_EQ(scalar.sizes(), (std::vector<int64_t>{2, 6}));
 }
 
 TEST(TransformerTest, TiedEmbeddingsShareTheWeight) {

@@ -589,11 +589,11 @@ void TransformerModel::add_scalar_head() {
     head->weight.normal_(0.0, 1.0 / std::sqrt(double(config_.hidden_size + 1)));
   }
   score_ = head->weight;
-  // Follow the device of the rest of the model.
+  // Follow the device and dtype of the rest of the model.
   const at::Tensor like = decoder_->embed_tokens->weight;
-  if (score_.device() != like.device()) {
+  if (score_.device() != like.device() || score_.scalar_type() != like.scalar_type()) {
     at::NoGradGuard no_grad;
-    score_.set_data(score_.to(like.device()));
+    score_.set_data(score_.to(like.device(), like.scalar_type()));
   }
 }
 
@@ -630,6 +630,13 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
   const int64_t past = cache ? cache->length_ : 0;
   const int64_t s = past + t;
 
+  if (config_.sliding_window > 0 && s > config_.sliding_window) {
+    throw std::invalid_argument("transformer: " + std::to_string(s) +
+                                " tokens exceed the sliding_window " +
+                                std::to_string(config_.sliding_window) +
+                                " (windowed attention is not implemented)");
+  }
+
   // The mask of every key: the cached one followed by this input's.
   at::Tensor full_mask = mask;
   if (cache) {
@@ -648,12 +655,6 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
   // Positions count the real tokens before each one, so that left padding does not shift them.
   at::Tensor positions = (full_mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
   const auto fopts = at::TensorOptions().dtype(at::kFloat).device(device);
-  if (config_.sliding_window > 0 && s > config_.sliding_window) {
-    throw std::invalid_argument("transformer: " + std::to_string(s) +
-                                " tokens exceed the sliding_window " +
-                                std::to_string(config_.sliding_window) +
-                                " (windowed attention is not implemented)");
-  }
   const at::Tensor inv_freq = config_.rotary_inv_freq().to(device);
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, D/2]
   at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(1);           // [B, 1, T, D]
