@@ -125,9 +125,12 @@ TEST(SentencePieceTokenizerTest, EncodesAndDecodesWithATrainedModel) {
   EXPECT_EQ(t->decode(concat(ids, {2})), text);
   EXPECT_EQ(t->encode(text, false), std::vector<int64_t>(ids.begin() + 1, ids.end()));
   EXPECT_THROW(t->decode({t->vocab_size()}), std::invalid_argument);
-  // A directory holding tokenizer.model works too.
+  // A directory holding tokenizer.model works too, and kind auto prefers it to tokenizer.json.
   fs::copy_file(dir / "sp.model", dir / "tokenizer.model");
+  write_file(dir / "tokenizer.json", "{}");
   o.path = dir.string();
+  EXPECT_EQ(make_tokenizer(o)->encode(text), t->encode(text));
+  o.kind = "auto";
   EXPECT_EQ(make_tokenizer(o)->encode(text), t->encode(text));
 }
 
@@ -161,6 +164,12 @@ TEST(HfBpeTokenizerTest, EncodesLikeHandAppliedMerges) {
   o.kind = "hf_bpe";
   o.path = dir.string();
   const auto t = make_tokenizer(o);
+  o.kind = "auto";  // the directory has a tokenizer.json and no tokenizer.model
+  EXPECT_EQ(make_tokenizer(o)->encode("abc"), (std::vector<int64_t>{8}));
+  o.path = (dir / "tokenizer.json").string();
+  expect_invalid([&] { make_tokenizer(o); }, "needs a directory");
+  o.path = temp_dir("hf_empty").string();
+  expect_invalid([&] { make_tokenizer(o); }, "neither tokenizer.model nor tokenizer.json");
   EXPECT_EQ(t->vocab_size(), 18);
   EXPECT_EQ(t->bos_id(), 16);
   EXPECT_EQ(t->eos_id(), 15);

@@ -24,7 +24,8 @@ class Tokenizer {
 };
 
 struct TokenizerOptions {
-  std::string kind = "byte";                // "byte", "sentencepiece" or "hf_bpe"
+  std::string kind = "byte";                // "byte", "sentencepiece", "hf_bpe" or "auto" (a
+                                            // directory: tokenizer.model if present, else tokenizer.json)
   std::string path;                         // tokenizer.model / tokenizer.json, or a directory holding it
   std::vector<std::string> special_tokens;  // byte: extra atomic tokens, e.g. "<|user|>"
 
