@@ -7,12 +7,15 @@
 #include <string>
 #include <vector>
 
+#include <boost/filesystem.hpp>
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
 
 #include "engine/config/experiment_config.h"
 #include "engine/metrics/logging.h"
 #include "engine/plugins/plugin_loader.h"
+#include "engine/report/html_report.h"
+#include "engine/report/run_summary.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/run_directory.h"
 
@@ -28,6 +31,7 @@ const char* kUsage =
     "  run EXP.yaml        run an experiment's stages and write a run directory\n"
     "  validate EXP.yaml   check an experiment file, its plugins and data without training\n"
     "  plugins             list the plugins found (name, kind, ABI version, file)\n"
+    "  report RUN_DIR...   write report.html (SVG charts) and summary.md/csv for runs\n"
     "\n"
     "'prefengine <command> --help' describes a command's options.\n";
 
@@ -128,6 +132,31 @@ int plugins_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+int report_command(const std::vector<std::string>& args) {
+  po::options_description options("report");
+  options.add_options()("runs", po::value<std::vector<std::string>>()->required(), "run directories")(
+      "output,o", po::value<std::string>()->default_value("report.html"),
+      "the HTML file; summary.md and summary.csv go beside it")(
+      "stage", po::value<std::string>()->default_value(""), "the stage to summarise (default: the last)")(
+      "all-stages", po::bool_switch(), "plot every stage against the global step");
+  po::positional_options_description positional;
+  positional.add("runs", -1);
+  Parsed p = parse("report", options, positional, args, "RUN_DIR... [--output FILE] [--stage NAME]");
+  if (p.help) return 0;
+  const auto dirs = p.vars["runs"].as<std::vector<std::string>>();
+  const std::string output = p.vars["output"].as<std::string>();
+  ReportOptions report;
+  report.stage = p.vars["stage"].as<std::string>();
+  report.all_stages = p.vars["all-stages"].as<bool>();
+  write_html_report(dirs, output, report);
+  SummaryOptions summary;
+  summary.stage = report.stage;
+  std::string parent = boost::filesystem::path(output).parent_path().string();
+  write_summary(dirs, parent.empty() ? "." : parent, summary);
+  std::cout << "wrote " << output << " and the summary beside it\n";
+  return 0;
+}
+
 }  // namespace
 
 int main_entry(int argc, char** argv) {
@@ -147,7 +176,7 @@ int main_entry(int argc, char** argv) {
   }
   args.erase(args.begin());
   const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
-      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}};
+      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}, {"report", report_command}};
   auto it = commands.find(command);
   try {
     if (it == commands.end()) {

@@ -37,6 +37,7 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   StageOptions stage;
   stage.location = node_location(node, file);
   stage.name = o.require_string("name");
+  if (!o.has("kind")) o.fail("kind", "sft or pairwise", "nothing (the key is required)");
   const std::string kind = o.get_choice("kind", "", {"sft", "pairwise"});
   stage.kind = kind == "sft" ? StageKind::kSft : StageKind::kPairwise;
   stage.data.path = o.require_string("data.path");
@@ -45,12 +46,6 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   stage.optimizer = read_optimizer(o);
   stage.steps = o.get_int("steps", 0, 0);
   stage.epochs = o.get_int("epochs", 0, 0);
-  if (stage.steps == 0 && stage.epochs == 0) {
-    o.fail("steps", "steps > 0 or epochs > 0", "neither");
-  }
-  if (stage.steps > 0 && stage.epochs > 0) {
-    o.fail("epochs", "either steps or epochs, not both", "both");
-  }
   stage.batch_size = o.get_int("batch_size", stage.batch_size, 1, 1 << 20);
   stage.grad_accum = o.get_int("grad_accum", stage.grad_accum, 1, 1 << 20);
   stage.log_every = o.get_int("log_every", stage.log_every, 1);
@@ -62,7 +57,13 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
     (void)stage.loss.get_string("plugin", "");  // consumed here, not by the plugin
     mark_read(o, "loss");
   }
-  o.reject_unread();
+  o.reject_unread();  // before the checks across fields: a misspelt key explains them
+  if (stage.steps == 0 && stage.epochs == 0) {
+    o.fail("steps", "steps > 0 or epochs > 0", "neither");
+  }
+  if (stage.steps > 0 && stage.epochs > 0) {
+    o.fail("epochs", "either steps or epochs, not both", "both");
+  }
   return stage;
 }
 

@@ -40,6 +40,7 @@ LossOutput DpoLoss::pairwise(const PairwiseBatch& batch) {
 
   LossOutput out;
   out.loss = per_pair.mean();
+  if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   out.metrics = reward_metrics(beta * h_w, beta * h_l);
   return out;
 }

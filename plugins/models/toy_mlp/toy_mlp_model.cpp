@@ -41,6 +41,10 @@ void ToyMlpModel::build() {
     width = options_.hidden;
   }
   output_ = torch::nn::Linear(width, options_.responses);
+  prompt_rows_ = at::cat({at::eye(options_.prompts, at::kFloat),
+                          at::zeros({options_.prompts, options_.responses}, at::kFloat)}, 1);
+  response_rows_ = at::cat({at::zeros({options_.responses, options_.prompts}, at::kFloat),
+                            at::eye(options_.responses, at::kFloat)}, 1);
   register_module("trunk", trunk_);
   register_module("output", output_);
 }
@@ -58,26 +62,30 @@ ModelOutput ToyMlpModel::forward(const ModelInput& input) {
   if (input.cache != nullptr) throw std::invalid_argument("toy_mlp: has no KV cache");
   const int64_t batch = ids.size(0);
   const int64_t length = ids.size(1);
-  at::Tensor prompt = ids.select(1, 0);
-  if (batch > 0 && (prompt.min().item<int64_t>() < 0 || prompt.max().item<int64_t>() >= options_.prompts)) {
-    throw std::invalid_argument("toy_mlp: a prompt id is outside [0, " + std::to_string(options_.prompts) + ")");
-  }
-  at::Tensor features = at::one_hot(prompt, options_.prompts).to(at::kFloat).unsqueeze(1);
-  at::Tensor bag;
-  if (length > 1) {
-    at::Tensor responses = ids.slice(1, 1);
-    if (responses.min().item<int64_t>() < 0 || responses.max().item<int64_t>() >= options_.responses) {
-      throw std::invalid_argument("toy_mlp: a response id is outside [0, " +
-                                  std::to_string(options_.responses) + ")");
+  // Rows of an identity matrix instead of one_hot: index_select checks the range without an
+  // extra min/max pass (this model is bound by per-op overhead).
+  // prompt_rows_ is [I_P, 0]: the input at a prompt-only position.
+  at::Tensor features = prompt_rows_.index_select(0, ids.select(1, 0));
+  if (length == 1) {
+    // The paper's case: prompt -> response distribution, one row each (2-D, fewer ops).
+    at::Tensor hidden = trunk_->forward(features);
+    ModelOutput out;
+    if (input.want_logits) out.logits = output_->forward(hidden).unsqueeze(1);
+    if (input.want_scalar) {
+      if (!has_scalar_head()) throw std::invalid_argument("toy_mlp: the scalar head was not added");
+      out.scalar = scalar_head_->forward(hidden);
     }
-    bag = at::one_hot(responses, options_.responses).to(at::kFloat);
+    return out;
+  }
+  features = features.unsqueeze(1);
+  {
+    at::Tensor responses = ids.slice(1, 1);
+    at::Tensor bag = response_rows_.index_select(0, responses.reshape({-1})).view({batch, length - 1, options_.prompts + options_.responses});
     if (input.attention_mask.defined()) {
       bag = bag * input.attention_mask.slice(1, 1).unsqueeze(-1).to(at::kFloat);
     }
-    bag = at::cat({at::zeros({batch, 1, options_.responses}, bag.options()), bag.cumsum(1)}, 1);
-    features = at::cat({features.expand({batch, length, options_.prompts}), bag}, 2);
-  } else {
-    features = at::cat({features, at::zeros({batch, 1, options_.responses}, features.options())}, 2);
+    bag = at::cat({at::zeros({batch, 1, options_.prompts + options_.responses}, bag.options()), bag.cumsum(1)}, 1);
+    features = features.expand({batch, length, options_.prompts + options_.responses}) + bag;
   }
   at::Tensor hidden = trunk_->forward(features);
   ModelOutput out;

@@ -39,6 +39,8 @@ class ToyMlpModel : public Model {
   torch::nn::Sequential trunk_{nullptr};
   torch::nn::Linear output_{nullptr};
   torch::nn::Linear scalar_head_{nullptr};
+  at::Tensor prompt_rows_;    // [P, P+R]: one-hot prompt inputs, response part zero
+  at::Tensor response_rows_;  // [R, P+R]: one-hot response inputs, prompt part zero
 };
 
 }  // namespace prefengine::plugins::models

@@ -1,0 +1,102 @@
+// The prefengine executable: exit codes and one-line errors.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+#include <sys/wait.h>
+
+#include "test_util.h"
+
+namespace prefengine {
+namespace {
+
+struct Result {
+  int code;
+  std::string output;
+};
+
+Result run(const std::string& args) {
+  const std::string command = std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer{};
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+TEST(CliTest, VersionAndHelp) {
+  Result v = run("--version");
+  EXPECT_EQ(v.code, 0);
+  EXPECT_NE(v.output.find("prefengine 0."), std::string::npos) << v.output;
+  for (const char* command : {"run", "validate", "plugins"}) {
+    Result h = run(std::string(command) + " --help");
+    EXPECT_EQ(h.code, 0) << command;
+    EXPECT_NE(h.output.find(std::string("usage: prefengine ") + command), std::string::npos) << h.output;
+  }
+  EXPECT_EQ(run("--help").code, 0);
+}
+
+TEST(CliTest, PluginsListsNameKindAbiAndFile) {
+  Result r = run("plugins");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.output.find("dpo            loss    1    /"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("toy_mlp        model   1    /"), std::string::npos) << r.output;
+}
+
+TEST(CliTest, ValidateAcceptsTheShippedConfig) {
+  Result r = run("validate configs/toy/dpo.yaml");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok (2 stages)"), std::string::npos);
+}
+
+TEST(CliTest, BadConfigIsOneLineWithLocationAndNonZeroExit) {
+  Result r = run("validate configs/toy/dpo.yaml --set stages.dpo.loss.beta=zero");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.output, "error: --set: stages[1].loss.beta: expected a number in (0, 1e+06], got 'zero'\n");
+  const std::string dir = testing::make_temp_dir("cli");
+  const std::string file = testing::write_file(dir + "/exp.yaml", "name: x\nmodel: {plugin: toy_mlp}\nstages: []\n");
+  Result s = run("validate " + file);
+  EXPECT_EQ(s.code, 1);
+  EXPECT_EQ(s.output, "error: " + file + ":3:9: stages: expected a non-empty list of stages\n");
+}
+
+TEST(CliTest, UnknownCommandAndOptionAreErrors) {
+  Result r = run("rnu x.yaml");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("unknown command 'rnu' (did you mean 'run'?"), std::string::npos) << r.output;
+  Result o = run("run configs/toy/dpo.yaml --frobnicate");
+  EXPECT_NE(o.code, 0);
+  EXPECT_NE(o.output.find("frobnicate"), std::string::npos) << o.output;
+  Result l = run("validate configs/toy/dpo.yaml --log-level loud");
+  EXPECT_EQ(l.code, 1);
+  EXPECT_NE(l.output.find("did you mean"), std::string::npos) << l.output;
+}
+
+TEST(CliTest, RunRefusesAnExistingRunDirectory) {
+  const std::string dir = testing::make_temp_dir("cli-run");
+  testing::write_file(dir + "/metrics.jsonl", "{}\n");
+  Result r = run("run configs/toy/dpo.yaml --output " + dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("holds an earlier run"), std::string::npos) << r.output;
+  EXPECT_EQ(testing::read_file(dir + "/metrics.jsonl"), "{}\n");
+}
+
+TEST(CliTest, RunWritesTheRunDirectory) {
+  const std::string dir = testing::make_temp_dir("cli-ok") + "/run";
+  Result r = run("run configs/toy/dpo.yaml --set stages.sft.steps=20 --set stages.dpo.steps=20 --output " + dir +
+                 " --log-level warn");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* f : {"config.yaml", "metrics.jsonl", "metrics.csv", "run.log", "run.json",
+                        "checkpoints/dpo/model.pt", "checkpoints/sft/model.pt"}) {
+    EXPECT_TRUE(boost::filesystem::exists(dir + "/" + f)) << f;
+  }
+  EXPECT_NE(testing::read_file(dir + "/config.yaml").find("steps: 20"), std::string::npos);
+  const std::string csv = testing::read_file(dir + "/metrics.csv");
+  EXPECT_EQ(csv.rfind("stage,step,global_step,loss", 0), 0u) << csv.substr(0, 200);
+  EXPECT_NE(csv.find("probs/unseen"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace prefengine

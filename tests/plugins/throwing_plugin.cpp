@@ -1,0 +1,31 @@
+// A loss plugin whose loss fails on request: option `fail_at_call` (throw) or `nan_at_call`
+// (return NaN) on the given call of pairwise(), counting from 1; otherwise a plain DPO loss.
+#include <limits>
+#include <stdexcept>
+
+#include "prefengine/loss.h"
+
+namespace {
+class ThrowingLoss : public prefengine::Loss {
+ public:
+  explicit ThrowingLoss(prefengine::PluginOptions& o)
+      : fail_at_(o.get_int("fail_at_call", 0, 0)), nan_at_(o.get_int("nan_at_call", 0, 0)) {}
+  prefengine::LossRequirements requirements() const override { return {}; }
+  prefengine::LossOutput pairwise(const prefengine::PairwiseBatch& b) override {
+    ++calls_;
+    if (calls_ == fail_at_) throw std::runtime_error("deliberate failure");
+    prefengine::LossOutput out;
+    at::Tensor z = 0.1 * ((b.chosen_logps - b.ref_chosen_logps) - (b.rejected_logps - b.ref_rejected_logps));
+    out.loss = -at::log_sigmoid(z).mean();
+    if (calls_ == nan_at_) out.loss = out.loss * std::numeric_limits<double>::quiet_NaN();
+    return out;
+  }
+
+ private:
+  int64_t fail_at_;
+  int64_t nan_at_;
+  int64_t calls_ = 0;
+};
+}  // namespace
+
+PREFENGINE_PLUGIN("throwing", prefengine::PluginKind::kLoss, ThrowingLoss, "test plugin that fails on request")
