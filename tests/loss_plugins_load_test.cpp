@@ -109,6 +109,12 @@ TEST_P(LossPluginLoadTest, LoadsCreatesAndComputes) {
     ASSERT_TRUE(leaf.grad().defined());
     expect_all_finite(to_vec(leaf.grad()), "gradient");
     EXPECT_FALSE(out.metrics.empty());
+
+    // On a step whose metrics are not logged the loss is the same and the metrics are skipped.
+    batch.want_metrics = false;
+    const LossOutput quiet = loss->pairwise(batch);
+    EXPECT_EQ(to_double(quiet.loss), to_double(out.loss));
+    EXPECT_TRUE(quiet.metrics.empty());
   }
 
   // An exception thrown inside the library reaches the host as std::invalid_argument.

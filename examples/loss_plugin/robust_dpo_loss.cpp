@@ -38,6 +38,7 @@ prefengine::LossOutput RobustDpoLoss::pairwise(const prefengine::PairwiseBatch& 
 
   prefengine::LossOutput out;
   out.loss = per_pair.mean();
+  if (!batch.want_metrics) return out;  // the engine will not log this step's metrics
   // Metrics are detached scalars; the engine averages them over a log step and adds loss,
   // logps/*, probs/* and grad/* itself.
   const at::Tensor w = reward_w.detach(), l = reward_l.detach();

@@ -36,6 +36,7 @@ LossOutput DpoSftLoss::pairwise(const PairwiseBatch& batch) {
 
   LossOutput out;
   out.loss = (dpo + options_.sft_weight * nll).mean();
+  if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   out.metrics = reward_metrics(reward_w, reward_l);
   out.metrics.emplace_back("sft/nll", nll.detach().mean());
   return out;

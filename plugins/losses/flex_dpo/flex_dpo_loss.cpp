@@ -31,6 +31,7 @@ LossOutput FlexDpoLoss::pairwise(const PairwiseBatch& batch) {
       options_.beta_rejected * (batch.rejected_logps - batch.ref_rejected_logps);
   LossOutput out;
   out.loss = (-at::log_sigmoid(reward_w - reward_l)).mean();
+  if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   out.metrics = reward_metrics(reward_w, reward_l);
   return out;
 }

@@ -35,6 +35,7 @@ LossOutput IpoLoss::pairwise(const PairwiseBatch& batch) {
 
   LossOutput out;
   out.loss = (gap * gap).mean();
+  if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   // TRL's IPO reports beta*h with beta = tau on the per-token log-ratios.
   out.metrics = reward_metrics(options_.tau * h_w, options_.tau * h_l);
   return out;

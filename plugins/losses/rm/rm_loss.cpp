@@ -33,6 +33,7 @@ LossOutput RmLoss::pairwise(const PairwiseBatch& batch) {
 
   LossOutput out;
   out.loss = loss;
+  if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   out.metrics = reward_metrics(r_w, r_l);
   const at::Tensor all = at::cat({r_w.detach(), r_l.detach()});
   out.metrics.emplace_back("rewards/mean", all.mean());

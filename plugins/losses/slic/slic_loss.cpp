@@ -29,6 +29,7 @@ LossOutput SlicLoss::pairwise(const PairwiseBatch& batch) {
 
   LossOutput out;
   out.loss = (hinge - options_.lambda * logp_w).mean();
+  if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   // Without a reference the implicit reward is the policy log-prob itself.
   out.metrics = reward_metrics(logp_w, logp_l);
   out.metrics.emplace_back("slic/hinge_active",
