@@ -1,5 +1,6 @@
 #include "math/answer_equivalence.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>

@@ -85,8 +85,18 @@ void unwrap_text_commands(std::string& s) {
       const bool letters = !inner.empty() && std::all_of(inner.begin(), inner.end(), [](char c) {
         return is_alpha(c) || c == ' ' || c == '^' || c == '.' || c == '2' || c == '3';
       });
-      if (after_number && letters) inner.clear();
-      s.replace(at, close - at + 1, inner);
+      size_t end = close + 1;
+      if (after_number && letters) {
+        inner.clear();
+        // A unit's power goes with it: \text{cm}^2.
+        for (std::string_view sup : {"^{2}", "^{3}", "^2", "^3"}) {
+          if (s.compare(end, sup.size(), sup) == 0) {
+            end += sup.size();
+            break;
+          }
+        }
+      }
+      s.replace(at, end - at, inner);
       changed = true;
     }
   }

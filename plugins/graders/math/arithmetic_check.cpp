@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <stdexcept>
 
 #include "common/utf8.h"
 #include "math/answer_extractor.h"
@@ -44,6 +45,13 @@ std::string rewrite(std::string_view text) {
   replace_all(s, "\\left", "");
   replace_all(s, "\\right", "");
   replace_all(s, "\\approx", "~");
+  // Thousands separators: "1,000" -> "1000" (a comma between a digit and exactly three digits).
+  for (size_t i = 1; i + 3 < s.size(); ++i) {
+    if (s[i] == ',' && is_digit(s[i - 1]) && is_digit(s[i + 1]) && is_digit(s[i + 2]) &&
+        is_digit(s[i + 3]) && (i + 4 >= s.size() || !is_digit(s[i + 4]))) {
+      s.erase(i, 1);
+    }
+  }
   // "3 x 4" with a spaced x between numbers is multiplication.
   for (size_t i = 1; i + 2 < s.size(); ++i) {
     if (s[i] == 'x' && s[i - 1] == ' ' && s[i + 1] == ' ') {
@@ -96,7 +104,8 @@ ArithmeticReport check_arithmetic(std::string_view solution) {
   for (size_t eq = s.find('='); eq != std::string::npos; eq = s.find('=', eq + 1)) {
     // Left side: the arithmetic run ending at '='.
     size_t l = eq;
-    while (l > 0 && arithmetic_char(s[l - 1])) --l;
+    // A full stop not followed by a digit ends a sentence, not a decimal.
+    while (l > 0 && arithmetic_char(s[l - 1]) && !(s[l - 1] == '.' && !is_digit(s[l]))) --l;
     // Right side: one number after '='.
     size_t r = eq + 1;
     while (r < s.size() && s[r] == ' ') ++r;

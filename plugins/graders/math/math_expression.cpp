@@ -1,5 +1,7 @@
 #include "math/math_expression.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <numeric>

@@ -1,0 +1,279 @@
+// The math grader: answer extraction, normalisation, equivalence, the arithmetic check and the
+// 1-5 rubric. Every expected value below was worked out by hand.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "math/answer_equivalence.h"
+#include "math/answer_extractor.h"
+#include "math/answer_normalizer.h"
+#include "math/arithmetic_check.h"
+#include "math/math_expression.h"
+#include "math/math_grader.h"
+
+namespace g = prefengine::plugins::graders;
+using prefengine::GradeInput;
+
+TEST(AnswerExtractor, BoxedWithNestedBraces) {
+  EXPECT_EQ(g::extract_boxed("so \\boxed{\\frac{1}{2}}."), "\\frac{1}{2}");
+  EXPECT_EQ(g::extract_boxed("\\boxed{a^{2}+b_{1}}"), "a^{2}+b_{1}");
+  EXPECT_EQ(g::extract_boxed("\\boxed{\\{1,2\\}}"), "\\{1,2\\}");
+}
+
+TEST(AnswerExtractor, LastBoxWins) {
+  EXPECT_EQ(g::extract_boxed("first \\boxed{3}, then \\boxed{4}"), "4");
+  EXPECT_EQ(g::extract_boxed("\\boxed{3} but really \\fbox{7}"), "7");
+}
+
+TEST(AnswerExtractor, UnbracedAndUnclosedBoxes) {
+  EXPECT_EQ(g::extract_boxed("$\\boxed 5$"), "5");
+  EXPECT_EQ(g::extract_boxed("\\boxed{12"), std::nullopt);
+  EXPECT_EQ(g::extract_boxed("no box here"), std::nullopt);
+  EXPECT_EQ(g::extract_boxed("\\boxedsomething{3}"), std::nullopt);
+}
+
+TEST(AnswerExtractor, AnswerPhrases) {
+  EXPECT_EQ(g::extract_final_answer("Adding up, the answer is 42. Done."), "42");
+  EXPECT_EQ(g::extract_final_answer(
+                "Final Answer: The final answer is $\\frac{3}{4}$. I hope it is correct."),
+            "\\frac{3}{4}");
+  EXPECT_EQ(g::extract_final_answer("Work...\nFinal Answer: x = 7\nThanks"), "x = 7");
+  EXPECT_EQ(g::extract_final_answer("所以答案是 12。"), "12");
+}
+
+TEST(AnswerExtractor, FallsBackToTheLastNumber) {
+  EXPECT_EQ(g::extract_final_answer("3 apples and 15 more make 18 in all"), "18");
+  EXPECT_EQ(g::extract_final_answer("it costs 1,234 dollars"), "1,234");
+  EXPECT_EQ(g::extract_final_answer("the ratio is 3/4, see"), "3/4");
+  EXPECT_EQ(g::extract_final_answer("a drop of -2.5 degrees"), "-2.5");
+  EXPECT_EQ(g::extract_final_answer("I do not know."), std::nullopt);
+  EXPECT_EQ(g::extract_final_answer(""), std::nullopt);
+}
+
+TEST(AnswerNormalizer, FractionsAndShorthands) {
+  EXPECT_EQ(g::normalize_answer("\\dfrac{1}{2}"), "\\frac{1}{2}");
+  EXPECT_EQ(g::normalize_answer("\\tfrac12"), "\\frac{1}{2}");
+  EXPECT_EQ(g::normalize_answer("\\sqrt3"), "\\sqrt{3}");
+  EXPECT_EQ(g::normalize_answer("3/4"), "\\frac{3}{4}");
+  EXPECT_EQ(g::normalize_answer("\\boxed{3}"), "3");
+}
+
+TEST(AnswerNormalizer, DelimitersUnitsAndSigns) {
+  EXPECT_EQ(g::normalize_answer("\\left( 1, 2 \\right)"), "(1,2)");
+  EXPECT_EQ(g::normalize_answer("10\\text{ units}"), "10");
+  EXPECT_EQ(g::normalize_answer("5 square feet"), "5");
+  EXPECT_EQ(g::normalize_answer("12 \\text{cm}^2"), "12");
+  EXPECT_EQ(g::normalize_answer("90^\\circ"), "90");
+  EXPECT_EQ(g::normalize_answer("90°"), "90");
+  EXPECT_EQ(g::normalize_answer("50\\%"), "50");
+  EXPECT_EQ(g::normalize_answer("\\$100"), "100");
+  EXPECT_EQ(g::normalize_answer("$7$"), "7");
+  EXPECT_EQ(g::normalize_answer("\\text{(B)}"), "(B)");
+}
+
+TEST(AnswerNormalizer, NumbersAndAssignments) {
+  EXPECT_EQ(g::normalize_answer("x = 5"), "5");
+  EXPECT_EQ(g::normalize_answer(".5"), "0.5");
+  EXPECT_EQ(g::normalize_answer("-.5"), "-0.5");
+  EXPECT_EQ(g::normalize_answer("007"), "7");
+  EXPECT_EQ(g::normalize_answer("1,000,000"), "1000000");
+  EXPECT_EQ(g::normalize_answer("8."), "8");
+  EXPECT_EQ(g::normalize_answer("x \\in [1, 2]"), "[1,2]");
+}
+
+TEST(MathExpression, ExactRationalArithmetic) {
+  const auto v = g::evaluate_expression("\\frac{1}{3}+\\frac{1}{6}");
+  ASSERT_TRUE(v && v->exact);
+  EXPECT_EQ(v->exact->num, 1);
+  EXPECT_EQ(v->exact->den, 2);
+  const auto p = g::evaluate_expression("2^{10}");
+  ASSERT_TRUE(p && p->exact);
+  EXPECT_EQ(p->exact->num, 1024);
+  const auto r = g::evaluate_expression("\\sqrt{\\frac{9}{4}}");
+  ASSERT_TRUE(r && r->exact);
+  EXPECT_EQ(r->exact->num, 3);
+  EXPECT_EQ(r->exact->den, 2);
+}
+
+TEST(MathExpression, InexactValues) {
+  const auto v = g::evaluate_expression("2\\sqrt{2}");
+  ASSERT_TRUE(v);
+  EXPECT_FALSE(v->exact);
+  EXPECT_NEAR(v->approx, 2.8284271247461903, 1e-12);
+  const auto pi = g::evaluate_expression("\\frac{\\pi}{2}");
+  ASSERT_TRUE(pi);
+  EXPECT_NEAR(pi->approx, 1.5707963267948966, 1e-12);
+}
+
+TEST(MathExpression, RejectsWhatItCannotRead) {
+  EXPECT_FALSE(g::evaluate_expression(""));
+  EXPECT_FALSE(g::evaluate_expression("1+"));
+  EXPECT_FALSE(g::evaluate_expression("(1+2"));
+  EXPECT_FALSE(g::evaluate_expression("\\frac{1}"));
+  EXPECT_FALSE(g::evaluate_expression(std::string(5000, '(')));
+}
+
+TEST(AnswerEquivalence, FractionsAndDecimals) {
+  EXPECT_TRUE(g::answers_equivalent("\\frac{1}{2}", "0.5"));
+  EXPECT_TRUE(g::answers_equivalent("1/2", "\\dfrac12"));
+  EXPECT_TRUE(g::answers_equivalent("\\frac{2}{4}", "\\frac{1}{2}"));
+  EXPECT_TRUE(g::answers_equivalent("3", "3.0"));
+  EXPECT_TRUE(g::answers_equivalent(".5", "0.50"));
+  EXPECT_FALSE(g::answers_equivalent("0.333", "\\frac13"));
+  EXPECT_FALSE(g::answers_equivalent("\\frac{1}{2}", "\\frac{1}{3}"));
+}
+
+TEST(AnswerEquivalence, RootsPiPowersAndScientificNotation) {
+  EXPECT_TRUE(g::answers_equivalent("2\\sqrt{2}", "\\sqrt{8}"));
+  EXPECT_TRUE(g::answers_equivalent("\\frac{\\sqrt{3}}{2}", "0.8660254037844386"));
+  EXPECT_TRUE(g::answers_equivalent("\\pi", "3.14159265358979"));
+  EXPECT_FALSE(g::answers_equivalent("3.14", "\\pi"));
+  EXPECT_TRUE(g::answers_equivalent("2^{10}", "1024"));
+  EXPECT_TRUE(g::answers_equivalent("1.5\\times10^{3}", "1500"));
+  EXPECT_TRUE(g::answers_equivalent("1.5e3", "1500"));
+  EXPECT_TRUE(g::answers_equivalent("2.5 \\cdot 10^{-2}", "0.025"));
+}
+
+TEST(AnswerEquivalence, TupleOrderMatters) {
+  EXPECT_TRUE(g::answers_equivalent("(1,2)", "\\left(1, 2\\right)"));
+  EXPECT_FALSE(g::answers_equivalent("(1,2)", "(2,1)"));
+  EXPECT_TRUE(g::answers_equivalent("(\\frac{1}{2}, 3)", "(0.5, 3)"));
+  EXPECT_FALSE(g::answers_equivalent("(1,2)", "(1,2,3)"));
+}
+
+TEST(AnswerEquivalence, IntervalsNeedTheSameBrackets) {
+  EXPECT_TRUE(g::answers_equivalent("[0,1)", "[0, 1)"));
+  EXPECT_FALSE(g::answers_equivalent("[0,1)", "[0,1]"));
+  EXPECT_FALSE(g::answers_equivalent("(1,2)", "[1,2]"));
+  EXPECT_TRUE(g::answers_equivalent("(-\\infty, 3]", "(-\\infty,3]"));
+  EXPECT_TRUE(g::answers_equivalent("(-\\infty,0)\\cup(1,\\infty)", "(1,\\infty)\\cup(-\\infty,0)"));
+}
+
+TEST(AnswerEquivalence, SetsAndListsIgnoreOrder) {
+  EXPECT_TRUE(g::answers_equivalent("\\{1,2,3\\}", "\\{3,2,1\\}"));
+  EXPECT_TRUE(g::answers_equivalent("-2, 3", "3,-2"));
+  EXPECT_FALSE(g::answers_equivalent("\\{1,2\\}", "\\{1,2,3\\}"));
+  EXPECT_FALSE(g::answers_equivalent("\\{1,2\\}", "(1,2)"));
+}
+
+TEST(AnswerEquivalence, UnitsSignsAndAssignments) {
+  EXPECT_TRUE(g::answers_equivalent("10 units", "10"));
+  EXPECT_FALSE(g::answers_equivalent("10 units", "100 units"));
+  EXPECT_FALSE(g::answers_equivalent("10", "100"));
+  EXPECT_TRUE(g::answers_equivalent("x=5", "5"));
+  EXPECT_TRUE(g::answers_equivalent("50\\%", "50"));
+  EXPECT_TRUE(g::answers_equivalent("90^\\circ", "90"));
+  EXPECT_TRUE(g::answers_equivalent("\\$1,000", "1000"));
+  EXPECT_TRUE(g::answers_equivalent("\\text{(B)}", "(B)"));
+}
+
+TEST(AnswerEquivalence, ExpressionsInVariables) {
+  EXPECT_TRUE(g::answers_equivalent("2x+1", "1+2x"));
+  EXPECT_TRUE(g::answers_equivalent("y = x^2 - 1", "(x-1)(x+1)"));
+  EXPECT_FALSE(g::answers_equivalent("2x+1", "2x-1"));
+  EXPECT_FALSE(g::answers_equivalent("2x", "2y"));
+}
+
+TEST(AnswerEquivalence, ToleranceIsConfigurable) {
+  EXPECT_FALSE(g::answers_equivalent("3.14", "\\pi"));
+  EXPECT_TRUE(g::answers_equivalent("3.14", "\\pi", g::EquivalenceOptions{/*tolerance=*/1e-3}));
+  EXPECT_THROW(g::EquivalenceOptions{-1}.validate(), std::invalid_argument);
+}
+
+TEST(ArithmeticCheck, FindsAndChecksEquations) {
+  const auto r = g::check_arithmetic(
+      "First 2 \\times 3 = 6, then 7 / 2 = 3.5 and 3 x 4 = 12; also 1/3 = 0.33. "
+      "But 5 + 5 = 11 and $\\frac{1}{2} + 1 = 1.5$. Set x + 2 = 5. 2^{10} = 1024.");
+  ASSERT_EQ(r.steps.size(), 7u);  // "x + 2 = 5" has a variable: not checked
+  EXPECT_EQ(r.correct(), 6u);
+  EXPECT_FALSE(r.steps[4].correct);  // 5 + 5 = 11
+}
+
+TEST(ArithmeticCheck, RoundingAndSeparators) {
+  EXPECT_EQ(g::check_arithmetic("1/3 = 0.34").correct(), 0u);
+  EXPECT_EQ(g::check_arithmetic("1,000 + 1 = 1,001").correct(), 1u);
+  EXPECT_TRUE(g::check_arithmetic("the year 2024 = now").steps.empty());
+}
+
+TEST(ArithmeticCheck, WorkingTokens) {
+  EXPECT_EQ(g::working_tokens("We add 3 and 4. \\boxed{7}"), 5u);
+  EXPECT_EQ(g::working_tokens("先算三加四"), 5u);
+}
+
+namespace {
+GradeInput math_input(std::string response, std::string reference = "18") {
+  return GradeInput{"What is 15 + 3?", std::move(response), std::move(reference)};
+}
+}  // namespace
+
+TEST(MathGrader, RubricFivePointsForCorrectAnswerAndProcess) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  const auto r = grader.grade(math_input("We add: 15 + 3 = 18, so the answer is \\boxed{18}."));
+  EXPECT_EQ(r.score, 5);
+  ASSERT_EQ(r.dimensions.size(), 4u);
+  EXPECT_EQ(r.dimensions[0], std::make_pair(std::string("answer"), 1.0));
+  EXPECT_EQ(r.dimensions[2], std::make_pair(std::string("arithmetic"), 1.0));
+}
+
+TEST(MathGrader, RubricFourPointsWithoutWorkingOrWhenVerbose) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  EXPECT_EQ(grader.grade(math_input("\\boxed{18}")).score, 4);
+  g::MathGraderOptions verbose;
+  verbose.verbose_chars = 100;
+  std::string text = "We add: 15 + 3 = 18. ";
+  for (int i = 0; i < 10; ++i) text += "Let us double check this again carefully. ";
+  text += "\\boxed{18}";
+  const auto r = g::MathGrader{verbose}.grade(math_input(text));
+  EXPECT_EQ(r.score, 4);
+  EXPECT_EQ(r.dimensions[3].second, 0.0);
+}
+
+TEST(MathGrader, RubricThreePoints) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  // Correct answer, but a wrong step on the way.
+  EXPECT_EQ(grader.grade(math_input("15 + 3 = 19, no wait, \\boxed{18}")).score, 3);
+  // Wrong answer, the steps that can be checked are right (misread the problem).
+  EXPECT_EQ(grader.grade(math_input("15 + 4 = 19, so \\boxed{19}")).score, 3);
+}
+
+TEST(MathGrader, RubricTwoAndOnePoints) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  // One of three steps right: mostly wrong process.
+  EXPECT_EQ(grader.grade(math_input("2 + 2 = 4, 15 + 3 = 17, 17 * 2 = 35, \\boxed{35}")).score, 2);
+  // Every checked step wrong.
+  EXPECT_EQ(grader.grade(math_input("15 + 3 = 17 so \\boxed{17}")).score, 1);
+  // A bare wrong answer.
+  EXPECT_EQ(grader.grade(math_input("\\boxed{17}")).score, 1);
+  // No answer at all.
+  EXPECT_EQ(grader.grade(math_input("I cannot solve this.")).score, 1);
+}
+
+TEST(MathGrader, ReferenceMayBeAWholeSolution) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  EXPECT_EQ(grader.grade(math_input("\\boxed{\\frac{1}{2}}", "So it is \\boxed{0.5}.")).score, 4);
+}
+
+TEST(MathGrader, RejectsMissingReferenceAndBadOptions) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  EXPECT_THROW(grader.grade(GradeInput{"q", "\\boxed{1}", std::nullopt}), std::invalid_argument);
+  EXPECT_THROW(grader.grade(GradeInput{"q", "\\boxed{1}", std::string("  ")}), std::invalid_argument);
+  g::MathGraderOptions bad;
+  bad.tolerance = -1;
+  EXPECT_THROW(g::MathGrader{bad}, std::invalid_argument);
+  prefengine::PluginOptions options("graders.math");
+  options.set_scalar("tolerance", "abc");
+  EXPECT_THROW(g::MathGrader{options}, std::invalid_argument);
+  prefengine::PluginOptions negative("graders.math");
+  negative.set_scalar("verbose_chars", "-3");
+  EXPECT_THROW(g::MathGrader{negative}, std::invalid_argument);
+}
+
+TEST(MathGrader, ReadsItsOptions) {
+  prefengine::PluginOptions options("graders.math");
+  options.set_scalar("tolerance", "0.001");
+  options.set_scalar("verbose_chars", "0");
+  options.set_scalar("min_working_tokens", "3");
+  g::MathGrader grader{options};
+  EXPECT_TRUE(options.unread_keys().empty());
+  EXPECT_EQ(grader.grade(math_input("\\boxed{3.14}", "\\pi")).dimensions[0].second, 1.0);
+}

@@ -1,0 +1,4 @@
+# Tests of the grader plugins' logic and of `prefengine grade`'s record-file core.
+prefengine_add_test(NAME grader_math_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_math_test.cpp
+  LIBRARIES prefengine_grader_math_core)
