@@ -219,15 +219,11 @@ class Parser {
       frac_start = pos_;
       while (std::isdigit(static_cast<unsigned char>(peek()))) ++pos_;
     }
-    const std::string_view int_part = s_.substr(start, (frac_start == pos_ && s_[start] != '.')
-                                                           ? pos_ - start
-                                                           : frac_start - start);
     std::string digits;
     for (char c : s_.substr(start, pos_ - start)) {
       if (c != '.') digits.push_back(c);
     }
     if (digits.empty()) return fail();
-    (void)int_part;
     const size_t decimals = s_.substr(start, pos_ - start).find('.') == std::string_view::npos
                                 ? 0
                                 : pos_ - frac_start;

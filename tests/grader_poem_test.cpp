@@ -1,0 +1,290 @@
+// The poem grader: pinyin, Unihan readings, the parser, and whole poems. The Tang poems are in
+// the public domain; their broken variants each break exactly one dimension. Expected values
+// were worked out by hand from the modern readings of each character.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <stdexcept>
+
+#include "poem/pinyin.h"
+#include "poem/poem_grader.h"
+#include "poem/poem_parser.h"
+#include "poem/unihan_readings.h"
+
+namespace g = prefengine::plugins::graders;
+using prefengine::GradeInput;
+using prefengine::GradeResult;
+
+namespace {
+
+std::map<std::string, double> dims(const GradeResult& r) {
+  return std::map<std::string, double>(r.dimensions.begin(), r.dimensions.end());
+}
+
+const g::PoemGrader& grader() {
+  static const g::PoemGrader kGrader{g::PoemGraderOptions{}};
+  return kGrader;
+}
+
+GradeResult grade(const std::string& prompt, const std::string& poem) {
+  return grader().grade(GradeInput{prompt, poem, std::nullopt});
+}
+
+// 王之涣《登鹳雀楼》: 仄起, first line not rhyming (A B C D); rhyme 流 liú / 楼 lóu (尤).
+const char* kDengGuanque = "《登鹳雀楼》王之涣\n白日依山尽，黄河入海流。\n欲穷千里目，更上一层楼。";
+// 李白《早发白帝城》: 7-character quatrain, rhyme 间 jiān / 还 huán / 山 shān (寒).
+const char* kZaofaBaidi = "朝辞白帝彩云间，千里江陵一日还。\n两岸猿声啼不住，轻舟已过万重山。";
+// 杜牧《山行》: 7-character quatrain, even lines rhyme 家 jiā / 花 huā (麻).
+const char* kShanxing = "远上寒山石径斜，白云生处有人家。\n停车坐爱枫林晚，霜叶红于二月花。";
+// 白居易《赋得古原草送别》: eight 5-character lines, rhyme 荣 róng / 生 shēng / 城 chéng /
+// 情 qíng (庚).
+const char* kGuyuancao =
+    "离离原上草，一岁一枯荣。\n野火烧不尽，春风吹又生。\n远芳侵古道，晴翠接荒城。\n"
+    "又送王孙去，萋萋满别情。";
+
+}  // namespace
+
+TEST(Pinyin, ParsesToneMarkedSyllables) {
+  const auto zhong = g::parse_pinyin("zhōng");
+  ASSERT_TRUE(zhong);
+  EXPECT_EQ(zhong->initial, "zh");
+  EXPECT_EQ(zhong->final, "ong");
+  EXPECT_EQ(zhong->tone, 1);
+  const auto lv = g::parse_pinyin("lǜ");
+  ASSERT_TRUE(lv);
+  EXPECT_EQ(lv->final, "v");
+  EXPECT_EQ(lv->tone, 4);
+  EXPECT_EQ(g::parse_pinyin("yuè")->final, "ve");
+  EXPECT_EQ(g::parse_pinyin("yǒu")->final, "iou");
+  EXPECT_EQ(g::parse_pinyin("wèi")->final, "uei");
+  EXPECT_EQ(g::parse_pinyin("jú")->final, "v");
+  EXPECT_EQ(g::parse_pinyin("guǐ")->final, "uei");
+  EXPECT_EQ(g::parse_pinyin("ma5")->tone, 5);
+  EXPECT_EQ(g::parse_pinyin("de")->tone, 5);
+  EXPECT_FALSE(g::parse_pinyin("xyz"));
+  EXPECT_FALSE(g::parse_pinyin(""));
+  EXPECT_FALSE(g::parse_pinyin("\xff"));
+}
+
+TEST(Pinyin, XinyunGroups) {
+  const auto group = [](const char* s) { return g::xinyun_group(*g::parse_pinyin(s)); };
+  EXPECT_EQ(group("liú"), 7);   // iou: 尤
+  EXPECT_EQ(group("lóu"), 7);   // ou: 尤
+  EXPECT_EQ(group("jiā"), 1);   // 麻
+  EXPECT_EQ(group("xié"), 3);   // 皆
+  EXPECT_EQ(group("shí"), 13);  // apical i after sh: 支
+  EXPECT_EQ(group("qī"), 12);   // i: 齐
+  EXPECT_EQ(group("yú"), 12);   // ü: 齐
+  EXPECT_EQ(group("ér"), 12);
+  EXPECT_EQ(group("hú"), 14);   // 姑
+  EXPECT_EQ(group("xīn"), 9);   // 文
+  EXPECT_EQ(group("shēn"), 9);
+  EXPECT_EQ(group("zān"), 8);   // 寒
+  EXPECT_EQ(group("qíng"), 11);
+  EXPECT_EQ(group("róng"), 11); // ong with eng/ing: 庚
+  EXPECT_EQ(group("guō"), 2);   // uo: 波
+  EXPECT_STREQ(g::xinyun_group_name(7), "尤");
+}
+
+TEST(UnihanReadings, UnionOfFieldsWithoutDuplicates) {
+  const auto table = g::UnihanReadings::from_text(
+      "# comment\n"
+      "U+770B\tkMandarin\tkàn\n"
+      "U+770B\tkHanyuPinlu\tkàn(6042) kān(66)\n"
+      "U+770B\tkXHC1983\t0632.020:kān 0633.060:kàn\n"
+      "U+770B\tkDefinition\tlook, see\n"
+      "U+91CD\tkTGHZ2013\t047.150:chóng 481.090:zhòng\n");
+  ASSERT_EQ(table->readings(U'看').size(), 2u);
+  EXPECT_EQ(table->readings(U'看')[0].tone, 4);
+  EXPECT_EQ(table->readings(U'看')[1].tone, 1);
+  ASSERT_EQ(table->readings(U'重').size(), 2u);
+  EXPECT_EQ(table->readings(U'重')[0].initial, "ch");
+  EXPECT_TRUE(table->readings(U'水').empty());
+}
+
+TEST(UnihanReadings, LoadsTheDebianFileAndFailsClearly) {
+  const auto table = g::UnihanReadings::cached(g::kDefaultUnihanReadingsPath);
+  EXPECT_GT(table->size(), 40000u);
+  ASSERT_FALSE(table->readings(U'流').empty());
+  EXPECT_EQ(table->readings(U'流')[0].final, "iou");
+  EXPECT_THROW(g::UnihanReadings::load("/nonexistent/Unihan.txt.bz2"), std::runtime_error);
+}
+
+TEST(PoemParser, TitleInBracketsAndAuthorDropped) {
+  const auto poem = g::parse_poem(kDengGuanque);
+  ASSERT_TRUE(poem.title);
+  EXPECT_EQ(*poem.title, U"登鹳雀楼");
+  ASSERT_EQ(poem.lines.size(), 4u);
+  EXPECT_EQ(poem.lines[0], U"白日依山尽");
+  EXPECT_EQ(poem.lines[3], U"更上一层楼");
+}
+
+TEST(PoemParser, LabelledTitleAndBareTitleLine) {
+  const auto labelled = g::parse_poem("题目：春景\n春风吹绿柳，细雨润红花。");
+  ASSERT_TRUE(labelled.title);
+  EXPECT_EQ(*labelled.title, U"春景");
+  EXPECT_EQ(labelled.lines.size(), 2u);
+  const auto bare = g::parse_poem("春景\n春风吹绿柳，细雨润红花。");
+  ASSERT_TRUE(bare.title);
+  EXPECT_EQ(*bare.title, U"春景");
+  // One line per row without punctuation: the first row is verse, not a title.
+  const auto rows = g::parse_poem("白日依山尽\n黄河入海流\n欲穷千里目\n更上一层楼");
+  EXPECT_FALSE(rows.title);
+  EXPECT_EQ(rows.lines.size(), 4u);
+}
+
+TEST(PoemParser, KeepsOnlyHanAndSplitsAtPunctuation) {
+  const auto poem = g::parse_poem("  白日 依山尽 (1)! 黄河入海流;\n\n  ...  \n作者：王之涣");
+  EXPECT_FALSE(poem.title);
+  ASSERT_EQ(poem.lines.size(), 2u);
+  EXPECT_EQ(poem.lines[0], U"白日依山尽");
+  EXPECT_EQ(poem.lines[1], U"黄河入海流");
+  EXPECT_TRUE(g::parse_poem("").lines.empty());
+  EXPECT_THROW(g::parse_poem("白日\xe4\xb8"), std::invalid_argument);
+}
+
+TEST(PoemForm, ReadsTheRequestFromThePrompt) {
+  const auto f = g::requested_form("请写一首七言律诗，以《秋思》为题。");
+  EXPECT_EQ(f.rows, 8);
+  EXPECT_EQ(f.chars, 7);
+  EXPECT_TRUE(f.title_asked);
+  EXPECT_EQ(f.title, "秋思");
+  const auto q = g::requested_form("写一首五绝，题目自拟");
+  EXPECT_EQ(q.rows, 4);
+  EXPECT_EQ(q.chars, 5);
+  EXPECT_TRUE(q.title_asked);
+  EXPECT_FALSE(q.title);
+  const auto none = g::requested_form("写一首关于春天的诗");
+  EXPECT_FALSE(none.rows);
+  EXPECT_FALSE(none.chars);
+  EXPECT_FALSE(none.title_asked);
+}
+
+TEST(PoemGrader, TangPoemsPass) {
+  for (const auto& [prompt, poem] : std::vector<std::pair<std::string, std::string>>{
+           {"写一首五言绝句", kDengGuanque},
+           {"写一首七言绝句", kZaofaBaidi},
+           {"写一首七言绝句", kShanxing},
+           {"写一首五言律诗", kGuyuancao},
+           {"写一首诗", kDengGuanque}}) {
+    const auto r = grade(prompt, poem);
+    EXPECT_EQ(r.score, 1.0) << poem << "\n" << r.reason;
+  }
+}
+
+TEST(PoemGrader, WrongCharacterCountFailsOnlyCharsPerRow) {
+  const auto r = grade("写一首五言绝句", "白日依山，黄河入海流。欲穷千里目，更上一层楼。");
+  auto d = dims(r);
+  EXPECT_EQ(d["chars_per_row"], 0.75);
+  EXPECT_EQ(d["row_number"], 1.0);
+  EXPECT_EQ(d["rhyme"], 1.0);
+  EXPECT_EQ(d["tone_pattern"], 1.0);
+  EXPECT_EQ(d["title"], 1.0);
+  EXPECT_NE(r.reason.find("line 1 has 4 characters"), std::string::npos) << r.reason;
+}
+
+TEST(PoemGrader, ExtraLineFailsOnlyRowNumber) {
+  auto d = dims(grade("写一首五言绝句",
+                            "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。春风吹又生。"));
+  EXPECT_EQ(d["row_number"], 0.0);
+  EXPECT_EQ(d["chars_per_row"], 1.0);
+  EXPECT_EQ(d["rhyme"], 1.0);
+  EXPECT_EQ(d["tone_pattern"], 1.0);
+}
+
+TEST(PoemGrader, MissingLineOfRegulatedVerseFailsOnlyRowNumber) {
+  auto d = dims(grade("写一首五言律诗",
+                            "离离原上草，一岁一枯荣。野火烧不尽，春风吹又生。远芳侵古道，"
+                            "晴翠接荒城。又送王孙去。"));
+  EXPECT_EQ(d["row_number"], 0.0);
+  EXPECT_EQ(d["chars_per_row"], 1.0);
+  EXPECT_EQ(d["rhyme"], 1.0);
+  EXPECT_EQ(d["tone_pattern"], 1.0);
+}
+
+TEST(PoemGrader, SwappedRhymeCharacterFailsOnlyRhyme) {
+  // 楼 lóu (尤) -> 台 tái (开), still a level tone where the pattern wants one.
+  auto d = dims(grade("写一首五言绝句", "白日依山尽，黄河入海流。欲穷千里目，更上一层台。"));
+  EXPECT_EQ(d["rhyme"], 0.5);
+  EXPECT_EQ(d["tone_pattern"], 1.0);
+  EXPECT_EQ(d["chars_per_row"], 1.0);
+  EXPECT_EQ(d["row_number"], 1.0);
+  // 花 huā (麻) -> 天 tiān (寒) in 《山行》.
+  auto s = dims(grade("写一首七言绝句",
+                            "远上寒山石径斜，白云生处有人家。停车坐爱枫林晚，霜叶红于二月天。"));
+  EXPECT_EQ(s["rhyme"], 0.5);
+  EXPECT_EQ(s["tone_pattern"], 1.0);
+}
+
+TEST(PoemGrader, BrokenToneFailsOnlyTonePattern) {
+  // 河 hé (level) -> 水 shuǐ (oblique) at position 2 of a 平平仄仄平 line.
+  auto d = dims(grade("写一首五言绝句", "白日依山尽，黄水入海流。欲穷千里目，更上一层楼。"));
+  EXPECT_EQ(d["tone_pattern"], 0.75);
+  EXPECT_EQ(d["rhyme"], 1.0);
+  EXPECT_EQ(d["chars_per_row"], 1.0);
+  EXPECT_EQ(d["row_number"], 1.0);
+}
+
+TEST(PoemGrader, PolyphonicCharactersFitWithAnyReading) {
+  // 杜甫《春望》: 别 (bié/biè) at an oblique position and 胜 (shèng/shēng) at a level one fit
+  // through their second readings. Its rhyme 簪 zān is in 寒 in modern Mandarin, not with
+  // 深 心 金 (文): a known limit of judging Tang verse by modern rhyme.
+  auto d = dims(grade("写一首五言律诗",
+                            "国破山河在，城春草木深。感时花溅泪，恨别鸟惊心。烽火连三月，"
+                            "家书抵万金。白头搔更短，浑欲不胜簪。"));
+  EXPECT_EQ(d["tone_pattern"], 1.0);
+  EXPECT_EQ(d["rhyme"], 0.75);
+}
+
+TEST(PoemGrader, TitleAsThePromptAsks) {
+  const std::string body = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。";
+  EXPECT_EQ(dims(grade("写一首五言绝句，题为《登鹳雀楼》", kDengGuanque))["title"], 1.0);
+  EXPECT_EQ(dims(grade("写一首五言绝句，题为《登鹳雀楼》", "《登楼》\n" + body))["title"], 0.5);
+  EXPECT_EQ(dims(grade("写一首五言绝句，题为《登鹳雀楼》", body))["title"], 0.0);
+  EXPECT_EQ(dims(grade("写一首五言绝句，并加上标题", body))["title"], 0.0);
+  EXPECT_EQ(dims(grade("写一首五言绝句，并加上标题", "题目：登楼\n" + body))["title"], 1.0);
+  EXPECT_EQ(dims(grade("写一首五言绝句", body))["title"], 1.0);
+}
+
+TEST(PoemGrader, WrongFormForThePrompt) {
+  // A five-character quatrain where seven characters were asked for: no line has the asked
+  // length, so no line can be checked for tones either.
+  auto d = dims(grade("写一首七言绝句", kDengGuanque));
+  EXPECT_EQ(d["chars_per_row"], 0.0);
+  EXPECT_EQ(d["tone_pattern"], 0.0);
+  EXPECT_EQ(d["rhyme"], 1.0);
+  EXPECT_EQ(d["row_number"], 1.0);
+  // Eight lines where a quatrain was asked for.
+  EXPECT_EQ(dims(grade("写一首五言绝句", kGuyuancao))["row_number"], 0.0);
+}
+
+TEST(PoemGrader, StrictRhymeSchemeNeedsTheSameFinal) {
+  g::PoemGraderOptions options;
+  options.rhyme_scheme = "strict";
+  g::PoemGrader strict{options};
+  // 流 liú (iou) and 楼 lóu (ou) share the group 尤 but not the final.
+  auto d = dims(strict.grade(GradeInput{"写一首五言绝句", kDengGuanque, std::nullopt}));
+  EXPECT_EQ(d["rhyme"], 0.5);
+}
+
+TEST(PoemGrader, OptionsAndBadInput) {
+  g::PoemGraderOptions bad;
+  bad.rhyme_scheme = "pingshui";
+  EXPECT_THROW(bad.validate(), std::invalid_argument);
+  bad = g::PoemGraderOptions{};
+  bad.readings_path = "";
+  EXPECT_THROW(bad.validate(), std::invalid_argument);
+  prefengine::PluginOptions options("graders.poem");
+  options.set_scalar("rhyme_scheme", "xinyn");
+  EXPECT_THROW(g::PoemGrader{options}, std::invalid_argument);
+  prefengine::PluginOptions missing("graders.poem");
+  missing.set_scalar("readings_path", "/nonexistent/readings.txt");
+  EXPECT_THROW(g::PoemGrader{missing}, std::runtime_error);
+  prefengine::PluginOptions good("graders.poem");
+  good.set_scalar("rhyme_scheme", "xinyun");
+  g::PoemGrader grader{good};
+  EXPECT_TRUE(good.unread_keys().empty());
+  EXPECT_THROW(grader.grade(GradeInput{"写诗", "白日\xff", std::nullopt}), std::invalid_argument);
+  const auto empty = grader.grade(GradeInput{"写一首五言绝句", "", std::nullopt});
+  EXPECT_EQ(empty.score, 0.2);  // only the title (not asked for) passes
+}
