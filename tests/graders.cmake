@@ -5,3 +5,6 @@ prefengine_add_test(NAME grader_math_test
 prefengine_add_test(NAME grader_poem_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_poem_test.cpp
   LIBRARIES prefengine_grader_poem_core)
+prefengine_add_test(NAME grader_slogan_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_slogan_test.cpp
+  LIBRARIES prefengine_grader_slogan_core)
