@@ -8,3 +8,14 @@ prefengine_add_test(NAME grader_poem_test
 prefengine_add_test(NAME grader_slogan_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_slogan_test.cpp
   LIBRARIES prefengine_grader_slogan_core)
+
+# engine/grading/grade_file.cpp also compiles into libprefengine; the test builds it alone so that
+# it needs neither LibTorch headers nor the rest of the engine.
+add_library(prefengine_grade_file_core STATIC ${PROJECT_SOURCE_DIR}/engine/grading/grade_file.cpp)
+target_include_directories(prefengine_grade_file_core PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(prefengine_grade_file_core PUBLIC
+  prefengine::plugin_api nlohmann_json::nlohmann_json)
+target_compile_options(prefengine_grade_file_core PRIVATE ${PREFENGINE_WARNINGS})
+prefengine_add_test(NAME grader_grade_file_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_grade_file_test.cpp
+  LIBRARIES prefengine_grade_file_core prefengine_grader_math_core prefengine_grader_slogan_core)
