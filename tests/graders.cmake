@@ -19,3 +19,10 @@ target_compile_options(prefengine_grade_file_core PRIVATE ${PREFENGINE_WARNINGS}
 prefengine_add_test(NAME grader_grade_file_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_grade_file_test.cpp
   LIBRARIES prefengine_grade_file_core prefengine_grader_math_core prefengine_grader_slogan_core)
+
+# The three plugin libraries, opened with dlopen as the engine's loader would.
+prefengine_add_test(NAME grader_plugins_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_plugins_test.cpp
+  LIBRARIES prefengine::plugin_api ${CMAKE_DL_LIBS})
+add_dependencies(grader_plugins_test
+  prefengine_plugin_math prefengine_plugin_poem prefengine_plugin_slogan)
