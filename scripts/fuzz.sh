@@ -7,6 +7,7 @@
 # Usage: scripts/fuzz.sh [target...]   (targets: answer_extractor poem_parser)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 seconds=${FUZZ_SECONDS:-20}
 out=${FUZZ_BUILD_DIR:-build-fuzz}
 cxx=${FUZZ_CXX:-clang++}
@@ -36,6 +37,6 @@ for t in "${targets[@]}"; do
   mkdir -p "$out/corpus/$t"
   echo "fuzz.sh: running ${t}_fuzzer for ${seconds}s"
   (cd "$out" && "./${t}_fuzzer" -max_total_time="$seconds" -max_len=4096 -timeout=10 \
-     -rss_limit_mb=2048 -print_final_stats=1 "corpus/$t" "../fuzz/corpus/$t")
+     -rss_limit_mb=2048 -print_final_stats=1 "corpus/$t" "$root/fuzz/corpus/$t")
 done
 echo "fuzz.sh: no crashes"
