@@ -39,6 +39,8 @@ TEST(AnswerExtractor, AnswerPhrases) {
             "\\frac{3}{4}");
   EXPECT_EQ(g::extract_final_answer("Work...\nFinal Answer: x = 7\nThanks"), "x = 7");
   EXPECT_EQ(g::extract_final_answer("所以答案是 12。"), "12");
+  EXPECT_EQ(g::extract_final_answer("Adding them up.\n**Answer:** 5\n"), "5");
+  EXPECT_EQ(g::extract_final_answer("**The answer is 3/4.**"), "3/4");
 }
 
 TEST(AnswerExtractor, FallsBackToTheLastNumber) {
@@ -79,6 +81,9 @@ TEST(AnswerNormalizer, NumbersAndAssignments) {
   EXPECT_EQ(g::normalize_answer("1,000,000"), "1000000");
   EXPECT_EQ(g::normalize_answer("8."), "8");
   EXPECT_EQ(g::normalize_answer("x \\in [1, 2]"), "[1,2]");
+  EXPECT_EQ(g::normalize_answer("x = 2, y = 3"), "2,3");
+  EXPECT_EQ(g::normalize_answer("f(x) = 2x+1"), "2x+1");
+  EXPECT_EQ(g::normalize_answer("x = 1,000"), "1000");
 }
 
 TEST(MathExpression, ExactRationalArithmetic) {
@@ -134,6 +139,19 @@ TEST(AnswerEquivalence, RootsPiPowersAndScientificNotation) {
   EXPECT_TRUE(g::answers_equivalent("2.5 \\cdot 10^{-2}", "0.025"));
 }
 
+TEST(AnswerEquivalence, MixedNumbers) {
+  EXPECT_TRUE(g::answers_equivalent("2\\frac{1}{2}", "2.5"));
+  EXPECT_TRUE(g::answers_equivalent("-2\\frac{1}{2}", "-\\frac{5}{2}"));
+  // Not a mixed number: a product with a fraction of symbols.
+  EXPECT_TRUE(g::answers_equivalent("2\\frac{\\pi}{3}", "\\frac{2\\pi}{3}"));
+}
+
+TEST(AnswerEquivalence, HugeAnswersAreComparedAsText) {
+  const std::string huge(20000, '1');
+  EXPECT_TRUE(g::answers_equivalent(huge, huge));
+  EXPECT_FALSE(g::answers_equivalent(huge, huge + "1"));
+}
+
 TEST(AnswerEquivalence, TupleOrderMatters) {
   EXPECT_TRUE(g::answers_equivalent("(1,2)", "\\left(1, 2\\right)"));
   EXPECT_FALSE(g::answers_equivalent("(1,2)", "(2,1)"));
@@ -161,6 +179,8 @@ TEST(AnswerEquivalence, UnitsSignsAndAssignments) {
   EXPECT_FALSE(g::answers_equivalent("10 units", "100 units"));
   EXPECT_FALSE(g::answers_equivalent("10", "100"));
   EXPECT_TRUE(g::answers_equivalent("x=5", "5"));
+  EXPECT_TRUE(g::answers_equivalent("x = 2, y = 3", "3, 2"));
+  EXPECT_TRUE(g::answers_equivalent("B", "\\text{(B)}"));
   EXPECT_TRUE(g::answers_equivalent("50\\%", "50"));
   EXPECT_TRUE(g::answers_equivalent("90^\\circ", "90"));
   EXPECT_TRUE(g::answers_equivalent("\\$1,000", "1000"));

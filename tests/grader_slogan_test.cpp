@@ -28,6 +28,7 @@ TEST(SloganRequest, ReadsChineseLimits) {
   EXPECT_EQ(g::read_slogan_request("口号二十个字以内").limit, 20u);
   EXPECT_EQ(g::read_slogan_request("广告语少于8个字").limit, 7u);
   EXPECT_EQ(g::read_slogan_request("限12字").limit, 12u);
+  EXPECT_EQ(g::read_slogan_request("写一句口号，字数不超过10").limit, 10u);
   EXPECT_FALSE(g::read_slogan_request("为2024年的春节写一句口号").limit);
 }
 

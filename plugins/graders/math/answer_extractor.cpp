@@ -46,7 +46,10 @@ std::optional<std::pair<size_t, size_t>> last_marker(std::string_view haystack,
 // the sentence (a full stop followed by a space or the end).
 std::optional<std::string> answer_after(std::string_view rest) {
   rest = trim(rest);
-  while (!rest.empty() && (rest.front() == ':' || rest.front() == ' ')) rest.remove_prefix(1);
+  // ": 5", "** 5" (markdown bold around the marker).
+  while (!rest.empty() && (rest.front() == ':' || rest.front() == ' ' || rest.front() == '*')) {
+    rest.remove_prefix(1);
+  }
   if (rest.empty()) return std::nullopt;
   if (const auto boxed = extract_boxed(rest)) return boxed;
   if (rest.front() == '$') {
@@ -70,6 +73,8 @@ std::optional<std::string> answer_after(std::string_view rest) {
   // "。" ends a Chinese sentence.
   const size_t stop = line.find("。");
   if (stop != std::string_view::npos) line = line.substr(0, stop);
+  line = trim(line);
+  while (!line.empty() && (line.back() == '*' || line.back() == '.')) line.remove_suffix(1);
   line = trim(line);
   if (line.empty()) return std::nullopt;
   return std::string(line);

@@ -201,6 +201,20 @@ std::string drop_thousands_separators(const std::string& s) {
   return out;
 }
 
+// "x = 5" -> "5", "f(x)=2x" -> "2x", "a=b=c" -> "c"; anything else unchanged.
+std::string strip_assignment(const std::string& part) {
+  const size_t eq = part.rfind('=');
+  if (eq == std::string::npos) return part;
+  const std::string left(trim(std::string_view(part).substr(0, eq)));
+  const bool name = !left.empty() && left.size() <= 6 &&
+                    std::all_of(left.begin(), left.end(), [](char c) {
+                      return is_alpha(c) || is_digit(c) || c == '_' || c == '(' || c == ')' ||
+                             c == '\\' || c == '{' || c == '}' || c == ' ';
+                    });
+  if (name || left.find('=') != std::string::npos) return part.substr(eq + 1);
+  return part;
+}
+
 }  // namespace
 
 std::string normalize_answer(std::string_view answer) {
@@ -234,16 +248,20 @@ std::string normalize_answer(std::string_view answer) {
   s = std::string(trim(s));
   while (!s.empty() && (s.back() == '.' || s.back() == ',')) s.pop_back();  // sentence stop
   s = drop_trailing_units(s);
-  // "x = 5", "y=2x+1": keep the right-hand side of the last "=" when the left is a name.
-  const size_t eq = s.rfind('=');
-  if (eq != std::string::npos) {
-    const std::string left(trim(std::string_view(s).substr(0, eq)));
-    const bool name = !left.empty() && left.size() <= 6 &&
-                      std::all_of(left.begin(), left.end(), [](char c) {
-                        return is_alpha(c) || is_digit(c) || c == '_' || c == '(' || c == ')' ||
-                               c == '\\' || c == '{' || c == '}' || c == ' ';
-                      });
-    if (name || left.find('=') != std::string::npos) s = s.substr(eq + 1);
+  // "x = 5", "y=2x+1": keep the right-hand side when the left is a name; "x=2, y=3": each.
+  if (s.find('=') != std::string::npos) {
+    std::string joined;
+    size_t from = 0;
+    int depth = 0;
+    for (size_t i = 0; i <= s.size(); ++i) {
+      const char c = i < s.size() ? s[i] : ',';
+      depth += (c == '(' || c == '[' || c == '{') ? 1 : (c == ')' || c == ']' || c == '}') ? -1 : 0;
+      if (c != ',' || (depth != 0 && i < s.size())) continue;
+      if (!joined.empty() || from > 0) joined += ',';
+      joined += strip_assignment(s.substr(from, i - from));
+      from = i + 1;
+    }
+    s = joined;
   }
   // "x \in [1, 2]" -> "[1,2]".
   const size_t in = s.find("\\in");

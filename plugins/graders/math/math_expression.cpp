@@ -135,8 +135,36 @@ class Parser {
     return left;
   }
 
+  // "\frac{1}{2}" with integer numerator and denominator at the current position.
+  bool at_integer_fraction() const {
+    if (!starts("\\frac{")) return false;
+    size_t i = pos_ + 6;
+    for (int group = 0; group < 2; ++group) {
+      const size_t digits = i;
+      while (i < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i]))) ++i;
+      if (i == digits || i >= s_.size() || s_[i] != '}') return false;
+      ++i;
+      if (group == 0 && (i >= s_.size() || s_[i] != '{')) return false;
+      if (group == 0) ++i;
+    }
+    return true;
+  }
+
   std::optional<NumericValue> term() {
+    const size_t start = pos_;
     auto left = signed_factor();
+    // A mixed number: an integer right before an integer fraction, 2\frac{1}{2} = 2.5.
+    if (left && left->exact && at_integer_fraction()) {
+      const std::string_view head = s_.substr(start, pos_ - start);
+      const size_t first_digit = !head.empty() && head[0] == '-' ? 1 : 0;
+      const bool integer = head.size() > first_digit &&
+                           head.find_first_not_of("0123456789", first_digit) == std::string_view::npos;
+      if (integer) {
+        auto fraction = signed_factor();
+        if (!fraction) return fail();
+        left = combine(*left, *fraction, left->approx < 0 ? '-' : '+');
+      }
+    }
     while (left && ok_) {
       char op = 0;
       if (accept('*') || accept_command("\\cdot") || accept_command("\\times")) {

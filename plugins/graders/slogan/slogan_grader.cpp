@@ -170,10 +170,15 @@ SloganRequest read_slogan_request(std::string_view prompt_utf8) {
     size_t k = j;
     while (k < lower.size() && (lower[k] == ' ' || lower[k] == '-')) ++k;
     const std::u32string_view rest = std::u32string_view(lower).substr(k);
-    const bool unit = rest.rfind(U"字", 0) == 0 || rest.rfind(U"个字", 0) == 0 ||
-                      rest.rfind(U"个汉字", 0) == 0 || rest.rfind(U"word", 0) == 0;
-    if (!unit) continue;
     const std::u32string_view before = std::u32string_view(lower).substr(0, i);
+    // "字数不超过10", "word limit: 8": the unit comes before the number.
+    const std::u32string_view recent = before.substr(before.size() > 12 ? before.size() - 12 : 0);
+    const bool unit_before = recent.find(U"字数") != std::u32string_view::npos ||
+                             recent.find(U"word count") != std::u32string_view::npos ||
+                             recent.find(U"word limit") != std::u32string_view::npos;
+    const bool unit = rest.rfind(U"字", 0) == 0 || rest.rfind(U"个字", 0) == 0 ||
+                      rest.rfind(U"个汉字", 0) == 0 || rest.rfind(U"word", 0) == 0 || unit_before;
+    if (!unit) continue;
     std::u32string_view head = before;
     while (!head.empty() && head.back() == ' ') head.remove_suffix(1);
     const bool strict = ends_with(head, U"少于") || ends_with(head, U"低于") ||
@@ -192,8 +197,9 @@ SloganRequest read_slogan_request(std::string_view prompt_utf8) {
       if (prompt[i] != open) continue;
       const size_t end = prompt.find(close, i + 1);
       if (end == std::u32string::npos) break;
+      // The clause before the quote, at most 40 characters back.
       size_t sentence = i;
-      while (sentence > 0 && prompt[sentence - 1] != U'。' && prompt[sentence - 1] != '.' &&
+      while (sentence > 0 && i - sentence < 40 && prompt[sentence - 1] != U'。' && prompt[sentence - 1] != '.' &&
              prompt[sentence - 1] != U'！' && prompt[sentence - 1] != '\n') {
         --sentence;
       }
