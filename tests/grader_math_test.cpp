@@ -48,8 +48,18 @@ TEST(AnswerExtractor, FallsBackToTheLastNumber) {
   EXPECT_EQ(g::extract_final_answer("it costs 1,234 dollars"), "1,234");
   EXPECT_EQ(g::extract_final_answer("the ratio is 3/4, see"), "3/4");
   EXPECT_EQ(g::extract_final_answer("a drop of -2.5 degrees"), "-2.5");
+  EXPECT_EQ(g::extract_final_answer("so the probability is $\\frac{1}{12}$."), "\\frac{1}{12}");
+  EXPECT_EQ(g::extract_final_answer("it is -\\dfrac{3}{4}"), "-\\dfrac{3}{4}");
+  EXPECT_EQ(g::extract_final_answer("\\frac{1}{2} of 6 is 3"), "3");
   EXPECT_EQ(g::extract_final_answer("I do not know."), std::nullopt);
   EXPECT_EQ(g::extract_final_answer(""), std::nullopt);
+}
+
+TEST(AnswerExtractor, MarkedAnswersOnly) {
+  EXPECT_EQ(g::extract_marked_answer("\\boxed{(1, 2)}"), "(1, 2)");
+  EXPECT_EQ(g::extract_marked_answer("The answer is 7."), "7");
+  EXPECT_EQ(g::extract_marked_answer("(1, 2)"), std::nullopt);
+  EXPECT_EQ(g::extract_marked_answer("\\frac{1}{2}"), std::nullopt);
 }
 
 TEST(AnswerNormalizer, FractionsAndShorthands) {
@@ -271,6 +281,15 @@ TEST(MathGrader, RubricTwoAndOnePoints) {
 TEST(MathGrader, ReferenceMayBeAWholeSolution) {
   g::MathGrader grader{g::MathGraderOptions{}};
   EXPECT_EQ(grader.grade(math_input("\\boxed{\\frac{1}{2}}", "So it is \\boxed{0.5}.")).score, 4);
+}
+
+TEST(MathGrader, BareReferencesAreTakenWhole) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  // Not cut down to their last number ("2").
+  EXPECT_EQ(grader.grade(math_input("\\boxed{\\dfrac12}", "\\frac{1}{2}")).score, 4);
+  EXPECT_EQ(grader.grade(math_input("\\boxed{2}", "\\frac{1}{2}")).score, 1);
+  EXPECT_EQ(grader.grade(math_input("\\boxed{(1,2)}", "(1, 2)")).score, 4);
+  EXPECT_EQ(grader.grade(math_input("\\boxed{(2,1)}", "(1, 2)")).score, 1);
 }
 
 TEST(MathGrader, RejectsMissingReferenceAndBadOptions) {

@@ -94,6 +94,30 @@ std::optional<std::string> last_number(std::string_view text) {
     while (start < end && !is_digit(text[start]) && text[start] != '.') ++start;
     while (end > start && !is_digit(text[end - 1])) --end;
     if (start > 0 && text[start - 1] == '-') --start;
+    // Inside \frac{a}{b} (or \dfrac, \tfrac): the whole fraction is the number.
+    const size_t frac = text.rfind("frac{", start);
+    if (frac != std::string_view::npos && start - frac < 40) {
+      size_t cmd = std::string_view::npos;
+      if (frac >= 1 && text[frac - 1] == '\\') {
+        cmd = frac - 1;
+      } else if (frac >= 2 && (text[frac - 1] == 'd' || text[frac - 1] == 't') &&
+                 text[frac - 2] == '\\') {
+        cmd = frac - 2;
+      }
+      const size_t numerator_open = frac + 4;
+      const auto numerator = cmd == std::string_view::npos ? std::nullopt
+                                                           : brace_group(text, numerator_open);
+      const size_t denominator_open = numerator ? numerator_open + numerator->size() + 2 : 0;
+      if (numerator && denominator_open < text.size() && text[denominator_open] == '{') {
+        if (const auto denominator = brace_group(text, denominator_open)) {
+          const size_t frac_end = denominator_open + denominator->size() + 2;
+          if (frac_end >= end) {  // the number lies inside the fraction
+            const size_t from = (cmd > 0 && text[cmd - 1] == '-') ? cmd - 1 : cmd;
+            return std::string(text.substr(from, frac_end - from));
+          }
+        }
+      }
+    }
     std::string number(text.substr(start, end - start));
     // "1,234" keeps its separators for the normaliser; "3, 4" was cut at the space already.
     return number;
@@ -134,7 +158,7 @@ std::optional<std::string> extract_boxed(std::string_view text) {
   return std::string(arg);
 }
 
-std::optional<std::string> extract_final_answer(std::string_view text) {
+std::optional<std::string> extract_marked_answer(std::string_view text) {
   if (auto boxed = extract_boxed(text)) return boxed;
   const std::string lower = ascii_lower(text);
   static const std::vector<std::string_view> kMarkers = {
@@ -143,6 +167,11 @@ std::optional<std::string> extract_final_answer(std::string_view text) {
   if (const auto marker = last_marker(lower, kMarkers)) {
     if (auto answer = answer_after(text.substr(marker->first + marker->second))) return answer;
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> extract_final_answer(std::string_view text) {
+  if (auto marked = extract_marked_answer(text)) return marked;
   return last_number(text);
 }
 

@@ -14,7 +14,12 @@ std::optional<std::string> extract_boxed(std::string_view text);
 // last "Final Answer:", "final answer is", "The answer is", "Answer:", "答案是", "答案为" or "答："
 // (up to the end of the line or of the sentence, inside $...$ when it starts with one); the last
 // number in the text (integers, decimals, thousands separators, a/b). nullopt when none of these
-// is found.
+// is found. A last number inside \frac{a}{b} gives the whole fraction.
 std::optional<std::string> extract_final_answer(std::string_view text);
+
+// Only the marked forms: the last \boxed/\fbox, else the text after an answer phrase; nullopt
+// when there is neither. For reference answers, which are often the bare answer ("\frac{1}{2}",
+// "(1, 2)") and must not be cut down to their last number.
+std::optional<std::string> extract_marked_answer(std::string_view text);
 
 }  // namespace prefengine::plugins::graders

@@ -39,7 +39,7 @@ GradeResult MathGrader::grade(const GradeInput& input) const {
   if (!is_valid_utf8(input.response)) throw std::invalid_argument("response is not valid UTF-8");
   // A reference may be a whole solution; its final answer is what counts.
   const std::string reference =
-      extract_final_answer(*input.reference).value_or(std::string(trim(*input.reference)));
+      extract_marked_answer(*input.reference).value_or(std::string(trim(*input.reference)));
   const auto answer = extract_final_answer(input.response);
   const ArithmeticReport arithmetic = check_arithmetic(input.response);
   const size_t checked = arithmetic.steps.size();
