@@ -4,7 +4,7 @@
 # New inputs go to $FUZZ_BUILD_DIR/corpus/<target>; the committed seeds are not modified. Exits
 # non-zero when a target fails to build or finds a crash (the reproducer is left in
 # $FUZZ_BUILD_DIR/crash-* / leak-* / timeout-*). Needs clang and libclang-rt-14-dev.
-# Usage: scripts/fuzz.sh [target...]   (targets: answer_extractor poem_parser)
+# Usage: scripts/fuzz.sh [target...]   (targets: answer_extractor poem_parser slogan_request)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -20,11 +20,12 @@ sources_answer_extractor=(fuzz/answer_extractor_fuzzer.cpp
   plugins/graders/math/answer_equivalence.cpp plugins/graders/math/math_expression.cpp
   plugins/graders/math/arithmetic_check.cpp)
 sources_poem_parser=(fuzz/poem_parser_fuzzer.cpp
-  plugins/graders/poem/poem_parser.cpp plugins/graders/poem/pinyin.cpp
+  plugins/graders/poem/poem_parser.cpp plugins/graders/poem/poem_form.cpp plugins/graders/poem/pinyin.cpp
   plugins/graders/poem/unihan_readings.cpp)
 libs_poem_parser=(-lbz2)
+sources_slogan_request=(fuzz/slogan_request_fuzzer.cpp plugins/graders/slogan/slogan_request.cpp)
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(answer_extractor poem_parser)
+[ ${#targets[@]} -eq 0 ] && targets=(answer_extractor poem_parser slogan_request)
 for t in "${targets[@]}"; do
   sources_var="sources_${t}[@]"
   libs_var="libs_${t}[@]"

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "poem/poem_form.h"
 #include "poem/unihan_readings.h"
 #include "prefengine/grader.h"
 
@@ -30,16 +31,6 @@ struct PoemGraderOptions {
   std::string readings_path = kDefaultUnihanReadingsPath;  // Unihan_Readings.txt(.bz2)
   void validate() const;  // throws std::invalid_argument for an unknown rhyme_scheme or empty path
 };
-
-// What a prompt asks for.
-struct PoemForm {
-  std::optional<int> rows;             // 4 (绝句) or 8 (律诗); nullopt when not named
-  std::optional<int> chars;            // 5 (五言) or 7 (七言); nullopt when not named
-  bool title_asked = false;            // the prompt asks for a title (题目, 标题, 为题, title)
-  std::optional<std::string> title;    // the title it names (题为《X》, 以《X》为题), UTF-8
-};
-
-PoemForm requested_form(std::string_view prompt);
 
 class PoemGrader : public Grader {
  public:

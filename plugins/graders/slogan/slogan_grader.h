@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "prefengine/grader.h"
+#include "slogan/slogan_request.h"
 
 namespace prefengine::plugins::graders {
 
@@ -29,17 +30,6 @@ struct SloganGraderOptions {
   size_t min_repeat_words = 2;  // a repeated run of this many English words is a repeated phrase
   void validate() const;        // throws std::invalid_argument for empty words or a length < 1
 };
-
-// What a prompt asks of a slogan.
-struct SloganRequest {
-  std::optional<size_t> limit;        // the most characters/words allowed; nullopt when unstated
-  std::vector<std::string> keywords;  // the keywords the prompt requires, UTF-8
-};
-
-SloganRequest read_slogan_request(std::string_view prompt);
-
-// Han characters plus runs of ASCII letters and digits (English words and numbers).
-size_t slogan_length(std::string_view text);
 
 class SloganGrader : public Grader {
  public:
