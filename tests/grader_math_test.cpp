@@ -204,6 +204,17 @@ TEST(AnswerEquivalence, ExpressionsInVariables) {
   EXPECT_FALSE(g::answers_equivalent("2x", "2y"));
 }
 
+TEST(AnswerEquivalence, WordsAreTextNotProducts) {
+  EXPECT_TRUE(g::answers_equivalent("\\text{Monday}", "Monday"));
+  EXPECT_FALSE(g::answers_equivalent("\\text{no}", "\\text{on}"));
+  EXPECT_FALSE(g::answers_equivalent("east", "seat"));
+  EXPECT_TRUE(g::answers_equivalent("xy", "xy"));
+  EXPECT_TRUE(g::answers_equivalent("2xy", "2yx"));
+  EXPECT_TRUE(g::answers_equivalent("1{,}000", "1000"));
+  EXPECT_TRUE(g::answers_equivalent("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"));
+  EXPECT_TRUE(g::answers_equivalent("3\\sqrt{2}", "\\sqrt{18}"));
+}
+
 TEST(AnswerEquivalence, ToleranceIsConfigurable) {
   EXPECT_FALSE(g::answers_equivalent("3.14", "\\pi"));
   EXPECT_TRUE(g::answers_equivalent("3.14", "\\pi", g::EquivalenceOptions{/*tolerance=*/1e-3}));

@@ -1,6 +1,7 @@
 #include "math/answer_equivalence.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -99,8 +100,34 @@ bool close_enough(const NumericValue& a, const NumericValue& b, double tol) {
   return std::fabs(a.approx - b.approx) <= tol * scale;
 }
 
+// A word ("Monday", "3apples"): a run of three or more letters outside a command, or nothing
+// but letters. Words are compared as text, not as products of one-letter variables (which would
+// make "no" equal "on").
+bool has_word(const std::string& s) {
+  size_t run = 0;
+  bool command = false;
+  bool only_letters = !s.empty();
+  for (char c : s) {
+    const bool letter = std::isalpha(static_cast<unsigned char>(c)) != 0;
+    only_letters = only_letters && letter;
+    if (c == '\\') {
+      command = true;
+      run = 0;
+      continue;
+    }
+    if (!letter) {
+      command = false;
+      run = 0;
+      continue;
+    }
+    if (!command && ++run >= 3) return true;
+  }
+  return only_letters && s.size() >= 2;
+}
+
 bool scalars_equal(const std::string& a, const std::string& b, double tol) {
   if (a == b) return true;
+  if (has_word(a) || has_word(b)) return false;
   const auto va = evaluate_expression(a, 0);
   const auto vb = evaluate_expression(b, 0);
   if (!va || !vb) return false;

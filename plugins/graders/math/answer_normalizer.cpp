@@ -228,6 +228,7 @@ std::string normalize_answer(std::string_view answer) {
   for (std::string_view sp : {"\\!", "\\,", "\\;", "\\:", "\\ ", "~", "\\quad", "\\qquad"}) {
     replace_all(s, sp, " ");
   }
+  replace_all(s, "{,}", ",");  // LaTeX thousands separator: 1{,}000
   replace_all(s, "\\dfrac", "\\frac");
   replace_all(s, "\\tfrac", "\\frac");
   remove_command(s, "\\left");
