@@ -123,6 +123,19 @@ TEST(GradeFile, NonRubricGraderHasNoRates) {
   EXPECT_EQ(prefengine::format_grade_summary(s).find("points"), std::string::npos);
 }
 
+TEST(GradeFile, NumericReferencesAreAccepted) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  std::istringstream in(R"({"prompt":"q","response":"\\boxed{18}","reference":18})" "\n"
+                        R"({"prompt":"q","response":"\\boxed{0.5}","reference":0.5})" "\n"
+                        R"({"prompt":"q","response":"\\boxed{1}","reference":[1]})" "\n");
+  std::ostringstream out;
+  const auto s = prefengine::grade_stream(grader, in, &out);
+  EXPECT_EQ(s.graded, 2u);
+  EXPECT_DOUBLE_EQ(s.mean_score, 4.0);
+  EXPECT_NE(read_lines(out.str())[2]["error"].get<std::string>().find("'reference' must be a string"),
+            std::string::npos);
+}
+
 TEST(GradeFile, NonStandardExceptionsFromTheGraderAreCaught) {
   ThrowingGrader grader;
   std::istringstream in(R"({"prompt":"boom","response":"x"})" "\n"

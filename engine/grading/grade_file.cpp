@@ -116,7 +116,12 @@ GradeSummary grade_stream(const Grader& grader, std::istream& input, std::ostrea
       if (!response) throw std::invalid_argument("missing field 'response'");
       in.prompt = *prompt;
       in.response = *response;
-      in.reference = string_field(record, "reference", /*nullable=*/true);
+      // Numeric references (GSM8K-style datasets store 18, not "18") are taken as written.
+      if (const auto it = record.find("reference"); it != record.end() && it->is_number()) {
+        in.reference = it->dump();
+      } else {
+        in.reference = string_field(record, "reference", /*nullable=*/true);
+      }
       if (blank(in.response)) throw std::invalid_argument("empty response");
       if (options.max_response_bytes != 0 && in.response.size() > options.max_response_bytes) {
         throw std::invalid_argument("response has " + std::to_string(in.response.size()) +

@@ -9,7 +9,7 @@
 //   std::string format_grade_summary(const GradeSummary& summary);
 //
 // Input: JSON Lines, one object a line with "prompt" and "response" (strings) and, where there
-// is one, "reference" (a string or null). Blank lines are skipped. Output: each record as read,
+// is one, "reference" (a string, a number or null). Blank lines are skipped. Output: each record as read,
 // plus "score" (number), "scores" (object: dimension -> number) and "reason" (string); a record
 // that cannot be graded gets "error" (string) and "line" (1-based) instead, and the run goes on:
 // a line that is not JSON or not an object, invalid UTF-8, a missing or non-string field, an
