@@ -11,6 +11,7 @@
 
 #include "engine/grading/grade_file.h"
 #include "math/math_grader.h"
+#include "poem/poem_grader.h"
 #include "slogan/slogan_grader.h"
 
 namespace g = prefengine::plugins::graders;
@@ -187,4 +188,29 @@ TEST(GradeFile, ReadsAndWritesFiles) {
                std::runtime_error);
   std::remove(input.c_str());
   std::remove(output.c_str());
+}
+
+// The sample files in tests/data/graders, one per grader (also handy for `prefengine grade`).
+TEST(GradeFile, SampleFilesForEachGrader) {
+  const std::string data = std::string(PREFENGINE_SOURCE_DIR) + "/tests/data/graders/";
+  // math: 5 (correct, checked step), 4 (correct, no working), 3 (wrong answer, the step it
+  // shows is right), 1 (no answer); the fifth record has an empty response.
+  const auto math = prefengine::grade_file(g::MathGrader{g::MathGraderOptions{}},
+                                           data + "math.jsonl", std::nullopt);
+  EXPECT_EQ(math.records, 5u);
+  EXPECT_EQ(math.errors, 1u);
+  EXPECT_DOUBLE_EQ(math.mean_score, 13.0 / 4.0);
+  EXPECT_DOUBLE_EQ(*math.rate_5_points, 0.25);
+  EXPECT_DOUBLE_EQ(*math.rate_4_or_5_points, 0.5);
+  // poem: 1 (all pass) and 0.9 (rhyme 0.5); the third line is not JSON.
+  const auto poem = prefengine::grade_file(g::PoemGrader{g::PoemGraderOptions{}},
+                                           data + "poem.jsonl", std::nullopt);
+  EXPECT_EQ(poem.graded, 2u);
+  EXPECT_EQ(poem.errors, 1u);
+  EXPECT_DOUBLE_EQ(poem.mean_score, 0.95);
+  // slogan: 1, and 0.5 (a banned word and a repeated phrase).
+  const auto slogan = prefengine::grade_file(g::SloganGrader{g::SloganGraderOptions{}},
+                                             data + "slogan.jsonl", std::nullopt);
+  EXPECT_EQ(slogan.graded, 2u);
+  EXPECT_DOUBLE_EQ(slogan.mean_score, 0.75);
 }

@@ -18,7 +18,8 @@ target_link_libraries(prefengine_grade_file_core PUBLIC
 target_compile_options(prefengine_grade_file_core PRIVATE ${PREFENGINE_WARNINGS})
 prefengine_add_test(NAME grader_grade_file_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_grade_file_test.cpp
-  LIBRARIES prefengine_grade_file_core prefengine_grader_math_core prefengine_grader_slogan_core)
+  LIBRARIES prefengine_grade_file_core prefengine_grader_math_core prefengine_grader_poem_core
+    prefengine_grader_slogan_core)
 
 # The three plugin libraries, opened with dlopen as the engine's loader would.
 prefengine_add_test(NAME grader_plugins_test
