@@ -42,6 +42,12 @@ const char* kGuyuancao =
     "离离原上草，一岁一枯荣。\n野火烧不尽，春风吹又生。\n远芳侵古道，晴翠接荒城。\n"
     "又送王孙去，萋萋满别情。";
 
+// 李商隐《无题》: eight 7-character lines, rhyme 残 cán / 干 gān / 寒 hán / 看 kān (寒); the last
+// line fits its level ending only through the second reading of 看 (kān, not kàn).
+const char* kWuti =
+    "相见时难别亦难，东风无力百花残。春蚕到死丝方尽，蜡炬成灰泪始干。"
+    "晓镜但愁云鬓改，夜吟应觉月光寒。蓬山此去无多路，青鸟殷勤为探看。";
+
 }  // namespace
 
 TEST(Pinyin, ParsesToneMarkedSyllables) {
@@ -166,6 +172,7 @@ TEST(PoemGrader, TangPoemsPass) {
            {"写一首七言绝句", kZaofaBaidi},
            {"写一首七言绝句", kShanxing},
            {"写一首五言律诗", kGuyuancao},
+           {"写一首七言律诗", kWuti},
            {"写一首诗", kDengGuanque}}) {
     const auto r = grade(prompt, poem);
     EXPECT_EQ(r.score, 1.0) << poem << "\n" << r.reason;
@@ -181,6 +188,17 @@ TEST(PoemGrader, WrongCharacterCountFailsOnlyCharsPerRow) {
   EXPECT_EQ(d["tone_pattern"], 1.0);
   EXPECT_EQ(d["title"], 1.0);
   EXPECT_NE(r.reason.find("line 1 has 4 characters"), std::string::npos) << r.reason;
+}
+
+TEST(PoemGrader, SevenCharacterRegulatedVerseWithAShortLine) {
+  // 《无题》 with 丝方 dropped from line 3 (five characters left of seven): 7 of 8 lines right.
+  auto d = dims(grade("写一首七言律诗",
+                      "相见时难别亦难，东风无力百花残。春蚕到死尽，蜡炬成灰泪始干。"
+                      "晓镜但愁云鬓改，夜吟应觉月光寒。蓬山此去无多路，青鸟殷勤为探看。"));
+  EXPECT_EQ(d["chars_per_row"], 7.0 / 8.0);
+  EXPECT_EQ(d["row_number"], 1.0);
+  EXPECT_EQ(d["rhyme"], 1.0);
+  EXPECT_EQ(d["tone_pattern"], 1.0);
 }
 
 TEST(PoemGrader, ExtraLineFailsOnlyRowNumber) {
