@@ -167,6 +167,8 @@ TEST(AnswerEquivalence, TupleOrderMatters) {
   EXPECT_FALSE(g::answers_equivalent("(1,2)", "(2,1)"));
   EXPECT_TRUE(g::answers_equivalent("(\\frac{1}{2}, 3)", "(0.5, 3)"));
   EXPECT_FALSE(g::answers_equivalent("(1,2)", "(1,2,3)"));
+  // Not a tuple: two bracketed factors.
+  EXPECT_TRUE(g::answers_equivalent("(1+2)(3+4)", "21"));
 }
 
 TEST(AnswerEquivalence, IntervalsNeedTheSameBrackets) {

@@ -46,16 +46,16 @@ std::vector<std::string> split_top(const std::string& s, const std::string& sep)
   return parts;
 }
 
-// True when the bracket that opens at 0 closes at the last character.
-bool wraps_whole(const std::string& s, size_t open_len, size_t close_len) {
+// True when the bracket that opens at 0 closes at the last character, not before: "(1,2)" but
+// not "(1)+(2)".
+bool wraps_whole(const std::string& s) {
   int depth = 0;
-  for (size_t i = 0; i + close_len < s.size(); ++i) {
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
     const char c = s[i];
     if (c == '(' || c == '[' || c == '{') ++depth;
     if (c == ')' || c == ']' || c == '}') --depth;
-    if (depth == 0 && i >= open_len - 1) return false;
+    if (depth == 0) return false;
   }
-  (void)open_len;
   return true;
 }
 
@@ -77,7 +77,7 @@ Structured parse_structure(const std::string& s, int depth = 0) {
     return collection(Structured::Kind::kUnordered, split_top(s.substr(2, s.size() - 4), ","));
   }
   const char first = s.front(), last = s.back();
-  if ((first == '(' || first == '[') && (last == ')' || last == ']') && wraps_whole(s, 1, 1)) {
+  if ((first == '(' || first == '[') && (last == ')' || last == ']') && wraps_whole(s)) {
     auto parts = split_top(s.substr(1, s.size() - 2), ",");
     if (parts.size() > 1) {
       Structured c = collection(Structured::Kind::kOrdered, parts);
