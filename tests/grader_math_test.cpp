@@ -206,6 +206,22 @@ TEST(AnswerEquivalence, ExpressionsInVariables) {
   EXPECT_FALSE(g::answers_equivalent("2x", "2y"));
 }
 
+TEST(AnswerEquivalence, RepeatingDecimalsPlusMinusAndMinervaSubstitutions) {
+  EXPECT_EQ(g::normalize_answer("0.\\overline{3}"), "\\frac{3}{9}");
+  EXPECT_TRUE(g::answers_equivalent("0.\\overline{3}", "\\frac13"));
+  EXPECT_TRUE(g::answers_equivalent("0.1\\overline{6}", "\\frac{1}{6}"));
+  // 1.2363636... = 1.2 + 0.036/0.99 = 68/55.
+  EXPECT_TRUE(g::answers_equivalent("1.2\\overline{36}", "\\frac{68}{55}"));
+  EXPECT_FALSE(g::answers_equivalent("0.\\overline{3}", "0.3"));
+  // Too many digits for exact arithmetic: the command is dropped, nothing throws.
+  EXPECT_EQ(g::normalize_answer("123456789.123456\\overline{123456789}"), "123456789.123456123456789");
+  EXPECT_TRUE(g::answers_equivalent("1\\pm\\sqrt{2}", "1-\\sqrt{2}, 1+\\sqrt{2}"));
+  EXPECT_FALSE(g::answers_equivalent("1\\pm\\sqrt{2}", "1+\\sqrt{2}"));
+  EXPECT_TRUE(g::answers_equivalent("3 \\text{ and } 5", "3, 5"));
+  EXPECT_TRUE(g::answers_equivalent("5^{\\mathrm{th}}", "5"));
+  EXPECT_TRUE(g::answers_equivalent("x \\leq 3", "x\\le3"));
+}
+
 TEST(AnswerEquivalence, WordsAreTextNotProducts) {
   EXPECT_TRUE(g::answers_equivalent("\\text{Monday}", "Monday"));
   EXPECT_FALSE(g::answers_equivalent("\\text{no}", "\\text{on}"));

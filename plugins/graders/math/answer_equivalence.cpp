@@ -89,6 +89,12 @@ Structured parse_structure(const std::string& s, int depth = 0) {
   if (auto parts = split_top(s, ","); parts.size() > 1) {
     return collection(Structured::Kind::kUnordered, parts);
   }
+  // "1\pm\sqrt{2}" stands for the two values 1+\sqrt{2} and 1-\sqrt{2}.
+  const size_t pm = s.find("\\pm");
+  if (pm != std::string::npos && s.find("\\pm", pm + 3) == std::string::npos) {
+    const std::string head = s.substr(0, pm), tail = s.substr(pm + 3);
+    return collection(Structured::Kind::kUnordered, {head + "+" + tail, head + "-" + tail});
+  }
   return out;
 }
 

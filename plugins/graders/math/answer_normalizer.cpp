@@ -201,6 +201,50 @@ std::string drop_thousands_separators(const std::string& s) {
   return out;
 }
 
+// Repeating decimals to exact fractions: "0.\overline{3}" -> "\frac{3}{9}",
+// "1.2\overline{36}" -> "\frac{1224}{990}" (x = (digits with one period - digits without it) /
+// (10^fixed * (10^period - 1))). Other \overline{...} lose the command, as in Minerva.
+std::string repeating_decimals(const std::string& s) {
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const size_t at = s.find("\\overline{", i);
+    if (at == std::string::npos) break;
+    const size_t open = at + 9;
+    const size_t close = s.find('}', open);
+    if (close == std::string::npos) break;
+    const std::string period = s.substr(open + 1, close - open - 1);
+    // Walk back over "digits.digits" right before the command.
+    size_t start = at;
+    while (start > i && is_digit(s[start - 1])) --start;
+    const size_t fixed_digits = at - start;
+    const bool dot = start > i && s[start - 1] == '.';
+    size_t int_start = dot ? start - 1 : start;
+    while (dot && int_start > i && is_digit(s[int_start - 1])) --int_start;
+    // At most 18 digits in all, so that the integers below fit in 64 bits.
+    const bool numeric = dot && all_digits(period) && period.size() <= 9 && fixed_digits <= 6 &&
+                         (start - 1 - int_start) + fixed_digits + period.size() <= 18;
+    if (!numeric) {
+      out += s.substr(i, at - i) + period;
+      i = close + 1;
+      continue;
+    }
+    const std::string int_part = s.substr(int_start, start - 1 - int_start);
+    const std::string fixed = s.substr(start, fixed_digits);
+    const long long without = std::stoll("0" + int_part + fixed);
+    const long long with = std::stoll("0" + int_part + fixed + period);
+    long long den = 1;
+    for (size_t k = 0; k < period.size(); ++k) den *= 10;
+    den -= 1;
+    for (size_t k = 0; k < fixed_digits; ++k) den *= 10;
+    out += s.substr(i, int_start - i);
+    out += "\\frac{" + std::to_string(with - without) + "}{" + std::to_string(den) + "}";
+    i = close + 1;
+  }
+  out += s.substr(std::min(i, s.size()));
+  return out;
+}
+
 // "x = 5" -> "5", "f(x)=2x" -> "2x", "a=b=c" -> "c"; anything else unchanged.
 std::string strip_assignment(const std::string& part) {
   const size_t eq = part.rfind('=');
@@ -245,6 +289,17 @@ std::string normalize_answer(std::string_view answer) {
   replace_all(s, "\\$", "");
   replace_all(s, "$", "");
   replace_all(s, "−", "-");  // U+2212 minus sign
+  // Minerva's substitutions: "\text{and}" separates items; ordinals, dots and quotes go.
+  replace_all(s, ",\\text{and}", ",");
+  replace_all(s, "\\text{ and }", ",");
+  replace_all(s, "\\text{and}", ",");
+  for (std::string_view gone : {"^{\\mathrm{th}}", "^{\\text{th}}", "^{th}", "\\mathrm{th}",
+                                "\\ldots", "\\dots", "\""}) {
+    replace_all(s, gone, "");
+  }
+  replace_all(s, "\\leq", "\\le");
+  replace_all(s, "\\geq", "\\ge");
+  replace_all(s, "\\varnothing", "\\emptyset");
   unwrap_text_commands(s);
   s = std::string(trim(s));
   while (!s.empty() && (s.back() == '.' || s.back() == ',')) s.pop_back();  // sentence stop
@@ -273,6 +328,7 @@ std::string normalize_answer(std::string_view answer) {
           }),
           s.end());
   brace_shorthands(s);
+  s = repeating_decimals(s);
   s = drop_thousands_separators(s);
   // Leading zero: ".5" -> "0.5", "-.5" -> "-0.5".
   if (!s.empty() && s[0] == '.' && s.size() > 1 && is_digit(s[1])) s.insert(0, "0");
