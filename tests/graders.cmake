@@ -1,4 +1,14 @@
-# Tests of the grader plugins' logic and of `prefengine grade`'s record-file core.
+# Tests of the grader plugins' logic and of `prefengine grade`'s record-file core. The *_parsing
+# tests link no plugin API (and so no LibTorch): they start in milliseconds.
+prefengine_add_test(NAME grader_math_parsing_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_math_parsing_test.cpp
+  LIBRARIES prefengine_grader_math_parsing)
+prefengine_add_test(NAME grader_poem_parsing_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_poem_parsing_test.cpp
+  LIBRARIES prefengine_grader_poem_parsing)
+prefengine_add_test(NAME grader_slogan_parsing_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_slogan_parsing_test.cpp
+  LIBRARIES prefengine_grader_slogan_parsing)
 prefengine_add_test(NAME grader_math_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_math_test.cpp
   LIBRARIES prefengine_grader_math_core)
