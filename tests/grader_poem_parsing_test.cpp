@@ -101,6 +101,16 @@ TEST(PoemParser, LabelledTitleAndBareTitleLine) {
   EXPECT_EQ(rows.lines.size(), 4u);
 }
 
+TEST(PoemParser, AuthorLineUnderTheTitleIsDropped) {
+  const auto poem = g::parse_poem("静夜思\n（唐）李白\n床前明月光，疑是地上霜。\n举头望明月，低头思故乡。");
+  ASSERT_TRUE(poem.title);
+  EXPECT_EQ(*poem.title, U"静夜思");
+  ASSERT_EQ(poem.lines.size(), 4u);
+  EXPECT_EQ(poem.lines[0], U"床前明月光");
+  // Without a title, a short first line stays verse material of its own.
+  EXPECT_EQ(g::parse_poem("春\n花开，叶落。").lines.size(), 2u);
+}
+
 TEST(PoemParser, KeepsOnlyHanAndSplitsAtPunctuation) {
   const auto poem = g::parse_poem("  白日 依山尽 (1)! 黄河入海流;\n\n  ...  \n作者：王之涣");
   EXPECT_FALSE(poem.title);

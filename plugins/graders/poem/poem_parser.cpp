@@ -72,12 +72,22 @@ ParsedPoem parse_poem(std::string_view text) {
     if (!poem.title && rows.size() > 1 && !has_clause_punctuation(head)) {
       const std::u32string head_han = han_only(head);
       const std::u32string next_han = han_only(first_clause(rows[1]));
+      const bool punctuated_verse = std::any_of(rows.begin() + 1, rows.end(), [](auto row) {
+        return has_clause_punctuation(row);
+      });
       if (!head_han.empty() && head_han.size() <= 12 &&
-          (has_clause_punctuation(rows[1]) || head_han.size() != next_han.size())) {
+          (punctuated_verse || head_han.size() != next_han.size())) {
         poem.title = head_han;
         first_body = 1;
       }
     }
+  }
+  // An author line under the title ("李白", "（唐）王之涣"): short, unpunctuated, followed by
+  // punctuated verse.
+  if (poem.title && first_body < rows.size() && first_body + 1 < rows.size() &&
+      !has_clause_punctuation(rows[first_body]) && han_only(rows[first_body]).size() <= 4 &&
+      has_clause_punctuation(rows[first_body + 1])) {
+    ++first_body;
   }
   for (size_t r = first_body; r < rows.size(); ++r) {
     const std::u32string_view row = rows[r];

@@ -14,10 +14,10 @@ struct ParsedPoem {
 
 // Reads a poem: a title is a first line holding 《...》 (the rest of that line, e.g. the author,
 // is dropped), a first line starting with 题目/标题/题/Title and a colon, or a first line without
-// punctuation that is followed by punctuated verse or differs in length from the next line.
+// punctuation when later lines are punctuated or it differs in length from the next line.
 // Lines of verse are split at clause punctuation (，。！？；：、 and ASCII forms) and at line
-// breaks; only Han characters are kept; segments without any are dropped, as are "作者..." lines
-// and lines starting with a dash. Throws std::invalid_argument for invalid UTF-8.
+// breaks; only Han characters are kept; segments without any are dropped, as are "作者..." lines,
+// lines starting with a dash, and a short unpunctuated author line right under a title. Throws std::invalid_argument for invalid UTF-8.
 ParsedPoem parse_poem(std::string_view text);
 
 }  // namespace prefengine::plugins::graders
