@@ -38,6 +38,8 @@ TEST(AnswerExtractor, AnswerPhrases) {
             "\\frac{3}{4}");
   EXPECT_EQ(g::extract_final_answer("Work...\nFinal Answer: x = 7\nThanks"), "x = 7");
   EXPECT_EQ(g::extract_final_answer("所以答案是 12。"), "12");
+  EXPECT_EQ(g::extract_final_answer("She has 3 + 4 = 7 left.\n#### 7"), "7");
+  EXPECT_EQ(g::extract_marked_answer("Natalia sold 48/2 = 24 clips.\n#### 72"), "72");
   EXPECT_EQ(g::extract_final_answer("Adding them up.\n**Answer:** 5\n"), "5");
   EXPECT_EQ(g::extract_final_answer("**The answer is 3/4.**"), "3/4");
 }

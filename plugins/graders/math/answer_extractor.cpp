@@ -163,7 +163,7 @@ std::optional<std::string> extract_marked_answer(std::string_view text) {
   const std::string lower = ascii_lower(text);
   static const std::vector<std::string_view> kMarkers = {
       "final answer:", "final answer is", "the answer is", "answer:", "答案是", "答案为", "答：",
-      "答案："};
+      "答案：", "####"};
   if (const auto marker = last_marker(lower, kMarkers)) {
     if (auto answer = answer_after(text.substr(marker->first + marker->second))) return answer;
   }
