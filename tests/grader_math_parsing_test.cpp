@@ -255,6 +255,16 @@ TEST(ArithmeticCheck, RoundingAndSeparators) {
   EXPECT_TRUE(g::check_arithmetic("the year 2024 = now").steps.empty());
 }
 
+TEST(ArithmeticCheck, SkipsWhatItCannotEvaluate) {
+  // \binom{6}{2} = 15 is right but is no product; a_1 + 2 has a subscript; x+2 a variable.
+  EXPECT_TRUE(g::check_arithmetic("$\\binom{6}{2} = 15$, $a_1 + 2 = 5$, $x+2=5$, $3! + 1 = 7$").steps.empty());
+  EXPECT_TRUE(g::check_arithmetic("1/2 + 1/3 = 5/6 and 3^2 + 4^2 = 5^2").steps.empty());
+  // A space separates a word from the arithmetic.
+  const auto r = g::check_arithmetic("We get 3 + 4 = 7, then x = 2 + 3 = 5.");
+  ASSERT_EQ(r.steps.size(), 2u);
+  EXPECT_EQ(r.correct(), 2u);
+}
+
 TEST(ArithmeticCheck, WorkingTokens) {
   EXPECT_EQ(g::working_tokens("We add 3 and 4. \\boxed{7}"), 5u);
   EXPECT_EQ(g::working_tokens("先算三加四"), 5u);

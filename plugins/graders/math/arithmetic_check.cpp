@@ -106,6 +106,15 @@ ArithmeticReport check_arithmetic(std::string_view solution) {
     size_t l = eq;
     // A full stop not followed by a digit ends a sentence, not a decimal.
     while (l > 0 && arithmetic_char(s[l - 1]) && !(s[l - 1] == '.' && !is_digit(s[l]))) --l;
+    // Glued to a name, a subscript or a command ("x+2", "a_1 + 2", "\binom{6}{2}", "3!"): part of
+    // something this check cannot evaluate.
+    if (l > 0 && l < eq && s[l] != ' ') {
+      const char before = s[l - 1];
+      if (std::isalpha(static_cast<unsigned char>(before)) || before == '_' || before == '\\' ||
+          before == '!' || before == '|') {
+        continue;
+      }
+    }
     // Right side: one number after '='.
     size_t r = eq + 1;
     while (r < s.size() && s[r] == ' ') ++r;
