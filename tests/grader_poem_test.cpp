@@ -5,6 +5,8 @@
 
 #include <map>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "poem/poem_grader.h"
 
@@ -186,4 +188,29 @@ TEST(PoemGrader, OptionsAndBadInput) {
   EXPECT_THROW(grader.grade(GradeInput{"写诗", "白日\xff", std::nullopt}), std::invalid_argument);
   const auto empty = grader.grade(GradeInput{"写一首五言绝句", "", std::nullopt});
   EXPECT_EQ(empty.score, 0.2);  // only the title (not asked for) passes
+}
+
+TEST(PoemGrader, ConcurrentGradingGivesTheSameResults) {
+  // One grader shared by threads, as a PPO reward would be: grade() is const and the readings
+  // table is read-only after construction.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"写一首五言绝句", kDengGuanque},
+      {"写一首五言绝句", "白日依山尽，黄河入海流。欲穷千里目，更上一层台。"},
+      {"写一首七言律诗", kWuti}};
+  std::vector<double> expected;
+  for (const auto& [prompt, poem] : cases) expected.push_back(grade(prompt, poem).score);
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 50; ++round) {
+        for (size_t i = 0; i < cases.size(); ++i) {
+          if (grade(cases[i].first, cases[i].second).score != expected[i]) ++mismatches[t];
+        }
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(expected, (std::vector<double>{1.0, 0.9, 1.0}));
+  for (int m : mismatches) EXPECT_EQ(m, 0);
 }
