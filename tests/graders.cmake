@@ -19,16 +19,9 @@ prefengine_add_test(NAME grader_slogan_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_slogan_test.cpp
   LIBRARIES prefengine_grader_slogan_core)
 
-# engine/grading/grade_file.cpp also compiles into libprefengine; the test builds it alone so that
-# it needs neither LibTorch headers nor the rest of the engine.
-add_library(prefengine_grade_file_core STATIC ${PROJECT_SOURCE_DIR}/engine/grading/grade_file.cpp)
-target_include_directories(prefengine_grade_file_core PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(prefengine_grade_file_core PUBLIC
-  prefengine::plugin_api nlohmann_json::nlohmann_json)
-target_compile_options(prefengine_grade_file_core PRIVATE ${PREFENGINE_WARNINGS})
 prefengine_add_test(NAME grader_grade_file_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_grade_file_test.cpp
-  LIBRARIES prefengine_grade_file_core prefengine_grader_math_core prefengine_grader_poem_core
+  LIBRARIES prefengine prefengine_grader_math_core prefengine_grader_poem_core
     prefengine_grader_slogan_core)
 
 # The three plugin libraries, opened with dlopen as the engine's loader would.
@@ -37,3 +30,11 @@ prefengine_add_test(NAME grader_plugins_test
   LIBRARIES prefengine::plugin_api ${CMAKE_DL_LIBS})
 add_dependencies(grader_plugins_test
   prefengine_plugin_math prefengine_plugin_poem prefengine_plugin_slogan)
+
+# The libFuzzer targets (answer extractor, poem parser, slogan prompt reader), built with clang and
+# run briefly from the committed seed corpus; a crash fails the test.
+add_test(NAME grader_fuzz_brief
+  COMMAND ${CMAKE_COMMAND} -E env FUZZ_SECONDS=8 FUZZ_BUILD_DIR=${CMAKE_BINARY_DIR}/fuzz
+          bash ${PROJECT_SOURCE_DIR}/scripts/fuzz.sh
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(grader_fuzz_brief PROPERTIES TIMEOUT 600)

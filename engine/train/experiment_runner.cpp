@@ -437,7 +437,8 @@ void ExperimentRunner::run_pairwise(size_t index) {
                                  "; the last good checkpoint is " + checkpoint_dir);
       }
       loss_sum += value;
-      (out.loss / static_cast<double>(stage.grad_accum)).backward();
+      if (stage.grad_accum == 1) out.loss.backward();
+      else (out.loss / static_cast<double>(stage.grad_accum)).backward();
       if (log_now) {
         if (logps_all.defined() && logps_all.grad().defined()) {
           // per-pair dL_i/dlogp: the loss is a mean over b pairs and grad_accum micro-batches
