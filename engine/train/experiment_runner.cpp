@@ -261,6 +261,8 @@ void ExperimentRunner::run_sft(size_t index) {
   }
   const SequenceTensors packed = pack_sequences(rows);
   const at::Tensor distribution_rows = at::tensor(is_distribution, at::kLong).to(at::kBool);
+  const bool any_distribution = std::count(is_distribution.begin(), is_distribution.end(), 1) > 0;
+  const bool any_completion = std::count(is_distribution.begin(), is_distribution.end(), 0) > 0;
 
   model_->train();
   FlatParameters flat(*model_);
@@ -277,19 +279,25 @@ void ExperimentRunner::run_sft(size_t index) {
       const std::vector<int64_t> rows_index = sampler.next();
       const at::Tensor batch_index = at::tensor(rows_index, at::kLong);
       const SequenceTensors batch = packed.select(rows_index);
-      const at::Tensor dist = distribution_rows.index_select(0, batch_index);
+      const at::Tensor dist = any_distribution && any_completion ? distribution_rows.index_select(0, batch_index)
+                                                                 : at::Tensor();
       ModelInput input;
       input.input_ids = batch.input_ids;
       input.attention_mask = batch.attention_mask;
       const at::Tensor logits = model_->forward(input).logits.to(at::kFloat);
-      // Distribution rows: cross-entropy to the target distribution of the token after the prompt.
-      at::Tensor last = (batch.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
-      at::Tensor log_probs = logits.gather(1, last).squeeze(1).log_softmax(-1);
-      at::Tensor ce = -(targets.index_select(0, batch_index) * log_probs).sum(1);
-      // Completion rows: mean token negative log-likelihood of the completion.
-      at::Tensor token_logps = gather_token_logps(logits, batch.input_ids) * batch.response_mask;
-      at::Tensor nll = -token_logps.sum(1) / batch.lengths.clamp_min(1);
-      at::Tensor per_row = at::where(dist, ce, nll);
+      at::Tensor per_row;
+      if (any_distribution) {
+        // Cross-entropy to the target distribution of the token after the prompt.
+        at::Tensor last = (batch.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
+        at::Tensor log_probs = logits.gather(1, last).squeeze(1).log_softmax(-1);
+        per_row = -(targets.index_select(0, batch_index) * log_probs).sum(1);
+      }
+      if (any_completion) {
+        // Mean token negative log-likelihood of the completion.
+        at::Tensor token_logps = gather_token_logps(logits, batch.input_ids) * batch.response_mask;
+        at::Tensor nll = -token_logps.sum(1) / batch.lengths.clamp_min(1);
+        per_row = per_row.defined() ? at::where(dist, per_row, nll) : nll;
+      }
       at::Tensor loss = per_row.mean();
       const double value = loss.item<double>();
       if (!std::isfinite(value)) {
@@ -437,7 +445,8 @@ void ExperimentRunner::run_pairwise(size_t index) {
                                  "; the last good checkpoint is " + checkpoint_dir);
       }
       loss_sum += value;
-      (out.loss / static_cast<double>(stage.grad_accum)).backward();
+      if (stage.grad_accum == 1) out.loss.backward();
+      else (out.loss / static_cast<double>(stage.grad_accum)).backward();
       if (log_now) {
         if (logps_all.defined() && logps_all.grad().defined()) {
           // per-pair dL_i/dlogp: the loss is a mean over b pairs and grad_accum micro-batches
