@@ -137,8 +137,8 @@ TEST(LossDpoTest, GradientRatioIsProbabilityRatio) {
   for (size_t i = 0; i < pi_w.size(); ++i) {
     EXPECT_LT(g_w[i], 0.0) << i;
     EXPECT_GT(g_l[i], 0.0) << i;
-    expect_close(std::log10(std::fabs(g_l[i]) / std::fabs(g_w[i])),
-                 std::log10(pi_w[i] / pi_l[i]), 1e-12, "log10 gradient ratio");
+    expect_close(std::log10(std::fabs(g_l[i]) / std::fabs(g_w[i])), std::log10(pi_w[i] / pi_l[i]),
+                 1e-12, "log10 gradient ratio");
   }
 }
 
