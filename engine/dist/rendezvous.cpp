@@ -1,0 +1,50 @@
+#include "engine/dist/rendezvous.h"
+
+#include <cstdio>
+#include <stdexcept>
+
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+namespace prefengine {
+
+std::string rank_context(const DistributedEnv& env, const std::string& backend) {
+  return "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + " (" + backend + ")";
+}
+
+std::string format_seconds(std::chrono::milliseconds timeout) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g s", static_cast<double>(timeout.count()) / 1000.0);
+  return text;
+}
+
+c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnv& env, std::chrono::milliseconds timeout,
+                                              const std::string& backend) {
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<std::uint16_t>(env.master_port);
+  options.isServer = env.rank == 0;
+  options.numWorkers = static_cast<std::size_t>(env.world_size);
+  options.waitWorkers = true;
+  options.timeout = timeout;
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+  } catch (const std::exception& e) {
+    const std::string message = describe_exception(e);
+    if (env.rank == 0 && message.find("Address already in use") != std::string::npos) {
+      throw std::runtime_error(rank_context(env, backend) + ": MASTER_PORT " + std::to_string(env.master_port) +
+                               " is already in use on this host, so rank 0 cannot start the rendezvous store at " +
+                               where + " (another run? choose another MASTER_PORT or --master-port)");
+    }
+    throw rendezvous_error(env, backend, timeout, message);
+  }
+}
+
+std::runtime_error rendezvous_error(const DistributedEnv& env, const std::string& backend,
+                                    std::chrono::milliseconds timeout, const std::string& detail) {
+  return std::runtime_error(rank_context(env, backend) + ": rendezvous at " + env.master_addr + ":" +
+                            std::to_string(env.master_port) + " failed within " + format_seconds(timeout) +
+                            " (are all " + std::to_string(env.world_size) +
+                            " ranks running, with the same MASTER_ADDR and MASTER_PORT?): " + detail);
+}
+
+}  // namespace prefengine

@@ -1,0 +1,30 @@
+#pragma once
+// The rendezvous every multi-rank backend starts from: a c10d TCPStore hosted by rank 0 at
+// MASTER_ADDR:MASTER_PORT, joined by every rank within the timeout.
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include "engine/dist/communicator.h"
+
+namespace prefengine {
+
+// "rank R of W (backend)": the prefix of every distributed error message.
+std::string rank_context(const DistributedEnv& env, const std::string& backend);
+
+// Starts (rank 0) or joins the store and waits until all ranks have joined. Throws
+// std::runtime_error naming the port when it is already in use, or the address when the others do
+// not come within `timeout`.
+c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnv& env, std::chrono::milliseconds timeout,
+                                              const std::string& backend);
+
+// The error for ranks that did not all arrive: names the address, the timeout and the likely causes.
+std::runtime_error rendezvous_error(const DistributedEnv& env, const std::string& backend,
+                                    std::chrono::milliseconds timeout, const std::string& detail);
+
+// "300 s"
+std::string format_seconds(std::chrono::milliseconds timeout);
+
+}  // namespace prefengine
