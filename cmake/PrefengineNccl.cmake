@@ -14,7 +14,7 @@ if(PREFENGINE_WITH_NCCL)
     # cached: tests/ and bench/ ask too
     set(PREFENGINE_NCCL_FOUND ON CACHE INTERNAL "")
     if(NOT TARGET prefengine::nccl)
-      add_library(prefengine::nccl INTERFACE IMPORTED)
+      add_library(prefengine::nccl INTERFACE IMPORTED GLOBAL)
       # imported: its include directories are -isystem, CUDA's warnings are not ours
       set_target_properties(prefengine::nccl PROPERTIES
         INTERFACE_INCLUDE_DIRECTORIES "${PREFENGINE_NCCL_INCLUDE_DIR};${PREFENGINE_CUDART_INCLUDE_DIR}"

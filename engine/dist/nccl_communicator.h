@@ -29,6 +29,7 @@ class NcclCommunicator final : public Communicator {
   std::string backend() const override { return "nccl"; }
   int device() const;
 
+  using Communicator::all_reduce_sum;
   void all_reduce_sum(std::vector<at::Tensor>& tensors) override;
   at::Tensor all_gather(const at::Tensor& tensor) override;
   void broadcast(at::Tensor& tensor, int root) override;
