@@ -39,8 +39,8 @@ for d in ${NCCL_ROOT:-} "$CUDA_HOME" /usr $(py_path 'import nvidia.nccl as m; pr
   if [ -f "$d/include/nccl.h" ]; then NCCL_DIR=$d; break; fi
 done
 [ -n "$NCCL_DIR" ] || { echo "gpu_smoke: nccl.h not found; set NCCL_ROOT" >&2; exit 1; }
-NCCL_SO=$(ls "$NCCL_DIR"/lib64/libnccl.so* "$NCCL_DIR"/lib/libnccl.so* "$NCCL_DIR"/lib/x86_64-linux-gnu/libnccl.so* 2>/dev/null | head -1)
-CUDART_SO=$(ls "$CUDA_HOME"/lib64/libcudart.so* "$CUDA_HOME"/lib/libcudart.so* 2>/dev/null | head -1)
+NCCL_SO=$(ls "$NCCL_DIR"/lib64/libnccl.so* "$NCCL_DIR"/lib/libnccl.so* "$NCCL_DIR"/lib/x86_64-linux-gnu/libnccl.so* 2>/dev/null | head -1 || true)
+CUDART_SO=$(ls "$CUDA_HOME"/lib64/libcudart.so* "$CUDA_HOME"/lib/libcudart.so* 2>/dev/null | head -1 || true)
 [ -n "$NCCL_SO" ] && [ -n "$CUDART_SO" ] || { echo "gpu_smoke: libnccl or libcudart not found" >&2; exit 1; }
 echo "gpu_smoke: LibTorch $TORCH_DIR (lib $TORCH_LIB, C++11 ABI $ABI), NCCL $NCCL_SO, CUDA runtime $CUDART_SO"
 
@@ -49,12 +49,8 @@ mkdir -p "$out"
 sources="engine/dist/communicator.cpp engine/dist/distributed_options.cpp engine/dist/rendezvous.cpp
          engine/dist/nccl_communicator.cpp bench/nccl_smoke.cpp"
 libs="-ltorch_cpu -lc10"
-if [ -f "$TORCH_INC/gloo/context.h" ]; then
-  sources="$sources engine/dist/gloo_communicator.cpp"
-  if ldconfig -p | grep -q 'libgloo\.so '; then libs="$libs -lgloo"; fi  # a separate libgloo (Debian's)
-else
-  # This LibTorch ships no gloo headers: the smoke needs no gloo, so stand in for it.
-  cat > "$out/no_gloo.cpp" <<'CPP'
+# The smoke needs no gloo (and pip's LibTorch ships no gloo headers): stand in for it.
+cat > "$out/no_gloo.cpp" <<'CPP'
 #include <stdexcept>
 #include "engine/dist/communicator.h"
 namespace prefengine {
@@ -63,11 +59,12 @@ std::unique_ptr<Communicator> make_gloo_communicator(const DistributedEnv&, std:
 }
 }  // namespace prefengine
 CPP
-  sources="$sources $out/no_gloo.cpp"
-fi
-g++ -std=c++17 -O1 -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DPREFENGINE_WITH_NCCL -I. \
-  -isystem "$TORCH_INC" -isystem "$TORCH_INC/torch/csrc/api/include" \
-  -isystem "$NCCL_DIR/include" -isystem "$CUDA_HOME/include" \
+sources="$sources $out/no_gloo.cpp"
+includes=""
+for d in "$TORCH_INC" "$TORCH_INC/torch/csrc/api/include" "$NCCL_DIR/include" "$CUDA_HOME/include"; do
+  [ "$d" = /usr/include ] || includes="$includes -isystem $d"  # -isystem /usr/include breaks libstdc++
+done
+g++ -std=c++17 -O1 -Wall -Wextra -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DPREFENGINE_WITH_NCCL -I. $includes \
   $sources -o "$out/nccl_smoke" \
   -L"$TORCH_LIB" $libs "$NCCL_SO" "$CUDART_SO" -lpthread \
   -Wl,-rpath,"$TORCH_LIB" -Wl,-rpath,"$(dirname "$NCCL_SO")" -Wl,-rpath,"$(dirname "$CUDART_SO")"
