@@ -12,10 +12,12 @@
 
 namespace {
 
+const char* kRunDir = "/tmp/prefengine-dist-bench-run";
+
 double run_seconds(const std::string& exp, int nproc, int steps) {
-  const std::string command = std::string(PREFENGINE_CLI) + " run " + exp + " --overwrite --output /tmp/prefengine-dist-bench-run" +
+  const std::string command = std::string(PREFENGINE_CLI) + " run " + exp + " --overwrite --output " + kRunDir +
                               " --nproc " + std::to_string(nproc) + " --set stages.sft.steps=" + std::to_string(steps) +
-                              " --log-level warn > /dev/null";
+                              " > /dev/null 2>&1";
   const auto start = std::chrono::steady_clock::now();
   if (std::system(command.c_str()) != 0) {
     std::fprintf(stderr, "failed: %s\n", command.c_str());
@@ -48,6 +50,15 @@ int main(int argc, char** argv) {
     const double short_run = run_seconds(exp, nproc, steps);
     const double long_run = run_seconds(exp, nproc, 3 * steps);
     rate[nproc] = 2.0 * steps / (long_run - short_run);
+    if (nproc == 2) {
+      // rank 0's own account of the time its gradient all-reduces took in the long run
+      std::ifstream log(std::string(kRunDir) + "/run.log");
+      for (std::string line; std::getline(log, line);) {
+        if (line.find("gradient all-reduces took") != std::string::npos) {
+          std::printf("  rank 0, long run of %.2f s: %s\n", long_run, line.substr(line.find("data parallel")).c_str());
+        }
+      }
+    }
     std::printf("%d rank%s: %.3f steps/s (%.2f s for %d steps, %.2f s for %d)\n", nproc, nproc == 1 ? " " : "s",
                 rate[nproc], short_run, steps, long_run, 3 * steps);
   }

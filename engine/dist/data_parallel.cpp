@@ -1,6 +1,8 @@
 #include "engine/dist/data_parallel.h"
 
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -46,6 +48,7 @@ at::Tensor DataParallel::shard(const at::Tensor& global_index) const {
 
 void DataParallel::average_gradients(at::Tensor& grads) {
   if (world_size() == 1) return;
+  const auto start = std::chrono::steady_clock::now();
   const int64_t bucket = std::max<int64_t>(
       1, static_cast<int64_t>(options_.bucket_mb * 1024.0 * 1024.0) / static_cast<int64_t>(grads.element_size()));
   std::vector<at::Tensor> buckets;
@@ -54,6 +57,8 @@ void DataParallel::average_gradients(at::Tensor& grads) {
   }
   communicator_->all_reduce_sum(buckets);
   grads.div_(static_cast<double>(world_size()));
+  all_reduce_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ++all_reduce_calls_;
 }
 
 void DataParallel::broadcast_parameters(at::Tensor& values) {

@@ -38,6 +38,9 @@ class DataParallel {
 
   // Sums the flat gradient over ranks in buckets of bucket_mb and divides by the world size.
   void average_gradients(at::Tensor& grads);
+  // Wall time spent in average_gradients so far (waiting for the slowest rank included), and calls.
+  double all_reduce_seconds() const { return all_reduce_seconds_; }
+  int64_t all_reduce_calls() const { return all_reduce_calls_; }
   // Gives every rank rank 0's parameter values (they start equal by seeding; this makes it sure).
   void broadcast_parameters(at::Tensor& values);
   // Throws std::runtime_error when the parameters are no longer bit-identical on every rank.
@@ -59,6 +62,8 @@ class DataParallel {
  private:
   std::unique_ptr<Communicator> communicator_;
   DistributedOptions options_;
+  double all_reduce_seconds_ = 0;
+  int64_t all_reduce_calls_ = 0;
   int fault_rank_ = -1;
   int64_t fault_step_ = 0;
   std::string fault_mode_;

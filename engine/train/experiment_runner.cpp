@@ -239,6 +239,10 @@ RunSummary ExperimentRunner::run() {
     throw;
   }
   dp_->communicator().barrier();  // the run is complete when every rank is
+  if (dp_->world_size() > 1) {
+    spdlog::info("data parallel: {} gradient all-reduces took {:.3f} s (waiting for the slowest rank included)",
+                 dp_->all_reduce_calls(), dp_->all_reduce_seconds());
+  }
   status["status"] = "completed";
   status["global_step"] = global_step_;
   if (writer) write_run_status(directory_, status);
