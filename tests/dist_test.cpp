@@ -23,6 +23,7 @@
 
 #include <ATen/ATen.h>
 #include <boost/filesystem.hpp>
+#include <torch/nn/module.h>
 
 #include "engine/config/experiment_config.h"
 #include "engine/dist/communicator.h"
@@ -245,6 +246,14 @@ TEST(DataParallelTest, ShardsAverageInBucketsReduceMetricsAndGather) {
     dp.broadcast_parameters(values);
     EXPECT_TRUE(at::equal(values, at::full({6}, 0.25f)));
     EXPECT_NO_THROW(dp.check_replicas(values, "stage 's'"));
+    // A module's parameters and buffers, in one broadcast.
+    torch::nn::Module module;
+    at::Tensor weight = module.register_parameter("weight", at::full({2, 3}, rank == 0 ? 1.5f : -4.0f));
+    at::Tensor steps = module.register_buffer("steps", at::full({2}, rank == 0 ? 7 : 9, at::kLong));
+    dp.broadcast_module(module);
+    EXPECT_TRUE(at::equal(weight, at::full({2, 3}, 1.5f)));
+    EXPECT_TRUE(at::equal(steps, at::full({2}, 7, at::kLong)));
+    EXPECT_TRUE(weight.requires_grad());
     if (rank == 1) values[3] = std::nextafter(0.25f, 1.0f);
     EXPECT_THROW(dp.check_replicas(values, "stage 's'"), std::runtime_error);
   });

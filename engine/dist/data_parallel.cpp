@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <ATen/ATen.h>
+#include <torch/nn/module.h>
 #include <unistd.h>
 
 #include "engine/metrics/metrics_logger.h"
@@ -65,6 +66,26 @@ void DataParallel::broadcast_parameters(at::Tensor& values) {
   if (world_size() == 1) return;
   at::NoGradGuard no_grad;
   communicator_->broadcast(values, /*root=*/0);
+}
+
+void DataParallel::broadcast_module(torch::nn::Module& module) {
+  if (world_size() == 1) return;
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> tensors;
+  for (const auto& p : module.parameters(/*recurse=*/true)) tensors.push_back(p);
+  for (const auto& b : module.buffers(/*recurse=*/true)) tensors.push_back(b);
+  if (tensors.empty()) return;
+  // One buffer per dtype would be more general; the engine's parameters are fp32.
+  std::vector<at::Tensor> flat;
+  for (const auto& t : tensors) flat.push_back(t.detach().reshape({-1}).to(at::kDouble));
+  at::Tensor all = at::cat(flat);
+  communicator_->broadcast(all, /*root=*/0);
+  int64_t offset = 0;
+  for (auto& t : tensors) {
+    const int64_t n = t.numel();
+    t.detach().copy_(all.narrow(0, offset, n).view(t.sizes()));
+    offset += n;
+  }
 }
 
 void DataParallel::check_replicas(const at::Tensor& values, const std::string& where) {

@@ -19,6 +19,11 @@
 namespace prefengine {
 
 struct MetricsRow;
+}  // namespace prefengine
+namespace torch::nn {
+class Module;
+}
+namespace prefengine {
 
 class DataParallel {
  public:
@@ -43,6 +48,9 @@ class DataParallel {
   int64_t all_reduce_calls() const { return all_reduce_calls_; }
   // Gives every rank rank 0's parameter values (they start equal by seeding; this makes it sure).
   void broadcast_parameters(at::Tensor& values);
+  // The same for every parameter and buffer of a module, in one collective: called before a stage
+  // copies its reference model, so that policy and reference are rank 0's on every rank.
+  void broadcast_module(torch::nn::Module& module);
   // Throws std::runtime_error when the parameters are no longer bit-identical on every rank.
   void check_replicas(const at::Tensor& values, const std::string& where);
 

@@ -257,6 +257,7 @@ void ExperimentRunner::run_sft(size_t index) {
   check_token_range(records, model_->vocab_size());
   const int64_t n = static_cast<int64_t>(records.size());
   const int64_t vocab = model_->vocab_size();
+  dp_->broadcast_module(*model_);  // every rank starts the stage from rank 0's weights
   // Rows: prompt + completion (completion records), prompt alone (distribution records).
   std::vector<TokenSequence> rows;
   at::Tensor targets = at::zeros({n, vocab}, at::kFloat);
@@ -274,7 +275,6 @@ void ExperimentRunner::run_sft(size_t index) {
   model_->train();
   FlatParameters flat(*model_);
   dp_->check_batch_size(stage.batch_size, stage.location + ": stage '" + stage.name + "'");
-  dp_->broadcast_parameters(flat.values());
   const int64_t steps = total_steps(stage, n);
   FlatOptimizer optimizer(flat, stage.optimizer, steps);
   BatchSampler sampler(n, stage.batch_size, stage.data.shuffle,
@@ -342,6 +342,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
   check_token_range(records, model_->vocab_size());
   const int64_t n = static_cast<int64_t>(records.size());
   if (req.scalar_head && !model_->has_scalar_head()) model_->add_scalar_head();
+  dp_->broadcast_module(*model_);  // rank 0's weights, before the reference copies them
 
   // Rows 0..n-1: prompt + chosen; rows n..2n-1: prompt + rejected; one packing, one width.
   std::vector<TokenSequence> rows;
@@ -379,7 +380,6 @@ void ExperimentRunner::run_pairwise(size_t index) {
   model_->train();
   FlatParameters flat(*model_);
   dp_->check_batch_size(stage.batch_size, stage.location + ": stage '" + stage.name + "'");
-  dp_->broadcast_parameters(flat.values());
   const int64_t steps = total_steps(stage, n);
   FlatOptimizer optimizer(flat, stage.optimizer, steps);
   BatchSampler sampler(n, stage.batch_size, stage.data.shuffle,
