@@ -510,53 +510,66 @@ int wait_for(pid_t pid, double seconds) {
   return -1;
 }
 
-// Rank 1 dies (mode kill) or hangs (mode hang) after step 10; rank 0 must exit with an error that
-// names itself and the failed collective, within the timeout plus a margin for start-up.
-void check_survivor(const std::string& mode, double timeout_s, double margin_s) {
+// Rank `faulty` dies (mode kill) or hangs (mode hang) after step 10; the other must exit with an
+// error that names itself, the failed collective and the rank that fell behind, within the
+// timeout plus a margin for start-up.
+void check_survivor(const std::string& mode, int faulty, double timeout_s, double margin_s) {
+  const int survivor = 1 - faulty;
   const std::string dir = testing::make_temp_dir("dist-" + mode);
   const std::string exp = write_experiment(dir, kToyDpo);
   const int port = find_free_port();
   const std::vector<std::string> args{"run", exp, "--output", dir + "/run",
                                       "--set", "distributed.timeout_s=" + std::to_string(timeout_s),
-                                      // long enough that rank 0 cannot finish before it notices
+                                      // long enough that the survivor cannot finish before it notices
                                       "--set", "stages.sft.steps=100000"};
-  const std::string fault = "1:10:" + mode;
-  Rank r0 = spawn_rank(0, port, args, dir + "/rank0.log", fault);
-  Rank r1 = spawn_rank(1, port, args, dir + "/rank1.log", fault);
-  // Rank 1 reaches its fault point.
+  const std::string fault = std::to_string(faulty) + ":10:" + mode;
+  std::array<Rank, 2> ranks{spawn_rank(0, port, args, dir + "/rank0.log", fault),
+                            spawn_rank(1, port, args, dir + "/rank1.log", fault)};
+  // The faulty rank reaches its fault point.
   const auto start = Clock::now();
-  while (testing::read_file(r1.log).find("PREFENGINE_TEST_FAULT") == std::string::npos && seconds_since(start) < 60) {
+  while (testing::read_file(ranks[faulty].log).find("PREFENGINE_TEST_FAULT") == std::string::npos &&
+         seconds_since(start) < 60) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const auto fault_time = Clock::now();
-  const int status = wait_for(r0.pid, timeout_s + margin_s);
+  const int status = wait_for(ranks[survivor].pid, timeout_s + margin_s);
   const double took = seconds_since(fault_time);
-  ::kill(r1.pid, SIGKILL);
-  ::waitpid(r1.pid, nullptr, 0);
+  ::kill(ranks[faulty].pid, SIGKILL);
+  ::waitpid(ranks[faulty].pid, nullptr, 0);
+  const std::string log = testing::read_file(ranks[survivor].log);
   if (status == -1) {
-    ::kill(r0.pid, SIGKILL);
-    ::waitpid(r0.pid, nullptr, 0);
-    FAIL() << "rank 0 still running " << took << " s after rank 1's fault (" << mode << "); log:\n"
-           << testing::read_file(r0.log);
+    ::kill(ranks[survivor].pid, SIGKILL);
+    ::waitpid(ranks[survivor].pid, nullptr, 0);
+    FAIL() << "rank " << survivor << " still running " << took << " s after rank " << faulty << "'s fault (" << mode
+           << "); log:\n" << log;
   }
-  const std::string log0 = testing::read_file(r0.log);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << "\n" << log0;
-  EXPECT_NE(log0.find("error: [rank 0] rank 0 of 2 (gloo): all_reduce failed"), std::string::npos) << log0;
-  EXPECT_NE(log0.find("another rank died, or stopped responding for longer than distributed.timeout_s"),
+  const std::string who = std::to_string(survivor);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << "\n" << log;
+  EXPECT_NE(log.find("error: [rank " + who + "] rank " + who + " of 2 (gloo): all_reduce failed"), std::string::npos)
+      << log;
+  // It names the rank that fell behind, found through the rendezvous store (hosted by rank 0).
+  EXPECT_NE(log.find(faulty == 1 ? "rank 1 stopped at collective " : "the rendezvous store on rank 0"),
             std::string::npos)
-      << log0;
-  const std::string run_json = testing::read_file(dir + "/run/run.json");
-  EXPECT_NE(run_json.find("\"failed\""), std::string::npos) << run_json;
-  std::printf("rank 1 %s at step 10: rank 0 exited with an error after %.2f s (timeout %g s)\n", mode.c_str(), took,
-              timeout_s);
+      << log;
+  EXPECT_NE(log.find("for longer than distributed.timeout_s"), std::string::npos) << log;
+  if (survivor == 0) {
+    const std::string run_json = testing::read_file(dir + "/run/run.json");
+    EXPECT_NE(run_json.find("\"failed\""), std::string::npos) << run_json;
+  }
+  std::printf("rank %d %s at step 10: rank %d exited with an error after %.2f s (timeout %g s)\n", faulty,
+              mode.c_str(), survivor, took, timeout_s);
 }
 
 TEST(DataParallelFaultTest, KilledRankEndsTheSurvivorWithAnError) {
-  check_survivor("kill", /*timeout_s=*/5, /*margin_s=*/10);
+  check_survivor("kill", /*faulty=*/1, /*timeout_s=*/5, /*margin_s=*/10);
+}
+
+TEST(DataParallelFaultTest, KilledRankZeroEndsTheSurvivorWithAnError) {
+  check_survivor("kill", /*faulty=*/0, /*timeout_s=*/5, /*margin_s=*/10);
 }
 
 TEST(DataParallelFaultTest, HungRankEndsTheSurvivorWithinTheTimeout) {
-  check_survivor("hang", /*timeout_s=*/3, /*margin_s=*/10);
+  check_survivor("hang", /*faulty=*/1, /*timeout_s=*/3, /*margin_s=*/10);
 }
 
 }  // namespace

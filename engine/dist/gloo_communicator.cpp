@@ -31,6 +31,7 @@ class GlooCommunicator final : public Communicator {
   GlooCommunicator(const DistributedEnv& env, std::chrono::milliseconds timeout)
       : env_(env), timeout_(timeout) {
     store_ = connect_store(env, timeout, "gloo");
+    tracker_ = std::make_unique<PeerTracker>(store_, env);
     try {
       auto options = c10d::ProcessGroupGloo::Options::create(timeout);
       options->devices.push_back(create_device(env));
@@ -88,17 +89,20 @@ class GlooCommunicator final : public Communicator {
   template <typename F>
   void run(const char* op, F&& body) {
     try {
+      tracker_->enter_collective();
       body();
     } catch (const std::exception& e) {
-      throw std::runtime_error(context() + ": " + op + " failed: " + describe_exception(e) +
-                               " -- another rank died, or stopped responding for longer than "
-                               "distributed.timeout_s (" + seconds() + ")");
+      const std::string peers = tracker_->describe();
+      throw std::runtime_error(context() + ": " + op + " failed: " + describe_exception(e) + " -- " +
+                               (peers.empty() ? "another rank died, or stopped responding" : peers + ": it died, or stopped responding") +
+                               " for longer than distributed.timeout_s (" + seconds() + ")");
     }
   }
 
   DistributedEnv env_;
   std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::Store> store_;
+  std::unique_ptr<PeerTracker> tracker_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;  // after store_: destroyed first
 };
 

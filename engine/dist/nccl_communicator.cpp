@@ -42,6 +42,8 @@ struct NcclCommunicator::State {
   void* staging = nullptr;  // device buffer for CPU tensors
   size_t staging_bytes = 0;
   bool aborted = false;
+  c10::intrusive_ptr<c10d::Store> store;  // more than one rank: the rendezvous store
+  std::unique_ptr<PeerTracker> tracker;   // and who fell behind, when something fails
 
   std::string context() const { return rank_context(env, "nccl"); }
 
@@ -58,9 +60,10 @@ struct NcclCommunicator::State {
       aborted = true;
       comm = nullptr;
     }
-    throw std::runtime_error(context() + ": " + op + " failed: " + why +
-                             " -- another rank died, or stopped responding for longer than "
-                             "distributed.timeout_s (" + format_seconds(timeout) + ")");
+    const std::string peers = tracker ? tracker->describe() : "";
+    throw std::runtime_error(context() + ": " + op + " failed: " + why + " -- " +
+                             (peers.empty() ? "another rank died, or stopped responding" : peers + ": it died, or stopped responding") +
+                             " for longer than distributed.timeout_s (" + format_seconds(timeout) + ")");
   }
 
   // Non-blocking communicators return ncclInProgress; poll until the call has really happened.
@@ -102,8 +105,10 @@ struct NcclCommunicator::State {
     return staging;
   }
 
-  void check_usable(const std::string& op) {
+  // Before every collective.
+  void begin(const std::string& op) {
     if (aborted) throw std::runtime_error(context() + ": " + op + ": the communicator was aborted by an earlier failure");
+    if (tracker) tracker->enter_collective();
   }
 };
 
@@ -128,7 +133,8 @@ NcclCommunicator::NcclCommunicator(const DistributedEnv& env, std::chrono::milli
   if (env.world_size == 1) {
     s.settle(ncclGetUniqueId(&id), "ncclGetUniqueId");
   } else {
-    auto store = connect_store(env, timeout, "nccl");
+    s.store = connect_store(env, timeout, "nccl");
+    auto& store = s.store;
     const std::string key = "prefengine/nccl_unique_id";
     if (env.rank == 0) {
       s.settle(ncclGetUniqueId(&id), "ncclGetUniqueId");
@@ -143,14 +149,7 @@ NcclCommunicator::NcclCommunicator(const DistributedEnv& env, std::chrono::milli
     }
     if (bytes.size() != sizeof id) throw std::runtime_error(s.context() + ": malformed ncclUniqueId in the store");
     std::memcpy(&id, bytes.data(), sizeof id);
-    // The store is only needed for the exchange: the TCPStore server must outlive the others'
-    // reads, so every rank checks in before rank 0 may drop it.
-    store->add("prefengine/nccl_joined", 1);
-    const auto deadline = Clock::now() + timeout;
-    while (store->add("prefengine/nccl_joined", 0) < env.world_size) {
-      if (Clock::now() > deadline) throw rendezvous_error(env, "nccl", timeout, "not every rank read the ncclUniqueId");
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    s.tracker = std::make_unique<PeerTracker>(s.store, env);
   }
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;  // so that init and collectives can be timed out and aborted
@@ -182,7 +181,7 @@ int NcclCommunicator::device() const { return state_->device; }
 
 void NcclCommunicator::all_reduce_sum_device(void* device_buffer, int64_t count, c10::ScalarType type) {
   State& s = *state_;
-  s.check_usable("all_reduce");
+  s.begin("all_reduce");
   s.settle(ncclAllReduce(device_buffer, device_buffer, static_cast<size_t>(count), nccl_type(type), ncclSum, s.comm,
                          s.stream),
            "all_reduce");
@@ -191,7 +190,7 @@ void NcclCommunicator::all_reduce_sum_device(void* device_buffer, int64_t count,
 
 void NcclCommunicator::all_reduce_sum(std::vector<at::Tensor>& tensors) {
   State& s = *state_;
-  s.check_usable("all_reduce");
+  s.begin("all_reduce");
   // Work LibTorch queued on its own streams must finish before NCCL reads the buffers.
   s.check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   for (auto& tensor : tensors) {
@@ -214,7 +213,7 @@ void NcclCommunicator::all_reduce_sum(std::vector<at::Tensor>& tensors) {
 
 at::Tensor NcclCommunicator::all_gather(const at::Tensor& tensor) {
   State& s = *state_;
-  s.check_usable("all_gather");
+  s.begin("all_gather");
   const at::Tensor input = tensor.contiguous();
   std::vector<int64_t> sizes = input.sizes().vec();
   if (sizes.empty()) throw std::invalid_argument("all_gather: expected a tensor with at least one dimension");
@@ -239,7 +238,7 @@ at::Tensor NcclCommunicator::all_gather(const at::Tensor& tensor) {
 
 void NcclCommunicator::broadcast(at::Tensor& tensor, int root) {
   State& s = *state_;
-  s.check_usable("broadcast");
+  s.begin("broadcast");
   if (!tensor.is_contiguous()) throw std::invalid_argument("broadcast: expected a contiguous tensor");
   const size_t bytes = tensor.numel() * tensor.element_size();
   const ncclDataType_t type = nccl_type(tensor.scalar_type());

@@ -1,7 +1,11 @@
 #include "engine/dist/rendezvous.h"
 
 #include <cstdio>
+#include <future>
+#include <memory>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -45,6 +49,44 @@ std::runtime_error rendezvous_error(const DistributedEnv& env, const std::string
                             std::to_string(env.master_port) + " failed within " + format_seconds(timeout) +
                             " (are all " + std::to_string(env.world_size) +
                             " ranks running, with the same MASTER_ADDR and MASTER_PORT?): " + detail);
+}
+
+namespace {
+std::string progress_key(int rank) { return "prefengine/collectives/" + std::to_string(rank); }
+}  // namespace
+
+PeerTracker::PeerTracker(c10::intrusive_ptr<c10d::Store> store, const DistributedEnv& env)
+    : store_(std::move(store)), env_(env) {}
+
+void PeerTracker::enter_collective() {
+  ++sequence_;
+  store_->add(progress_key(env_.rank), 1);  // add never blocks on a missing key, unlike get
+}
+
+std::string PeerTracker::describe(std::chrono::milliseconds budget) const {
+  // On a thread of its own: a store on a frozen rank 0 would block for the whole store timeout.
+  auto answer = std::make_shared<std::promise<std::string>>();
+  std::future<std::string> result = answer->get_future();
+  std::thread([store = store_, env = env_, own = sequence_, answer] {
+    std::string text;
+    try {
+      for (int r = 0; r < env.world_size; ++r) {
+        if (r == env.rank) continue;
+        const int64_t theirs = store->add(progress_key(r), 0);
+        if (theirs < own) {
+          text += (text.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + " stopped at collective " +
+                  std::to_string(theirs) + " while this rank is at " + std::to_string(own);
+        }
+      }
+    } catch (const std::exception& e) {
+      text = "the rendezvous store on rank 0 does not answer, so rank 0 is gone (" + describe_exception(e) + ")";
+    }
+    answer->set_value(text);
+  }).detach();
+  if (result.wait_for(budget) != std::future_status::ready) {
+    return "the rendezvous store on rank 0 did not answer within " + format_seconds(budget) + ", so rank 0 hangs or is gone";
+  }
+  return result.get();
 }
 
 }  // namespace prefengine

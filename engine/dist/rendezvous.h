@@ -24,6 +24,25 @@ c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnv& env, std::ch
 std::runtime_error rendezvous_error(const DistributedEnv& env, const std::string& backend,
                                     std::chrono::milliseconds timeout, const std::string& detail);
 
+// Which rank fell behind when a collective fails. Before each collective every rank posts its
+// sequence number in the store (one small round trip); a rank that died or hangs stops posting,
+// so the survivors can name it. The store lives on rank 0: when it does not answer, rank 0 is the
+// one that is gone.
+class PeerTracker {
+ public:
+  PeerTracker(c10::intrusive_ptr<c10d::Store> store, const DistributedEnv& env);
+  // Call before every collective, in the same order on every rank.
+  void enter_collective();
+  // E.g. "rank 1 stopped at collective 20 while this rank is at 21"; empty when no rank is behind.
+  // Waits at most `budget` for the store.
+  std::string describe(std::chrono::milliseconds budget = std::chrono::seconds(2)) const;
+
+ private:
+  c10::intrusive_ptr<c10d::Store> store_;
+  DistributedEnv env_;
+  int64_t sequence_ = 0;
+};
+
 // "300 s"
 std::string format_seconds(std::chrono::milliseconds timeout);
 
