@@ -23,6 +23,7 @@
 
 #include <ATen/ATen.h>
 #include <boost/filesystem.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/nn/module.h>
 
 #include "engine/config/experiment_config.h"
@@ -163,8 +164,9 @@ TEST(CommunicatorTest, SingleProcessIsTheIdentity) {
 // gloo: two ranks as two threads of this process
 
 // Runs body(rank, communicator) on two gloo ranks at once; rethrows the first failure.
-void with_two_gloo_ranks(const std::function<void(int, std::unique_ptr<Communicator>&)>& body, double timeout_s = 20) {
-  const int port = find_free_port();
+void with_two_gloo_ranks(const std::function<void(int, std::unique_ptr<Communicator>&)>& body, double timeout_s = 20,
+                         int port = 0) {
+  if (port == 0) port = find_free_port();
   std::array<std::exception_ptr, 2> errors;
   auto rank_main = [&](int rank) {
     try {
@@ -204,6 +206,37 @@ TEST(GlooCommunicatorTest, AllReduceAllGatherBroadcastBarrier) {
     EXPECT_TRUE(at::equal(c, at::full({4}, 7.0f)));
     comm->barrier();
   });
+}
+
+TEST(GlooCommunicatorTest, TorchrunAgentStoreIsJoinedNotHosted) {
+  // torchrun's agent hosts the store at MASTER_PORT and sets TORCHELASTIC_USE_AGENT_STORE=True;
+  // rank 0 hosting a second one there would fail with the port in use.
+  const int port = find_free_port();
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<std::uint16_t>(port);
+  options.isServer = true;
+  options.waitWorkers = false;
+  options.timeout = std::chrono::seconds(20);
+  auto agent = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", options);
+  ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+  ::setenv("TORCHELASTIC_RESTART_COUNT", "2", 1);
+  try {
+    with_two_gloo_ranks(
+        [](int rank, std::unique_ptr<Communicator>& comm) {
+          at::Tensor t = at::full({3}, static_cast<float>(rank + 1));
+          comm->all_reduce_sum(t);
+          EXPECT_TRUE(at::equal(t, at::full({3}, 3.0f)));
+        },
+        /*timeout_s=*/20, port);
+  } catch (...) {
+    ::unsetenv("TORCHELASTIC_USE_AGENT_STORE");
+    ::unsetenv("TORCHELASTIC_RESTART_COUNT");
+    throw;
+  }
+  ::unsetenv("TORCHELASTIC_USE_AGENT_STORE");
+  ::unsetenv("TORCHELASTIC_RESTART_COUNT");
+  // The ranks' keys sit apart from the agent's, under this attempt's prefix.
+  EXPECT_TRUE(agent->check({"prefengine/attempt_2/collectives/0", "prefengine/attempt_2/collectives/1"}));
 }
 
 TEST(DataParallelTest, ShardsAverageInBucketsReduceMetricsAndGather) {

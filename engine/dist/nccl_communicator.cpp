@@ -135,7 +135,7 @@ NcclCommunicator::NcclCommunicator(const DistributedEnv& env, std::chrono::milli
   } else {
     s.store = connect_store(env, timeout, "nccl");
     auto& store = s.store;
-    const std::string key = "prefengine/nccl_unique_id";
+    const std::string key = "nccl_unique_id";
     if (env.rank == 0) {
       s.settle(ncclGetUniqueId(&id), "ncclGetUniqueId");
       const auto* bytes = reinterpret_cast<const uint8_t*>(&id);

@@ -1,12 +1,14 @@
 #include "engine/dist/rendezvous.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 namespace prefengine {
@@ -23,18 +25,25 @@ std::string format_seconds(std::chrono::milliseconds timeout) {
 
 c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnv& env, std::chrono::milliseconds timeout,
                                               const std::string& backend) {
+  // torchrun's agent already hosts a store at MASTER_PORT and says so; every rank joins it then.
+  const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+  const bool agent_store = agent && std::string(agent) == "True";
+  const char* restart = std::getenv("TORCHELASTIC_RESTART_COUNT");
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   c10d::TCPStoreOptions options;
   options.port = static_cast<std::uint16_t>(env.master_port);
-  options.isServer = env.rank == 0;
+  options.isServer = env.rank == 0 && !agent_store;
   options.numWorkers = static_cast<std::size_t>(env.world_size);
-  options.waitWorkers = true;
+  options.waitWorkers = !agent_store;
   options.timeout = timeout;
   try {
-    return c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    auto store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    // Our keys apart from the agent's, and from an earlier attempt's after an elastic restart.
+    return c10::make_intrusive<c10d::PrefixStore>(
+        "prefengine/attempt_" + std::string(restart && *restart ? restart : "0"), store);
   } catch (const std::exception& e) {
     const std::string message = describe_exception(e);
-    if (env.rank == 0 && message.find("Address already in use") != std::string::npos) {
+    if (options.isServer && message.find("Address already in use") != std::string::npos) {
       throw std::runtime_error(rank_context(env, backend) + ": MASTER_PORT " + std::to_string(env.master_port) +
                                " is already in use on this host, so rank 0 cannot start the rendezvous store at " +
                                where + " (another run? choose another MASTER_PORT or --master-port)");
@@ -52,7 +61,7 @@ std::runtime_error rendezvous_error(const DistributedEnv& env, const std::string
 }
 
 namespace {
-std::string progress_key(int rank) { return "prefengine/collectives/" + std::to_string(rank); }
+std::string progress_key(int rank) { return "collectives/" + std::to_string(rank); }
 }  // namespace
 
 PeerTracker::PeerTracker(c10::intrusive_ptr<c10d::Store> store, const DistributedEnv& env)

@@ -14,7 +14,9 @@ namespace prefengine {
 // "rank R of W (backend)": the prefix of every distributed error message.
 std::string rank_context(const DistributedEnv& env, const std::string& backend);
 
-// Starts (rank 0) or joins the store and waits until all ranks have joined. Throws
+// Starts (rank 0) or joins the store and waits until all ranks have joined; under torchrun
+// (TORCHELASTIC_USE_AGENT_STORE=True) every rank joins the agent's store instead. Keys live under
+// "prefengine/attempt_<TORCHELASTIC_RESTART_COUNT>/". Throws
 // std::runtime_error naming the port when it is already in use, or the address when the others do
 // not come within `timeout`.
 c10::intrusive_ptr<c10d::Store> connect_store(const DistributedEnv& env, std::chrono::milliseconds timeout,
