@@ -1,6 +1,7 @@
 #include "engine/cli/commands.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -14,6 +15,8 @@
 
 #include "engine/config/experiment_config.h"
 #include "engine/grading/grade_file.h"
+#include "engine/dist/communicator.h"
+#include "engine/dist/local_launcher.h"
 #include "engine/metrics/logging.h"
 #include "engine/plugins/plugin_loader.h"
 #include "engine/report/html_report.h"
@@ -76,22 +79,63 @@ int run_command(const std::vector<std::string>& args) {
   add_experiment_options(options);
   options.add_options()("output,o", po::value<std::string>(),
                         "the run directory (default: a fresh runs/<name>-<time>)")(
-      "overwrite", po::bool_switch(), "replace an existing --output directory");
+      "overwrite", po::bool_switch(), "replace an existing --output directory")(
+      "nproc", po::value<int>()->default_value(1),
+      "start N data-parallel ranks on this host (torchrun-style; RANK etc. are set for each)")(
+      "master-port", po::value<int>()->default_value(0),
+      "with --nproc: the rendezvous port on 127.0.0.1 (default: a free port)");
   po::positional_options_description positional;
   positional.add("experiment", 1);
-  Parsed p = parse("run", options, positional, args, "EXP.yaml [--set key=value ...] [--output DIR]");
+  Parsed p = parse("run", options, positional, args,
+                   "EXP.yaml [--set key=value ...] [--output DIR] [--nproc N [--master-port P]]");
   if (p.help) return 0;
   const auto overrides = p.vars.count("set") ? p.vars["set"].as<std::vector<std::string>>()
                                              : std::vector<std::string>{};
   ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
   validate_experiment(config);
-  RunDirectoryOptions dir_options;
-  if (p.vars.count("output")) dir_options.output = p.vars["output"].as<std::string>();
-  dir_options.overwrite = p.vars["overwrite"].as<bool>();
-  const std::string directory = prepare_run_directory(config.name, dir_options);
+  const int nproc = p.vars["nproc"].as<int>();
+  const int master_port = p.vars["master-port"].as<int>();
+  if (nproc < 1 || nproc > 1024) throw std::invalid_argument("--nproc: expected 1..1024, got " + std::to_string(nproc));
+  if (master_port < 0 || master_port > 65535) {
+    throw std::invalid_argument("--master-port: expected 0..65535, got " + std::to_string(master_port));
+  }
+  const DistributedEnv env = DistributedEnv::from_environment();
+  // A rank started by `--nproc` gets the directory its launcher prepared; ranks started by another
+  // launcher (torchrun, srun) leave it to rank 0, the only one that writes.
+  const char* launched_into = std::getenv("PREFENGINE_RUN_DIRECTORY");
+  std::string directory;
+  if (launched_into && *launched_into) {
+    directory = launched_into;
+  } else if (env.rank == 0) {
+    RunDirectoryOptions dir_options;
+    if (p.vars.count("output")) dir_options.output = p.vars["output"].as<std::string>();
+    dir_options.overwrite = p.vars["overwrite"].as<bool>();
+    directory = prepare_run_directory(config.name, dir_options);
+  }
+  if (nproc > 1) {
+    if (env.world_size > 1) throw std::invalid_argument("--nproc: this process is already rank " + std::to_string(env.rank) + " of a launched run");
+    LaunchOptions launch;
+    launch.nproc = nproc;
+    launch.master_port = master_port;
+    launch.env.emplace_back("PREFENGINE_RUN_DIRECTORY", directory);
+    // The same command for every rank, without the launcher's own options.
+    launch.args.push_back("run");
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a == "--nproc" || a == "--master-port") {
+        ++i;
+        continue;
+      }
+      if (a.rfind("--nproc=", 0) == 0 || a.rfind("--master-port=", 0) == 0) continue;
+      launch.args.push_back(a);
+    }
+    launch_local_ranks(launch);
+    std::cout << directory << "\n";
+    return 0;
+  }
   ExperimentRunner runner(std::move(config), directory);
   runner.run();
-  std::cout << directory << "\n";
+  if (!(launched_into && *launched_into) && env.rank == 0) std::cout << directory << "\n";
   return 0;
 }
 
@@ -238,7 +282,11 @@ int main_entry(int argc, char** argv) {
     std::cerr << "error: " << command << ": " << e.what() << " (see prefengine " << command << " --help)\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    // Which rank said it, when several share one terminal.
+    const char* world = std::getenv("WORLD_SIZE");
+    const char* rank = std::getenv("RANK");
+    const std::string who = world && rank && std::string(world) != "1" ? std::string("[rank ") + rank + "] " : "";
+    std::cerr << "error: " << who << e.what() << "\n";
     return 1;
   }
 }

@@ -84,6 +84,9 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   config.seed = o.get_int("seed", 0, 0);
   config.threads = o.get_int("threads", 0, 0, 1024);
   config.plugin_paths = o.get_string_list("plugin_paths", {});
+  config.distributed.backend = o.get_choice("distributed.backend", config.distributed.backend, {"auto", "gloo", "nccl"});
+  config.distributed.timeout_s = o.get_double("distributed.timeout_s", config.distributed.timeout_s, 0, 1e7, /*min_exclusive=*/true);
+  config.distributed.bucket_mb = o.get_double("distributed.bucket_mb", config.distributed.bucket_mb, 0, 1e6, /*min_exclusive=*/true);
   config.model_plugin = o.require_string("model.plugin");
   config.model = sub_options(o, "model");
   (void)config.model.get_string("plugin", "");
@@ -140,6 +143,7 @@ void StageOptions::validate() const {
 }
 
 void ExperimentConfig::validate() const {
+  distributed.validate();
   for (const auto& stage : stages) stage.validate();
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/dist/distributed_options.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine {
@@ -67,6 +68,7 @@ struct ExperimentConfig {
   std::string model_plugin;               // the model plugin's name
   PluginOptions model;                    // the model plugin's options (without `plugin`)
   std::vector<StageOptions> stages;       // run in order on one model
+  DistributedOptions distributed;         // data parallelism: backend, timeout, bucket size
   std::string source;                     // the file it was read from
   std::string resolved_yaml;              // the config after overrides, as YAML
 

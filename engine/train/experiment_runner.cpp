@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/data/token_records.h"
+#include "engine/dist/data_parallel.h"
 #include "engine/metrics/diagnostics.h"
 #include "engine/metrics/logging.h"
 #include "engine/metrics/metrics_logger.h"
@@ -201,16 +202,26 @@ void ExperimentRunner::prepare() {
 }
 
 RunResult ExperimentRunner::run() {
-  {
+  // Data parallelism: only rank 0 writes the run directory; the others print warnings and errors.
+  const DistributedEnv env = DistributedEnv::from_environment();
+  const bool writer = env.rank == 0;
+  if (!writer) spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
+  if (writer) {
     std::ofstream out(directory_ + "/config.yaml");
     out << "# resolved from " << config_.source << "\n" << config_.resolved_yaml;
   }
-  add_log_file(directory_ + "/run.log");
+  if (writer) add_log_file(directory_ + "/run.log");
   nlohmann::json status = {{"name", config_.name}, {"config", config_.source}, {"status", "running"}};
-  write_run_status(directory_, status);
-  MetricsLogger metrics(directory_);
-  metrics_ = &metrics;
+  if (env.world_size > 1) status["world_size"] = env.world_size;
+  if (writer) write_run_status(directory_, status);
+  std::unique_ptr<MetricsLogger> metrics;
+  if (writer) metrics = std::make_unique<MetricsLogger>(directory_);
+  metrics_ = metrics.get();
   try {
+    dp_ = std::make_unique<DataParallel>(create_communicator(config_.distributed, env), config_.distributed);
+    if (dp_->world_size() > 1) {
+      spdlog::info("data parallel: {} ranks over {}", dp_->world_size(), dp_->communicator().backend());
+    }
     prepare();
     spdlog::info("run directory {}", directory_);
     status["stages"] = nlohmann::json::array();
@@ -230,13 +241,18 @@ RunResult ExperimentRunner::run() {
     status["status"] = "failed";
     status["error"] = e.what();
     status["global_step"] = global_step_;
-    write_run_status(directory_, status);
+    if (writer) write_run_status(directory_, status);
     metrics_ = nullptr;
     throw;
   }
+  dp_->communicator().barrier();  // the run is complete when every rank is
+  if (dp_->world_size() > 1) {
+    spdlog::info("data parallel: {} gradient all-reduces took {:.3f} s (waiting for the slowest rank included)",
+                 dp_->all_reduce_calls(), dp_->all_reduce_seconds());
+  }
   status["status"] = "completed";
   status["global_step"] = global_step_;
-  write_run_status(directory_, status);
+  if (writer) write_run_status(directory_, status);
   metrics_ = nullptr;
   spdlog::info("done: {} steps; metrics in {}/metrics.jsonl", global_step_, directory_);
   return {directory_, global_step_};
@@ -248,6 +264,7 @@ void ExperimentRunner::run_sft(size_t index) {
   check_token_range(records, model_->vocab_size());
   const int64_t n = static_cast<int64_t>(records.size());
   const int64_t vocab = model_->vocab_size();
+  dp_->broadcast_module(*model_);  // every rank starts the stage from rank 0's weights
   // Rows: prompt + completion (completion records), prompt alone (distribution records).
   std::vector<TokenSequence> rows;
   at::Tensor targets = at::zeros({n, vocab}, at::kFloat);
@@ -266,6 +283,7 @@ void ExperimentRunner::run_sft(size_t index) {
 
   model_->train();
   FlatParameters flat(*model_);
+  dp_->check_batch_size(stage.batch_size, stage.location + ": stage '" + stage.name + "'");
   const int64_t steps = total_steps(stage, n);
   FlatOptimizer optimizer(flat, stage.optimizer, steps);
   BatchSampler sampler(n, stage.batch_size, stage.data.shuffle,
@@ -276,7 +294,7 @@ void ExperimentRunner::run_sft(size_t index) {
     flat.zero_grad();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < stage.grad_accum; ++micro) {
-      const std::vector<int64_t> rows_index = sampler.next();
+      const std::vector<int64_t> rows_index = dp_->shard(sampler.next());
       const at::Tensor batch_index = at::tensor(rows_index, at::kLong);
       const SequenceTensors batch = packed.select(rows_index);
       const at::Tensor dist = any_distribution && any_completion ? distribution_rows.index_select(0, batch_index)
@@ -307,22 +325,26 @@ void ExperimentRunner::run_sft(size_t index) {
       loss_sum += value;
       (loss / static_cast<double>(stage.grad_accum)).backward();
     }
+    dp_->average_gradients(flat.grads());
     const bool last = step == steps;
     const bool log_now = step == 1 || step % stage.log_every == 0 || last;
     const double grad_norm = optimizer.step(/*need_norm=*/log_now);
     ++global_step_;
+    dp_->maybe_inject_fault(global_step_);
     if (step == 1 || step % stage.log_every == 0 || last) {
       MetricsRow row;
       row.stage = stage.name;
       row.step = step;
       row.global_step = global_step_;
       row.set("loss", loss_sum / stage.grad_accum);
+      dp_->reduce_means(row, static_cast<double>(stage.batch_size / dp_->world_size()));
       row.set("grad_norm", grad_norm);
       row.set("lr", optimizer.current_lr());
-      metrics_->log(row);
-      progress.report(step, row, {"loss"});
+      if (metrics_) metrics_->log(row);
+      if (metrics_) progress.report(step, row, {"loss"});
     }
-    if ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || last) {
+    if (last) dp_->check_replicas(flat.values(), "stage '" + stage.name + "'");
+    if (dp_->is_writer() && ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || last)) {
       save_checkpoint(directory_ + "/checkpoints/" + stage.name, *model_, &optimizer,
                       {{"stage", stage.name}, {"step", step}, {"global_step", global_step_}});
     }
@@ -337,6 +359,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
   check_token_range(records, model_->vocab_size());
   const int64_t n = static_cast<int64_t>(records.size());
   if (req.scalar_head && !model_->has_scalar_head()) model_->add_scalar_head();
+  dp_->broadcast_module(*model_);  // rank 0's weights, before the reference copies them
 
   // Rows 0..n-1: prompt + chosen; rows n..2n-1: prompt + rejected; one packing, one width.
   std::vector<TokenSequence> rows;
@@ -352,16 +375,19 @@ void ExperimentRunner::run_pairwise(size_t index) {
     copy_weights(*model_, *reference);
     reference->eval();
     at::NoGradGuard no_grad;
-    std::vector<at::Tensor> chunks;
-    const int64_t chunk = std::max<int64_t>(stage.batch_size, 64);
-    for (int64_t start = 0; start < 2 * n; start += chunk) {
-      const int64_t end = std::min(2 * n, start + chunk);
-      std::vector<int64_t> part_index;
-      for (int64_t i = start; i < end; ++i) part_index.push_back(i);
-      const SequenceTensors part = packed.select(part_index);
-      chunks.push_back(score_sequences(*reference, part, true, false).logps);
-    }
-    ref_logps = at::cat(chunks);
+    // Each rank scores its shard of the 2n sequences; every rank gets them all back.
+    ref_logps = dp_->sharded_rows(2 * n, [&](int64_t shard_begin, int64_t shard_end) {
+      std::vector<at::Tensor> chunks;
+      const int64_t chunk = std::max<int64_t>(stage.batch_size, 64);
+      for (int64_t start = shard_begin; start < shard_end; start += chunk) {
+        const int64_t end = std::min(shard_end, start + chunk);
+        std::vector<int64_t> part_index;
+        for (int64_t i = start; i < end; ++i) part_index.push_back(i);
+        const SequenceTensors part = packed.select(part_index);
+        chunks.push_back(score_sequences(*reference, part, true, false).logps);
+      }
+      return at::cat(chunks);
+    });
     spdlog::info("stage '{}': reference log-probs cached for {} sequences", stage.name, 2 * n);
   }
 
@@ -372,6 +398,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
 
   model_->train();
   FlatParameters flat(*model_);
+  dp_->check_batch_size(stage.batch_size, stage.location + ": stage '" + stage.name + "'");
   const int64_t steps = total_steps(stage, n);
   FlatOptimizer optimizer(flat, stage.optimizer, steps);
   BatchSampler sampler(n, stage.batch_size, stage.data.shuffle,
@@ -388,7 +415,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
     std::vector<at::Tensor> grad_w, grad_l, logp_w, logp_l;
     double loss_sum = 0;
     for (int64_t micro = 0; micro < stage.grad_accum; ++micro) {
-      const std::vector<int64_t> batch_index = sampler.next();
+      const std::vector<int64_t> batch_index = dp_->shard(sampler.next());
       const int64_t b = static_cast<int64_t>(batch_index.size());
       std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
       for (int64_t i : batch_index) rows_index.push_back(i + n);
@@ -425,7 +452,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
       try {
         out = loss.pairwise(pairs);
       } catch (const std::exception& e) {
-        save_checkpoint(checkpoint_dir, *model_, &optimizer,
+        if (dp_->is_writer()) save_checkpoint(checkpoint_dir, *model_, &optimizer,
                         {{"stage", stage.name}, {"step", step - 1}, {"global_step", global_step_}, {"note", "last good state before a failure"}});
         throw std::runtime_error("stage '" + stage.name + "' step " + std::to_string(step) + ": loss plugin '" +
                                  stage.loss_plugin + "' failed: " + e.what() + " (last good checkpoint: " +
@@ -437,7 +464,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
       }
       const double value = out.loss.item<double>();
       if (!std::isfinite(value)) {
-        save_checkpoint(checkpoint_dir, *model_, &optimizer,
+        if (dp_->is_writer()) save_checkpoint(checkpoint_dir, *model_, &optimizer,
                         {{"stage", stage.name}, {"step", step - 1}, {"global_step", global_step_}, {"note", "last good state before a failure"}});
         throw std::runtime_error("stage '" + stage.name + "' step " + std::to_string(step) + ": loss plugin '" +
                                  stage.loss_plugin + "' returned a non-finite loss (" + std::to_string(value) +
@@ -467,8 +494,10 @@ void ExperimentRunner::run_pairwise(size_t index) {
         }
       }
     }
+    dp_->average_gradients(flat.grads());
     const double grad_norm = optimizer.step(/*need_norm=*/log_now);
     ++global_step_;
+    dp_->maybe_inject_fault(global_step_);
     if (log_now) {
       MetricsRow row;
       row.stage = stage.name;
@@ -482,17 +511,21 @@ void ExperimentRunner::run_pairwise(size_t index) {
       for (size_t m = 0; m < metric_names.size(); ++m) {
         row.set(metric_names[m], at::stack(metric_values[m]).mean().item<double>());
       }
+      // Everything so far is a mean over this rank's pairs: make it the mean over all ranks' pairs.
+      dp_->reduce_means(row, static_cast<double>(stage.batch_size / dp_->world_size() * stage.grad_accum));
       if (probe) probe->measure(*model_, row);
       if (!grad_w.empty()) {
-        add_gradient_diagnostics(at::cat(grad_w), at::cat(grad_l), at::cat(logp_w), at::cat(logp_l), row);
+        add_gradient_diagnostics(dp_->gather_rows(at::cat(grad_w)), dp_->gather_rows(at::cat(grad_l)),
+                                 dp_->gather_rows(at::cat(logp_w)), dp_->gather_rows(at::cat(logp_l)), row);
       }
       row.set("grad_norm", grad_norm);
       row.set("lr", optimizer.current_lr());
-      metrics_->log(row);
-      progress.report(step, row, {"loss", "probs/chosen", "probs/rejected", "probs/unseen", "logps/chosen",
+      if (metrics_) metrics_->log(row);
+      if (metrics_) progress.report(step, row, {"loss", "probs/chosen", "probs/rejected", "probs/unseen", "logps/chosen",
                                   "logps/rejected", "grad/rejected_log10"});
     }
-    if ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps) {
+    if (step == steps) dp_->check_replicas(flat.values(), "stage '" + stage.name + "'");
+    if (dp_->is_writer() && ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps)) {
       save_checkpoint(checkpoint_dir, *model_, &optimizer,
                       {{"stage", stage.name}, {"step", step}, {"global_step", global_step_}});
     }

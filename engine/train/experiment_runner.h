@@ -7,6 +7,7 @@
 
 namespace prefengine {
 
+class DataParallel;
 class Loss;
 class Model;
 class PluginLoader;
@@ -42,7 +43,8 @@ class ExperimentRunner {
   std::vector<std::shared_ptr<Loss>> losses_;  // per stage; null for sft
   int64_t global_step_ = 0;
   bool prepared_ = false;
-  class MetricsLogger* metrics_ = nullptr;
+  class MetricsLogger* metrics_ = nullptr;  // rank 0 only
+  std::unique_ptr<DataParallel> dp_;       // ranks from the environment; created by run()
 };
 
 // Creates the experiment's model and losses and throws on the first problem; writes nothing.

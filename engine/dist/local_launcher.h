@@ -1,0 +1,27 @@
+#pragma once
+// `prefengine run --nproc N`: starts N ranks of this executable on this host with the torchrun
+// variables set (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1,
+// MASTER_PORT), waits for all, and when one fails stops the others and says which rank failed and how.
+#include <string>
+#include <vector>
+
+namespace prefengine {
+
+struct LaunchOptions {
+  int nproc = 1;                  // ranks to start
+  int master_port = 0;            // the rendezvous port; 0 = pick a free one
+  std::vector<std::string> args;  // each rank's arguments after the executable's name
+  std::vector<std::pair<std::string, std::string>> env;  // extra environment for every rank
+  double grace_s = 10;            // after a failure, seconds the others get after SIGTERM before SIGKILL
+};
+
+// Returns when every rank exited with status 0. Otherwise throws std::runtime_error naming the
+// first rank that failed (exit status or signal); the others are terminated.
+void launch_local_ranks(const LaunchOptions& options);
+
+// A TCP port on 127.0.0.1 that nothing listens on right now.
+int find_free_port();
+// Throws std::runtime_error when something already listens on `port` at 127.0.0.1.
+void check_port_free(int port);
+
+}  // namespace prefengine
