@@ -8,6 +8,7 @@
 //  - work over all rows (reference log-probs) is split into shards and gathered.
 #include <cstdint>
 #include <functional>
+#include <vector>
 #include <memory>
 #include <string>
 
