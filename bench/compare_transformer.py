@@ -84,16 +84,28 @@ def engine_side(run, tmp, experiment):
         return json.load(f)["stages"][0]["steps_per_second"], rss
 
 
-def python_side(run, tmp, pairs, size):
+def python_side(run, tmp, pairs, size, same_env=False):
     name, vocab, hidden, inter, layers, heads, kv, steps = size
     out_dir = os.path.join(tmp, "python_run")
     shutil.rmtree(out_dir, ignore_errors=True)
-    _, rss, out = run([PYTHON, "bench/python/transformer_dpo.py", "--pairs", pairs, "--out", out_dir,
+    prefix = ["env", "OMP_WAIT_POLICY=passive", f"OPENBLAS_CORETYPE={engine_core()}"] if same_env else []
+    _, rss, out = run(prefix + [PYTHON, "bench/python/transformer_dpo.py", "--pairs", pairs, "--out", out_dir,
                        "--vocab", str(vocab), "--hidden", str(hidden), "--intermediate", str(inter),
                        "--layers", str(layers), "--heads", str(heads), "--kv-heads", str(kv),
                        "--steps", str(steps), "--batch", str(BATCH), "--threads", str(THREADS),
                        "--log-every", str(LOG_EVERY)])
     return json.loads(out.strip().splitlines()[-1])["steps_per_second"], rss
+
+
+def engine_core():
+    """The OpenBLAS core type engine/cli/main.cpp picks from CPUID (or the user's setting)."""
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        return os.environ["OPENBLAS_CORETYPE"]
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    if all(x in flags for x in ("avx512f", "avx512bw", "avx512dq", "avx512vl")):
+        return "SkylakeX"
+    return "Haswell" if "avx2" in flags and "fma" in flags else "Prescott"
 
 
 def matmul_peak(n=2048, repeats=5):
@@ -117,13 +129,13 @@ def report(run, repeats):
             experiment = os.path.join(tmp, f"{size[0]}.yaml")
             write_pairs(pairs, size[1])
             write_experiment(experiment, pairs, size)
-            best = {"engine": (0.0, 0.0), "python": (0.0, 0.0)}
+            best = {"engine": (0.0, 0.0), "python": (0.0, 0.0), "python_env": (0.0, 0.0)}
             for _ in range(repeats):
-                for side in ("engine", "python"):
+                for side in ("engine", "python", "python_env"):
                     if side == "engine":
                         sps, rss = engine_side(run, tmp, experiment)
                     else:
-                        sps, rss = python_side(run, tmp, pairs, size)
+                        sps, rss = python_side(run, tmp, pairs, size, same_env=side == "python_env")
                     best[side] = (max(best[side][0], sps), max(best[side][1], rss))
             results[size[0]] = best
     peak = max(peak, matmul_peak())  # before and after the tables: the better of the two
@@ -131,7 +143,8 @@ def report(run, repeats):
     print(f"transformer DPO step (batch {BATCH} pairs, prompt {PROMPT} + response {RESPONSE} tokens, Adam, "
           f"{THREADS} threads), best of {repeats}")
     print(f"{'size':<7}{'params':>8}{'non-emb':>9}{'engine steps/s':>16}{'python steps/s':>16}{'ratio':>8}"
-          f"{'engine MFU':>12}{'python MFU':>12}{'MFU+head':>10}{'RSS MiB e/p':>14}")
+          f"{'engine MFU':>12}{'python MFU':>12}{'MFU+head':>10}{'RSS MiB e/p':>14}"
+          f"{'python same env':>17}{'ratio':>8}")
     for size in SIZES:
         name, vocab, hidden, inter, layers, heads, kv, _ = size
         n = non_embedding_params(hidden, inter, layers, heads, kv)
@@ -140,11 +153,13 @@ def report(run, repeats):
         mfu = lambda sps, params: 6 * params * tokens * sps / (peak * 1e9)  # noqa: E731
         print(f"{name:<7}{total / 1e6:>7.2f}M{n / 1e6:>8.2f}M{e:>16.3f}{p:>16.3f}{e / p:>7.2f}x"
               f"{mfu(e, n):>11.1%}{mfu(p, n):>12.1%}{mfu(e, n + vocab * hidden):>10.1%}"
-              f"{e_rss:>7.0f}/{p_rss:<6.0f}")
+              f"{e_rss:>7.0f}/{p_rss:<6.0f}{results[name]['python_env'][0]:>17.3f}"
+              f"{e / results[name]['python_env'][0]:>7.2f}x")
     print(f"fp32 matmul peak (torch.mm 2048^3, {THREADS} threads, best of 5, default and SkylakeX OpenBLAS core, "
           f"before and after): {peak:.1f} GFLOP/s")
     print("engine: its defaults (OMP_WAIT_POLICY=passive, OPENBLAS_CORETYPE from CPUID, engine/cli/main.cpp); "
-          "python: Debian's defaults")
+          "python: Debian's defaults; python same env: "
+          f"OMP_WAIT_POLICY=passive OPENBLAS_CORETYPE={engine_core()}")
     print("MFU = 6 * non-embedding params * tokens/step * steps/s / peak; tokens/step = "
           f"2 * {BATCH} * {PROMPT + RESPONSE - 1}; MFU+head also counts lm_head")
     sys.stdout.flush()
