@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """prefengine against eager PyTorch in Python, the same work on the same machine in one run.
 
-    python3 bench/compare_python.py [--repeats 3]
+    /usr/bin/python3 bench/compare_python.py [--repeats 3] [--only toy|transformer]
 
 Runs the toy DPO experiment (configs/toy/dpo.yaml: SFT 1000 steps, then DPO 3000 steps, batch 16,
 Adam, one thread) with `build/bin/prefengine run` and with bench/python/toy_dpo.py (Debian's
 python3-torch: the same LibTorch underneath), alternating, and prints steps/s per stage (best of
-the repeats), their ratio, and the peak RSS of each process. Needs a built tree (scripts/setup.sh).
+the repeats), their ratio, and the peak RSS of each process. Then the same for one DPO stage on the
+Llama-style transformer at two sizes (bench/python/transformer_dpo.py is the Python side), the
+machine's fp32 matmul peak (torch.mm, the same OpenBLAS as LibTorch, at the same thread count) and
+the MFU of the transformer step. Needs a built tree (scripts/setup.sh).
 """
 import argparse
 import json
@@ -52,10 +55,7 @@ def python_toy(tmp):
     return stages, wall, rss
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=3)
-    args = ap.parse_args()
+def toy_table(args):
     best = {"engine": {}, "python": {}}
     rss = {"engine": 0.0, "python": 0.0}
     wall = {"engine": 1e9, "python": 1e9}
@@ -75,6 +75,21 @@ def main():
     print(f"{'process':<8}{'wall s (incl. start)':>20}{'peak RSS MiB':>18}")
     for name in ("engine", "python"):
         print(f"{name:<8}{wall[name]:>20.2f}{rss[name]:>18.1f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", choices=("toy", "transformer"))
+    args = ap.parse_args()
+    if args.only != "transformer":
+        toy_table(args)
+    if args.only != "toy":
+        if args.only is None:
+            print()
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import compare_transformer  # noqa: E402  (a sibling: the transformer tables, peak and MFU)
+        compare_transformer.report(run, args.repeats)
 
 
 if __name__ == "__main__":
