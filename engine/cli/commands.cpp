@@ -7,12 +7,15 @@
 #include <string>
 #include <vector>
 
+#include <boost/filesystem.hpp>
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
 
 #include "engine/config/experiment_config.h"
 #include "engine/metrics/logging.h"
 #include "engine/plugins/plugin_loader.h"
+#include "engine/sweep/sweep_plan.h"
+#include "engine/sweep/sweep_runner.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/run_directory.h"
 
@@ -68,13 +71,25 @@ int run_command(const std::vector<std::string>& args) {
   add_experiment_options(options);
   options.add_options()("output,o", po::value<std::string>(),
                         "the run directory (default: a fresh runs/<name>-<time>)")(
-      "overwrite", po::bool_switch(), "replace an existing --output directory");
+      "overwrite", po::bool_switch(), "replace an existing --output directory")(
+      "jobs,j", po::value<int64_t>()->default_value(0),
+      "sweeps: child runs at once (0 = the number of cores)");
   po::positional_options_description positional;
   positional.add("experiment", 1);
   Parsed p = parse("run", options, positional, args, "EXP.yaml [--set key=value ...] [--output DIR]");
   if (p.help) return 0;
   const auto overrides = p.vars.count("set") ? p.vars["set"].as<std::vector<std::string>>()
                                              : std::vector<std::string>{};
+  if (is_sweep_file(p.vars["experiment"].as<std::string>())) {  // sweep: / seeds: (engine/sweep)
+    SweepOptions sweep;
+    if (p.vars.count("output")) sweep.directory = p.vars["output"].as<std::string>();
+    sweep.overwrite = p.vars["overwrite"].as<bool>();
+    sweep.jobs = p.vars["jobs"].as<int64_t>();
+    sweep.executable = boost::filesystem::read_symlink("/proc/self/exe").string();
+    const SweepResult result = run_sweep(plan_sweep(p.vars["experiment"].as<std::string>(), overrides), sweep);
+    std::cout << result.directory << "\n";
+    return result.failed == 0 ? 0 : 1;
+  }
   ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
   validate_experiment(config);
   RunDirectoryOptions dir_options;
