@@ -96,12 +96,15 @@ TEST(StudyClaimsTest, DpoGradientRatioEqualsTheProbabilityRatioPerPair) {
   const StudyRun run = run_config("configs/toy/scenario1.yaml", "pref", {"stages.pref.steps=600"}, "corollary1");
   ExperimentConfig config = load_experiment(testing::source_path("configs/toy/scenario1.yaml"));
   PluginLoader loader;
-  PluginOptions model_options;
-  for (const auto& [key, entry] : config.model.entries()) model_options.set(key, entry);
-  auto policy = loader.create_model("toy_mlp", model_options);
-  PluginOptions reference_options;
-  for (const auto& [key, entry] : config.model.entries()) reference_options.set(key, entry);
-  auto reference = loader.create_model("toy_mlp", reference_options);
+  auto make_model = [&] {
+    PluginOptions options;
+    for (const auto& [key, entry] : config.model.entries()) {
+      if (key != "plugin") options.set(key, entry);
+    }
+    return loader.create_model(config.model_plugin, options);
+  };
+  auto policy = make_model();
+  auto reference = make_model();
   load_model_weights(run.dir + "/checkpoints/pref", *policy);
   load_model_weights(run.dir + "/checkpoints/sft", *reference);
   PluginOptions loss_options;
