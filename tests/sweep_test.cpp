@@ -150,5 +150,15 @@ TEST(SweepTest, OneCommandRunsEveryPointAndSeedInParallel) {
   EXPECT_NE(rows0.back()["loss"].get<double>(), rows1.back()["loss"].get<double>());
 }
 
+TEST(SweepTest, ABadPluginOptionInAnyPointFailsBeforeAnythingRuns) {
+  const std::string path = write_experiment("sweep: {stages.pref.loss.beta: [0.1, -1]}\nseeds: [0, 1]\n", "cli-bad");
+  const std::string out = testing::make_temp_dir("cli-bad-out") + "/sweep";
+  const std::string cmd = std::string(PREFENGINE_CLI) + " run " + path + " --output " + out + " > " + out +
+                          ".stdout 2>&1";
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  EXPECT_NE(testing::read_file(out + ".stdout").find("beta=-1"), std::string::npos) << testing::read_file(out + ".stdout");
+  EXPECT_FALSE(boost::filesystem::exists(out));
+}
+
 }  // namespace
 }  // namespace prefengine

@@ -16,6 +16,8 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/sweep/sweep_summary.h"
+#include "engine/config/experiment_config.h"
+#include "engine/train/experiment_runner.h"
 #include "engine/train/run_directory.h"
 
 namespace prefengine {
@@ -51,6 +53,14 @@ pid_t spawn(const std::string& executable, const std::vector<std::string>& args,
 SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
   const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
   const int64_t jobs = options.jobs > 0 ? options.jobs : cores;
+  // Plugins, options and data of every point, before anything runs or is written (seeds do not
+  // change what validation checks).
+  std::string last_point;
+  for (const auto& run : plan.runs) {
+    if (run.point == last_point) continue;
+    last_point = run.point;
+    validate_experiment(parse_experiment(run.config_yaml, plan.source + " [" + run.point + "]"));
+  }
   RunDirectoryOptions dir_options;
   dir_options.output = options.directory;
   dir_options.overwrite = options.overwrite;

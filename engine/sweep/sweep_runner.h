@@ -24,7 +24,7 @@ struct SweepResult {
   int64_t failed = 0;
 };
 
-// Runs every child and writes the summary (also when some children failed: they are counted
+// Validates every point (plugins, options, data) first, then runs every child and writes the summary (also when some children failed: they are counted
 // and named in the log).
 SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options);
 
