@@ -48,7 +48,10 @@ TEST(SweepTest, GridTimesSeedsInFileOrder) {
   EXPECT_EQ(plan.runs[1].name, "beta=0.1_path=sft_scenario1-seed1");
   const ExperimentConfig child = parse_experiment(plan.runs[7].config_yaml, "child");
   EXPECT_EQ(child.seed, 1);
-  EXPECT_EQ(child.sweep_point, "beta=0.5,path=sft_scenario2");
+  EXPECT_EQ(child.sweep_point,
+            "stages.pref.loss.beta=0.5, stages.sft.data.path=configs/toy/data/sft_scenario2.jsonl");
+  EXPECT_NE(plan.runs[7].config_yaml.find("sweep_point:\n  stages.pref.loss.beta: 0.5"), std::string::npos)
+      << plan.runs[7].config_yaml;
   EXPECT_EQ(child.stages[0].data.path, "configs/toy/data/sft_scenario2.jsonl");
   EXPECT_EQ(child.stages[1].loss.entries().at("beta").scalar, "0.5");
   EXPECT_EQ(plan.runs[7].config_yaml.find("seeds"), std::string::npos);

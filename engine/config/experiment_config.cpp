@@ -109,7 +109,19 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   config.seed = o.get_int("seed", 0, 0);
   config.threads = o.get_int("threads", 0, 0, 1024);
   config.plugin_paths = o.get_string_list("plugin_paths", {});
-  config.sweep_point = o.get_string("sweep_point", "");
+  // sweep_point: {axis path: value, ...}, written by `prefengine run` into a sweep's child configs
+  for (const auto& [key, entry] : o.entries()) {
+    const std::string head = "sweep_point.";
+    if (key.compare(0, head.size(), head) != 0) continue;
+    std::string text = entry.is_list ? "[list]" : entry.scalar;
+    if (entry.is_list) {
+      text = "[";
+      for (size_t i = 0; i < entry.list.size(); ++i) text += (i ? ", " : "") + entry.list[i];
+      text += "]";
+    }
+    config.sweep_point += (config.sweep_point.empty() ? "" : ", ") + key.substr(head.size()) + "=" + text;
+  }
+  mark_read(o, "sweep_point");
   // `sweep` and `seeds` are expanded by `prefengine run` (engine/sweep); here the file is read
   // as its base point, so `validate` checks it.
   mark_read(o, "sweep");

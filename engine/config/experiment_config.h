@@ -91,7 +91,8 @@ struct ExperimentConfig {
   std::vector<StageOptions> stages;       // run in order on one model
   std::string source;                     // the file it was read from
   std::string resolved_yaml;              // the config after overrides, as YAML
-  std::string sweep_point;                // set by `prefengine run` on a sweep's child runs; "" otherwise
+  std::string sweep_point;                // a sweep child's point, "path=value, ..." (from the
+                                          // `sweep_point` map `prefengine run` writes); "" otherwise
 
   void validate() const;
 };

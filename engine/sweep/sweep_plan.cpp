@@ -114,12 +114,14 @@ SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& ov
   while (true) {
     std::string point;
     std::vector<std::string> assignments;
+    YAML::Node point_map(YAML::NodeType::Map);
     for (size_t a = 0; a < plan.axes.size(); ++a) {
       const std::string& axis = plan.axes[a];
       const YAML::Node& v = values[a][cursor[a]];
       const std::string leaf = axis.substr(axis.find_last_of('.') == std::string::npos ? 0 : axis.find_last_of('.') + 1);
       point += (point.empty() ? "" : ",") + leaf + "=" + value_label(v);
       assignments.push_back(axis + "=" + flow(v));
+      point_map[axis] = YAML::Clone(v);
     }
     if (point.empty()) point = "base";
     plan.points.push_back(point);
@@ -129,7 +131,7 @@ SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& ov
       child.remove("seeds");
       for (const auto& assignment : assignments) apply_override(child, assignment);
       child["seed"] = seed;
-      child["sweep_point"] = point;
+      child["sweep_point"] = YAML::Clone(point_map);
       SweepRun run;
       run.point = point;
       run.seed = seed;

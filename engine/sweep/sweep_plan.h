@@ -16,7 +16,8 @@ struct SweepRun {
   std::string point;        // the grid point, e.g. "beta_rejected=0.05" ("base" without axes)
   int64_t seed = 0;
   std::string name;         // file-system name: point + "-seed" + seed, sanitised
-  std::string config_yaml;  // the child's experiment: overrides applied, sweep/seeds removed
+  std::string config_yaml;  // the child's experiment: overrides applied, sweep/seeds removed,
+                            // `seed` set and `sweep_point: {axis path: value, ...}` added
 };
 
 struct SweepPlan {
