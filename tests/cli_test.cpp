@@ -100,3 +100,36 @@ TEST(CliTest, RunWritesTheRunDirectory) {
 
 }  // namespace
 }  // namespace prefengine
+
+namespace prefengine {
+namespace {
+
+TEST(CliTest, GradeWritesScoresAndSummary) {
+  const std::string dir = testing::make_temp_dir("cli-grade");
+  const std::string input = testing::write_file(dir + "/in.jsonl",
+      "{\"prompt\": \"1+1?\", \"response\": \"1 + 1 = 2. The answer is \\\\boxed{2}.\", \"reference\": \"2\"}\n"
+      "{\"prompt\": \"2+2?\", \"response\": \"The answer is 5\", \"reference\": \"4\"}\n"
+      "this line is not json\n");
+  Result r = run("grade --grader math --input " + input + " --output " + dir + "/out.jsonl");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::vector<nlohmann::json> rows;
+  std::ifstream in(dir + "/out.jsonl");
+  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_GE(rows[0]["score"].get<double>(), 4.0);  // correct answer
+  EXPECT_LE(rows[1]["score"].get<double>(), 3.0);  // wrong answer
+  EXPECT_TRUE(rows[2].contains("error"));          // the bad line is reported, the run goes on
+  EXPECT_NE(r.output.find("4&5"), std::string::npos) << r.output;
+}
+
+TEST(CliTest, GradeWithUnknownGraderOrOptionIsAnError) {
+  Result r = run("grade --grader mathh --input /dev/null");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("unknown grader plugin 'mathh' (did you mean 'math'?"), std::string::npos) << r.output;
+  Result o = run("grade --grader math --input /dev/null --option tolerence=1");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.output.find("did you mean 'tolerance'"), std::string::npos) << o.output;
+}
+
+}  // namespace
+}  // namespace prefengine

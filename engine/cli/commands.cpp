@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -12,12 +13,16 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/config/experiment_config.h"
+#include "engine/grading/grade_file.h"
 #include "engine/metrics/logging.h"
 #include "engine/plugins/plugin_loader.h"
+#include "engine/report/html_report.h"
+#include "engine/report/run_summary.h"
 #include "engine/sweep/sweep_plan.h"
 #include "engine/sweep/sweep_runner.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/run_directory.h"
+#include "prefengine/grader.h"
 
 namespace prefengine::cli {
 namespace {
@@ -31,6 +36,8 @@ const char* kUsage =
     "  run EXP.yaml        run an experiment's stages and write a run directory\n"
     "  validate EXP.yaml   check an experiment file, its plugins and data without training\n"
     "  plugins             list the plugins found (name, kind, ABI version, file)\n"
+    "  report RUN_DIR...   write report.html (SVG charts) and summary.md/csv for runs\n"
+    "  grade               score responses with a grader plugin (math, poem, slogan)\n"
     "\n"
     "'prefengine <command> --help' describes a command's options.\n";
 
@@ -143,6 +150,75 @@ int plugins_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+int report_command(const std::vector<std::string>& args) {
+  po::options_description options("report");
+  options.add_options()("runs", po::value<std::vector<std::string>>()->required(), "run directories")(
+      "output,o", po::value<std::string>()->default_value("report.html"),
+      "the HTML file; summary.md and summary.csv go beside it")(
+      "stage", po::value<std::string>()->default_value(""), "the stage to summarise (default: the last)")(
+      "all-stages", po::bool_switch(), "plot every stage against the global step");
+  po::positional_options_description positional;
+  positional.add("runs", -1);
+  Parsed p = parse("report", options, positional, args, "RUN_DIR... [--output FILE] [--stage NAME]");
+  if (p.help) return 0;
+  const auto dirs = p.vars["runs"].as<std::vector<std::string>>();
+  const std::string output = p.vars["output"].as<std::string>();
+  ReportOptions report;
+  report.stage = p.vars["stage"].as<std::string>();
+  report.all_stages = p.vars["all-stages"].as<bool>();
+  write_html_report(dirs, output, report);
+  SummaryOptions summary;
+  summary.stage = report.stage;
+  std::string parent = boost::filesystem::path(output).parent_path().string();
+  write_summary(dirs, parent.empty() ? "." : parent, summary);
+  std::cout << "wrote " << output << " and the summary beside it\n";
+  return 0;
+}
+
+int grade_command(const std::vector<std::string>& args) {
+  po::options_description options("grade");
+  options.add_options()("grader,g", po::value<std::string>()->required(), "the grader plugin: math, poem, slogan, ...")(
+      "input,i", po::value<std::string>()->required(), "JSONL records with prompt, response and optional reference")(
+      "output,o", po::value<std::string>(), "JSONL: each record with score, scores and reason (or error)")(
+      "option", po::value<std::vector<std::string>>()->composing(),
+      "a grader option key=value (e.g. tolerance=1e-6); repeatable")(
+      "plugin-path", po::value<std::vector<std::string>>()->composing(), "an extra plugin directory; repeatable");
+  po::positional_options_description positional;
+  Parsed p = parse("grade", options, positional, args, "--grader NAME --input FILE.jsonl [--output FILE.jsonl]");
+  if (p.help) return 0;
+  std::vector<std::string> dirs;
+  if (p.vars.count("plugin-path")) dirs = p.vars["plugin-path"].as<std::vector<std::string>>();
+  PluginLoader loader(dirs);
+  PluginOptions grader_options("--option");
+  if (p.vars.count("option")) {
+    for (const auto& kv : p.vars["option"].as<std::vector<std::string>>()) {
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        throw std::invalid_argument("--option " + kv + ": expected key=value");
+      }
+      OptionEntry entry;
+      const std::string value = kv.substr(eq + 1);
+      if (value.size() >= 2 && value.front() == '[' && value.back() == ']') {
+        entry.is_list = true;
+        std::stringstream items(value.substr(1, value.size() - 2));
+        for (std::string item; std::getline(items, item, ',');) {
+          if (!item.empty()) entry.list.push_back(item);
+        }
+      } else {
+        entry.scalar = value;
+      }
+      entry.location = "--option";
+      grader_options.set(kv.substr(0, eq), entry);
+    }
+  }
+  auto grader = loader.create_grader(p.vars["grader"].as<std::string>(), grader_options);
+  std::optional<std::string> output;
+  if (p.vars.count("output")) output = p.vars["output"].as<std::string>();
+  const GradeSummary summary = grade_file(*grader, p.vars["input"].as<std::string>(), output);
+  std::cout << format_grade_summary(summary);
+  return 0;
+}
+
 }  // namespace
 
 int main_entry(int argc, char** argv) {
@@ -162,7 +238,7 @@ int main_entry(int argc, char** argv) {
   }
   args.erase(args.begin());
   const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
-      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}};
+      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}, {"report", report_command}, {"grade", grade_command}};
   auto it = commands.find(command);
   try {
     if (it == commands.end()) {

@@ -66,6 +66,7 @@ MetricsLogger::MetricsLogger(const std::string& directory, bool append)
 }
 
 void MetricsLogger::log(const MetricsRow& row) {
+  const size_t columns_before = columns_.size();
   nlohmann::ordered_json json;
   json["stage"] = row.stage;
   json["step"] = row.step;
@@ -82,7 +83,22 @@ void MetricsLogger::log(const MetricsRow& row) {
     if (!out) throw std::runtime_error(jsonl_path_ + ": cannot write the metrics file");
   }
   rows_.push_back(row);
-  write_csv();
+  if (columns_.size() != columns_before || rows_.size() == 1) {
+    write_csv();  // a new column: rewrite under the new header
+  } else {
+    std::ofstream out(csv_path_, std::ios::app);
+    out << csv_line(row) << "\n";
+    if (!out) throw std::runtime_error(csv_path_ + ": cannot write the metrics file");
+  }
+}
+
+std::string MetricsLogger::csv_line(const MetricsRow& row) const {
+  std::string line = row.stage + "," + std::to_string(row.step) + "," + std::to_string(row.global_step);
+  for (const auto& c : columns_) {
+    line += ",";
+    if (const double* v = row.find(c)) line += csv_number(*v);
+  }
+  return line;
 }
 
 void MetricsLogger::write_csv() const {
@@ -92,14 +108,7 @@ void MetricsLogger::write_csv() const {
     out << "stage,step,global_step";
     for (const auto& c : columns_) out << "," << c;
     out << "\n";
-    for (const auto& row : rows_) {
-      out << row.stage << "," << row.step << "," << row.global_step;
-      for (const auto& c : columns_) {
-        out << ",";
-        if (const double* v = row.find(c)) out << csv_number(*v);
-      }
-      out << "\n";
-    }
+    for (const auto& row : rows_) out << csv_line(row) << "\n";
     if (!out) throw std::runtime_error(tmp + ": cannot write the metrics file");
   }
   if (std::rename(tmp.c_str(), csv_path_.c_str()) != 0) {

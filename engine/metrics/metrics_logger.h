@@ -1,6 +1,6 @@
 #pragma once
 // metrics.jsonl (one object per logged step, appended and flushed at once) and metrics.csv (the
-// same rows under the union of all columns, rewritten atomically), in the run directory.
+// same rows under the union of all columns: appended, rewritten atomically when a column appears), in the run directory.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -28,6 +28,7 @@ class MetricsLogger {
 
  private:
   void write_csv() const;
+  std::string csv_line(const MetricsRow& row) const;
 
   std::string jsonl_path_;
   std::string csv_path_;

@@ -39,14 +39,14 @@ class BatchSampler {
       : n_(n), batch_size_(batch_size), shuffle_(shuffle), rng_(seed) {
     next_epoch();
   }
-  at::Tensor next() {
+  std::vector<int64_t> next() {
     std::vector<int64_t> batch;
     batch.reserve(batch_size_);
     while (static_cast<int64_t>(batch.size()) < batch_size_) {
       if (cursor_ == n_) next_epoch();
       batch.push_back(order_[cursor_++]);
     }
-    return at::tensor(batch, at::kLong);
+    return batch;
   }
 
  private:
@@ -149,13 +149,11 @@ std::shared_ptr<Loss> create_loss(const PluginLoader& loader, const StageOptions
   }
 }
 
-std::string describe_sources(const std::vector<PairRecord>& records, const at::Tensor& index) {
+std::string describe_sources(const std::vector<PairRecord>& records, const std::vector<int64_t>& index) {
   std::string out;
-  const int64_t n = std::min<int64_t>(index.numel(), 3);
-  for (int64_t i = 0; i < n; ++i) {
-    out += (out.empty() ? "" : ", ") + records[index[i].item<int64_t>()].source;
-  }
-  if (index.numel() > n) out += ", ...";
+  const size_t n = std::min<size_t>(index.size(), 3);
+  for (size_t i = 0; i < n; ++i) out += (out.empty() ? "" : ", ") + records[index[i]].source;
+  if (index.size() > n) out += ", ...";
   return out;
 }
 
@@ -205,7 +203,7 @@ void ExperimentRunner::prepare() {
   prepared_ = true;
 }
 
-RunSummary ExperimentRunner::run() {
+RunResult ExperimentRunner::run() {
   {
     std::ofstream out(directory_ + "/config.yaml");
     out << "# resolved from " << config_.source << "\n" << config_.resolved_yaml;
@@ -218,10 +216,19 @@ RunSummary ExperimentRunner::run() {
   try {
     prepare();
     spdlog::info("run directory {}", directory_);
+    status["stages"] = nlohmann::json::array();
     for (size_t i = 0; i < config_.stages.size(); ++i) {
+      const auto start = Clock::now();
+      const int64_t steps_before = global_step_;
       if (config_.stages[i].kind == StageKind::kSft) run_sft(i);
       else if (config_.stages[i].kind == StageKind::kPpo) run_ppo(i);
       else run_pairwise(i);
+      const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      status["stages"].push_back({{"name", config_.stages[i].name},
+                                  {"steps", global_step_ - steps_before},
+                                  {"seconds", seconds},
+                                  {"steps_per_second", (global_step_ - steps_before) / std::max(seconds, 1e-9)}});
+      write_run_status(directory_, status);
     }
   } catch (const std::exception& e) {
     status["status"] = "failed";
@@ -258,6 +265,8 @@ void ExperimentRunner::run_sft(size_t index) {
   }
   const SequenceTensors packed = pack_sequences(rows);
   const at::Tensor distribution_rows = at::tensor(is_distribution, at::kLong).to(at::kBool);
+  const bool any_distribution = std::count(is_distribution.begin(), is_distribution.end(), 1) > 0;
+  const bool any_completion = std::count(is_distribution.begin(), is_distribution.end(), 0) > 0;
 
   model_->train();
   FlatParameters flat(*model_);
@@ -271,21 +280,28 @@ void ExperimentRunner::run_sft(size_t index) {
     flat.zero_grad();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < stage.grad_accum; ++micro) {
-      const at::Tensor batch_index = sampler.next();
-      const SequenceTensors batch = packed.select(batch_index).trimmed();
-      const at::Tensor dist = distribution_rows.index_select(0, batch_index);
+      const std::vector<int64_t> rows_index = sampler.next();
+      const at::Tensor batch_index = at::tensor(rows_index, at::kLong);
+      const SequenceTensors batch = packed.select(rows_index);
+      const at::Tensor dist = any_distribution && any_completion ? distribution_rows.index_select(0, batch_index)
+                                                                 : at::Tensor();
       ModelInput input;
       input.input_ids = batch.input_ids;
       input.attention_mask = batch.attention_mask;
       const at::Tensor logits = model_->forward(input).logits.to(at::kFloat);
-      // Distribution rows: cross-entropy to the target distribution of the token after the prompt.
-      at::Tensor last = (batch.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
-      at::Tensor log_probs = logits.gather(1, last).squeeze(1).log_softmax(-1);
-      at::Tensor ce = -(targets.index_select(0, batch_index) * log_probs).sum(1);
-      // Completion rows: mean token negative log-likelihood of the completion.
-      at::Tensor token_logps = gather_token_logps(logits, batch.input_ids) * batch.response_mask;
-      at::Tensor nll = -token_logps.sum(1) / batch.lengths.clamp_min(1);
-      at::Tensor per_row = at::where(dist, ce, nll);
+      at::Tensor per_row;
+      if (any_distribution) {
+        // Cross-entropy to the target distribution of the token after the prompt.
+        at::Tensor last = (batch.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
+        at::Tensor log_probs = logits.gather(1, last).squeeze(1).log_softmax(-1);
+        per_row = -(targets.index_select(0, batch_index) * log_probs).sum(1);
+      }
+      if (any_completion) {
+        // Mean token negative log-likelihood of the completion.
+        at::Tensor token_logps = gather_token_logps(logits, batch.input_ids) * batch.response_mask;
+        at::Tensor nll = -token_logps.sum(1) / batch.lengths.clamp_min(1);
+        per_row = per_row.defined() ? at::where(dist, per_row, nll) : nll;
+      }
       at::Tensor loss = per_row.mean();
       const double value = loss.item<double>();
       if (!std::isfinite(value)) {
@@ -295,9 +311,10 @@ void ExperimentRunner::run_sft(size_t index) {
       loss_sum += value;
       (loss / static_cast<double>(stage.grad_accum)).backward();
     }
-    const double grad_norm = optimizer.step();
-    ++global_step_;
     const bool last = step == steps;
+    const bool log_now = step == 1 || step % stage.log_every == 0 || last;
+    const double grad_norm = optimizer.step(/*need_norm=*/log_now);
+    ++global_step_;
     if (step == 1 || step % stage.log_every == 0 || last) {
       MetricsRow row;
       row.stage = stage.name;
@@ -343,7 +360,9 @@ void ExperimentRunner::run_pairwise(size_t index) {
     const int64_t chunk = std::max<int64_t>(stage.batch_size, 64);
     for (int64_t start = 0; start < 2 * n; start += chunk) {
       const int64_t end = std::min(2 * n, start + chunk);
-      const SequenceTensors part = packed.select(at::arange(start, end, at::kLong)).trimmed();
+      std::vector<int64_t> part_index;
+      for (int64_t i = start; i < end; ++i) part_index.push_back(i);
+      const SequenceTensors part = packed.select(part_index);
       chunks.push_back(score_sequences(*reference, part, true, false).logps);
     }
     ref_logps = at::cat(chunks);
@@ -377,10 +396,12 @@ void ExperimentRunner::run_pairwise(size_t index) {
     std::vector<at::Tensor> grad_w, grad_l, logp_w, logp_l;
     double loss_sum = 0;
     for (int64_t micro = 0; micro < stage.grad_accum; ++micro) {
-      const at::Tensor batch_index = sampler.next();
-      const int64_t b = batch_index.numel();
-      const SequenceTensors batch = packed.select(at::cat({batch_index, batch_index + n})).trimmed();
-      SequenceScores scores = score_sequences(*model_, batch, req.policy_logps, req.scalar_head);
+      const std::vector<int64_t> batch_index = sampler.next();
+      const int64_t b = static_cast<int64_t>(batch_index.size());
+      std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
+      for (int64_t i : batch_index) rows_index.push_back(i + n);
+      const SequenceTensors batch = packed.select(rows_index);
+      SequenceScores scores = score_sequences(*model_, batch, req.policy_logps, req.scalar_head, req.token_logps);
       PairwiseBatch pairs;
       pairs.chosen_lengths = batch.lengths.slice(0, 0, b);
       pairs.rejected_lengths = batch.lengths.slice(0, b);
@@ -388,7 +409,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
       if (req.policy_logps) {
         // A leaf-like handle on the log-probs, so autograd reports dL/dlogp for the diagnostics.
         logps_all = scores.logps;
-        if (logps_all.requires_grad()) logps_all.retain_grad();
+        if (log_now && logps_all.requires_grad()) logps_all.retain_grad();
         pairs.chosen_logps = logps_all.slice(0, 0, b);
         pairs.rejected_logps = logps_all.slice(0, b);
         if (req.token_logps) {
@@ -399,9 +420,11 @@ void ExperimentRunner::run_pairwise(size_t index) {
         }
       }
       if (req.reference_logps) {
-        pairs.ref_chosen_logps = ref_logps.index_select(0, batch_index);
-        pairs.ref_rejected_logps = ref_logps.index_select(0, batch_index + n);
+        const at::Tensor ref = ref_logps.index_select(0, at::tensor(rows_index, at::kLong));
+        pairs.ref_chosen_logps = ref.slice(0, 0, b);
+        pairs.ref_rejected_logps = ref.slice(0, b);
       }
+      pairs.want_metrics = log_now;
       if (req.scalar_head) {
         pairs.chosen_rewards = scores.scalar.slice(0, 0, b);
         pairs.rejected_rewards = scores.scalar.slice(0, b);
@@ -430,7 +453,8 @@ void ExperimentRunner::run_pairwise(size_t index) {
                                  "; the last good checkpoint is " + checkpoint_dir);
       }
       loss_sum += value;
-      (out.loss / static_cast<double>(stage.grad_accum)).backward();
+      if (stage.grad_accum == 1) out.loss.backward();
+      else (out.loss / static_cast<double>(stage.grad_accum)).backward();
       if (log_now) {
         if (logps_all.defined() && logps_all.grad().defined()) {
           // per-pair dL_i/dlogp: the loss is a mean over b pairs and grad_accum micro-batches
@@ -451,7 +475,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
         }
       }
     }
-    const double grad_norm = optimizer.step();
+    const double grad_norm = optimizer.step(/*need_norm=*/log_now);
     ++global_step_;
     if (log_now) {
       MetricsRow row;

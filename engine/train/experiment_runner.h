@@ -11,7 +11,7 @@ class Loss;
 class Model;
 class PluginLoader;
 
-struct RunSummary {
+struct RunResult {
   std::string directory;    // the run directory
   int64_t global_steps = 0; // optimizer steps over all stages
 };
@@ -26,7 +26,7 @@ class ExperimentRunner {
   void prepare();
   // Trains. On failure writes run.json with the error, keeps the metrics and the last good
   // checkpoint, and rethrows.
-  RunSummary run();
+  RunResult run();
 
   Model& model() { return *model_; }
 

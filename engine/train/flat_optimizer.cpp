@@ -1,6 +1,7 @@
 #include "engine/train/flat_optimizer.h"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include <torch/nn/module.h>
@@ -56,11 +57,12 @@ double FlatOptimizer::current_lr() const {
   return base * 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
 }
 
-double FlatOptimizer::step() {
+double FlatOptimizer::step(bool need_norm) {
   at::NoGradGuard no_grad;
   at::Tensor& p = parameters_.values();
   at::Tensor& g = parameters_.grads();
-  const double norm = g.norm().item<double>();
+  const double norm = need_norm || options_.grad_clip > 0 ? g.norm().item<double>()
+                                                          : std::numeric_limits<double>::quiet_NaN();
   if (options_.grad_clip > 0 && norm > options_.grad_clip) g.mul_(options_.grad_clip / (norm + 1e-12));
   const double lr = current_lr();
   ++step_;

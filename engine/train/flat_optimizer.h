@@ -37,8 +37,8 @@ class FlatOptimizer {
   FlatOptimizer(FlatParameters& parameters, const OptimizerOptions& options, int64_t total_steps);
 
   // Clips (when asked), applies the update for this step and returns the gradient norm before
-  // clipping.
-  double step();
+  // clipping; without clipping the norm is computed only when `need_norm` (NaN otherwise).
+  double step(bool need_norm = true);
   double current_lr() const;
   int64_t steps_taken() const { return step_; }
 

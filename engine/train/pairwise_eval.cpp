@@ -18,8 +18,10 @@ SequenceScores score_all(Model& model, const SequenceTensors& packed, bool logps
   const int64_t rows = packed.rows();
   for (int64_t start = 0; start < rows; start += kChunk) {
     const int64_t end = std::min(rows, start + kChunk);
-    const SequenceTensors part = packed.select(at::arange(start, end, at::kLong)).trimmed();
-    SequenceScores s = score_sequences(model, part, logps, scalar);
+    std::vector<int64_t> index;
+    for (int64_t i = start; i < end; ++i) index.push_back(i);
+    const SequenceTensors part = packed.select(index);
+    SequenceScores s = score_sequences(model, part, logps, scalar, /*want_token_logps=*/logps);
     if (logps) {
       lp.push_back(s.logps);
       // pad the per-token log-probs back to the full width, so chunks concatenate

@@ -199,7 +199,7 @@ void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, Loss
     const bool log_now = step == 1 || step % stage.log_every == 0 || step == steps;
     const at::Tensor prompt_index = sampler.next();
     const SequenceTensors rows = sample_responses(*model, prompts, prompt_index, opt.max_new_tokens, opt.eos_id,
-                                                  opt.temperature).trimmed();
+                                                  opt.temperature);
     RolloutBatch batch;
     {
       at::NoGradGuard no_grad;
@@ -224,13 +224,18 @@ void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, Loss
       std::shuffle(order.begin(), order.end(), sampler.rng());
       for (int64_t m = 0; m < minibatches; ++m) {
         const int64_t lo = m * minibatch, hi = std::min(b, lo + minibatch);
-        const at::Tensor sel = at::tensor(std::vector<int64_t>(order.begin() + lo, order.begin() + hi), at::kLong);
-        const SequenceTensors sub = rows.select(sel);
+        const std::vector<int64_t> picked(order.begin() + lo, order.begin() + hi);
+        const at::Tensor sel = at::tensor(picked, at::kLong);
+        // select() drops columns that are padding in every picked row; the rollout tensors keep
+        // the batch's width, so pad the minibatch's scores back to it
+        const SequenceTensors sub = rows.select(picked);
+        const int64_t width = rows.input_ids.size(1);
         flat.zero_grad();
         const TokenScores now = score_tokens(*model, sub, true, opt.temperature);
+        const int64_t pad = width - sub.input_ids.size(1);
         RolloutBatch mb;
-        mb.logps = now.logps;
-        mb.values = now.values;
+        mb.logps = pad > 0 ? at::constant_pad_nd(now.logps, {0, pad}) : now.logps;
+        mb.values = pad > 0 ? at::constant_pad_nd(now.values, {0, pad}) : now.values;
         mb.old_logps = batch.old_logps.index_select(0, sel);
         mb.ref_logps = batch.ref_logps.index_select(0, sel);
         mb.old_values = batch.old_values.index_select(0, sel);
@@ -238,7 +243,7 @@ void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, Loss
         mb.rewards = batch.rewards.defined() ? batch.rewards.index_select(0, sel) : at::Tensor();
         mb.advantages = batch.advantages.index_select(0, sel);
         mb.returns = batch.returns.index_select(0, sel);
-        mb.mask = sub.response_mask;
+        mb.mask = batch.mask.index_select(0, sel);
         LossOutput out = loss.rollout(mb);
         if (!out.loss.defined() || out.loss.numel() != 1) {
           throw std::runtime_error(stage_prefix(stage) + "step " + std::to_string(step) + ": loss plugin '" +

@@ -7,27 +7,27 @@
 
 namespace prefengine {
 
-SequenceTensors SequenceTensors::select(const at::Tensor& index) const {
+SequenceTensors SequenceTensors::select(const std::vector<int64_t>& index) const {
+  int64_t used = 1;
+  std::vector<int64_t> lengths;
+  lengths.reserve(index.size());
+  for (int64_t i : index) {
+    lengths.push_back(row_lengths[i]);
+    used = std::max(used, row_lengths[i]);
+  }
+  const at::Tensor rows = at::tensor(index, at::kLong);
   SequenceTensors out;
-  out.input_ids = input_ids.index_select(0, index);
-  out.attention_mask = attention_mask.index_select(0, index);
-  out.response_mask = response_mask.index_select(0, index);
-  out.lengths = lengths.index_select(0, index);
-  return out;
-}
-
-SequenceTensors SequenceTensors::trimmed() const {
-  const int64_t full = input_ids.size(1);
-  if (rows() == 0 || full <= 1) return *this;
-  // Rows are right-padded: the last column is needed when any row uses it.
-  if (attention_mask.select(1, full - 1).any().item<bool>()) return *this;
-  const int64_t used = attention_mask.sum(1).max().item<int64_t>();
-  if (used >= full) return *this;
-  SequenceTensors out;
-  out.input_ids = input_ids.slice(1, 0, used);
-  out.attention_mask = attention_mask.slice(1, 0, used);
-  out.response_mask = response_mask.slice(1, 0, used);
-  out.lengths = lengths;
+  const int64_t width = std::min(used, input_ids.size(1));
+  out.input_ids = input_ids.index_select(0, rows);
+  out.attention_mask = attention_mask.index_select(0, rows);
+  out.response_mask = response_mask.index_select(0, rows);
+  if (width < input_ids.size(1)) {
+    out.input_ids = out.input_ids.slice(1, 0, width);
+    out.attention_mask = out.attention_mask.slice(1, 0, width);
+    out.response_mask = out.response_mask.slice(1, 0, width);
+  }
+  out.lengths = this->lengths.index_select(0, rows);
+  out.row_lengths = std::move(lengths);
   return out;
 }
 
@@ -60,6 +60,7 @@ SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows) {
       }
       lengths[i] = static_cast<float>(rows[i].response->size());
     }
+    out.row_lengths.push_back(t);
   }
   return out;
 }
@@ -74,7 +75,7 @@ at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_
 }
 
 SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
-                               bool want_scalar) {
+                               bool want_scalar, bool want_token_logps) {
   SequenceScores out;
   ModelInput input;
   input.want_logits = want_logps;
@@ -92,8 +93,21 @@ SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool w
   ModelOutput output = model.forward(input);
   if (want_logps) {
     if (!output.logits.defined()) throw std::runtime_error("the model returned no logits");
-    out.token_logps = gather_token_logps(output.logits, rows.input_ids) * rows.response_mask;
-    out.logps = out.token_logps.sum(1);
+    if (want_token_logps) {
+      out.token_logps = gather_token_logps(output.logits, rows.input_ids) * rows.response_mask;
+      out.logps = out.token_logps.sum(1);
+    } else {
+      // The same sum without the [N, T] tensor: position t of the logits scores token t+1.
+      const int64_t length = rows.input_ids.size(1);
+      if (length < 2) {
+        out.logps = at::zeros({rows.rows()}, output.logits.options().dtype(at::kFloat));
+      } else {
+        at::Tensor scores = output.logits.slice(1, 0, length - 1).to(at::kFloat);
+        at::Tensor picked = scores.gather(-1, rows.input_ids.slice(1, 1).unsqueeze(-1)).squeeze(-1) -
+                            scores.logsumexp(-1);
+        out.logps = (picked * rows.response_mask.slice(1, 1)).sum(1);
+      }
+    }
   }
   if (want_scalar) {
     if (!output.scalar.defined()) throw std::runtime_error("the model returned no scalar head output");

@@ -18,9 +18,10 @@ struct SequenceTensors {
   at::Tensor lengths;         // [N] float, number of response tokens
 
   int64_t rows() const { return input_ids.defined() ? input_ids.size(0) : 0; }
-  SequenceTensors select(const at::Tensor& index) const;
-  // Drops trailing columns that are padding in every row.
-  SequenceTensors trimmed() const;
+  std::vector<int64_t> row_lengths;  // real tokens per row (host copy, for trimming batches)
+
+  // The rows `index` (also given as host values), with trailing all-padding columns dropped.
+  SequenceTensors select(const std::vector<int64_t>& index) const;
 };
 
 struct TokenSequence {
@@ -35,7 +36,7 @@ SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows);
 at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids);
 
 struct SequenceScores {
-  at::Tensor token_logps;  // [N, T] masked by response_mask (0 elsewhere)
+  at::Tensor token_logps;  // [N, T] masked by response_mask (0 elsewhere), when asked
   at::Tensor logps;        // [N] summed over response tokens
   at::Tensor scalar;       // [N] scalar head at the last real token, when asked
 };
@@ -43,6 +44,6 @@ struct SequenceScores {
 // Runs the model over the rows and scores the response tokens. Only the logits needed are
 // computed: without the scalar head the last position is dropped (causal models do not need it).
 SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
-                               bool want_scalar);
+                               bool want_scalar, bool want_token_logps = false);
 
 }  // namespace prefengine

@@ -35,6 +35,7 @@ struct PairwiseBatch {
   at::Tensor rejected_mask;         // [B, T] float, 1 on response tokens of y_l
   at::Tensor chosen_rewards;        // [B] scalar head r(x, y_w), requires grad
   at::Tensor rejected_rewards;      // [B] scalar head r(x, y_l), requires grad
+  bool want_metrics = true;         // false on steps whose metrics are not logged: may skip them
 };
 
 // One batch of B sampled responses (PPO). All [B, T] tensors are aligned on response tokens.
@@ -49,6 +50,7 @@ struct RolloutBatch {
   at::Tensor advantages;  // [B, T] filled by prepare_rollout
   at::Tensor returns;     // [B, T] filled by prepare_rollout
   at::Tensor mask;        // [B, T] float, 1 on response tokens
+  bool want_metrics = true;  // false on steps whose metrics are not logged: may skip them
 };
 
 // A named scalar for the metrics files; the engine averages it over the batches of a log step.

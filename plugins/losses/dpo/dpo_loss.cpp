@@ -24,9 +24,11 @@ LossOutput DpoLoss::pairwise(const PairwiseBatch& batch) {
   const double beta = options_.beta;
   const double eps = options_.label_smoothing;
   at::Tensor z = beta * (h_w - h_l);
-  at::Tensor losses = -(1 - eps) * at::log_sigmoid(z) - eps * at::log_sigmoid(-z);
+  at::Tensor losses = eps == 0 ? -at::log_sigmoid(z)
+                               : -(1 - eps) * at::log_sigmoid(z) - eps * at::log_sigmoid(-z);
   LossOutput out;
   out.loss = losses.mean();
+  if (!batch.want_metrics) return out;
   at::Tensor chosen_rewards = (beta * h_w).detach();
   at::Tensor rejected_rewards = (beta * h_l).detach();
   out.metrics = {{"rewards/chosen", chosen_rewards.mean()},

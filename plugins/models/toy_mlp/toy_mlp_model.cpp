@@ -65,8 +65,20 @@ ModelOutput ToyMlpModel::forward(const ModelInput& input) {
   // Rows of an identity matrix instead of one_hot: index_select checks the range without an
   // extra min/max pass (this model is bound by per-op overhead).
   // prompt_rows_ is [I_P, 0]: the input at a prompt-only position.
-  at::Tensor features = prompt_rows_.index_select(0, ids.select(1, 0)).unsqueeze(1);
-  if (length > 1) {
+  at::Tensor features = prompt_rows_.index_select(0, ids.select(1, 0));
+  if (length == 1) {
+    // The paper's case: prompt -> response distribution, one row each (2-D, fewer ops).
+    at::Tensor hidden = trunk_->forward(features);
+    ModelOutput out;
+    if (input.want_logits) out.logits = output_->forward(hidden).unsqueeze(1);
+    if (input.want_scalar) {
+      if (!has_scalar_head()) throw std::invalid_argument("toy_mlp: the scalar head was not added");
+      out.scalar = scalar_head_->forward(hidden);
+    }
+    return out;
+  }
+  features = features.unsqueeze(1);
+  {
     at::Tensor responses = ids.slice(1, 1);
     at::Tensor bag = response_rows_.index_select(0, responses.reshape({-1})).view({batch, length - 1, options_.prompts + options_.responses});
     if (input.attention_mask.defined()) {

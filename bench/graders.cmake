@@ -1,0 +1,5 @@
+# Records graded per second for each grader (a benchmark, not a test).
+add_executable(grader_bench ${CMAKE_CURRENT_LIST_DIR}/grader_bench.cpp)
+target_link_libraries(grader_bench PRIVATE
+  prefengine_grader_math_core prefengine_grader_poem_core prefengine_grader_slogan_core)
+target_compile_options(grader_bench PRIVATE ${PREFENGINE_WARNINGS})

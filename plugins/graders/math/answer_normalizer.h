@@ -1,0 +1,15 @@
+#pragma once
+// Normalising a final answer before comparison. Covers the normalisation of the Hendrycks MATH
+// `is_equiv` (strip_string) and of Minerva's `normalize_final_answer`, rewritten from their
+// descriptions: \dfrac and \tfrac to \frac, \left and \right dropped, \text{...} unwrapped and
+// units after a number dropped, degree and percent signs, dollar signs, thin spaces, "x = 5" to
+// "5", \frac12 and \sqrt3 shorthands braced, a/b of integers to \frac{a}{b}, ".5" to "0.5",
+// thousands separators, a trailing full stop, and all white space.
+#include <string>
+#include <string_view>
+
+namespace prefengine::plugins::graders {
+
+std::string normalize_answer(std::string_view answer);
+
+}  // namespace prefengine::plugins::graders

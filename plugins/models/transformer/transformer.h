@@ -1,0 +1,127 @@
+#pragma once
+// A decoder-only transformer of the Llama family (Llama 2, Llama 3.x with its rope scaling, Qwen2,
+// Mistral, TinyLlama, SmolLM): RMSNorm, rotary position embeddings, a SwiGLU MLP,
+// grouped-query attention with optional q/k/v biases, tied or untied embeddings. Attention is
+// written out (matmul, mask, softmax): LibTorch 1.13 has no scaled_dot_product_attention.
+//
+// The module tree mirrors the Hugging Face names, so named_parameters() yields
+// "model.embed_tokens.weight", "model.layers.0.self_attn.q_proj.weight", ..., "model.norm.weight",
+// "lm_head.weight" (absent when tied) and "score.weight" (the optional scalar head).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+
+#include "prefengine/model.h"
+#include "prefengine/plugin_options.h"
+
+namespace prefengine::plugins::model {
+
+struct TransformerConfig {
+  int64_t vocab_size = 256;                // tokens in the vocabulary (rows of embed_tokens)
+  int64_t hidden_size = 64;                // model width
+  int64_t intermediate_size = 172;         // width of the SwiGLU MLP
+  int64_t num_hidden_layers = 2;           // decoder layers
+  int64_t num_attention_heads = 4;         // query heads
+  int64_t num_key_value_heads = 4;         // key/value heads (grouped-query attention); divides heads
+  int64_t head_dim = 0;                    // per-head width; 0 = hidden_size / num_attention_heads
+  double rms_norm_eps = 1e-6;              // epsilon inside the RMSNorm square root
+  double rope_theta = 10000.0;             // base of the rotary frequencies
+  int64_t max_position_embeddings = 2048;  // longest sequence; the default KV-cache capacity
+  bool tie_word_embeddings = false;        // lm_head shares embed_tokens' weight
+  bool attention_bias = false;             // q/k/v projections have biases (Qwen2: true)
+  bool gradient_checkpointing = false;     // recompute each layer in backward instead of storing it
+  std::string rope_scaling_type;           // "" = none, "linear" or "llama3" (HF rope_scaling.rope_type)
+  double rope_scaling_factor = 1.0;        // linear/llama3: how much the context was stretched
+  double rope_low_freq_factor = 1.0;       // llama3: wavelengths above original/low are divided by factor
+  double rope_high_freq_factor = 4.0;      // llama3: wavelengths below original/high are kept
+  int64_t rope_original_max_position = 8192;  // llama3: the pre-training context length
+  int64_t sliding_window = 0;              // Mistral/Qwen2 window; 0 = none. Longer inputs are errors
+  int64_t bos_token_id = -1;               // from config.json; -1 = unknown
+  int64_t eos_token_id = -1;               // from config.json (the first when a list); -1 = unknown
+  int64_t pad_token_id = -1;               // from config.json; -1 = unknown
+  std::string model_type = "llama";        // written to config.json ("llama", "qwen2", ...)
+
+  int64_t head_size() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
+  // Throws std::invalid_argument naming the field and the bad value.
+  void validate() const;
+  // Reads a Hugging Face config.json (LlamaConfig, Qwen2Config, MistralConfig). Unsupported
+  // features (rope scaling other than linear/llama3, a hidden_act other than silu, MLP biases)
+  // are errors; a sliding window is kept and inputs longer than it are refused.
+  static TransformerConfig from_json(const std::string& text, const std::string& where);
+  static TransformerConfig from_json_file(const std::string& path);
+  // The Hugging Face config.json text for this configuration.
+  std::string to_json() const;
+  // The rotary inverse frequencies [head_size / 2] (float), rope scaling applied.
+  at::Tensor rotary_inv_freq() const;
+  // Total number of parameters (without the scalar head).
+  int64_t num_parameters() const;
+};
+
+class TransformerDecoder;  // "model": embeddings, layers, final norm (transformer.cpp)
+
+// The KV cache: per layer keys and values [B, kv_heads, capacity, head_dim] and the attention
+// mask [B, capacity] of everything cached so far. Grows when a forward exceeds the capacity.
+class TransformerCache : public KvCache {
+ public:
+  TransformerCache(int64_t num_layers, int64_t batch_size, int64_t capacity);
+  int64_t length() const override { return length_; }
+  int64_t batch_size() const { return batch_size_; }
+
+  // Used by the model's forward.
+  std::vector<at::Tensor> keys_;
+  std::vector<at::Tensor> values_;
+  at::Tensor mask_;  // int64 [B, capacity]
+  int64_t length_ = 0;
+  int64_t batch_size_ = 0;
+  int64_t capacity_ = 0;
+};
+
+class TransformerModel : public Model {
+ public:
+  // Options: every TransformerConfig field by its config.json name, plus `pretrained: DIR`
+  // (config.json + safetensors weights) or `config_json: FILE` (architecture only, random
+  // weights). Keys given next to either override the file's values.
+  explicit TransformerModel(PluginOptions& options);
+  explicit TransformerModel(const TransformerConfig& config);
+  ~TransformerModel() override;
+
+  ModelOutput forward(const ModelInput& input) override;
+  int64_t vocab_size() const override { return config_.vocab_size; }
+
+  bool supports_scalar_head() const override { return true; }
+  void add_scalar_head() override;
+  bool has_scalar_head() const override { return score_.defined(); }
+
+  // capacity 0 = max_position_embeddings; the cache grows past its capacity when needed.
+  std::unique_ptr<KvCache> new_cache(int64_t batch_size, int64_t max_length) override;
+
+  bool has_pretrained_format() const override { return true; }
+  // Writes config.json and model.safetensors (f32, Hugging Face names; lm_head omitted when tied).
+  void save_pretrained(const std::string& directory) const override;
+  // Reads model.safetensors, or the shards listed in model.safetensors.index.json; bf16/f16/f32
+  // are converted to f32. A score.weight in the files adds the scalar head. Missing tensors, shape
+  // mismatches and unknown tensors are errors naming the tensor and the file.
+  void load_pretrained(const std::string& directory) override;
+
+  const TransformerConfig& config() const { return config_; }
+  void set_gradient_checkpointing(bool on) { config_.gradient_checkpointing = on; }
+
+ private:
+  void build();
+
+  TransformerConfig config_;
+  std::shared_ptr<TransformerDecoder> decoder_;
+  at::Tensor lm_head_;  // [V, hidden]; undefined when tied
+  at::Tensor score_;    // [1, hidden]; undefined until add_scalar_head
+};
+
+// Reads a TransformerConfig from plugin options (see TransformerModel's constructor); sets
+// `pretrained_dir` when the options name one.
+TransformerConfig transformer_config_from_options(PluginOptions& options,
+                                                  std::string* pretrained_dir);
+
+}  // namespace prefengine::plugins::model

@@ -1,0 +1,46 @@
+// Reading slogan prompts (limits, keywords) and counting slogans. Expected values worked out by
+// hand. Links no plugin API (fast to start).
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "slogan/slogan_request.h"
+
+namespace g = prefengine::plugins::graders;
+
+TEST(SloganRequest, ReadsChineseLimits) {
+  EXPECT_EQ(g::read_slogan_request("为环保产品写一条不超过10个字的广告语，必须包含“绿色”。").limit, 10u);
+  EXPECT_EQ(g::read_slogan_request("写一句十五字以内的口号").limit, 15u);
+  EXPECT_EQ(g::read_slogan_request("口号二十个字以内").limit, 20u);
+  EXPECT_EQ(g::read_slogan_request("广告语少于8个字").limit, 7u);
+  EXPECT_EQ(g::read_slogan_request("限12字").limit, 12u);
+  EXPECT_EQ(g::read_slogan_request("写一句口号，字数不超过10").limit, 10u);
+  EXPECT_FALSE(g::read_slogan_request("为2024年的春节写一句口号").limit);
+}
+
+TEST(SloganRequest, ReadsEnglishLimits) {
+  EXPECT_EQ(g::read_slogan_request("Write a slogan within 8 words.").limit, 8u);
+  EXPECT_EQ(g::read_slogan_request("At most 6 words, please").limit, 6u);
+  EXPECT_EQ(g::read_slogan_request("in fewer than 5 words").limit, 4u);
+  EXPECT_EQ(g::read_slogan_request("a 5-word slogan").limit, 5u);
+  EXPECT_EQ(g::read_slogan_request("Write a slogan of 7 words for 3 products").limit, 7u);
+  EXPECT_FALSE(g::read_slogan_request("Write a slogan for our 3 shops").limit);
+}
+
+TEST(SloganRequest, ReadsQuotedKeywords) {
+  EXPECT_EQ(g::read_slogan_request("必须包含“绿色”和“健康”两个词").keywords,
+            (std::vector<std::string>{"绿色", "健康"}));
+  EXPECT_EQ(g::read_slogan_request("Include \"fresh\" in it.").keywords,
+            (std::vector<std::string>{"fresh"}));
+  // A quoted theme is not a required keyword.
+  EXPECT_TRUE(g::read_slogan_request("以“春天”为主题写口号").keywords.empty());
+}
+
+TEST(SloganLength, CountsHanCharactersAndEnglishWords) {
+  EXPECT_EQ(g::slogan_length("绿色生活，从我做起"), 8u);
+  EXPECT_EQ(g::slogan_length("Just do it!"), 3u);
+  EXPECT_EQ(g::slogan_length("iPhone 15，新体验"), 5u);
+  EXPECT_EQ(g::slogan_length("Don't stop-believing"), 2u);
+  EXPECT_EQ(g::slogan_length(""), 0u);
+}
