@@ -21,6 +21,8 @@
 #include "engine/plugins/plugin_loader.h"
 #include "engine/report/html_report.h"
 #include "engine/report/run_summary.h"
+#include "engine/sweep/sweep_plan.h"
+#include "engine/sweep/sweep_runner.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/run_directory.h"
 #include "prefengine/grader.h"
@@ -83,7 +85,9 @@ int run_command(const std::vector<std::string>& args) {
       "nproc", po::value<int>()->default_value(1),
       "start N data-parallel ranks on this host (torchrun-style; RANK etc. are set for each)")(
       "master-port", po::value<int>()->default_value(0),
-      "with --nproc: the rendezvous port on 127.0.0.1 (default: a free port)");
+      "with --nproc: the rendezvous port on 127.0.0.1 (default: a free port)")(
+      "jobs,j", po::value<int64_t>()->default_value(0),
+      "sweeps: child runs at once (0 = the number of cores)");
   po::positional_options_description positional;
   positional.add("experiment", 1);
   Parsed p = parse("run", options, positional, args,
@@ -91,6 +95,16 @@ int run_command(const std::vector<std::string>& args) {
   if (p.help) return 0;
   const auto overrides = p.vars.count("set") ? p.vars["set"].as<std::vector<std::string>>()
                                              : std::vector<std::string>{};
+  if (is_sweep_file(p.vars["experiment"].as<std::string>())) {  // sweep: / seeds: (engine/sweep)
+    SweepOptions sweep;
+    if (p.vars.count("output")) sweep.directory = p.vars["output"].as<std::string>();
+    sweep.overwrite = p.vars["overwrite"].as<bool>();
+    sweep.jobs = p.vars["jobs"].as<int64_t>();
+    sweep.executable = boost::filesystem::read_symlink("/proc/self/exe").string();
+    const SweepResult result = run_sweep(plan_sweep(p.vars["experiment"].as<std::string>(), overrides), sweep);
+    std::cout << result.directory << "\n";
+    return result.failed == 0 ? 0 : 1;
+  }
   ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
   validate_experiment(config);
   const int nproc = p.vars["nproc"].as<int>();

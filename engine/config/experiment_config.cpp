@@ -37,9 +37,9 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   StageOptions stage;
   stage.location = node_location(node, file);
   stage.name = o.require_string("name");
-  if (!o.has("kind")) o.fail("kind", "sft or pairwise", "nothing (the key is required)");
-  const std::string kind = o.get_choice("kind", "", {"sft", "pairwise"});
-  stage.kind = kind == "sft" ? StageKind::kSft : StageKind::kPairwise;
+  if (!o.has("kind")) o.fail("kind", "sft, pairwise or ppo", "nothing (the key is required)");
+  const std::string kind = o.get_choice("kind", "", {"sft", "pairwise", "ppo"});
+  stage.kind = kind == "sft" ? StageKind::kSft : kind == "pairwise" ? StageKind::kPairwise : StageKind::kPpo;
   stage.data.path = o.require_string("data.path");
   stage.data.shuffle = o.get_bool("data.shuffle", stage.data.shuffle);
   stage.data.max_records = o.get_int("data.max_records", 0, 0);
@@ -50,12 +50,37 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   stage.grad_accum = o.get_int("grad_accum", stage.grad_accum, 1, 1 << 20);
   stage.log_every = o.get_int("log_every", stage.log_every, 1);
   stage.checkpoint_every = o.get_int("checkpoint_every", 0, 0);
-  if (stage.kind == StageKind::kPairwise) {
+  if (stage.kind != StageKind::kSft) {
     stage.reference = o.get_choice("reference", stage.reference, {"frozen_copy", "none"});
     stage.loss_plugin = o.require_string("loss.plugin");
     stage.loss = sub_options(o, "loss");
     (void)stage.loss.get_string("plugin", "");  // consumed here, not by the plugin
     mark_read(o, "loss");
+  }
+  if (stage.kind == StageKind::kPairwise) {
+    stage.eval.path = o.get_string("eval.path", "");
+    stage.eval.every = o.get_int("eval.every", 0, 0);
+    if (o.has("eval.every") && stage.eval.path.empty()) {
+      o.fail("eval.path", "a held-out pairs file (eval.every needs it)", "nothing");
+    }
+  }
+  if (stage.kind == StageKind::kPpo) {
+    PpoStageOptions& ppo = stage.ppo;
+    ppo.init_from = o.get_string("init_from", "");
+    ppo.reward_stage = o.get_string("reward.stage", "");
+    ppo.reward_checkpoint = o.get_string("reward.checkpoint", "");
+    ppo.probe_path = o.get_string("probe.path", "");
+    ppo.max_new_tokens = o.get_int("max_new_tokens", ppo.max_new_tokens, 1, 1 << 20);
+    ppo.eos_id = o.get_int("eos_id", ppo.eos_id, -1);
+    ppo.temperature = o.get_double("temperature", ppo.temperature, 0, 1e6, /*min_exclusive=*/true);
+    ppo.minibatch_size = o.get_int("minibatch_size", 0, 0, 1 << 20);
+    if (ppo.reward_stage.empty() == ppo.reward_checkpoint.empty()) {
+      o.fail("reward", "exactly one of reward.stage (an earlier stage of this experiment) or reward.checkpoint",
+             ppo.reward_stage.empty() ? "neither" : "both");
+    }
+    if (stage.reference != "frozen_copy") {
+      o.fail("reference", "frozen_copy (PPO's KL penalty needs the reference)", "'" + stage.reference + "'");
+    }
   }
   o.reject_unread();  // before the checks across fields: a misspelt key explains them
   if (stage.steps == 0 && stage.epochs == 0) {
@@ -87,6 +112,23 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   config.distributed.backend = o.get_choice("distributed.backend", config.distributed.backend, {"auto", "gloo", "nccl"});
   config.distributed.timeout_s = o.get_double("distributed.timeout_s", config.distributed.timeout_s, 0, 1e7, /*min_exclusive=*/true);
   config.distributed.bucket_mb = o.get_double("distributed.bucket_mb", config.distributed.bucket_mb, 0, 1e6, /*min_exclusive=*/true);
+  // sweep_point: {axis path: value, ...}, written by `prefengine run` into a sweep's child configs
+  for (const auto& [key, entry] : o.entries()) {
+    const std::string head = "sweep_point.";
+    if (key.compare(0, head.size(), head) != 0) continue;
+    std::string text = entry.is_list ? "[list]" : entry.scalar;
+    if (entry.is_list) {
+      text = "[";
+      for (size_t i = 0; i < entry.list.size(); ++i) text += (i ? ", " : "") + entry.list[i];
+      text += "]";
+    }
+    config.sweep_point += (config.sweep_point.empty() ? "" : ", ") + key.substr(head.size()) + "=" + text;
+  }
+  mark_read(o, "sweep_point");
+  // `sweep` and `seeds` are expanded by `prefengine run` (engine/sweep); here the file is read
+  // as its base point, so `validate` checks it.
+  mark_read(o, "sweep");
+  (void)o.get_string_list("seeds", {});
   config.model_plugin = o.require_string("model.plugin");
   config.model = sub_options(o, "model");
   (void)config.model.get_string("plugin", "");
@@ -105,6 +147,12 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   std::set<std::string> names;
   for (size_t i = 0; i < stages.size(); ++i) {
     StageOptions stage = read_stage(stages[i], file, i);
+    for (const std::string* ref : {&stage.ppo.init_from, &stage.ppo.reward_stage}) {
+      if (!ref->empty() && names.count(*ref) == 0) {
+        throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) + "]: '" + *ref +
+                                    "' names no earlier stage (a ppo stage reads its checkpoint)");
+      }
+    }
     if (!names.insert(stage.name).second) {
       throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) +
                                   "].name: expected a unique stage name, got '" + stage.name +
@@ -121,7 +169,14 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
 
 }  // namespace
 
-const char* stage_kind_name(StageKind kind) { return kind == StageKind::kSft ? "sft" : "pairwise"; }
+const char* stage_kind_name(StageKind kind) {
+  switch (kind) {
+    case StageKind::kSft: return "sft";
+    case StageKind::kPairwise: return "pairwise";
+    case StageKind::kPpo: return "ppo";
+  }
+  return "?";
+}
 
 void OptimizerOptions::validate() const {
   if (lr <= 0) throw std::invalid_argument("optimizer.lr: expected > 0, got " + std::to_string(lr));

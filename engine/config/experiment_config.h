@@ -39,7 +39,27 @@ struct DataOptions {
   void validate() const;
 };
 
-enum class StageKind { kSft, kPairwise };
+enum class StageKind { kSft, kPairwise, kPpo };
+
+// Held-out preference accuracy during a pairwise stage (eval/accuracy, eval/loss).
+struct EvalOptions {
+  std::string path;   // held-out pairs JSONL; empty = no evaluation
+  int64_t every = 0;  // steps between evaluations; 0 = at every metrics row
+
+  bool enabled() const { return !path.empty(); }
+};
+
+// The ppo stage: rollouts from `data.path` prompts, scored by a reward source.
+struct PpoStageOptions {
+  std::string init_from;          // reload the policy from this earlier stage's checkpoint; "" = keep it
+  std::string reward_stage;       // reward model = this earlier stage's checkpoint (model plugin + scalar head)
+  std::string reward_checkpoint;  // or a checkpoint directory from another run
+  std::string probe_path;         // pairs JSONL naming the seen responses for probs/*; "" = no probe
+  int64_t max_new_tokens = 1;     // sampled tokens per response (the toy model needs 1)
+  int64_t eos_id = -1;            // stop a response at this token; -1 = only max_new_tokens
+  double temperature = 1.0;       // sampling temperature, > 0
+  int64_t minibatch_size = 0;     // rows per optimizer step inside an epoch; 0 = the whole rollout batch
+};
 
 struct StageOptions {
   std::string name;               // unique within the experiment; names the checkpoint folder
@@ -52,9 +72,11 @@ struct StageOptions {
   int64_t grad_accum = 1;         // micro-batches per optimizer step
   int64_t log_every = 10;         // steps between metrics rows (the first and last step always)
   int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only at the end of the stage
-  std::string reference = "frozen_copy";  // pairwise: frozen_copy (of the policy at stage start) or none
+  std::string reference = "frozen_copy";  // pairwise, ppo: frozen_copy (of the policy at stage start) or none
   std::string loss_plugin;        // pairwise: the loss plugin's name
-  PluginOptions loss;             // pairwise: the loss plugin's options (without `plugin`)
+  PluginOptions loss;             // pairwise, ppo: the loss plugin's options (without `plugin`)
+  EvalOptions eval;               // pairwise: held-out evaluation
+  PpoStageOptions ppo;            // ppo: rollouts and reward
   std::string location;           // file:line:column of the stage
 
   void validate() const;
@@ -71,6 +93,8 @@ struct ExperimentConfig {
   DistributedOptions distributed;         // data parallelism: backend, timeout, bucket size
   std::string source;                     // the file it was read from
   std::string resolved_yaml;              // the config after overrides, as YAML
+  std::string sweep_point;                // a sweep child's point, "path=value, ..." (from the
+                                          // `sweep_point` map `prefengine run` writes); "" otherwise
 
   void validate() const;
 };

@@ -20,6 +20,8 @@
 #include "engine/plugins/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/flat_optimizer.h"
+#include "engine/train/pairwise_eval.h"
+#include "engine/train/ppo_stage.h"
 #include "engine/train/run_directory.h"
 #include "engine/train/sequence_batch.h"
 #include "prefengine/loss.h"
@@ -190,9 +192,10 @@ void ExperimentRunner::prepare() {
   loader_ = std::make_unique<PluginLoader>(config_.plugin_paths);
   model_ = create_model(*loader_, config_);
   for (const auto& stage : config_.stages) {
-    if (stage.kind == StageKind::kPairwise) {
+    if (stage.kind != StageKind::kSft) {
       auto loss = create_loss(*loader_, stage);
-      check_loss_plugin_fit(stage, loss->requirements(), *model_);
+      if (stage.kind == StageKind::kPpo) check_ppo_loss_fit(stage, loss->requirements(), *model_);
+      else check_loss_plugin_fit(stage, loss->requirements(), *model_);
       losses_.push_back(loss);
     } else {
       losses_.push_back(nullptr);
@@ -229,6 +232,7 @@ RunResult ExperimentRunner::run() {
       const auto start = Clock::now();
       const int64_t steps_before = global_step_;
       if (config_.stages[i].kind == StageKind::kSft) run_sft(i);
+      else if (config_.stages[i].kind == StageKind::kPpo) run_ppo(i);
       else run_pairwise(i);
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
       status["stages"].push_back({{"name", config_.stages[i].name},
@@ -396,6 +400,8 @@ void ExperimentRunner::run_pairwise(size_t index) {
     probe = std::make_unique<ResponseDistributionProbe>(records, model_->vocab_size());
   }
 
+  const auto evaluator = make_pairwise_evaluator(stage, req, *model_);
+
   model_->train();
   FlatParameters flat(*model_);
   dp_->check_batch_size(stage.batch_size, stage.location + ": stage '" + stage.name + "'");
@@ -408,7 +414,9 @@ void ExperimentRunner::run_pairwise(size_t index) {
   const std::string checkpoint_dir = directory_ + "/checkpoints/" + stage.name;
 
   for (int64_t step = 1; step <= steps; ++step) {
-    const bool log_now = step == 1 || step % stage.log_every == 0 || step == steps;
+    bool log_now = step == 1 || step % stage.log_every == 0 || step == steps;
+    const bool eval_now = evaluator && evaluator->due(step, log_now);
+    log_now = log_now || eval_now;
     flat.zero_grad();
     std::vector<std::vector<at::Tensor>> metric_values;
     std::vector<std::string> metric_names;
@@ -514,6 +522,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
       // Everything so far is a mean over this rank's pairs: make it the mean over all ranks' pairs.
       dp_->reduce_means(row, static_cast<double>(stage.batch_size / dp_->world_size() * stage.grad_accum));
       if (probe) probe->measure(*model_, row);
+      if (eval_now) evaluator->measure(*model_, loss, row);
       if (!grad_w.empty()) {
         add_gradient_diagnostics(dp_->gather_rows(at::cat(grad_w)), dp_->gather_rows(at::cat(grad_l)),
                                  dp_->gather_rows(at::cat(logp_w)), dp_->gather_rows(at::cat(logp_l)), row);
@@ -532,6 +541,12 @@ void ExperimentRunner::run_pairwise(size_t index) {
   }
 }
 
+void ExperimentRunner::run_ppo(size_t index) {
+  PpoStageContext context{config_, index, directory_, *metrics_, global_step_,
+                          [this] { return create_model(*loader_, config_); }};
+  run_ppo_stage(context, model_, *losses_[index]);
+}
+
 void validate_experiment(const ExperimentConfig& config) {
   ExperimentRunner runner(config, "");
   runner.prepare();
@@ -539,6 +554,8 @@ void validate_experiment(const ExperimentConfig& config) {
   for (const auto& stage : config.stages) {
     if (stage.kind == StageKind::kSft) {
       check_token_range(read_sft_records(stage.data.path, stage.data.max_records), vocab);
+    } else if (stage.kind == StageKind::kPpo) {
+      validate_ppo_stage_data(stage, vocab);
     } else {
       check_token_range(read_pair_records(stage.data.path, stage.data.max_records), vocab);
     }

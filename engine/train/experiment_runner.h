@@ -35,6 +35,7 @@ class ExperimentRunner {
   struct Stage;
   void run_sft(size_t index);
   void run_pairwise(size_t index);
+  void run_ppo(size_t index);  // engine/train/ppo_stage.cpp
 
   ExperimentConfig config_;
   std::string directory_;

@@ -1,0 +1,148 @@
+#include "engine/sweep/sweep_summary.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace prefengine {
+namespace {
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+// Sample standard deviation (n - 1); 0 for one value.
+double std_of(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+std::string format(double x) {
+  char text[32];
+  if (x != 0 && (std::abs(x) < 1e-3 || std::abs(x) >= 1e5)) std::snprintf(text, sizeof text, "%.2e", x);
+  else if (std::abs(x - std::round(x)) < 1e-9 && std::abs(x) >= 10) std::snprintf(text, sizeof text, "%.0f", x);
+  else std::snprintf(text, sizeof text, "%.4f", x);
+  return text;
+}
+
+}  // namespace
+
+const std::vector<std::string>& summary_metric_names() {
+  static const std::vector<std::string> names = {
+      "start_chosen", "peak_chosen", "final_chosen", "final_unseen", "final_never_seen",
+      "rejected_1e-3_step", "final_eval_accuracy", "eval_accuracy_change"};
+  return names;
+}
+
+RunMetricsSummary summarize_run(const std::string& run_directory) {
+  std::ifstream in(run_directory + "/metrics.jsonl");
+  if (!in) throw std::runtime_error(run_directory + "/metrics.jsonl: cannot open");
+  std::vector<nlohmann::json> rows;
+  std::string line;
+  std::string stage;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    rows.push_back(nlohmann::json::parse(line));
+    if (rows.back().contains("probs/chosen")) stage = rows.back()["stage"].get<std::string>();
+  }
+  RunMetricsSummary out;
+  out.stage = stage;
+  if (stage.empty()) return out;
+  bool first = true;
+  double peak = -1, last_acc = NAN, change_sum = 0;
+  int64_t changes = 0;
+  for (const auto& row : rows) {
+    if (row["stage"] != stage) continue;
+    if (row.contains("probs/chosen")) {
+      const double chosen = row["probs/chosen"].get<double>();
+      if (first) out.values["start_chosen"] = chosen;
+      first = false;
+      peak = std::max(peak, chosen);
+      out.values["final_chosen"] = chosen;
+      if (row.contains("probs/unseen")) out.values["final_unseen"] = row["probs/unseen"].get<double>();
+      if (row.contains("probs/never_seen")) out.values["final_never_seen"] = row["probs/never_seen"].get<double>();
+      if (row.contains("probs/rejected") && row["probs/rejected"].get<double>() < 1e-3 &&
+          !out.values.count("rejected_1e-3_step")) {
+        out.values["rejected_1e-3_step"] = row["step"].get<double>();
+      }
+    }
+    if (row.contains("eval/accuracy")) {
+      const double acc = row["eval/accuracy"].get<double>();
+      if (!std::isnan(last_acc)) {
+        change_sum += std::abs(acc - last_acc);
+        ++changes;
+      }
+      last_acc = acc;
+      out.values["final_eval_accuracy"] = acc;
+    }
+  }
+  out.values["peak_chosen"] = peak;
+  if (changes > 0) out.values["eval_accuracy_change"] = change_sum / static_cast<double>(changes);
+  return out;
+}
+
+void write_sweep_summary(const std::string& directory, const std::vector<SummaryRow>& rows) {
+  const auto& names = summary_metric_names();
+  // only the metrics some run has
+  std::vector<std::string> used;
+  for (const auto& name : names) {
+    for (const auto& row : rows) {
+      auto it = row.samples.find(name);
+      if (it != row.samples.end() && !it->second.empty()) {
+        used.push_back(name);
+        break;
+      }
+    }
+  }
+  {
+    std::ofstream csv(directory + "/summary.csv");
+    csv << "point,seeds,failed";
+    for (const auto& name : used) csv << "," << name << "_mean," << name << "_std," << name << "_n";
+    csv << "\n";
+    for (const auto& row : rows) {
+      csv << "\"" << row.point << "\"," << row.seeds << "," << row.failed;
+      for (const auto& name : used) {
+        auto it = row.samples.find(name);
+        if (it == row.samples.end() || it->second.empty()) {
+          csv << ",,,0";
+        } else {
+          csv << "," << mean_of(it->second) << "," << std_of(it->second) << "," << it->second.size();
+        }
+      }
+      csv << "\n";
+    }
+    if (!csv) throw std::runtime_error(directory + "/summary.csv: cannot write");
+  }
+  std::ofstream md(directory + "/summary.md");
+  md << "| point | seeds |";
+  for (const auto& name : used) md << " " << name << " |";
+  md << "\n|---|---|";
+  for (size_t i = 0; i < used.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& row : rows) {
+    md << "| " << row.point << " | " << row.seeds << (row.failed ? " (" + std::to_string(row.failed) + " failed)" : "")
+       << " |";
+    for (const auto& name : used) {
+      auto it = row.samples.find(name);
+      if (it == row.samples.end() || it->second.empty()) {
+        md << (name == "rejected_1e-3_step" ? " never |" : " – |");
+        continue;
+      }
+      md << " " << format(mean_of(it->second)) << " ± " << format(std_of(it->second));
+      if (static_cast<int64_t>(it->second.size()) < row.seeds) md << " (" << it->second.size() << "/" << row.seeds << ")";
+      md << " |";
+    }
+    md << "\n";
+  }
+  if (!md) throw std::runtime_error(directory + "/summary.md: cannot write");
+}
+
+}  // namespace prefengine
