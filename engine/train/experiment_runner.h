@@ -3,6 +3,9 @@
 #include <memory>
 #include <string>
 
+#include <ATen/core/Tensor.h>
+#include <nlohmann/json.hpp>
+
 #include "engine/config/experiment_config.h"
 
 namespace prefengine {
@@ -10,6 +13,9 @@ namespace prefengine {
 class Loss;
 class Model;
 class PluginLoader;
+class FlatOptimizer;
+struct ResumePoint;
+struct SequenceTensors;
 
 struct RunResult {
   std::string directory;    // the run directory
@@ -29,11 +35,20 @@ class ExperimentRunner {
   RunResult run();
 
   Model& model() { return *model_; }
+  // run() continues the run directory from its latest checkpoint (see train/resume.h) instead of
+  // starting afresh: metrics are appended, finished stages are skipped.
+  void set_resume(bool resume) { resume_ = resume; }
 
  private:
   struct Stage;
   void run_sft(size_t index);
   void run_pairwise(size_t index);
+  // Resuming: the first stage to run (weights restored as that stage saw them at its start), and,
+  // inside that stage, the checkpoint's state after restoring model, optimizer and generator.
+  size_t begin_resume();
+  const nlohmann::json* resume_stage(size_t index, FlatOptimizer& optimizer);
+  // The frozen-copy reference log-probs of `packed`, from the reference cache when enabled.
+  at::Tensor reference_logps(size_t index, const SequenceTensors& packed);
 
   ExperimentConfig config_;
   std::string directory_;
@@ -43,6 +58,10 @@ class ExperimentRunner {
   int64_t global_step_ = 0;
   bool prepared_ = false;
   class MetricsLogger* metrics_ = nullptr;
+  bool resume_ = false;
+  std::shared_ptr<ResumePoint> resume_point_;  // set while a resume is pending
+  nlohmann::json resume_state_;                // the checkpoint state a resumed stage continues from
+  nlohmann::json stage_report_;  // the running stage's data counts and reference source, for run.json
 };
 
 // Creates the experiment's model and losses and throws on the first problem; writes nothing.
