@@ -1,4 +1,5 @@
 #include "engine/cli/commands.h"
+#include "engine/cli/generate_command.h"
 
 #include <cstdio>
 #include <iostream>
@@ -32,6 +33,7 @@ const char* kUsage =
     "  validate EXP.yaml   check an experiment file, its plugins and data without training\n"
     "  plugins             list the plugins found (name, kind, ABI version, file)\n"
     "  report RUN_DIR...   write report.html (SVG charts) and summary.md/csv for runs\n"
+    "  generate            sample completions for a JSONL of prompts from a model or checkpoint\n"
     "\n"
     "'prefengine <command> --help' describes a command's options.\n";
 
@@ -60,8 +62,10 @@ Parsed parse(const std::string& command, const po::options_description& visible,
   return parsed;
 }
 
-void add_experiment_options(po::options_description& options) {
-  options.add_options()("experiment", po::value<std::string>()->required(), "the experiment YAML file")(
+void add_experiment_options(po::options_description& options, bool required = true) {
+  auto* experiment = po::value<std::string>();
+  if (required) experiment->required();
+  options.add_options()("experiment", experiment, "the experiment YAML file")(
       "set", po::value<std::vector<std::string>>()->composing(),
       "override a config value: --set key.path=value (stages by index or name: "
       "stages.dpo.loss.beta=0.2); repeatable");
@@ -69,14 +73,29 @@ void add_experiment_options(po::options_description& options) {
 
 int run_command(const std::vector<std::string>& args) {
   po::options_description options("run");
-  add_experiment_options(options);
+  add_experiment_options(options, /*required=*/false);
   options.add_options()("output,o", po::value<std::string>(),
                         "the run directory (default: a fresh runs/<name>-<time>)")(
-      "overwrite", po::bool_switch(), "replace an existing --output directory");
+      "overwrite", po::bool_switch(), "replace an existing --output directory")(
+      "resume", po::value<std::string>(),
+      "continue RUN_DIR from its latest checkpoint, with its config.yaml (run from the same working directory)");
   po::positional_options_description positional;
   positional.add("experiment", 1);
-  Parsed p = parse("run", options, positional, args, "EXP.yaml [--set key=value ...] [--output DIR]");
+  Parsed p = parse("run", options, positional, args,
+                   "EXP.yaml [--set key=value ...] [--output DIR] | --resume RUN_DIR");
   if (p.help) return 0;
+  if (p.vars.count("resume")) {
+    if (p.vars.count("experiment") || p.vars.count("set") || p.vars.count("output")) {
+      throw std::invalid_argument("run --resume RUN_DIR takes the run's own config.yaml: drop EXP.yaml, --set and --output");
+    }
+    const std::string directory = p.vars["resume"].as<std::string>();
+    ExperimentRunner runner(load_experiment(directory + "/config.yaml"), directory);
+    runner.set_resume(true);
+    runner.run();
+    std::cout << directory << "\n";
+    return 0;
+  }
+  if (!p.vars.count("experiment")) throw po::required_option("experiment");
   const auto overrides = p.vars.count("set") ? p.vars["set"].as<std::vector<std::string>>()
                                              : std::vector<std::string>{};
   ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
@@ -176,7 +195,8 @@ int main_entry(int argc, char** argv) {
   }
   args.erase(args.begin());
   const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
-      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}, {"report", report_command}};
+      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}, {"report", report_command},
+      {"generate", generate_command}};
   auto it = commands.find(command);
   try {
     if (it == commands.end()) {
