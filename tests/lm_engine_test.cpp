@@ -293,7 +293,10 @@ TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
   const std::string config = testing::write_file(dir + "/tiny.yaml", tiny_lm_stage("sft", "{path: configs/lm/data/sft.jsonl, max_records: 8}", 2));
   const std::string prompts = testing::write_file(dir + "/prompts.jsonl",
       "{\"prompt\": \"Q: 1 + 1?\\nA:\", \"reference\": \"2\"}\n{\"prompt\": \"Hi\"}\n"
-      "{\"prompt\": [{\"role\": \"user\", \"content\": \"a much longer prompt than the others\"}]}\n");
+      "{\"prompt\": \"a much longer prompt than the others\"}\n");
+  const std::string chat = testing::write_file(dir + "/chat.jsonl",
+      "{\"prompt\": [{\"role\": \"user\", \"content\": \"hello\"}]}\n"
+      "{\"prompt\": [{\"role\": \"user\", \"content\": \"1 + 2?\"}]}\n");
   CliResult r = cli("generate --model-config " + config + " --input " + prompts + " --output " + dir +
                     "/out.jsonl --n 3 --max-new-tokens 6 --temperature 1.0 --top-k 20 --seed 1 --batch-size 2");
   ASSERT_EQ(r.code, 0) << r.output;
@@ -306,7 +309,7 @@ TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0]["prompt"], "Q: 1 + 1?\nA:");
   EXPECT_EQ(lines[0]["reference"], "2");
-  EXPECT_EQ(lines[2]["prompt"], "<|user|>\na much longer prompt than the others\n<|assistant|>\n");
+  EXPECT_EQ(lines[2]["prompt"], "a much longer prompt than the others");
   for (const auto& l : lines) {
     ASSERT_EQ(l["completions"].size(), 3u) << l.dump();
     for (const auto& c : l["completions"]) EXPECT_LE(c.get<std::string>().size(), 6u * 4);
@@ -314,7 +317,7 @@ TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
   // From a checkpoint, greedy: every sample of a prompt is the same text.
   CliResult run = cli("run " + config + " --output " + dir + "/run --log-level warn");
   ASSERT_EQ(run.code, 0) << run.output;
-  CliResult g = cli("generate --checkpoint " + dir + "/run/checkpoints/s --input " + prompts + " --output " + dir +
+  CliResult g = cli("generate --checkpoint " + dir + "/run/checkpoints/s --input " + chat + " --output " + dir +
                     "/greedy.jsonl --n 2 --max-new-tokens 4 --temperature 0");
   ASSERT_EQ(g.code, 0) << g.output;
   std::istringstream in(testing::read_file(dir + "/greedy.jsonl"));
@@ -324,9 +327,10 @@ TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
     const auto j = nlohmann::json::parse(line);
     ASSERT_EQ(j["completions"].size(), 2u);
     EXPECT_EQ(j["completions"][0], j["completions"][1]);
+    if (count == 0) EXPECT_EQ(j["prompt"], "<|user|>\nhello\n<|assistant|>\n");  // the default chat template
     ++count;
   }
-  EXPECT_EQ(count, 3);
+  EXPECT_EQ(count, 2);
   CliResult bad = cli("generate --input " + prompts + " --output " + dir + "/x.jsonl");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.output.find("exactly one of --model-config"), std::string::npos) << bad.output;
@@ -336,15 +340,16 @@ TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
 
 TEST(LmConfigTest, ShortRunHasFiniteDiagnosticsAndRejectedLogpsFall) {
   ExperimentConfig config = load_experiment(testing::source_path("configs/lm/arith.yaml"),
-                                            {"stages.sft.steps=30", "stages.sft.log_every=10", "stages.dpo.steps=12",
-                                             "stages.dpo.log_every=1", "stages.dpo.optimizer.lr=2.0e-3"});
+                                            {"stages.sft.steps=30", "stages.sft.batch_size=8", "stages.sft.log_every=10",
+                                             "stages.dpo.steps=10", "stages.dpo.batch_size=8", "stages.dpo.log_every=1",
+                                             "stages.dpo.data.max_records=64"});
   const std::string dir = testing::make_temp_dir("lm-arith");
   ExperimentRunner(config, dir).run();
   const auto sft = read_metrics(dir, "sft");
   ASSERT_EQ(sft.size(), 3u);
   EXPECT_LT(sft.back()["loss"].get<double>(), sft.front()["loss"].get<double>());
   const auto dpo = read_metrics(dir, "dpo");
-  ASSERT_EQ(dpo.size(), 12u);
+  ASSERT_EQ(dpo.size(), 10u);
   for (const auto& r : dpo) {
     for (const char* key : {"loss", "logps/chosen", "logps/rejected", "grad/chosen_log10", "grad/rejected_log10"}) {
       ASSERT_TRUE(r.contains(key) && r[key].is_number()) << key << " in " << r.dump();

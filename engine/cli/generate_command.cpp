@@ -151,7 +151,8 @@ int generate_command(const std::vector<std::string>& args) {
         }
         line["completions"].push_back(tokenizer->decode(tokens));
       }
-      out << line.dump() << "\n";
+      // A byte-level model can sample invalid UTF-8: such bytes are written as U+FFFD.
+      out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
   }
   if (!out) throw std::runtime_error(output_path + ": cannot write");
