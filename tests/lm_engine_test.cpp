@@ -340,7 +340,7 @@ TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
 
 TEST(LmConfigTest, ShortRunHasFiniteDiagnosticsAndRejectedLogpsFall) {
   ExperimentConfig config = load_experiment(testing::source_path("configs/lm/arith.yaml"),
-                                            {"stages.sft.steps=30", "stages.sft.batch_size=8", "stages.sft.log_every=10",
+                                            {"stages.sft.steps=20", "stages.sft.batch_size=8", "stages.sft.log_every=10",
                                              "stages.dpo.steps=10", "stages.dpo.batch_size=8", "stages.dpo.log_every=1",
                                              "stages.dpo.data.max_records=64"});
   const std::string dir = testing::make_temp_dir("lm-arith");

@@ -45,13 +45,27 @@ std::vector<Record> keep_first(std::vector<Record> records, int64_t max_records)
   return records;
 }
 
+bool first_row_is_object(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    return nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false).is_object();
+  }
+  return false;
+}
+
 template <typename Record, typename ReadText, typename ReadTokens>
 std::vector<Record> load(const ExperimentConfig& config, const StageOptions& stage, StageDataStats* stats,
                          ReadText read_text, ReadTokens read_tokens) {
   StageDataStats local;
   std::vector<Record> records;
   try {
-    if (is_pretokenized_jsonl(stage.data.path)) {
+    // An unparsable first row goes to the reader that can name its file:line: the text reader
+    // when there is a tokenizer, else the pre-tokenized one.
+    const bool pretokenized = is_pretokenized_jsonl(stage.data.path) ||
+                              (!config.has_tokenizer && !first_row_is_object(stage.data.path));
+    if (pretokenized) {
       check_pretokenized_options(stage);
       records = read_tokens(stage.data.path, stage.data.max_records);
       local.format = "pretokenized";
@@ -97,7 +111,6 @@ bool is_pretokenized_jsonl(const std::string& path) {
   while (std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    // An unparsable first row goes to the text reader, which names its file:line.
     return row.is_object() && (row.contains("prompt_ids") || row.contains("distribution"));
   }
   return false;
