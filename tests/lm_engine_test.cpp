@@ -2,6 +2,7 @@
 // log-prob cache, `prefengine generate`, and a short run of configs/lm/arith.yaml.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -36,8 +37,8 @@ struct CliResult {
   std::string output;
 };
 
-CliResult cli(const std::string& args) {
-  const std::string command = std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
+CliResult cli(const std::string& args, const std::string& env = "") {
+  const std::string command = env + (env.empty() ? "" : " ") + std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   char buffer[4096];
@@ -178,6 +179,19 @@ TEST(StageDataTest, EmptyPromptRowsScoreTheirResponse) {
   EXPECT_NEAR(logps[0].sum().item<float>(), expected.item<float>(), 1e-5);
 }
 
+TEST(StageDataTest, ChunkedTokenLogpsEqualOneLogSoftmax) {
+  // V = 2^20 and N = 2: chunks of 2 positions, so T = 6 takes three chunks.
+  const int64_t vocab = int64_t{1} << 20;
+  const at::Tensor logits = at::randn({2, 6, vocab});
+  const at::Tensor ids = at::randint(vocab, {2, 6}, at::kLong);
+  const at::Tensor got = gather_token_logps(logits, ids);
+  const at::Tensor expected =
+      logits.slice(1, 0, 5).log_softmax(-1).gather(-1, ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);
+  ASSERT_EQ(got.sizes(), (std::vector<int64_t>{2, 6}));
+  EXPECT_EQ(got.select(1, 0).abs().max().item<float>(), 0.0f);
+  EXPECT_LT((got.slice(1, 1) - expected).abs().max().item<float>(), 1e-4);
+}
+
 // --- resume -------------------------------------------------------------------------------------
 
 const char* kToy = R"(name: resume
@@ -250,6 +264,22 @@ TEST(ResumeTest, RowsLoggedAfterTheCheckpointAreNotDuplicated) {
   resumed.set_resume(true);
   resumed.run();
   expect_same_metrics(whole, dir);
+}
+
+TEST(ResumeTest, ThroughTheCli) {
+  const std::string yaml_dir = testing::make_temp_dir("resume-cli");
+  const std::string config = testing::write_file(yaml_dir + "/resume.yaml", kToy);
+  const std::string whole = yaml_dir + "/whole", dir = yaml_dir + "/run";
+  ASSERT_EQ(cli("run " + config + " --output " + whole + " --log-level warn").code, 0);
+  CliResult stopped = cli("run " + config + " --output " + dir + " --log-level warn", "PREFENGINE_STOP_AFTER_STEP=27");
+  EXPECT_EQ(stopped.code, 1);
+  EXPECT_NE(stopped.output.find("stopped after global step 27"), std::string::npos) << stopped.output;
+  CliResult resumed = cli("run --resume " + dir + " --log-level warn");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  expect_same_metrics(whole, dir);
+  CliResult both = cli("run " + config + " --resume " + dir);
+  EXPECT_EQ(both.code, 1);
+  EXPECT_NE(both.output.find("drop EXP.yaml"), std::string::npos) << both.output;
 }
 
 TEST(ResumeTest, NoCheckpointIsAnError) {
@@ -327,7 +357,9 @@ TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
     const auto j = nlohmann::json::parse(line);
     ASSERT_EQ(j["completions"].size(), 2u);
     EXPECT_EQ(j["completions"][0], j["completions"][1]);
-    if (count == 0) EXPECT_EQ(j["prompt"], "<|user|>\nhello\n<|assistant|>\n");  // the default chat template
+    if (count == 0) {
+      EXPECT_EQ(j["prompt"], "<|user|>\nhello\n<|assistant|>\n");  // the default chat template
+    }
     ++count;
   }
   EXPECT_EQ(count, 2);
