@@ -9,3 +9,12 @@ if(TARGET prefengine)
   prefengine_add_test(NAME lm_data_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/lm_data_test.cpp
     LIBRARIES prefengine)
 endif()
+# The language-model path through the engine: text stage data, resume, reference cache, generate,
+# configs/lm.
+if(TARGET prefengine AND TARGET prefengine_cli)
+  prefengine_add_test(NAME lm_engine_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/lm_engine_test.cpp
+    LIBRARIES prefengine)
+  target_compile_definitions(lm_engine_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
+  add_dependencies(lm_engine_test prefengine_cli prefengine_plugin_transformer prefengine_plugin_dpo
+                   prefengine_plugin_toy_mlp)
+endif()

@@ -1,4 +1,5 @@
 #include "engine/cli/commands.h"
+#include "engine/cli/generate_command.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -41,6 +42,7 @@ const char* kUsage =
     "  plugins             list the plugins found (name, kind, ABI version, file)\n"
     "  report RUN_DIR...   write report.html (SVG charts) and summary.md/csv for runs\n"
     "  grade               score responses with a grader plugin (math, poem, slogan)\n"
+    "  generate            sample completions for a JSONL of prompts from a model or checkpoint\n"
     "\n"
     "'prefengine <command> --help' describes a command's options.\n";
 
@@ -69,8 +71,10 @@ Parsed parse(const std::string& command, const po::options_description& visible,
   return parsed;
 }
 
-void add_experiment_options(po::options_description& options) {
-  options.add_options()("experiment", po::value<std::string>()->required(), "the experiment YAML file")(
+void add_experiment_options(po::options_description& options, bool required = true) {
+  auto* experiment = po::value<std::string>();
+  if (required) experiment->required();
+  options.add_options()("experiment", experiment, "the experiment YAML file")(
       "set", po::value<std::vector<std::string>>()->composing(),
       "override a config value: --set key.path=value (stages by index or name: "
       "stages.dpo.loss.beta=0.2); repeatable");
@@ -78,7 +82,7 @@ void add_experiment_options(po::options_description& options) {
 
 int run_command(const std::vector<std::string>& args) {
   po::options_description options("run");
-  add_experiment_options(options);
+  add_experiment_options(options, /*required=*/false);
   options.add_options()("output,o", po::value<std::string>(),
                         "the run directory (default: a fresh runs/<name>-<time>)")(
       "overwrite", po::bool_switch(), "replace an existing --output directory")(
@@ -87,12 +91,26 @@ int run_command(const std::vector<std::string>& args) {
       "master-port", po::value<int>()->default_value(0),
       "with --nproc: the rendezvous port on 127.0.0.1 (default: a free port)")(
       "jobs,j", po::value<int64_t>()->default_value(0),
-      "sweeps: child runs at once (0 = the number of cores)");
+      "sweeps: child runs at once (0 = the number of cores)")(
+      "resume", po::value<std::string>(),
+      "continue RUN_DIR from its latest checkpoint, with its config.yaml (run from the same working directory)");
   po::positional_options_description positional;
   positional.add("experiment", 1);
   Parsed p = parse("run", options, positional, args,
-                   "EXP.yaml [--set key=value ...] [--output DIR] [--nproc N [--master-port P]]");
+                   "EXP.yaml [--set key=value ...] [--output DIR] [--nproc N [--master-port P]] | --resume RUN_DIR");
   if (p.help) return 0;
+  if (p.vars.count("resume")) {
+    if (p.vars.count("experiment") || p.vars.count("set") || p.vars.count("output")) {
+      throw std::invalid_argument("run --resume RUN_DIR takes the run's own config.yaml: drop EXP.yaml, --set and --output");
+    }
+    const std::string directory = p.vars["resume"].as<std::string>();
+    ExperimentRunner runner(load_experiment(directory + "/config.yaml"), directory);
+    runner.set_resume(true);
+    runner.run();
+    std::cout << directory << "\n";
+    return 0;
+  }
+  if (!p.vars.count("experiment")) throw po::required_option("experiment");
   const auto overrides = p.vars.count("set") ? p.vars["set"].as<std::vector<std::string>>()
                                              : std::vector<std::string>{};
   if (is_sweep_file(p.vars["experiment"].as<std::string>())) {  // sweep: / seeds: (engine/sweep)
@@ -282,7 +300,8 @@ int main_entry(int argc, char** argv) {
   }
   args.erase(args.begin());
   const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
-      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}, {"report", report_command}, {"grade", grade_command}};
+      {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}, {"report", report_command},
+      {"grade", grade_command}, {"generate", generate_command}};
   auto it = commands.find(command);
   try {
     if (it == commands.end()) {

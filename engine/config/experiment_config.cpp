@@ -43,6 +43,9 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   stage.data.path = o.require_string("data.path");
   stage.data.shuffle = o.get_bool("data.shuffle", stage.data.shuffle);
   stage.data.max_records = o.get_int("data.max_records", 0, 0);
+  stage.data.max_prompt_length = o.get_int("data.max_prompt_length", 0, 0);
+  stage.data.max_length = o.get_int("data.max_length", 0, 0);
+  stage.data.skip_bad_rows = o.get_bool("data.skip_bad_rows", false);
   stage.optimizer = read_optimizer(o);
   stage.steps = o.get_int("steps", 0, 0);
   stage.epochs = o.get_int("epochs", 0, 0);
@@ -133,6 +136,14 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   config.model = sub_options(o, "model");
   (void)config.model.get_string("plugin", "");
   mark_read(o, "model");
+  for (const char* key : {"tokenizer.kind", "tokenizer.path", "tokenizer.chat_template", "tokenizer.special_tokens"}) {
+    config.has_tokenizer = config.has_tokenizer || o.has(key);
+  }
+  config.tokenizer.kind = o.get_choice("tokenizer.kind", "byte", {"byte", "sentencepiece", "hf_bpe", "auto"});
+  config.tokenizer.path = o.get_string("tokenizer.path", "");
+  config.tokenizer.special_tokens = o.get_string_list("tokenizer.special_tokens", {});
+  config.chat_template = o.get_choice("tokenizer.chat_template", "default", {"default", "chatml", "llama3"});
+  config.reference_cache = o.get_string("reference_cache", "");
 
   if (!root["stages"]) {
     o.fail("stages", "a list of stages", "nothing (the key is required)");
@@ -186,6 +197,10 @@ void OptimizerOptions::validate() const {
 
 void DataOptions::validate() const {
   if (path.empty()) throw std::invalid_argument("data.path: expected a file path, got ''");
+  if (max_length > 0 && max_prompt_length >= max_length) {
+    throw std::invalid_argument("data.max_prompt_length: expected < max_length (" + std::to_string(max_length) +
+                                "), got " + std::to_string(max_prompt_length));
+  }
 }
 
 void StageOptions::validate() const {
@@ -200,6 +215,7 @@ void StageOptions::validate() const {
 void ExperimentConfig::validate() const {
   distributed.validate();
   for (const auto& stage : stages) stage.validate();
+  if (has_tokenizer) tokenizer.validate();
 }
 
 ExperimentConfig parse_experiment(const std::string& yaml_text, const std::string& source,

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/dist/distributed_options.h"
+#include "engine/data/tokenizer.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine {
@@ -35,6 +36,10 @@ struct DataOptions {
   std::string path;         // JSONL file, relative to the working directory
   bool shuffle = true;      // reshuffle every epoch (seeded)
   int64_t max_records = 0;  // keep the first N records; 0 = all
+  // Text datasets only (TRL formats, tokenized with the experiment's tokenizer):
+  int64_t max_prompt_length = 0;  // prompt tokens kept (the end of the prompt); 0 = all
+  int64_t max_length = 0;         // prompt + response tokens (the response is cut); 0 = no limit
+  bool skip_bad_rows = false;     // skip and count malformed rows instead of failing
 
   void validate() const;
 };
@@ -91,6 +96,10 @@ struct ExperimentConfig {
   PluginOptions model;                    // the model plugin's options (without `plugin`)
   std::vector<StageOptions> stages;       // run in order on one model
   DistributedOptions distributed;         // data parallelism: backend, timeout, bucket size
+  bool has_tokenizer = false;             // a `tokenizer:` block was given (text datasets need one)
+  TokenizerOptions tokenizer;             // tokenizes text datasets and generation prompts
+  std::string chat_template = "default";  // preset for conversational rows: default, chatml, llama3
+  std::string reference_cache;            // directory caching reference log-probs; empty = off
   std::string source;                     // the file it was read from
   std::string resolved_yaml;              // the config after overrides, as YAML
   std::string sweep_point;                // a sweep child's point, "path=value, ..." (from the

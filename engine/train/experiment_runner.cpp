@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/data/stage_data.h"
 #include "engine/data/token_records.h"
 #include "engine/dist/data_parallel.h"
 #include "engine/metrics/diagnostics.h"
@@ -22,6 +24,8 @@
 #include "engine/train/flat_optimizer.h"
 #include "engine/train/pairwise_eval.h"
 #include "engine/train/ppo_stage.h"
+#include "engine/train/reference_cache.h"
+#include "engine/train/resume.h"
 #include "engine/train/run_directory.h"
 #include "engine/train/sequence_batch.h"
 #include "prefengine/loss.h"
@@ -48,6 +52,18 @@ class BatchSampler {
       batch.push_back(order_[cursor_++]);
     }
     return batch;
+  }
+  // For checkpoints: the generator, this epoch's order and the position in it.
+  nlohmann::json state() const {
+    std::ostringstream rng;
+    rng << rng_;
+    return {{"rng", rng.str()}, {"order", order_}, {"cursor", cursor_}};
+  }
+  void load(const nlohmann::json& state) {
+    std::istringstream rng(state.at("rng").get<std::string>());
+    rng >> rng_;
+    order_ = state.at("order").get<std::vector<int64_t>>();
+    cursor_ = state.at("cursor").get<int64_t>();
   }
 
  private:
@@ -173,6 +189,20 @@ void check_loss_plugin_fit(const StageOptions& stage, const LossRequirements& re
   }
 }
 
+// The stage's checkpoint, with what resuming needs; then the test hook that simulates an
+// interruption (PREFENGINE_STOP_AFTER_STEP).
+void save_stage_checkpoint(const std::string& directory, const Model& model, const FlatOptimizer& optimizer,
+                           const StageOptions& stage, size_t index, int64_t step, int64_t steps,
+                           int64_t global_step, const BatchSampler& sampler) {
+  save_checkpoint(directory + "/checkpoints/" + stage.name, model, &optimizer,
+                  {{"stage", stage.name}, {"stage_index", index}, {"step", step}, {"steps", steps},
+                   {"global_step", global_step}, {"sampler", sampler.state()}, {"generator", generator_state()}});
+  if (stop_after_global_step() == global_step) {
+    throw std::runtime_error("stopped after global step " + std::to_string(global_step) +
+                             " (PREFENGINE_STOP_AFTER_STEP)");
+  }
+}
+
 void configure_threads(int64_t threads) {
   const int64_t n = threads > 0 ? threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(n));
@@ -209,16 +239,33 @@ RunResult ExperimentRunner::run() {
   const DistributedEnv env = DistributedEnv::from_environment();
   const bool writer = env.rank == 0;
   if (!writer) spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
-  if (writer) {
+  if (writer && !resume_) {
     std::ofstream out(directory_ + "/config.yaml");
     out << "# resolved from " << config_.source << "\n" << config_.resolved_yaml;
   }
   if (writer) add_log_file(directory_ + "/run.log");
   nlohmann::json status = {{"name", config_.name}, {"config", config_.source}, {"status", "running"}};
+  status["stages"] = nlohmann::json::array();
+  std::optional<ResumePoint> point;
+  if (resume_) {
+    point = find_resume_point(directory_);
+    if (!point) throw std::invalid_argument(directory_ + ": no checkpoint to resume from (checkpoints/latest)");
+    if (writer) truncate_metrics(directory_, point->global_step);
+    std::ifstream previous(directory_ + "/run.json");
+    const auto old = nlohmann::json::parse(previous, nullptr, /*allow_exceptions=*/false);
+    if (old.is_object() && old.contains("stages")) {
+      for (const auto& entry : old["stages"]) {
+        const bool finished = point->step >= point->state.value("steps", int64_t{0});
+        if (entry.contains("index") && entry["index"].get<size_t>() < point->stage_index + (finished ? 1 : 0)) {
+          status["stages"].push_back(entry);
+        }
+      }
+    }
+  }
   if (env.world_size > 1) status["world_size"] = env.world_size;
   if (writer) write_run_status(directory_, status);
   std::unique_ptr<MetricsLogger> metrics;
-  if (writer) metrics = std::make_unique<MetricsLogger>(directory_);
+  if (writer) metrics = std::make_unique<MetricsLogger>(directory_, /*append=*/resume_);
   metrics_ = metrics.get();
   try {
     dp_ = std::make_unique<DataParallel>(create_communicator(config_.distributed, env), config_.distributed);
@@ -227,19 +274,27 @@ RunResult ExperimentRunner::run() {
     }
     prepare();
     spdlog::info("run directory {}", directory_);
-    status["stages"] = nlohmann::json::array();
-    for (size_t i = 0; i < config_.stages.size(); ++i) {
+    size_t first_stage = 0;
+    if (point) {
+      resume_point_ = std::make_shared<ResumePoint>(*point);
+      first_stage = begin_resume();
+    }
+    for (size_t i = first_stage; i < config_.stages.size(); ++i) {
       const auto start = Clock::now();
       const int64_t steps_before = global_step_;
+      stage_report_ = nlohmann::json::object();
       if (config_.stages[i].kind == StageKind::kSft) run_sft(i);
       else if (config_.stages[i].kind == StageKind::kPpo) run_ppo(i);
       else run_pairwise(i);
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      status["stages"].push_back({{"name", config_.stages[i].name},
-                                  {"steps", global_step_ - steps_before},
-                                  {"seconds", seconds},
-                                  {"steps_per_second", (global_step_ - steps_before) / std::max(seconds, 1e-9)}});
-      write_run_status(directory_, status);
+      nlohmann::json entry = {{"name", config_.stages[i].name},
+                              {"index", i},
+                              {"steps", global_step_ - steps_before},
+                              {"seconds", seconds},
+                              {"steps_per_second", (global_step_ - steps_before) / std::max(seconds, 1e-9)}};
+      entry.update(stage_report_);
+      status["stages"].push_back(entry);
+      if (writer) write_run_status(directory_, status);
     }
   } catch (const std::exception& e) {
     status["status"] = "failed";
@@ -264,7 +319,9 @@ RunResult ExperimentRunner::run() {
 
 void ExperimentRunner::run_sft(size_t index) {
   const StageOptions& stage = config_.stages[index];
-  std::vector<SftRecord> records = read_sft_records(stage.data.path, stage.data.max_records);
+  StageDataStats data_stats;
+  std::vector<SftRecord> records = load_stage_sft(config_, stage, &data_stats);
+  stage_report_["data"] = data_stats.to_json();
   check_token_range(records, model_->vocab_size());
   const int64_t n = static_cast<int64_t>(records.size());
   const int64_t vocab = model_->vocab_size();
@@ -294,7 +351,12 @@ void ExperimentRunner::run_sft(size_t index) {
                        static_cast<uint64_t>(config_.seed) * 1000003ULL + index);
   Progress progress(stage.name, steps);
   spdlog::info("stage '{}' (sft): {} records, {} steps", stage.name, n, steps);
-  for (int64_t step = 1; step <= steps; ++step) {
+  int64_t first_step = 1;
+  if (const nlohmann::json* state = resume_stage(index, optimizer)) {
+    sampler.load(state->at("sampler"));
+    first_step = state->at("step").get<int64_t>() + 1;
+  }
+  for (int64_t step = first_step; step <= steps; ++step) {
     flat.zero_grad();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < stage.grad_accum; ++micro) {
@@ -349,8 +411,7 @@ void ExperimentRunner::run_sft(size_t index) {
     }
     if (last) dp_->check_replicas(flat.values(), "stage '" + stage.name + "'");
     if (dp_->is_writer() && ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || last)) {
-      save_checkpoint(directory_ + "/checkpoints/" + stage.name, *model_, &optimizer,
-                      {{"stage", stage.name}, {"step", step}, {"global_step", global_step_}});
+      save_stage_checkpoint(directory_, *model_, optimizer, stage, index, step, steps, global_step_, sampler);
     }
   }
 }
@@ -359,7 +420,9 @@ void ExperimentRunner::run_pairwise(size_t index) {
   const StageOptions& stage = config_.stages[index];
   Loss& loss = *losses_[index];
   const LossRequirements req = loss.requirements();
-  std::vector<PairRecord> records = read_pair_records(stage.data.path, stage.data.max_records);
+  StageDataStats data_stats;
+  std::vector<PairRecord> records = load_stage_pairs(config_, stage, &data_stats);
+  stage_report_["data"] = data_stats.to_json();
   check_token_range(records, model_->vocab_size());
   const int64_t n = static_cast<int64_t>(records.size());
   if (req.scalar_head && !model_->has_scalar_head()) model_->add_scalar_head();
@@ -373,27 +436,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
 
   // Reference log-probs: a frozen copy of the policy as it is now, computed once, then dropped.
   at::Tensor ref_logps;
-  if (req.reference_logps) {
-    auto reference = create_model(*loader_, config_);
-    if (model_->has_scalar_head()) reference->add_scalar_head();
-    copy_weights(*model_, *reference);
-    reference->eval();
-    at::NoGradGuard no_grad;
-    // Each rank scores its shard of the 2n sequences; every rank gets them all back.
-    ref_logps = dp_->sharded_rows(2 * n, [&](int64_t shard_begin, int64_t shard_end) {
-      std::vector<at::Tensor> chunks;
-      const int64_t chunk = std::max<int64_t>(stage.batch_size, 64);
-      for (int64_t start = shard_begin; start < shard_end; start += chunk) {
-        const int64_t end = std::min(shard_end, start + chunk);
-        std::vector<int64_t> part_index;
-        for (int64_t i = start; i < end; ++i) part_index.push_back(i);
-        const SequenceTensors part = packed.select(part_index);
-        chunks.push_back(score_sequences(*reference, part, true, false).logps);
-      }
-      return at::cat(chunks);
-    });
-    spdlog::info("stage '{}': reference log-probs cached for {} sequences", stage.name, 2 * n);
-  }
+  if (req.reference_logps) ref_logps = reference_logps(index, packed);
 
   std::unique_ptr<ResponseDistributionProbe> probe;
   if (model_->single_token_responses() && ResponseDistributionProbe::applicable(records)) {
@@ -412,8 +455,13 @@ void ExperimentRunner::run_pairwise(size_t index) {
   Progress progress(stage.name, steps);
   spdlog::info("stage '{}' (pairwise, loss {}): {} pairs, {} steps", stage.name, stage.loss_plugin, n, steps);
   const std::string checkpoint_dir = directory_ + "/checkpoints/" + stage.name;
+  int64_t first_step = 1;
+  if (const nlohmann::json* state = resume_stage(index, optimizer)) {
+    sampler.load(state->at("sampler"));
+    first_step = state->at("step").get<int64_t>() + 1;
+  }
 
-  for (int64_t step = 1; step <= steps; ++step) {
+  for (int64_t step = first_step; step <= steps; ++step) {
     bool log_now = step == 1 || step % stage.log_every == 0 || step == steps;
     const bool eval_now = evaluator && evaluator->due(step, log_now);
     log_now = log_now || eval_now;
@@ -535,16 +583,92 @@ void ExperimentRunner::run_pairwise(size_t index) {
     }
     if (step == steps) dp_->check_replicas(flat.values(), "stage '" + stage.name + "'");
     if (dp_->is_writer() && ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps)) {
-      save_checkpoint(checkpoint_dir, *model_, &optimizer,
-                      {{"stage", stage.name}, {"step", step}, {"global_step", global_step_}});
+      save_stage_checkpoint(directory_, *model_, optimizer, stage, index, step, steps, global_step_, sampler);
     }
   }
 }
 
 void ExperimentRunner::run_ppo(size_t index) {
+  if (dp_->world_size() > 1) {
+    throw std::invalid_argument(config_.stages[index].location + ": stage '" + config_.stages[index].name +
+                                "': the ppo stage runs in one process; data parallelism covers sft and pairwise stages");
+  }
   PpoStageContext context{config_, index, directory_, *metrics_, global_step_,
                           [this] { return create_model(*loader_, config_); }};
   run_ppo_stage(context, model_, *losses_[index]);
+at::Tensor ExperimentRunner::reference_logps(size_t index, const SequenceTensors& packed) {
+  const StageOptions& stage = config_.stages[index];
+  const int64_t rows = packed.rows();
+  const std::string cache_dir = reference_cache_directory(config_);
+  std::string key;
+  if (!cache_dir.empty()) {
+    key = reference_cache_key(config_, stage, *model_);
+    if (auto cached = load_cached_reference(cache_dir, key, rows)) {
+      spdlog::info("stage '{}': reference log-probs for {} sequences from {}/{}.pt", stage.name, rows, cache_dir, key);
+      stage_report_["reference"] = "cache";
+      return *cached;
+    }
+  }
+  // A frozen copy of the policy as it is now, used once, then dropped.
+  auto reference = create_model(*loader_, config_);
+  if (model_->has_scalar_head()) reference->add_scalar_head();
+  copy_weights(*model_, *reference);
+  reference->eval();
+  at::NoGradGuard no_grad;
+  // Each rank scores its shard of the rows; every rank gets them all back.
+  at::Tensor logps = dp_->sharded_rows(rows, [&](int64_t shard_begin, int64_t shard_end) {
+    std::vector<at::Tensor> chunks;
+    const int64_t chunk = std::max<int64_t>(stage.batch_size, 64);
+    for (int64_t start = shard_begin; start < shard_end; start += chunk) {
+      const int64_t end = std::min(shard_end, start + chunk);
+      std::vector<int64_t> part_index;
+      for (int64_t i = start; i < end; ++i) part_index.push_back(i);
+      const SequenceTensors part = packed.select(part_index);
+      chunks.push_back(score_sequences(*reference, part, true, false).logps);
+    }
+    return at::cat(chunks);
+  });
+  stage_report_["reference"] = "computed";
+  if (!cache_dir.empty() && dp_->is_writer()) {
+    store_cached_reference(cache_dir, key, logps);
+    stage_report_["reference"] = "computed, cached";
+  }
+  spdlog::info("stage '{}': reference log-probs computed for {} sequences", stage.name, rows);
+  return logps;
+}
+
+size_t ExperimentRunner::begin_resume() {
+  const ResumePoint& point = *resume_point_;
+  if (point.stage_index >= config_.stages.size() || config_.stages[point.stage_index].name != point.state.value("stage", "")) {
+    throw std::invalid_argument(point.checkpoint + ": its stage does not match the run's config.yaml");
+  }
+  global_step_ = point.global_step;
+  spdlog::info("resuming from {} (stage '{}', step {}, global step {})", point.checkpoint,
+               config_.stages[point.stage_index].name, point.step, point.global_step);
+  if (point.state.contains("steps") && point.step >= point.state["steps"].get<int64_t>()) {
+    // The stage finished: the next one starts from its final weights.
+    load_model_weights(point.checkpoint, *model_);
+    if (point.state.contains("generator")) restore_generator_state(point.state["generator"]);
+    resume_point_.reset();
+    return point.stage_index + 1;
+  }
+  // Mid-stage: the stage starts from the weights it started with (its reference is a copy of
+  // them); resume_stage() then loads the checkpoint's weights.
+  if (point.stage_index > 0) {
+    load_model_weights(directory_ + "/checkpoints/" + config_.stages[point.stage_index - 1].name, *model_);
+  }
+  return point.stage_index;
+}
+
+const nlohmann::json* ExperimentRunner::resume_stage(size_t index, FlatOptimizer& optimizer) {
+  if (!resume_point_ || resume_point_->stage_index != index) return nullptr;
+  load_model_weights(resume_point_->checkpoint, *model_);
+  load_optimizer_state(resume_point_->checkpoint, optimizer);
+  if (resume_point_->state.contains("generator")) restore_generator_state(resume_point_->state["generator"]);
+  resume_state_ = resume_point_->state;
+  stage_report_["resumed_from_step"] = resume_state_["step"];
+  resume_point_.reset();
+  return &resume_state_;
 }
 
 void validate_experiment(const ExperimentConfig& config) {
@@ -553,11 +677,11 @@ void validate_experiment(const ExperimentConfig& config) {
   const int64_t vocab = runner.model().vocab_size();
   for (const auto& stage : config.stages) {
     if (stage.kind == StageKind::kSft) {
-      check_token_range(read_sft_records(stage.data.path, stage.data.max_records), vocab);
+      check_token_range(load_stage_sft(config, stage), vocab);
     } else if (stage.kind == StageKind::kPpo) {
       validate_ppo_stage_data(stage, vocab);
     } else {
-      check_token_range(read_pair_records(stage.data.path, stage.data.max_records), vocab);
+      check_token_range(load_stage_pairs(config, stage), vocab);
     }
   }
 }

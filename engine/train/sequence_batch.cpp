@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 #include "prefengine/model.h"
 
@@ -65,12 +66,35 @@ SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows) {
   return out;
 }
 
+namespace {
+
+// Elements of the [N, chunk, V] slice scored at once: logsumexp allocates temporaries as large as
+// its input (and .to(kFloat) a whole fp32 copy of bf16 logits), so chunking over positions keeps
+// the peak at this size instead of [N, T, V]. Each position is independent: the values are the
+// same as in one pass.
+constexpr int64_t kLogpChunkElements = int64_t{1} << 22;
+
+// [N, T-1] fp32 log p(token t+1 | tokens <= t) from logits [N, T', V], T' >= T-1.
+at::Tensor picked_logps(const at::Tensor& logits, const at::Tensor& input_ids) {
+  const int64_t length = input_ids.size(1) - 1;
+  const int64_t per_position = std::max<int64_t>(1, logits.size(0) * logits.size(2));
+  const int64_t chunk = std::max<int64_t>(1, kLogpChunkElements / per_position);
+  std::vector<at::Tensor> parts;
+  for (int64_t start = 0; start < length; start += chunk) {
+    const int64_t len = std::min(chunk, length - start);
+    const at::Tensor scores = logits.narrow(1, start, len).to(at::kFloat);
+    const at::Tensor targets = input_ids.narrow(1, start + 1, len).unsqueeze(-1);
+    parts.push_back(scores.gather(-1, targets).squeeze(-1) - scores.logsumexp(-1));
+  }
+  return parts.size() == 1 ? parts[0] : at::cat(parts, 1);
+}
+
+}  // namespace
+
 at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids) {
   const int64_t length = input_ids.size(1);
   if (length < 2) return at::zeros(input_ids.sizes(), logits.options().dtype(at::kFloat));
-  at::Tensor scores = logits.slice(1, 0, length - 1).to(at::kFloat);
-  at::Tensor targets = input_ids.slice(1, 1).unsqueeze(-1);
-  at::Tensor picked = scores.gather(-1, targets).squeeze(-1) - scores.logsumexp(-1);
+  at::Tensor picked = picked_logps(logits, input_ids);
   return at::cat({at::zeros({input_ids.size(0), 1}, picked.options()), picked}, 1);
 }
 
@@ -102,10 +126,7 @@ SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool w
       if (length < 2) {
         out.logps = at::zeros({rows.rows()}, output.logits.options().dtype(at::kFloat));
       } else {
-        at::Tensor scores = output.logits.slice(1, 0, length - 1).to(at::kFloat);
-        at::Tensor picked = scores.gather(-1, rows.input_ids.slice(1, 1).unsqueeze(-1)).squeeze(-1) -
-                            scores.logsumexp(-1);
-        out.logps = (picked * rows.response_mask.slice(1, 1)).sum(1);
+        out.logps = (picked_logps(output.logits, rows.input_ids) * rows.response_mask.slice(1, 1)).sum(1);
       }
     }
   }

@@ -32,7 +32,8 @@ struct TokenSequence {
 SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows);
 
 // [N, T] log p(token t | tokens < t) in fp32, 0 at t = 0, from logits [N, T', V] with T' >= T-1
-// where logits[:, t] scores token t+1. Uses logsumexp + gather: no [N, T, V] log-softmax is kept.
+// where logits[:, t] scores token t+1. Uses logsumexp + gather over chunks of positions: no
+// [N, T, V] log-softmax is kept, and no temporary larger than about 2^22 elements is made.
 at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids);
 
 struct SequenceScores {

@@ -1,0 +1,163 @@
+#include "engine/cli/generate_command.h"
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+#include <thread>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <boost/filesystem.hpp>
+#include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "engine/config/experiment_config.h"
+#include "engine/data/stage_data.h"
+#include "engine/data/text_dataset.h"
+#include "engine/data/tokenizer.h"
+#include "engine/metrics/logging.h"
+#include "engine/plugins/plugin_loader.h"
+#include "engine/train/checkpoint.h"
+#include "generation.h"
+#include "prefengine/model.h"
+
+namespace prefengine::cli {
+namespace {
+
+namespace po = boost::program_options;
+namespace fs = boost::filesystem;
+
+const char* kSynopsis =
+    "(--model-config EXP.yaml | --checkpoint RUN_DIR/checkpoints/STAGE) --input PROMPTS.jsonl "
+    "--output OUT.jsonl [--n 4] [--max-new-tokens 64] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0]";
+
+std::shared_ptr<Model> create_model(const ExperimentConfig& config) {
+  PluginOptions options(config.model.path(), config.model.location());
+  for (const auto& [key, entry] : config.model.entries()) options.set(key, entry);
+  (void)options.get_string("plugin", "");
+  PluginLoader loader(config.plugin_paths);
+  return loader.create_model(config.model_plugin, options);
+}
+
+}  // namespace
+
+int generate_command(const std::vector<std::string>& args) {
+  po::options_description options("generate");
+  options.add_options()("model-config", po::value<std::string>(), "an experiment file: its model and tokenizer")(
+      "checkpoint", po::value<std::string>(), "a run's checkpoint directory (RUN_DIR/checkpoints/<stage>)")(
+      "input,i", po::value<std::string>()->required(), "JSONL prompts ({\"prompt\": str or messages})")(
+      "output,o", po::value<std::string>()->required(), "JSONL out: one line per prompt with its completions")(
+      "n", po::value<int64_t>()->default_value(1), "samples per prompt")(
+      "max-new-tokens", po::value<int64_t>()->default_value(64), "most tokens generated per sample")(
+      "temperature", po::value<double>()->default_value(1.0), "softmax temperature; 0 = greedy")(
+      "top-k", po::value<int64_t>()->default_value(0), "sample among the k most likely tokens; 0 = all")(
+      "top-p", po::value<double>()->default_value(1.0), "nucleus sampling mass; 1 = all")(
+      "seed", po::value<uint64_t>()->default_value(0), "seeds sampling")(
+      "batch-size", po::value<int64_t>()->default_value(8), "prompts per generation batch")(
+      "threads", po::value<int64_t>()->default_value(0), "intra-op threads; 0 = the experiment's setting")(
+      "help,h", "show this help")("log-level", po::value<std::string>()->default_value("info"),
+                                  "trace, debug, info, warn, error or off");
+  po::variables_map vars;
+  po::store(po::command_line_parser(args).options(options).run(), vars);
+  if (vars.count("help")) {
+    std::cout << "usage: prefengine generate " << kSynopsis << "\n\n" << options << "\n";
+    return 0;
+  }
+  po::notify(vars);
+  setup_logging(vars["log-level"].as<std::string>());
+  if (vars.count("model-config") == vars.count("checkpoint")) {
+    throw std::invalid_argument("generate: give exactly one of --model-config EXP.yaml and --checkpoint DIR");
+  }
+  const int64_t n = vars["n"].as<int64_t>();
+  const int64_t batch_prompts = vars["batch-size"].as<int64_t>();
+  if (n < 1) throw std::invalid_argument("generate: --n must be >= 1, got " + std::to_string(n));
+  if (batch_prompts < 1) throw std::invalid_argument("generate: --batch-size must be >= 1");
+
+  std::string checkpoint;
+  ExperimentConfig config;
+  if (vars.count("checkpoint")) {
+    checkpoint = vars["checkpoint"].as<std::string>();
+    const fs::path run_dir = fs::path(checkpoint).parent_path().parent_path();
+    if (!fs::exists(fs::path(checkpoint) / "model.pt")) {
+      throw std::invalid_argument("generate: " + checkpoint + " is not a checkpoint (no model.pt)");
+    }
+    config = load_experiment((run_dir / "config.yaml").string());
+  } else {
+    config = load_experiment(vars["model-config"].as<std::string>());
+  }
+  const int64_t threads = vars["threads"].as<int64_t>() > 0 ? vars["threads"].as<int64_t>() : config.threads;
+  at::set_num_threads(static_cast<int>(threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency())));
+  at::manual_seed(static_cast<uint64_t>(config.seed));
+  const auto tokenizer = make_experiment_tokenizer(config, "generate");
+  const ChatTemplate chat_template = make_experiment_chat_template(config);
+  std::shared_ptr<Model> model = create_model(config);
+  if (!checkpoint.empty()) load_model_weights(checkpoint, *model);
+  model->eval();
+
+  plugins::model::GenerationOptions gen;
+  gen.max_new_tokens = vars["max-new-tokens"].as<int64_t>();
+  gen.temperature = vars["temperature"].as<double>();
+  gen.top_k = vars["top-k"].as<int64_t>();
+  gen.top_p = vars["top-p"].as<double>();
+  gen.eos_id = tokenizer->eos_id();
+  gen.pad_id = tokenizer->pad_id() >= 0 ? tokenizer->pad_id() : 0;
+  gen.seed = vars["seed"].as<uint64_t>();
+  gen.validate();
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(gen.seed);
+
+  TextDatasetOptions input;
+  input.path = vars["input"].as<std::string>();
+  const auto prompts = read_prompt_jsonl(input, *tokenizer, chat_template).records;
+  const std::string output_path = vars["output"].as<std::string>();
+  std::ofstream out(output_path, std::ios::trunc);
+  if (!out) throw std::runtime_error(output_path + ": cannot write");
+  spdlog::info("generate: {} prompts x {} samples, up to {} new tokens", prompts.size(), n, gen.max_new_tokens);
+  for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(batch_prompts)) {
+    const size_t last = std::min(prompts.size(), first + static_cast<size_t>(batch_prompts));
+    int64_t width = 1;
+    for (size_t p = first; p < last; ++p) width = std::max<int64_t>(width, prompts[p].prompt.size());
+    const int64_t rows = static_cast<int64_t>(last - first) * n;
+    // Left padding: every row's last column is its last prompt token.
+    at::Tensor ids = at::full({rows, width}, gen.pad_id, at::kLong);
+    at::Tensor mask = at::zeros({rows, width}, at::kLong);
+    auto ids_a = ids.accessor<int64_t, 2>();
+    auto mask_a = mask.accessor<int64_t, 2>();
+    for (size_t p = first; p < last; ++p) {
+      const auto& prompt = prompts[p].prompt;
+      if (prompt.empty()) throw std::invalid_argument(prompts[p].source + ": the prompt has no tokens");
+      for (int64_t s = 0; s < n; ++s) {
+        const int64_t row = static_cast<int64_t>(p - first) * n + s;
+        const int64_t offset = width - static_cast<int64_t>(prompt.size());
+        for (size_t t = 0; t < prompt.size(); ++t) {
+          ids_a[row][offset + t] = prompt[t];
+          mask_a[row][offset + t] = 1;
+        }
+      }
+    }
+    const auto result = plugins::model::generate(*model, ids, mask, gen, generator);
+    const at::Tensor completions = result.completions.contiguous();
+    const at::Tensor completion_mask = result.completion_mask.contiguous();
+    for (size_t p = first; p < last; ++p) {
+      nlohmann::json line = {{"prompt", prompts[p].prompt_text}, {"source", prompts[p].source}};
+      if (prompts[p].reference) line["reference"] = *prompts[p].reference;
+      line["completions"] = nlohmann::json::array();
+      for (int64_t s = 0; s < n; ++s) {
+        const int64_t row = static_cast<int64_t>(p - first) * n + s;
+        std::vector<int64_t> tokens;
+        for (int64_t t = 0; t < completions.size(1); ++t) {
+          if (completion_mask[row][t].item<int64_t>() != 0) tokens.push_back(completions[row][t].item<int64_t>());
+        }
+        line["completions"].push_back(tokenizer->decode(tokens));
+      }
+      // A byte-level model can sample invalid UTF-8: such bytes are written as U+FFFD.
+      out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    }
+  }
+  if (!out) throw std::runtime_error(output_path + ": cannot write");
+  std::cout << "wrote " << prompts.size() << " prompts x " << n << " samples to " << output_path << "\n";
+  return 0;
+}
+
+}  // namespace prefengine::cli

@@ -1,0 +1,149 @@
+#include "engine/data/stage_data.h"
+
+#include <fstream>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/data/chat_template.h"
+#include "engine/data/text_dataset.h"
+#include "engine/data/token_records.h"
+#include "engine/data/tokenizer.h"
+
+namespace prefengine {
+namespace {
+
+std::string stage_prefix(const StageOptions& stage) {
+  return stage.location + ": stage '" + stage.name + "': ";
+}
+
+TextDatasetOptions text_options(const StageOptions& stage) {
+  TextDatasetOptions o;
+  o.path = stage.data.path;
+  o.max_prompt_length = stage.data.max_prompt_length;
+  o.max_length = stage.data.max_length;
+  o.skip_bad_rows = stage.data.skip_bad_rows;
+  return o;
+}
+
+// Text-only options on a pre-tokenized file would be silently ignored: refuse them.
+void check_pretokenized_options(const StageOptions& stage) {
+  const DataOptions& d = stage.data;
+  const char* key = d.max_prompt_length > 0 ? "max_prompt_length"
+                    : d.max_length > 0      ? "max_length"
+                    : d.skip_bad_rows       ? "skip_bad_rows"
+                                            : nullptr;
+  if (key != nullptr) {
+    throw std::invalid_argument(stage_prefix(stage) + "data." + key + " applies to text datasets, but " +
+                                d.path + " is pre-tokenized (prompt_ids)");
+  }
+}
+
+template <typename Record>
+std::vector<Record> keep_first(std::vector<Record> records, int64_t max_records) {
+  if (max_records > 0 && static_cast<int64_t>(records.size()) > max_records) records.resize(max_records);
+  return records;
+}
+
+bool first_row_is_object(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    return nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false).is_object();
+  }
+  return false;
+}
+
+template <typename Record, typename ReadText, typename ReadTokens>
+std::vector<Record> load(const ExperimentConfig& config, const StageOptions& stage, StageDataStats* stats,
+                         ReadText read_text, ReadTokens read_tokens) {
+  StageDataStats local;
+  std::vector<Record> records;
+  try {
+    // An unparsable first row goes to the reader that can name its file:line: the text reader
+    // when there is a tokenizer, else the pre-tokenized one.
+    const bool pretokenized = is_pretokenized_jsonl(stage.data.path) ||
+                              (!config.has_tokenizer && !first_row_is_object(stage.data.path));
+    if (pretokenized) {
+      check_pretokenized_options(stage);
+      records = read_tokens(stage.data.path, stage.data.max_records);
+      local.format = "pretokenized";
+      local.rows = static_cast<int64_t>(records.size());
+    } else {
+      const auto tokenizer = make_experiment_tokenizer(config, "the text dataset " + stage.data.path);
+      auto dataset = read_text(text_options(stage), *tokenizer, make_experiment_chat_template(config));
+      records = keep_first(std::move(dataset.records), stage.data.max_records);
+      local.format = text_format_name(dataset.stats.format);
+      local.rows = dataset.stats.rows;
+      local.skipped_rows = dataset.stats.skipped_rows;
+      local.truncated_rows = dataset.stats.truncated_rows;
+    }
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    if (message.rfind(stage.location, 0) == 0) throw;
+    throw std::invalid_argument(stage_prefix(stage) + message);
+  }
+  local.records = static_cast<int64_t>(records.size());
+  if (local.format != "pretokenized") {
+    spdlog::info("stage '{}': {} ({} format): {} rows, {} records, {} truncated, {} skipped", stage.name,
+                 stage.data.path, local.format, local.rows, local.records, local.truncated_rows,
+                 local.skipped_rows);
+  }
+  if (stats != nullptr) *stats = local;
+  return records;
+}
+
+}  // namespace
+
+nlohmann::json StageDataStats::to_json() const {
+  return {{"format", format},
+          {"rows", rows},
+          {"records", records},
+          {"skipped_rows", skipped_rows},
+          {"truncated_rows", truncated_rows}};
+}
+
+bool is_pretokenized_jsonl(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open the dataset");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    return row.is_object() && (row.contains("prompt_ids") || row.contains("distribution"));
+  }
+  return false;
+}
+
+std::unique_ptr<Tokenizer> make_experiment_tokenizer(const ExperimentConfig& config, const std::string& why) {
+  if (!config.has_tokenizer) {
+    throw std::invalid_argument(why + " needs a tokenizer, but the experiment has no `tokenizer:` block "
+                                "(e.g. tokenizer: {kind: byte})");
+  }
+  return make_tokenizer(config.tokenizer);
+}
+
+ChatTemplate make_experiment_chat_template(const ExperimentConfig& config) {
+  return ChatTemplate::preset(config.chat_template);
+}
+
+std::vector<PairRecord> load_stage_pairs(const ExperimentConfig& config, const StageOptions& stage,
+                                         StageDataStats* stats) {
+  return load<PairRecord>(
+      config, stage, stats,
+      [](const TextDatasetOptions& o, const Tokenizer& t, const ChatTemplate& c) {
+        return read_preference_jsonl(o, t, c);
+      },
+      [](const std::string& path, int64_t max) { return read_pair_records(path, max); });
+}
+
+std::vector<SftRecord> load_stage_sft(const ExperimentConfig& config, const StageOptions& stage,
+                                      StageDataStats* stats) {
+  return load<SftRecord>(
+      config, stage, stats,
+      [](const TextDatasetOptions& o, const Tokenizer& t, const ChatTemplate& c) { return read_sft_jsonl(o, t, c); },
+      [](const std::string& path, int64_t max) { return read_sft_records(path, max); });
+}
+
+}  // namespace prefengine

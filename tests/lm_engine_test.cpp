@@ -1,0 +1,404 @@
+// The language-model path through the engine: text datasets as stage data, resume, the reference
+// log-prob cache, `prefengine generate`, and a short run of configs/lm/arith.yaml.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include <boost/filesystem.hpp>
+#include <nlohmann/json.hpp>
+
+#include "engine/config/experiment_config.h"
+#include "engine/data/stage_data.h"
+#include "engine/train/experiment_runner.h"
+#include "engine/train/sequence_batch.h"
+#include "test_util.h"
+
+namespace prefengine {
+namespace {
+
+using testing::read_metrics;
+
+nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(testing::read_file(path)); }
+
+std::string run_yaml(const std::string& yaml, const std::string& tag, const std::vector<std::string>& overrides = {}) {
+  const std::string dir = testing::make_temp_dir(tag);
+  ExperimentRunner runner(parse_experiment(yaml, tag + ".yaml", overrides), dir);
+  runner.run();
+  return dir;
+}
+
+struct CliResult {
+  int code;
+  std::string output;
+};
+
+CliResult cli(const std::string& args, const std::string& env = "") {
+  const std::string command = env + (env.empty() ? "" : " ") + std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+// A tiny transformer over bytes, for the text-data tests.
+const char* kTinyLm = R"(name: tiny-lm
+seed: 3
+threads: 1
+tokenizer: {kind: byte}
+model: {plugin: transformer, vocab_size: 259, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
+        num_attention_heads: 2, max_position_embeddings: 128}
+)";
+
+std::string tiny_lm_stage(const std::string& kind, const std::string& data, int steps = 3) {
+  std::string s = std::string(kTinyLm) + "stages:\n  - {name: s, kind: " + kind + ", data: " + data +
+                  ", optimizer: {lr: 1.0e-3}, batch_size: 2, steps: " + std::to_string(steps) + ", log_every: 1";
+  if (kind == "pairwise") s += ", loss: {plugin: dpo, beta: 0.1}";
+  return s + "}\n";
+}
+
+TEST(StageDataTest, TextPairsAreTokenizedAndCountedInRunJson) {
+  const std::string dir = testing::make_temp_dir("text-pairs");
+  const std::string data = testing::write_file(dir + "/pairs.jsonl",
+      "{\"prompt\": \"Q: 1+1?\", \"chosen\": \" 2\", \"rejected\": \" 3 is a long wrong answer\"}\n"
+      "\n"
+      "{\"prompt\": \"Q: 2+2?\", \"chosen\": \" 4\", \"rejected\": \" 5\"}\n");
+  const std::string yaml = tiny_lm_stage("pairwise", "{path: " + data + ", max_length: 12}");
+  ExperimentConfig config = parse_experiment(yaml, "pairs.yaml");
+  StageDataStats stats;
+  const auto records = load_stage_pairs(config, config.stages[0], &stats);
+  ASSERT_EQ(records.size(), 2u);
+  // BOS + "Q: 1+1?" (7 bytes) = 8 prompt tokens; 12 - 8 = 4 response tokens at most.
+  EXPECT_EQ(records[0].prompt.size(), 8u);
+  EXPECT_EQ(records[0].prompt.front(), 256);
+  EXPECT_EQ(records[0].chosen, (std::vector<int64_t>{' ', '2', 257}));
+  EXPECT_EQ(records[0].rejected, (std::vector<int64_t>{' ', '3', ' ', 'i'}));
+  EXPECT_EQ(records[0].source, data + ":1");
+  EXPECT_EQ(records[1].source, data + ":3");
+  EXPECT_EQ(stats.format, "standard");
+  EXPECT_EQ(stats.rows, 2);
+  EXPECT_EQ(stats.truncated_rows, 1);
+
+  const std::string run_dir = run_yaml(yaml, "text-pairs-run");
+  const auto status = read_json(run_dir + "/run.json");
+  EXPECT_EQ(status["status"], "completed");
+  EXPECT_EQ(status["stages"][0]["data"]["truncated_rows"], 1);
+  EXPECT_EQ(status["stages"][0]["data"]["records"], 2);
+  EXPECT_EQ(status["stages"][0]["data"]["format"], "standard");
+  EXPECT_NE(testing::read_file(run_dir + "/run.log").find("1 truncated, 0 skipped"), std::string::npos);
+}
+
+TEST(StageDataTest, BadRowIsAnErrorNamingStageFileAndLine) {
+  const std::string dir = testing::make_temp_dir("bad-rows");
+  const std::string data = testing::write_file(dir + "/pairs.jsonl",
+      "{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n"
+      "{\"prompt\": \"a\", \"chosen\": \"b\"}\n"
+      "{\"prompt\": \"d\", \"chosen\": \"e\", \"rejected\": \"f\"}\n");
+  ExperimentConfig config = parse_experiment(tiny_lm_stage("pairwise", "{path: " + data + "}"), "bad.yaml");
+  try {
+    load_stage_pairs(config, config.stages[0]);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("bad.yaml:", 0), 0u) << message;
+    EXPECT_NE(message.find("stage 's': " + data + ":2: expected"), std::string::npos) << message;
+  }
+  EXPECT_THROW(validate_experiment(config), std::invalid_argument);
+  // skip_bad_rows: the row is counted, not fatal
+  const std::string run_dir =
+      run_yaml(tiny_lm_stage("pairwise", "{path: " + data + ", skip_bad_rows: true}"), "bad-rows-skip");
+  const auto status = read_json(run_dir + "/run.json");
+  EXPECT_EQ(status["stages"][0]["data"]["skipped_rows"], 1);
+  EXPECT_EQ(status["stages"][0]["data"]["records"], 2);
+}
+
+TEST(StageDataTest, TextDataNeedsATokenizerBlock) {
+  const std::string dir = testing::make_temp_dir("no-tokenizer");
+  const std::string data = testing::write_file(dir + "/sft.jsonl", "{\"text\": \"hello\"}\n");
+  std::string yaml = tiny_lm_stage("sft", "{path: " + data + "}");
+  yaml.replace(yaml.find("tokenizer: {kind: byte}\n"), 24, "");
+  ExperimentConfig config = parse_experiment(yaml, "t.yaml");
+  try {
+    load_stage_sft(config, config.stages[0]);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no `tokenizer:` block"), std::string::npos) << e.what();
+  }
+}
+
+TEST(StageDataTest, PretokenizedFilesRefuseTextOptions) {
+  const std::string yaml = std::string(R"(name: t
+model: {plugin: toy_mlp}
+stages:
+  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl, max_length: 8}, steps: 1}
+)");
+  ExperimentConfig config = parse_experiment(yaml, "t.yaml");
+  EXPECT_THROW(load_stage_sft(config, config.stages[0]), std::invalid_argument);
+  config.stages[0].data.max_length = 0;
+  StageDataStats stats;
+  EXPECT_FALSE(load_stage_sft(config, config.stages[0], &stats).empty());
+  EXPECT_EQ(stats.format, "pretokenized");
+}
+
+TEST(StageDataTest, ConfigRejectsBadTextOptions) {
+  EXPECT_THROW(parse_experiment(tiny_lm_stage("sft", "{path: x, max_prompt_length: 8, max_length: 8}"), "t.yaml"),
+               std::invalid_argument);
+  EXPECT_THROW(parse_experiment(tiny_lm_stage("sft", "{path: x, max_length: -1}"), "t.yaml"), std::invalid_argument);
+  std::string yaml = tiny_lm_stage("sft", "{path: x}");
+  EXPECT_THROW(parse_experiment(yaml, "t.yaml", {"tokenizer.kind=bpe"}), std::invalid_argument);
+  EXPECT_THROW(parse_experiment(yaml, "t.yaml", {"tokenizer.kind=hf_bpe"}), std::invalid_argument);  // no path
+  EXPECT_THROW(parse_experiment(yaml, "t.yaml", {"tokenizer.chat_template=vicuna"}), std::invalid_argument);
+}
+
+TEST(StageDataTest, SftTextRowsTrain) {
+  const std::string dir = testing::make_temp_dir("sft-text");
+  const std::string data = testing::write_file(dir + "/sft.jsonl",
+      "{\"text\": \"the cat sat\"}\n{\"text\": \"on the mat\"}\n{\"text\": \"x\"}\n");
+  const std::string run_dir = run_yaml(tiny_lm_stage("sft", "{path: " + data + "}", 4), "sft-text-run");
+  const auto rows = read_metrics(run_dir);
+  ASSERT_EQ(rows.size(), 4u);
+  for (const auto& r : rows) EXPECT_TRUE(std::isfinite(r["loss"].get<double>()));
+  EXPECT_EQ(read_json(run_dir + "/run.json")["stages"][0]["data"]["format"], "text");
+}
+
+TEST(StageDataTest, EmptyPromptRowsScoreTheirResponse) {
+  // An empty prompt (a text row without BOS): token 0 has no context, tokens 1.. are scored.
+  const std::vector<int64_t> empty, response = {5, 6, 7}, prompt = {1};
+  const SequenceTensors packed = pack_sequences({{&empty, &response}, {&prompt, &response}});
+  EXPECT_EQ(packed.row_lengths, (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(packed.response_mask[0].sum().item<float>(), 3.0f);
+  const at::Tensor logits = at::randn({2, 4, 8});
+  const at::Tensor logps = gather_token_logps(logits, packed.input_ids) * packed.response_mask;
+  const at::Tensor expected = logits[0][0].log_softmax(0)[6] + logits[0][1].log_softmax(0)[7];
+  EXPECT_NEAR(logps[0].sum().item<float>(), expected.item<float>(), 1e-5);
+}
+
+TEST(StageDataTest, ChunkedTokenLogpsEqualOneLogSoftmax) {
+  // V = 2^20 and N = 2: chunks of 2 positions, so T = 6 takes three chunks.
+  const int64_t vocab = int64_t{1} << 20;
+  const at::Tensor logits = at::randn({2, 6, vocab});
+  const at::Tensor ids = at::randint(vocab, {2, 6}, at::kLong);
+  const at::Tensor got = gather_token_logps(logits, ids);
+  const at::Tensor expected =
+      logits.slice(1, 0, 5).log_softmax(-1).gather(-1, ids.slice(1, 1).unsqueeze(-1)).squeeze(-1);
+  ASSERT_EQ(got.sizes(), (std::vector<int64_t>{2, 6}));
+  EXPECT_EQ(got.select(1, 0).abs().max().item<float>(), 0.0f);
+  EXPECT_LT((got.slice(1, 1) - expected).abs().max().item<float>(), 1e-4);
+}
+
+// --- resume -------------------------------------------------------------------------------------
+
+const char* kToy = R"(name: resume
+seed: 5
+threads: 1
+model: {plugin: toy_mlp, hidden: 16}
+stages:
+  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl}, optimizer: {lr: 1.0e-2, schedule: cosine},
+     batch_size: 3, steps: 20, log_every: 3, checkpoint_every: 4}
+  - {name: dpo, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, data: {path: configs/toy/data/pairs.jsonl},
+     optimizer: {name: adamw, lr: 1.0e-3, warmup_steps: 5, schedule: linear}, batch_size: 5, steps: 30,
+     log_every: 2, checkpoint_every: 7}
+)";
+
+void expect_same_metrics(const std::string& a, const std::string& b) {
+  const auto x = read_metrics(a), y = read_metrics(b);
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(x[i]["stage"], y[i]["stage"]);
+    ASSERT_EQ(x[i]["global_step"], y[i]["global_step"]);
+    ASSERT_EQ(x[i].size(), y[i].size()) << x[i].dump() << "\n" << y[i].dump();
+    for (auto it = x[i].begin(); it != x[i].end(); ++it) {
+      if (!it.value().is_number_float()) continue;
+      const double u = it.value().get<double>(), v = y[i][it.key()].get<double>();
+      EXPECT_NEAR(u, v, 1e-6 * std::max(1.0, std::abs(u))) << "row " << i << " " << it.key();
+    }
+  }
+  // metrics.csv: the same number of lines (no duplicated rows after the resume)
+  const std::string ca = testing::read_file(a + "/metrics.csv"), cb = testing::read_file(b + "/metrics.csv");
+  EXPECT_EQ(std::count(ca.begin(), ca.end(), '\n'), std::count(cb.begin(), cb.end(), '\n'));
+}
+
+void interrupted_then_resumed(int64_t stop_after, const std::string& tag) {
+  const std::string whole = run_yaml(kToy, tag + "-whole");
+  const std::string dir = testing::make_temp_dir(tag);
+  setenv("PREFENGINE_STOP_AFTER_STEP", std::to_string(stop_after).c_str(), 1);
+  EXPECT_THROW(ExperimentRunner(parse_experiment(kToy, "resume.yaml"), dir).run(), std::runtime_error);
+  unsetenv("PREFENGINE_STOP_AFTER_STEP");
+  EXPECT_EQ(read_json(dir + "/run.json")["status"], "failed");
+  EXPECT_EQ(read_json(dir + "/run.json")["global_step"], stop_after);
+  ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
+  resumed.set_resume(true);
+  EXPECT_EQ(resumed.run().global_steps, 50);
+  const auto status = read_json(dir + "/run.json");
+  EXPECT_EQ(status["status"], "completed");
+  ASSERT_FALSE(status["stages"].empty());
+  EXPECT_EQ(status["stages"].back()["name"], "dpo");
+  expect_same_metrics(whole, dir);
+}
+
+TEST(ResumeTest, MidSftEqualsTheUninterruptedRun) { interrupted_then_resumed(8, "resume-sft"); }
+TEST(ResumeTest, AtAStageBoundaryEqualsTheUninterruptedRun) { interrupted_then_resumed(20, "resume-boundary"); }
+TEST(ResumeTest, MidDpoEqualsTheUninterruptedRun) { interrupted_then_resumed(34, "resume-dpo"); }
+
+TEST(ResumeTest, RowsLoggedAfterTheCheckpointAreNotDuplicated) {
+  // An interruption between checkpoints: metrics rows after the checkpoint are dropped and re-run.
+  const std::string whole = run_yaml(kToy, "resume-kill-whole");
+  const std::string dir = testing::make_temp_dir("resume-kill");
+  setenv("PREFENGINE_STOP_AFTER_STEP", "34", 1);
+  EXPECT_THROW(ExperimentRunner(parse_experiment(kToy, "resume.yaml"), dir).run(), std::runtime_error);
+  unsetenv("PREFENGINE_STOP_AFTER_STEP");
+  // pretend the run logged a row after its checkpoint before it died
+  std::string state = testing::read_file(dir + "/checkpoints/dpo/state.json");
+  auto json = nlohmann::json::parse(state);
+  ASSERT_EQ(json["global_step"], 34);
+  std::FILE* f = std::fopen((dir + "/metrics.jsonl").c_str(), "a");
+  std::fputs("{\"stage\":\"dpo\",\"step\":15,\"global_step\":35,\"loss\":9.0}\n", f);
+  std::fclose(f);
+  ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
+  resumed.set_resume(true);
+  resumed.run();
+  expect_same_metrics(whole, dir);
+}
+
+TEST(ResumeTest, ThroughTheCli) {
+  const std::string yaml_dir = testing::make_temp_dir("resume-cli");
+  const std::string config = testing::write_file(yaml_dir + "/resume.yaml", kToy);
+  const std::string whole = yaml_dir + "/whole", dir = yaml_dir + "/run";
+  ASSERT_EQ(cli("run " + config + " --output " + whole + " --log-level warn").code, 0);
+  CliResult stopped = cli("run " + config + " --output " + dir + " --log-level warn", "PREFENGINE_STOP_AFTER_STEP=27");
+  EXPECT_EQ(stopped.code, 1);
+  EXPECT_NE(stopped.output.find("stopped after global step 27"), std::string::npos) << stopped.output;
+  CliResult resumed = cli("run --resume " + dir + " --log-level warn");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  expect_same_metrics(whole, dir);
+  CliResult both = cli("run " + config + " --resume " + dir);
+  EXPECT_EQ(both.code, 1);
+  EXPECT_NE(both.output.find("drop EXP.yaml"), std::string::npos) << both.output;
+}
+
+TEST(ResumeTest, NoCheckpointIsAnError) {
+  const std::string dir = testing::make_temp_dir("resume-none");
+  ExperimentRunner runner(parse_experiment(kToy, "resume.yaml"), dir);
+  runner.set_resume(true);
+  EXPECT_THROW(runner.run(), std::invalid_argument);
+}
+
+// --- reference cache ----------------------------------------------------------------------------
+
+TEST(ReferenceCacheTest, SecondRunReusesTheCacheWithIdenticalMetrics) {
+  const std::string cache = testing::make_temp_dir("refs");
+  const std::vector<std::string> overrides = {"reference_cache=" + cache};
+  const std::string first = run_yaml(kToy, "refs-first", overrides);
+  const std::string second = run_yaml(kToy, "refs-second", overrides);
+  EXPECT_EQ(read_json(first + "/run.json")["stages"][1]["reference"], "computed, cached");
+  EXPECT_EQ(read_json(second + "/run.json")["stages"][1]["reference"], "cache");
+  EXPECT_NE(testing::read_file(second + "/run.log").find("reference log-probs for 32 sequences from"),
+            std::string::npos);
+  expect_same_metrics(first, second);
+  // Different inputs, a different key: another seed changes the weights at stage start.
+  const std::string third = run_yaml(kToy, "refs-third", {"reference_cache=" + cache, "seed=6"});
+  EXPECT_EQ(read_json(third + "/run.json")["stages"][1]["reference"], "computed, cached");
+  const std::string fourth = run_yaml(kToy, "refs-fourth", {"reference_cache=" + cache, "stages.dpo.data.max_records=10"});
+  EXPECT_EQ(read_json(fourth + "/run.json")["stages"][1]["reference"], "computed, cached");
+  size_t files = 0;
+  for (auto& e : boost::filesystem::directory_iterator(cache)) files += e.path().extension() == ".pt";
+  EXPECT_EQ(files, 3u);
+}
+
+TEST(ReferenceCacheTest, OffByDefault) {
+  const std::string dir = run_yaml(kToy, "refs-off");
+  EXPECT_EQ(read_json(dir + "/run.json")["stages"][1]["reference"], "computed");
+}
+
+// --- generate -----------------------------------------------------------------------------------
+
+TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
+  const std::string dir = testing::make_temp_dir("generate");
+  const std::string config = testing::write_file(dir + "/tiny.yaml", tiny_lm_stage("sft", "{path: configs/lm/data/sft.jsonl, max_records: 8}", 2));
+  const std::string prompts = testing::write_file(dir + "/prompts.jsonl",
+      "{\"prompt\": \"Q: 1 + 1?\\nA:\", \"reference\": \"2\"}\n{\"prompt\": \"Hi\"}\n"
+      "{\"prompt\": \"a much longer prompt than the others\"}\n");
+  const std::string chat = testing::write_file(dir + "/chat.jsonl",
+      "{\"prompt\": [{\"role\": \"user\", \"content\": \"hello\"}]}\n"
+      "{\"prompt\": [{\"role\": \"user\", \"content\": \"1 + 2?\"}]}\n");
+  CliResult r = cli("generate --model-config " + config + " --input " + prompts + " --output " + dir +
+                    "/out.jsonl --n 3 --max-new-tokens 6 --temperature 1.0 --top-k 20 --seed 1 --batch-size 2");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::vector<nlohmann::json> lines;
+  {
+    std::istringstream in(testing::read_file(dir + "/out.jsonl"));
+    std::string line;
+    while (std::getline(in, line)) lines.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["prompt"], "Q: 1 + 1?\nA:");
+  EXPECT_EQ(lines[0]["reference"], "2");
+  EXPECT_EQ(lines[2]["prompt"], "a much longer prompt than the others");
+  for (const auto& l : lines) {
+    ASSERT_EQ(l["completions"].size(), 3u) << l.dump();
+    for (const auto& c : l["completions"]) EXPECT_LE(c.get<std::string>().size(), 6u * 4);
+  }
+  // From a checkpoint, greedy: every sample of a prompt is the same text.
+  CliResult run = cli("run " + config + " --output " + dir + "/run --log-level warn");
+  ASSERT_EQ(run.code, 0) << run.output;
+  CliResult g = cli("generate --checkpoint " + dir + "/run/checkpoints/s --input " + chat + " --output " + dir +
+                    "/greedy.jsonl --n 2 --max-new-tokens 4 --temperature 0");
+  ASSERT_EQ(g.code, 0) << g.output;
+  std::istringstream in(testing::read_file(dir + "/greedy.jsonl"));
+  std::string line;
+  int count = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    ASSERT_EQ(j["completions"].size(), 2u);
+    EXPECT_EQ(j["completions"][0], j["completions"][1]);
+    if (count == 0) {
+      EXPECT_EQ(j["prompt"], "<|user|>\nhello\n<|assistant|>\n");  // the default chat template
+    }
+    ++count;
+  }
+  EXPECT_EQ(count, 2);
+  CliResult bad = cli("generate --input " + prompts + " --output " + dir + "/x.jsonl");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.output.find("exactly one of --model-config"), std::string::npos) << bad.output;
+}
+
+// --- the shipped LM config ----------------------------------------------------------------------
+
+TEST(LmConfigTest, ShortRunHasFiniteDiagnosticsAndRejectedLogpsFall) {
+  ExperimentConfig config = load_experiment(testing::source_path("configs/lm/arith.yaml"),
+                                            {"stages.sft.steps=20", "stages.sft.batch_size=8", "stages.sft.log_every=10",
+                                             "stages.dpo.steps=10", "stages.dpo.batch_size=8", "stages.dpo.log_every=1",
+                                             "stages.dpo.data.max_records=64"});
+  const std::string dir = testing::make_temp_dir("lm-arith");
+  ExperimentRunner(config, dir).run();
+  const auto sft = read_metrics(dir, "sft");
+  ASSERT_EQ(sft.size(), 3u);
+  EXPECT_LT(sft.back()["loss"].get<double>(), sft.front()["loss"].get<double>());
+  const auto dpo = read_metrics(dir, "dpo");
+  ASSERT_EQ(dpo.size(), 10u);
+  for (const auto& r : dpo) {
+    for (const char* key : {"loss", "logps/chosen", "logps/rejected", "grad/chosen_log10", "grad/rejected_log10"}) {
+      ASSERT_TRUE(r.contains(key) && r[key].is_number()) << key << " in " << r.dump();
+      EXPECT_TRUE(std::isfinite(r[key].get<double>())) << key;
+    }
+  }
+  // mean over the first and last three rows: the batches differ, the trend does not
+  auto mean = [&](size_t from, const char* key) {
+    double s = 0;
+    for (size_t i = from; i < from + 3; ++i) s += dpo[i][key].get<double>();
+    return s / 3;
+  };
+  EXPECT_LT(mean(dpo.size() - 3, "logps/rejected"), mean(0, "logps/rejected") - 1.0);
+  const auto status = read_json(dir + "/run.json");
+  EXPECT_EQ(status["stages"][0]["data"]["format"], "prompt_completion");
+  EXPECT_EQ(status["stages"][1]["data"]["format"], "standard");
+}
+
+}  // namespace
+}  // namespace prefengine
