@@ -596,6 +596,8 @@ void ExperimentRunner::run_ppo(size_t index) {
   PpoStageContext context{config_, index, directory_, *metrics_, global_step_,
                           [this] { return create_model(*loader_, config_); }};
   run_ppo_stage(context, model_, *losses_[index]);
+}
+
 at::Tensor ExperimentRunner::reference_logps(size_t index, const SequenceTensors& packed) {
   const StageOptions& stage = config_.stages[index];
   const int64_t rows = packed.rows();
