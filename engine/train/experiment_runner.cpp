@@ -138,32 +138,33 @@ PluginOptions copy_options(const PluginOptions& options) {
   return copy;
 }
 
-std::shared_ptr<Model> create_model(const PluginLoader& loader, const ExperimentConfig& config) {
-  PluginOptions options = copy_options(config.model);
-  (void)options.get_string("plugin", "");
+// Creates a plugin from a config block, putting an "unknown ... plugin" error at the block's
+// `plugin:` key (option errors already name their keys).
+template <typename Create>
+auto create_from_block(const PluginOptions& block, const char* kind, Create create) {
+  PluginOptions options = copy_options(block);
+  (void)options.get_string("plugin", "");  // consumed by the engine, not by the plugin
   try {
-    return loader.create_model(config.model_plugin, options);
+    return create(options);
   } catch (const std::invalid_argument& e) {
     const std::string message = e.what();
-    if (message.rfind("unknown model plugin", 0) == 0) {
-      throw std::invalid_argument(at_location(config.model, "plugin") + ": " + message);
+    if (message.rfind(std::string("unknown ") + kind + " plugin", 0) == 0) {
+      throw std::invalid_argument(at_location(block, "plugin") + ": " + message);
     }
     throw;
   }
 }
 
+std::shared_ptr<Model> create_model(const PluginLoader& loader, const ExperimentConfig& config) {
+  return create_from_block(config.model, "model", [&](PluginOptions& options) {
+    return loader.create_model(config.model_plugin, options);
+  });
+}
+
 std::shared_ptr<Loss> create_loss(const PluginLoader& loader, const StageOptions& stage) {
-  PluginOptions options = copy_options(stage.loss);
-  (void)options.get_string("plugin", "");
-  try {
+  return create_from_block(stage.loss, "loss", [&](PluginOptions& options) {
     return loader.create_loss(stage.loss_plugin, options);
-  } catch (const std::invalid_argument& e) {
-    const std::string message = e.what();
-    if (message.rfind("unknown loss plugin", 0) == 0) {
-      throw std::invalid_argument(at_location(stage.loss, "plugin") + ": " + message);
-    }
-    throw;
-  }
+  });
 }
 
 std::string describe_sources(const std::vector<PairRecord>& records, const std::vector<int64_t>& index) {
