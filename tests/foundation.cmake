@@ -11,6 +11,7 @@ prefengine_add_test(NAME foundation_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/config_test.cpp
           ${CMAKE_CURRENT_LIST_DIR}/plugin_loader_test.cpp
           ${CMAKE_CURRENT_LIST_DIR}/training_test.cpp
+          ${CMAKE_CURRENT_LIST_DIR}/fused_ops_test.cpp
           ${CMAKE_CURRENT_LIST_DIR}/cli_test.cpp
   LIBRARIES prefengine)
 target_compile_definitions(foundation_test PRIVATE

@@ -373,14 +373,18 @@ void ExperimentRunner::run_sft(size_t index) {
       at::Tensor per_row;
       if (any_distribution) {
         // Cross-entropy to the target distribution of the token after the prompt.
-        at::Tensor last = (batch.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
-        at::Tensor log_probs = logits.gather(1, last).squeeze(1).log_softmax(-1);
-        per_row = -(targets.index_select(0, batch_index) * log_probs).sum(1);
+        at::Tensor scores;
+        if (logits.size(1) == 1) {
+          scores = logits.select(1, 0);
+        } else {
+          at::Tensor last = (batch.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
+          scores = logits.gather(1, last).squeeze(1);
+        }
+        per_row = soft_target_cross_entropy(scores, targets.index_select(0, batch_index));
       }
       if (any_completion) {
         // Mean token negative log-likelihood of the completion.
-        at::Tensor token_logps = gather_token_logps(logits, batch.input_ids) * batch.response_mask;
-        at::Tensor nll = -token_logps.sum(1) / batch.lengths.clamp_min(1);
+        at::Tensor nll = -sequence_logps(logits, batch.input_ids, batch.response_mask) / batch.lengths.clamp_min(1);
         per_row = per_row.defined() ? at::where(dist, per_row, nll) : nll;
       }
       at::Tensor loss = per_row.mean();
@@ -486,8 +490,10 @@ void ExperimentRunner::run_pairwise(size_t index) {
         // A leaf-like handle on the log-probs, so autograd reports dL/dlogp for the diagnostics.
         logps_all = scores.logps;
         if (log_now && logps_all.requires_grad()) logps_all.retain_grad();
-        pairs.chosen_logps = logps_all.slice(0, 0, b);
-        pairs.rejected_logps = logps_all.slice(0, b);
+        // one split (one autograd node) rather than two slices
+        const std::vector<at::Tensor> halves = logps_all.split(b);
+        pairs.chosen_logps = halves[0];
+        pairs.rejected_logps = halves[1];
         if (req.token_logps) {
           pairs.chosen_token_logps = scores.token_logps.slice(0, 0, b);
           pairs.rejected_token_logps = scores.token_logps.slice(0, b);

@@ -133,7 +133,7 @@ TokenScores score_tokens(Model& model, const SequenceTensors& rows, bool want_va
   at::Tensor logits = out.logits.to(at::kFloat);
   if (temperature != 1.0) logits = logits / temperature;
   TokenScores scores;
-  scores.logps = gather_token_logps(logits, rows.input_ids) * rows.response_mask;
+  scores.logps = gather_token_logps(logits, rows.input_ids, rows.response_mask);
   if (want_values) {
     // V for response token t is the value of the state before it: the scalar head at t - 1.
     const at::Tensor scalar = out.scalar.to(at::kFloat);

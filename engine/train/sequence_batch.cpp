@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <torch/csrc/autograd/custom_function.h>
+
 #include "prefengine/model.h"
 
 namespace prefengine {
@@ -68,34 +70,119 @@ SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows) {
 
 namespace {
 
-// Elements of the [N, chunk, V] slice scored at once: logsumexp allocates temporaries as large as
+// Elements of the [N, chunk, V] slice scored at once: log_softmax allocates a temporary as large as
 // its input (and .to(kFloat) a whole fp32 copy of bf16 logits), so chunking over positions keeps
 // the peak at this size instead of [N, T, V]. Each position is independent: the values are the
 // same as in one pass.
 constexpr int64_t kLogpChunkElements = int64_t{1} << 22;
 
-// [N, T-1] fp32 log p(token t+1 | tokens <= t) from logits [N, T', V], T' >= T-1.
-at::Tensor picked_logps(const at::Tensor& logits, const at::Tensor& input_ids) {
-  const int64_t length = input_ids.size(1) - 1;
+int64_t positions_per_chunk(const at::Tensor& logits) {
   const int64_t per_position = std::max<int64_t>(1, logits.size(0) * logits.size(2));
-  const int64_t chunk = std::max<int64_t>(1, kLogpChunkElements / per_position);
-  std::vector<at::Tensor> parts;
-  for (int64_t start = 0; start < length; start += chunk) {
-    const int64_t len = std::min(chunk, length - start);
-    const at::Tensor scores = logits.narrow(1, start, len).to(at::kFloat);
-    const at::Tensor targets = input_ids.narrow(1, start + 1, len).unsqueeze(-1);
-    parts.push_back(scores.gather(-1, targets).squeeze(-1) - scores.logsumexp(-1));
+  return std::max<int64_t>(1, kLogpChunkElements / per_position);
+}
+
+// log p(token t+1 | tokens <= t) * mask[t+1], summed over t (reduce) or per position, as ONE
+// autograd node. Forward: log_softmax + gather per chunk of positions. Backward, from the saved
+// logits and logsumexp: dL/dlogits[n, t] = g[n, t] * mask[n, t+1] * (onehot(token t+1) - softmax),
+// written chunk by chunk into the gradient. Against the same math in autograd ops (narrow, gather,
+// logsumexp, sub, mul, sum and their backward nodes) this is one node and no saved fp32 copy.
+struct TokenLogps : public torch::autograd::Function<TokenLogps> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
+                            const at::Tensor& input_ids, const at::Tensor& response_mask, bool reduce) {
+    const int64_t length = input_ids.size(1) - 1;
+    const int64_t chunk = positions_per_chunk(logits);
+    at::Tensor token = at::empty({input_ids.size(0), length}, logits.options().dtype(at::kFloat));
+    at::Tensor lse = at::empty_like(token);
+    for (int64_t start = 0; start < length; start += chunk) {
+      const int64_t len = std::min(chunk, length - start);
+      const at::Tensor scores = logits.narrow(1, start, len).to(at::kFloat);
+      const at::Tensor targets = input_ids.narrow(1, start + 1, len).unsqueeze(-1);
+      // log_softmax is one kernel (logsumexp is several): the token's log-prob, and the
+      // logsumexp the backward needs as logit - log-prob of the same token.
+      const at::Tensor picked = at::log_softmax(scores, -1).gather(-1, targets).squeeze(-1);
+      token.narrow(1, start, len).copy_(picked);
+      at::Tensor part_lse = lse.narrow(1, start, len);
+      at::sub_out(part_lse, scores.gather(-1, targets).squeeze(-1), picked);
+    }
+    const at::Tensor mask = response_mask.slice(1, 1);
+    token.mul_(mask);
+    ctx->save_for_backward({logits, input_ids, mask, lse});
+    ctx->saved_data["reduce"] = reduce;
+    if (reduce) return token.sum(1);
+    return at::cat({at::zeros({token.size(0), 1}, token.options()), token}, 1);
   }
-  return parts.size() == 1 ? parts[0] : at::cat(parts, 1);
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& logits = saved[0];
+    const at::Tensor& input_ids = saved[1];
+    const at::Tensor& mask = saved[2];
+    const at::Tensor& lse = saved[3];
+    const at::Tensor& g = grad_outputs[0];
+    // g per scored position, [N, T-1]
+    const at::Tensor g_token = (ctx->saved_data["reduce"].toBool() ? g.unsqueeze(1) : g.slice(1, 1)) * mask;
+    const int64_t length = input_ids.size(1) - 1;
+    const int64_t chunk = positions_per_chunk(logits);
+    at::Tensor grad = length == logits.size(1) ? at::empty_like(logits) : at::zeros_like(logits);
+    for (int64_t start = 0; start < length; start += chunk) {
+      const int64_t len = std::min(chunk, length - start);
+      const at::Tensor g_part = g_token.narrow(1, start, len).unsqueeze(-1);
+      const at::Tensor targets = input_ids.narrow(1, start + 1, len).unsqueeze(-1);
+      at::Tensor out = grad.narrow(1, start, len);
+      const bool direct = logits.scalar_type() == at::kFloat;
+      // -softmax * g, then + g at the target token
+      at::Tensor part = direct ? out : at::empty(out.sizes(), out.options().dtype(at::kFloat));
+      at::sub_out(part, logits.narrow(1, start, len).to(at::kFloat), lse.narrow(1, start, len).unsqueeze(-1));
+      part.exp_().mul_(g_part).neg_();
+      part.scatter_add_(-1, targets, g_part);
+      if (!direct) out.copy_(part);
+    }
+    return {grad, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// -sum_v targets[n, v] log softmax(scores[n])[v] per row, as one autograd node:
+// dL/dscores[n] = g[n] * (softmax(scores[n]) * sum_v targets[n, v] - targets[n]).
+struct SoftTargetCrossEntropy : public torch::autograd::Function<SoftTargetCrossEntropy> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& scores,
+                            const at::Tensor& targets) {
+    const at::Tensor log_probs = at::log_softmax(scores.to(at::kFloat), -1);
+    ctx->save_for_backward({log_probs, targets});
+    return (targets * log_probs).sum(1).neg_();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& targets = saved[1];
+    const at::Tensor g = grad_outputs[0].unsqueeze(1);
+    at::Tensor grad = saved[0].exp().mul_(targets.sum(1, /*keepdim=*/true)).sub_(targets).mul_(g);
+    return {grad, at::Tensor()};
+  }
+};
+
+at::Tensor token_logps(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask,
+                       bool reduce) {
+  const at::Tensor mask = response_mask.defined() ? response_mask : at::ones(input_ids.sizes(), at::kFloat);
+  return TokenLogps::apply(logits, input_ids, mask.to(at::kFloat), reduce);
 }
 
 }  // namespace
 
-at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids) {
+at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask) {
   const int64_t length = input_ids.size(1);
   if (length < 2) return at::zeros(input_ids.sizes(), logits.options().dtype(at::kFloat));
-  at::Tensor picked = picked_logps(logits, input_ids);
-  return at::cat({at::zeros({input_ids.size(0), 1}, picked.options()), picked}, 1);
+  return token_logps(logits, input_ids, response_mask, /*reduce=*/false);
+}
+
+at::Tensor soft_target_cross_entropy(const at::Tensor& scores, const at::Tensor& targets) {
+  return SoftTargetCrossEntropy::apply(scores, targets);
+}
+
+at::Tensor sequence_logps(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask) {
+  if (input_ids.size(1) < 2) return at::zeros({input_ids.size(0)}, logits.options().dtype(at::kFloat));
+  return token_logps(logits, input_ids, response_mask, /*reduce=*/true);
 }
 
 SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
@@ -118,16 +205,11 @@ SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool w
   if (want_logps) {
     if (!output.logits.defined()) throw std::runtime_error("the model returned no logits");
     if (want_token_logps) {
-      out.token_logps = gather_token_logps(output.logits, rows.input_ids) * rows.response_mask;
+      out.token_logps = gather_token_logps(output.logits, rows.input_ids, rows.response_mask);
       out.logps = out.token_logps.sum(1);
     } else {
       // The same sum without the [N, T] tensor: position t of the logits scores token t+1.
-      const int64_t length = rows.input_ids.size(1);
-      if (length < 2) {
-        out.logps = at::zeros({rows.rows()}, output.logits.options().dtype(at::kFloat));
-      } else {
-        out.logps = (picked_logps(output.logits, rows.input_ids) * rows.response_mask.slice(1, 1)).sum(1);
-      }
+      out.logps = sequence_logps(output.logits, rows.input_ids, rows.response_mask);
     }
   }
   if (want_scalar) {

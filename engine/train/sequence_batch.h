@@ -32,9 +32,20 @@ struct TokenSequence {
 SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows);
 
 // [N, T] log p(token t | tokens < t) in fp32, 0 at t = 0, from logits [N, T', V] with T' >= T-1
-// where logits[:, t] scores token t+1. Uses logsumexp + gather over chunks of positions: no
-// [N, T, V] log-softmax is kept, and no temporary larger than about 2^22 elements is made.
-at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids);
+// where logits[:, t] scores token t+1; multiplied by response_mask [N, T] when it is given. Uses
+// logsumexp + gather over chunks of positions: no [N, T, V] log-softmax is kept, and no
+// temporary larger than about 2^22 elements is made (except the gradient of the logits itself).
+// Differentiable as a single autograd node (backward from the saved logits and logsumexp).
+at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids,
+                              const at::Tensor& response_mask = {});
+
+// [N] sum over t of response_mask[t] * log p(token t | tokens < t): gather_token_logps summed,
+// without the [N, T] result. One autograd node.
+at::Tensor sequence_logps(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask);
+
+// [N] -sum_v targets[n, v] * log softmax(scores[n])[v] (cross-entropy to a target distribution)
+// for scores [N, V] and targets [N, V]; fp32, one autograd node.
+at::Tensor soft_target_cross_entropy(const at::Tensor& scores, const at::Tensor& targets);
 
 struct SequenceScores {
   at::Tensor token_logps;  // [N, T] masked by response_mask (0 elsewhere), when asked
