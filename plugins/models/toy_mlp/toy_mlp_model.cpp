@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/modules/activation.h>
 
@@ -23,6 +24,55 @@ ToyMlpOptions read_options(PluginOptions& o) {
   opt.layers = o.get_int("layers", opt.layers, 2, 64);
   return opt;
 }
+// The whole MLP (linear + ReLU layers, then the output layer) as ONE autograd node, on 2-D rows.
+// The toy model is tiny (a few thousand weights), so a step costs what its operators and autograd
+// nodes cost, not what its arithmetic costs: this replaces 3 Linear + 2 ReLU (8 nodes with the
+// transposes) by one node whose backward is the textbook chain rule (two matmuls, a bias sum and
+// a ReLU mask per layer). Outputs: logits [B, R] and the last hidden activation [B, H] (for the
+// scalar head). params = {W_0, b_0, W_1, b_1, ..., W_out, b_out}.
+struct FusedMlp : public torch::autograd::Function<FusedMlp> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                                                at::TensorList params) {
+    const size_t layers = params.size() / 2;
+    std::vector<at::Tensor> saved = {x};
+    at::Tensor h = x;
+    for (size_t i = 0; i + 1 < layers; ++i) {
+      h = at::addmm(params[2 * i + 1], h, params[2 * i].t()).relu_();
+      saved.push_back(h);
+    }
+    const at::Tensor logits = at::addmm(params[2 * layers - 1], h, params[2 * layers - 2].t());
+    saved.insert(saved.end(), params.begin(), params.end());
+    ctx->save_for_backward(saved);
+    ctx->saved_data["layers"] = static_cast<int64_t>(layers);
+    return {logits, h};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto layers = static_cast<size_t>(ctx->saved_data["layers"].toInt());
+    // saved: x, h_1 .. h_{layers-1}, then the parameters
+    const auto activation = [&](size_t i) -> const at::Tensor& { return saved[i]; };
+    const auto weight = [&](size_t i) -> const at::Tensor& { return saved[layers + 2 * i]; };
+    torch::autograd::variable_list grads(1 + 2 * layers);
+    at::Tensor g = grad_outputs[0].defined() ? grad_outputs[0]
+                                             : at::zeros({activation(0).size(0), weight(layers - 1).size(0)},
+                                                         activation(0).options());
+    for (size_t i = layers; i-- > 0;) {
+      if (i + 1 < layers) g = at::threshold_backward(g, activation(i + 1), 0);
+      grads[1 + 2 * i] = at::mm(g.t(), activation(i));
+      grads[2 + 2 * i] = g.sum(0);
+      if (i > 0 || ctx->needs_input_grad(0)) {
+        g = at::mm(g, weight(i));
+        // the hidden output feeds the scalar head: its gradient joins before the last ReLU mask
+        if (i + 1 == layers && grad_outputs[1].defined()) g = g + grad_outputs[1];
+      }
+    }
+    if (ctx->needs_input_grad(0)) grads[0] = g;
+    return grads;
+  }
+};
+
 }  // namespace
 
 ToyMlpModel::ToyMlpModel(PluginOptions& options) : options_(read_options(options)) { build(); }
@@ -49,6 +99,19 @@ void ToyMlpModel::build() {
   register_module("output", output_);
 }
 
+std::vector<at::Tensor> ToyMlpModel::layer_parameters() const {
+  std::vector<at::Tensor> params;
+  for (const auto& module : trunk_->children()) {
+    if (const auto* linear = module->as<torch::nn::Linear>()) {
+      params.push_back(linear->weight);
+      params.push_back(linear->bias);
+    }
+  }
+  params.push_back(output_->weight);
+  params.push_back(output_->bias);
+  return params;
+}
+
 void ToyMlpModel::add_scalar_head() {
   if (has_scalar_head()) return;
   scalar_head_ = register_module("scalar_head", torch::nn::Linear(options_.hidden, 1));
@@ -66,15 +129,16 @@ ModelOutput ToyMlpModel::forward(const ModelInput& input) {
   // extra min/max pass (this model is bound by per-op overhead).
   // prompt_rows_ is [I_P, 0]: the input at a prompt-only position.
   at::Tensor features = prompt_rows_.index_select(0, ids.select(1, 0));
+  if (input.want_scalar && !has_scalar_head()) {
+    throw std::invalid_argument("toy_mlp: the scalar head was not added");
+  }
+  const std::vector<at::Tensor> params = layer_parameters();
   if (length == 1) {
     // The paper's case: prompt -> response distribution, one row each (2-D, fewer ops).
-    at::Tensor hidden = trunk_->forward(features);
+    const auto outputs = FusedMlp::apply(features, at::TensorList(params));
     ModelOutput out;
-    if (input.want_logits) out.logits = output_->forward(hidden).unsqueeze(1);
-    if (input.want_scalar) {
-      if (!has_scalar_head()) throw std::invalid_argument("toy_mlp: the scalar head was not added");
-      out.scalar = scalar_head_->forward(hidden);
-    }
+    if (input.want_logits) out.logits = outputs[0].unsqueeze(1);
+    if (input.want_scalar) out.scalar = scalar_head_->forward(outputs[1]);
     return out;
   }
   features = features.unsqueeze(1);
@@ -87,13 +151,11 @@ ModelOutput ToyMlpModel::forward(const ModelInput& input) {
     bag = at::cat({at::zeros({batch, 1, options_.prompts + options_.responses}, bag.options()), bag.cumsum(1)}, 1);
     features = features.expand({batch, length, options_.prompts + options_.responses}) + bag;
   }
-  at::Tensor hidden = trunk_->forward(features);
+  const int64_t width = features.size(2);
+  const auto outputs = FusedMlp::apply(features.reshape({batch * length, width}), at::TensorList(params));
   ModelOutput out;
-  if (input.want_logits) out.logits = output_->forward(hidden);
-  if (input.want_scalar) {
-    if (!has_scalar_head()) throw std::invalid_argument("toy_mlp: the scalar head was not added");
-    out.scalar = scalar_head_->forward(hidden).squeeze(-1);
-  }
+  if (input.want_logits) out.logits = outputs[0].view({batch, length, options_.responses});
+  if (input.want_scalar) out.scalar = scalar_head_->forward(outputs[1]).view({batch, length});
   return out;
 }
 

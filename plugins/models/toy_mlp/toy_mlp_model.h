@@ -34,6 +34,7 @@ class ToyMlpModel : public Model {
 
  private:
   void build();
+  std::vector<at::Tensor> layer_parameters() const;  // W, b of each trunk layer, then the output layer
 
   ToyMlpOptions options_;
   torch::nn::Sequential trunk_{nullptr};
