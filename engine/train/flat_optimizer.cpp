@@ -4,6 +4,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include <ATen/Parallel.h>
 #include <torch/nn/module.h>
 
 namespace prefengine {
@@ -76,19 +77,38 @@ double FlatOptimizer::step(bool need_norm) {
     }
     return norm;
   }
-  if (options_.name == "adamw") {
-    if (options_.weight_decay > 0) p.mul_(1.0 - lr * options_.weight_decay);
-  } else if (options_.weight_decay > 0) {
-    g.add_(p, options_.weight_decay);
-  }
-  const double b1 = options_.beta1;
-  const double b2 = options_.beta2;
-  first_moment_.mul_(b1).add_(g, 1.0 - b1);
-  second_moment_.mul_(b2).addcmul_(g, g, 1.0 - b2);
-  const double correction1 = 1.0 - std::pow(b1, static_cast<double>(step_));
-  const double correction2 = 1.0 - std::pow(b2, static_cast<double>(step_));
-  at::Tensor denom = (second_moment_.sqrt() / std::sqrt(correction2)).add_(options_.eps);
-  p.addcdiv_(first_moment_, denom, -lr / correction1);
+  // Adam / AdamW as one pass over the flat buffers (the same formulas as eight whole-buffer ATen
+  // operations, without their seven extra passes over memory and their dispatch cost).
+  const bool decoupled = options_.name == "adamw";
+  const float decay = static_cast<float>(options_.weight_decay);
+  const float shrink = static_cast<float>(1.0 - lr * options_.weight_decay);
+  const float b1 = static_cast<float>(options_.beta1);
+  const float b2 = static_cast<float>(options_.beta2);
+  const float one_minus_b1 = static_cast<float>(1.0 - options_.beta1);
+  const float one_minus_b2 = static_cast<float>(1.0 - options_.beta2);
+  const float inv_root_c2 = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(options_.beta2, static_cast<double>(step_))));
+  const float eps = static_cast<float>(options_.eps);
+  const float step_size = static_cast<float>(-lr / (1.0 - std::pow(options_.beta1, static_cast<double>(step_))));
+  float* pv = p.data_ptr<float>();
+  float* gv = g.data_ptr<float>();
+  float* mv = first_moment_.data_ptr<float>();
+  float* vv = second_moment_.data_ptr<float>();
+  const bool with_decay = options_.weight_decay > 0;
+  at::parallel_for(0, p.numel(), int64_t{1} << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float grad = gv[i];
+      float value = pv[i];
+      if (with_decay) {
+        if (decoupled) value *= shrink;
+        else grad += decay * value;
+      }
+      const float m = b1 * mv[i] + one_minus_b1 * grad;
+      const float v = b2 * vv[i] + one_minus_b2 * grad * grad;
+      mv[i] = m;
+      vv[i] = v;
+      pv[i] = value + step_size * (m / (std::sqrt(v) * inv_root_c2 + eps));
+    }
+  });
   return norm;
 }
 
