@@ -76,6 +76,14 @@ void check_against_reference(const std::map<std::string, std::string>& values, d
                "dL/dchosen (finite differences)");
   expect_close(g_l, finite_difference_grad(loss, batch, &PairwiseBatch::rejected_logps), 1e-7,
                "dL/drejected (finite differences)");
+  if (!reference_free) {  // the loss depends on logp - ref_logp: the reference gradients are negated
+    expect_close(autograd_grad(loss, batch, &PairwiseBatch::ref_chosen_logps),
+                 finite_difference_grad(loss, batch, &PairwiseBatch::ref_chosen_logps), 1e-7,
+                 "dL/dref_chosen (finite differences)");
+    expect_close(autograd_grad(loss, batch, &PairwiseBatch::ref_rejected_logps),
+                 finite_difference_grad(loss, batch, &PairwiseBatch::ref_rejected_logps), 1e-7,
+                 "dL/dref_rejected (finite differences)");
+  }
 
   double accuracy = 0, margin = 0;
   for (size_t i = 0; i < kChosen.size(); ++i) {

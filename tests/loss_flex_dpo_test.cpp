@@ -64,6 +64,12 @@ void check_against_reference(const std::map<std::string, std::string>& values, d
                "dL/dchosen (finite differences)");
   expect_close(g_l, finite_difference_grad(loss, batch, &PairwiseBatch::rejected_logps), 1e-7,
                "dL/drejected (finite differences)");
+  expect_close(autograd_grad(loss, batch, &PairwiseBatch::ref_chosen_logps),
+               finite_difference_grad(loss, batch, &PairwiseBatch::ref_chosen_logps), 1e-7,
+               "dL/dref_chosen (finite differences)");
+  expect_close(autograd_grad(loss, batch, &PairwiseBatch::ref_rejected_logps),
+               finite_difference_grad(loss, batch, &PairwiseBatch::ref_rejected_logps), 1e-7,
+               "dL/dref_rejected (finite differences)");
   expect_close(metric(out, "rewards/chosen"), mean_ref(reward_w), 1e-12, "rewards/chosen");
   expect_close(metric(out, "rewards/rejected"), mean_ref(reward_l), 1e-12, "rewards/rejected");
   expect_close(metric(out, "rewards/margins"), mean_ref(margins), 1e-12, "rewards/margins");

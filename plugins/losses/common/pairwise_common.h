@@ -2,6 +2,7 @@
 // Helpers shared by the pairwise loss plugins (header-only; each plugin library compiles its own
 // copy, so no extra shared library is involved).
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include <stdexcept>
 #include <string>
@@ -48,6 +49,72 @@ inline std::vector<Metric> reward_metrics(const at::Tensor& chosen_rewards,
   metrics.emplace_back("rewards/margins", (chosen - rejected).mean());
   metrics.emplace_back("rewards/accuracies", chosen.gt(rejected).to(chosen.scalar_type()).mean());
   return metrics;
+}
+
+namespace detail {
+
+// mean_i -[(1 - eps) log sigma(z_i) + eps log sigma(-z_i)],
+// z = beta_w (pi_w - ref_w) - beta_l (pi_l - ref_l), as one autograd node with the closed-form
+// gradient dL/dz_i = [-(1 - eps) sigma(-z_i) + eps sigma(z_i)] / B (then times +-beta per input).
+// The same value as log_sigmoid on autograd ops, without their seven backward nodes.
+struct SigmoidPairLoss : public torch::autograd::Function<SigmoidPairLoss> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& chosen,
+                            const at::Tensor& rejected, const c10::optional<at::Tensor>& ref_chosen,
+                            const c10::optional<at::Tensor>& ref_rejected, double beta_w, double beta_l,
+                            double eps) {
+    at::Tensor h_w = ref_chosen ? chosen - *ref_chosen : chosen;
+    at::Tensor h_l = ref_rejected ? rejected - *ref_rejected : rejected;
+    const at::Tensor z = beta_w == beta_l ? (h_w - h_l).mul_(beta_w) : h_w.mul(beta_w).sub_(h_l, beta_l);
+    at::Tensor per_pair = at::log_sigmoid(z).neg_();
+    if (eps > 0) per_pair = per_pair.mul_(1.0 - eps).sub_(at::log_sigmoid(-z), eps);
+    ctx->save_for_backward({z});
+    ctx->saved_data["beta_w"] = beta_w;
+    ctx->saved_data["beta_l"] = beta_l;
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["has_ref_w"] = ref_chosen.has_value();
+    ctx->saved_data["has_ref_l"] = ref_rejected.has_value();
+    return per_pair.mean();
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_outputs) {
+    const at::Tensor z = ctx->get_saved_variables()[0];
+    const double beta_w = ctx->saved_data["beta_w"].toDouble();
+    const double beta_l = ctx->saved_data["beta_l"].toDouble();
+    const double eps = ctx->saved_data["eps"].toDouble();
+    // dL/dz per pair, times the upstream gradient and 1/B
+    at::Tensor dz = at::sigmoid(-z).mul_(-(1.0 - eps));
+    if (eps > 0) dz.add_(at::sigmoid(z), eps);
+    dz.mul_(grad_outputs[0] / static_cast<double>(z.numel()));
+    // needs_input_grad counts the tensor inputs that are present: chosen, rejected, then the refs
+    const bool has_ref_w = ctx->saved_data["has_ref_w"].toBool();
+    const bool has_ref_l = ctx->saved_data["has_ref_l"].toBool();
+    const auto scaled = [&](double factor, bool present, size_t edge) {
+      return present && ctx->needs_input_grad(edge) ? dz * factor : at::Tensor();
+    };
+    return {scaled(beta_w, true, 0),
+            scaled(-beta_l, true, 1),
+            scaled(-beta_w, has_ref_w, 2),
+            scaled(beta_l, has_ref_l, has_ref_w ? 3 : 2),
+            at::Tensor(),
+            at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+}  // namespace detail
+
+// The Bradley-Terry family's loss on a batch: mean of -log sigma(z) (label smoothing eps mixes in
+// -log sigma(-z)), z = beta_w (chosen - ref_chosen) - beta_l (rejected - ref_rejected); undefined
+// references count as 0 (reference-free). A scalar, differentiable in every defined input through
+// one autograd node.
+inline at::Tensor sigmoid_pair_loss(const at::Tensor& chosen, const at::Tensor& rejected,
+                                    const at::Tensor& ref_chosen, const at::Tensor& ref_rejected,
+                                    double beta_w, double beta_l, double label_smoothing = 0.0) {
+  // undefined references go in as empty optionals: autograd takes them for non-tensor arguments
+  const auto optional = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
+  return detail::SigmoidPairLoss::apply(chosen, rejected, optional(ref_chosen), optional(ref_rejected), beta_w,
+                                        beta_l, label_smoothing);
 }
 
 }  // namespace prefengine::plugins::losses

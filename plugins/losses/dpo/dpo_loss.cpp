@@ -23,24 +23,22 @@ LossRequirements DpoLoss::requirements() const {
 LossOutput DpoLoss::pairwise(const PairwiseBatch& batch) {
   const int64_t n = check_batch_tensor(batch.chosen_logps, "chosen_logps", -1, "dpo");
   check_batch_tensor(batch.rejected_logps, "rejected_logps", n, "dpo");
-  at::Tensor h_w = batch.chosen_logps;
-  at::Tensor h_l = batch.rejected_logps;
+  at::Tensor ref_w, ref_l;
   if (!options_.reference_free) {
     check_batch_tensor(batch.ref_chosen_logps, "ref_chosen_logps", n, "dpo");
     check_batch_tensor(batch.ref_rejected_logps, "ref_rejected_logps", n, "dpo");
-    h_w = h_w - batch.ref_chosen_logps;
-    h_l = h_l - batch.ref_rejected_logps;
+    ref_w = batch.ref_chosen_logps;
+    ref_l = batch.ref_rejected_logps;
   }
   const double beta = options_.beta;
-  const double eps = options_.label_smoothing;
-  const at::Tensor z = beta * (h_w - h_l);
-  // -log sigma(z) through log_sigmoid: finite for any finite z.
-  at::Tensor per_pair = -at::log_sigmoid(z);
-  if (eps > 0) per_pair = (1.0 - eps) * per_pair - eps * at::log_sigmoid(-z);
-
+  // -log sigma(beta (h_w - h_l)) (cDPO: label smoothing), h = logp - ref_logp, in one autograd node
+  // with its closed-form gradient; log_sigmoid keeps it finite for any finite margin.
   LossOutput out;
-  out.loss = per_pair.mean();
+  out.loss = sigmoid_pair_loss(batch.chosen_logps, batch.rejected_logps, ref_w, ref_l, beta, beta,
+                               options_.label_smoothing);
   if (!batch.want_metrics) return out;  // a step whose metrics are not logged
+  const at::Tensor h_w = ref_w.defined() ? batch.chosen_logps - ref_w : batch.chosen_logps;
+  const at::Tensor h_l = ref_l.defined() ? batch.rejected_logps - ref_l : batch.rejected_logps;
   out.metrics = reward_metrics(beta * h_w, beta * h_l);
   return out;
 }

@@ -26,12 +26,14 @@ LossOutput FlexDpoLoss::pairwise(const PairwiseBatch& batch) {
   check_batch_tensor(batch.rejected_logps, "rejected_logps", n, "flex_dpo");
   check_batch_tensor(batch.ref_chosen_logps, "ref_chosen_logps", n, "flex_dpo");
   check_batch_tensor(batch.ref_rejected_logps, "ref_rejected_logps", n, "flex_dpo");
+  // -log sigma(beta_w h_w - beta_l h_l) in one autograd node with its closed-form gradient
+  LossOutput out;
+  out.loss = sigmoid_pair_loss(batch.chosen_logps, batch.rejected_logps, batch.ref_chosen_logps,
+                               batch.ref_rejected_logps, options_.beta_chosen, options_.beta_rejected);
+  if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   const at::Tensor reward_w = options_.beta_chosen * (batch.chosen_logps - batch.ref_chosen_logps);
   const at::Tensor reward_l =
       options_.beta_rejected * (batch.rejected_logps - batch.ref_rejected_logps);
-  LossOutput out;
-  out.loss = (-at::log_sigmoid(reward_w - reward_l)).mean();
-  if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   out.metrics = reward_metrics(reward_w, reward_l);
   return out;
 }
