@@ -224,17 +224,35 @@ void expect_same_metrics(const std::string& a, const std::string& b) {
   EXPECT_EQ(std::count(ca.begin(), ca.end(), '\n'), std::count(cb.begin(), cb.end(), '\n'));
 }
 
-void interrupted_then_resumed(int64_t stop_after, const std::string& tag) {
-  const std::string whole = run_yaml(kToy, tag + "-whole");
+// The byte-level transformer on the shipped arithmetic data: SFT, then DPO against a frozen copy,
+// with a cosine and a warm-up schedule and checkpoints inside both stages.
+const char* kTinyLmResume = R"(name: resume-lm
+seed: 4
+threads: 1
+tokenizer: {kind: byte}
+model: {plugin: transformer, vocab_size: 259, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+        num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128}
+stages:
+  - {name: sft, kind: sft, data: {path: configs/lm/data/sft.jsonl, max_records: 24, max_length: 64},
+     optimizer: {name: adamw, lr: 3.0e-3, weight_decay: 0.01, schedule: cosine}, batch_size: 4, steps: 10,
+     log_every: 2, checkpoint_every: 3}
+  - {name: dpo, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, reference: frozen_copy,
+     data: {path: configs/lm/data/pairs.jsonl, max_records: 12, max_length: 64},
+     optimizer: {lr: 1.0e-3, warmup_steps: 3}, batch_size: 4, steps: 8, log_every: 1, checkpoint_every: 3}
+)";
+
+void interrupted_then_resumed(int64_t stop_after, const std::string& tag, const char* yaml = kToy,
+                              int64_t total_steps = 50) {
+  const std::string whole = run_yaml(yaml, tag + "-whole");
   const std::string dir = testing::make_temp_dir(tag);
   setenv("PREFENGINE_STOP_AFTER_STEP", std::to_string(stop_after).c_str(), 1);
-  EXPECT_THROW(ExperimentRunner(parse_experiment(kToy, "resume.yaml"), dir).run(), std::runtime_error);
+  EXPECT_THROW(ExperimentRunner(parse_experiment(yaml, "resume.yaml"), dir).run(), std::runtime_error);
   unsetenv("PREFENGINE_STOP_AFTER_STEP");
   EXPECT_EQ(read_json(dir + "/run.json")["status"], "failed");
   EXPECT_EQ(read_json(dir + "/run.json")["global_step"], stop_after);
   ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
   resumed.set_resume(true);
-  EXPECT_EQ(resumed.run().global_steps, 50);
+  EXPECT_EQ(resumed.run().global_steps, total_steps);
   const auto status = read_json(dir + "/run.json");
   EXPECT_EQ(status["status"], "completed");
   ASSERT_FALSE(status["stages"].empty());
@@ -245,6 +263,13 @@ void interrupted_then_resumed(int64_t stop_after, const std::string& tag) {
 TEST(ResumeTest, MidSftEqualsTheUninterruptedRun) { interrupted_then_resumed(8, "resume-sft"); }
 TEST(ResumeTest, AtAStageBoundaryEqualsTheUninterruptedRun) { interrupted_then_resumed(20, "resume-boundary"); }
 TEST(ResumeTest, MidDpoEqualsTheUninterruptedRun) { interrupted_then_resumed(34, "resume-dpo"); }
+TEST(ResumeTest, TransformerMidSftEqualsTheUninterruptedRun) {
+  interrupted_then_resumed(6, "resume-lm-sft", kTinyLmResume, 18);
+}
+TEST(ResumeTest, TransformerMidDpoEqualsTheUninterruptedRun) {
+  // stops after the checkpoint at global step 16 = DPO step 6 of 8
+  interrupted_then_resumed(16, "resume-lm-dpo", kTinyLmResume, 18);
+}
 
 TEST(ResumeTest, RowsLoggedAfterTheCheckpointAreNotDuplicated) {
   // An interruption between checkpoints: metrics rows after the checkpoint are dropped and re-run.
