@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <string>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "test_util.h"
 
@@ -16,14 +17,20 @@ struct Result {
   std::string output;
 };
 
-Result run(const std::string& args) {
-  const std::string command = std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
+Result run_raw(const std::string& command) {
   FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   std::array<char, 4096> buffer{};
   while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
   const int status = pclose(pipe);
   return {WEXITSTATUS(status), output};
+}
+
+Result run(const std::string& args) { return run_raw(std::string(PREFENGINE_CLI) + " " + args + " 2>&1"); }
+
+// The same with `env ENV_ARGS` in front (ENV_ARGS: env's -u NAME and NAME=VALUE arguments).
+Result run_with_env(const std::string& env_args, const std::string& args) {
+  return run_raw("env " + env_args + " " + std::string(PREFENGINE_CLI) + " " + args + " 2>&1");
 }
 
 TEST(CliTest, VersionAndHelp) {
@@ -36,6 +43,27 @@ TEST(CliTest, VersionAndHelp) {
     EXPECT_NE(h.output.find(std::string("usage: prefengine ") + command), std::string::npos) << h.output;
   }
   EXPECT_EQ(run("--help").code, 0);
+}
+
+// engine/cli/main.cpp restarts the process once with its runtime defaults unless the user set
+// them (or PREFENGINE_NO_REEXEC); --version prints what the process runs with.
+TEST(CliTest, RuntimeDefaultsAreSetOnceAndTheUsersWin) {
+  const std::string clean = "-u OMP_WAIT_POLICY -u OPENBLAS_CORETYPE -u LD_LIBRARY_PATH -u PREFENGINE_NO_REEXEC ";
+  const Result defaults = run_with_env(clean, "--version");
+  EXPECT_NE(defaults.output.find("OMP_WAIT_POLICY=passive"), std::string::npos) << defaults.output;
+  const std::string openmp = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
+  if (access((openmp + "/libopenblas.so.0").c_str(), R_OK) == 0) {  // installed by scripts/setup.sh
+    EXPECT_NE(defaults.output.find("blas: " + openmp + "/libopenblas.so.0"), std::string::npos) << defaults.output;
+  } else {
+    EXPECT_NE(defaults.output.find("LD_LIBRARY_PATH=(unset)"), std::string::npos) << defaults.output;
+  }
+  const Result user = run_with_env(clean + "OMP_WAIT_POLICY=active LD_LIBRARY_PATH=/nonexistent", "--version");
+  EXPECT_NE(user.output.find("OMP_WAIT_POLICY=active"), std::string::npos) << user.output;
+  EXPECT_NE(user.output.find("LD_LIBRARY_PATH=/nonexistent"), std::string::npos) << user.output;
+  EXPECT_EQ(user.output.find("openblas-openmp"), std::string::npos) << user.output;
+  const Result off = run_with_env(clean + "PREFENGINE_NO_REEXEC=1", "--version");
+  EXPECT_NE(off.output.find("OMP_WAIT_POLICY=(unset)"), std::string::npos) << off.output;
+  EXPECT_NE(off.output.find("LD_LIBRARY_PATH=(unset)"), std::string::npos) << off.output;
 }
 
 TEST(CliTest, PluginsListsNameKindAbiAndFile) {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <link.h>
+
 #include <boost/filesystem.hpp>
 #include <boost/program_options.hpp>
 #include <spdlog/spdlog.h>
@@ -281,6 +283,32 @@ int grade_command(const std::vector<std::string>& args) {
   return 0;
 }
 
+// The loaded BLAS library (LibTorch's OpenBLAS), found among the process's shared objects.
+std::string loaded_blas() {
+  std::string found;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        const std::string name = info->dlpi_name != nullptr ? info->dlpi_name : "";
+        if (name.find("libopenblas") != std::string::npos || name.find("libblas.so") != std::string::npos) {
+          auto* out = static_cast<std::string*>(data);
+          if (out->empty() || name.find("libopenblas") != std::string::npos) *out = name;
+        }
+        return 0;
+      },
+      &found);
+  return found.empty() ? "(none found)" : found;
+}
+
+// The runtime settings engine/cli/main.cpp may have given the process, as they are now.
+std::string runtime_settings() {
+  std::string out = "runtime:";
+  for (const char* name : {"OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "LD_LIBRARY_PATH"}) {
+    const char* value = std::getenv(name);
+    out += std::string(" ") + name + "=" + (value != nullptr ? value : "(unset)");
+  }
+  return out + "\nblas: " + loaded_blas() + "\n";
+}
+
 }  // namespace
 
 int main_entry(int argc, char** argv) {
@@ -295,7 +323,8 @@ int main_entry(int argc, char** argv) {
     return 0;
   }
   if (command == "--version") {
-    std::cout << "prefengine " << PREFENGINE_VERSION << " (plugin ABI " << kPluginAbiVersion << ")\n";
+    std::cout << "prefengine " << PREFENGINE_VERSION << " (plugin ABI " << kPluginAbiVersion << ")\n"
+              << runtime_settings();
     return 0;
   }
   args.erase(args.begin());
