@@ -3,10 +3,17 @@ two sizes, `prefengine run` against bench/python/transformer_dpo.py (same shapes
 threads, data and logging), alternating, best of the repeats; then the fp32 matmul peak of the
 machine and the MFU of the transformer step.
 
-MFU = 6 * N * tokens_per_step * steps_per_second / peak, where N counts the non-embedding
-parameters (the decoder layers and the final norm: not embed_tokens, not lm_head) and
-tokens_per_step = 2 * batch * (prompt + response - 1): chosen and rejected rows, each fed without
-its last token (the engine's score_sequences). "MFU+head" adds lm_head to N (it is a real matmul).
+Two rates per side: "stage" = steps / the whole stage (reading the pairs, the reference pass over
+all pairs, the loop and the final checkpoint), and "step" = the steady-state DPO step (the issue's
+"policy forward on chosen and rejected, cached reference log-probs, backward, Adam"): the steps
+after the first, without checkpoint writes (the engine's run.json `step_time`, the same span in
+the Python script).
+
+MFU = 6 * N * tokens_per_step * step rate / peak, N = the parameters of the step's matmuls: the
+decoder layers, the final norm and lm_head (not embed_tokens, a lookup; attention's T^2 FLOPs are
+not counted, so the figure is conservative); tokens_per_step = 2 * batch * (prompt + response - 1):
+chosen and rejected rows, each fed without its last token (the engine's score_sequences).
+"MFU body" leaves lm_head out too (N = non-embedding parameters).
 """
 import json
 import os
@@ -22,8 +29,8 @@ THREADS = 2
 BATCH, PROMPT, RESPONSE, PAIRS, LOG_EVERY = 8, 32, 32, 64, 10
 SIZES = [
     # name, vocab, hidden, intermediate, layers, heads, kv heads, steps
-    ("small", 4000, 128, 344, 4, 4, 2, 20),
-    ("large", 4000, 512, 1376, 6, 8, 4, 3),
+    ("small", 4000, 128, 344, 4, 4, 2, 30),
+    ("large", 4000, 512, 1376, 6, 8, 4, 8),
 ]
 
 PEAK_SCRIPT = """
@@ -81,20 +88,22 @@ def engine_side(run, tmp, experiment):
     _, rss, _ = run([os.path.join(ROOT, "build/bin/prefengine"), "run", experiment, "--output", out_dir,
                      "--log-level", "warn"])
     with open(os.path.join(out_dir, "run.json")) as f:
-        return json.load(f)["stages"][0]["steps_per_second"], rss
+        stage = json.load(f)["stages"][0]
+    return stage["steps_per_second"], stage["step_time"]["steps_per_second"], rss
 
 
 def python_side(run, tmp, pairs, size, same_env=False):
     name, vocab, hidden, inter, layers, heads, kv, steps = size
     out_dir = os.path.join(tmp, "python_run")
     shutil.rmtree(out_dir, ignore_errors=True)
-    prefix = ["env", "OMP_WAIT_POLICY=passive", f"OPENBLAS_CORETYPE={engine_core()}"] if same_env else []
+    prefix = ["env"] + [f"{k}={v}" for k, v in engine_env().items()] if same_env else []
     _, rss, out = run(prefix + [PYTHON, "bench/python/transformer_dpo.py", "--pairs", pairs, "--out", out_dir,
                        "--vocab", str(vocab), "--hidden", str(hidden), "--intermediate", str(inter),
                        "--layers", str(layers), "--heads", str(heads), "--kv-heads", str(kv),
                        "--steps", str(steps), "--batch", str(BATCH), "--threads", str(THREADS),
                        "--log-every", str(LOG_EVERY)])
-    return json.loads(out.strip().splitlines()[-1])["steps_per_second"], rss
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["steps_per_second"], result["step_time"]["steps_per_second"], rss
 
 
 def engine_core():
@@ -108,12 +117,25 @@ def engine_core():
     return "Haswell" if "avx2" in flags and "fma" in flags else "Prescott"
 
 
+def engine_env():
+    """The runtime settings engine/cli/main.cpp gives itself (where the user has not set them)."""
+    env = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "passive"), "OPENBLAS_CORETYPE": engine_core()}
+    if "LD_LIBRARY_PATH" in os.environ:
+        env["LD_LIBRARY_PATH"] = os.environ["LD_LIBRARY_PATH"]
+    else:
+        for d in ("/usr/lib/x86_64-linux-gnu/openblas-openmp", "/usr/lib/aarch64-linux-gnu/openblas-openmp"):
+            if os.path.exists(os.path.join(d, "libopenblas.so.0")):
+                env["LD_LIBRARY_PATH"] = d
+                break
+    return env
+
+
 def matmul_peak(n=2048, repeats=5):
-    """The better of OpenBLAS as it detects the CPU and with the core type the engine picks
-    (engine/cli/main.cpp sets OPENBLAS_CORETYPE where OpenBLAS falls back to Prescott)."""
+    """The better of OpenBLAS as Debian sets it up and with the engine's runtime settings (core type,
+    OpenMP build; engine/cli/main.cpp)."""
     best = 0.0
-    for core in (None, "SkylakeX"):
-        env = dict(os.environ, **({"OPENBLAS_CORETYPE": core} if core else {}))
+    for extra in ({}, engine_env()):
+        env = dict(os.environ, **extra)
         out = subprocess.run([PYTHON, "-c", PEAK_SCRIPT, str(THREADS), str(n), str(repeats)], cwd=ROOT,
                              env=env, check=True, capture_output=True, text=True).stdout
         best = max(best, float(out.strip().splitlines()[-1]))
@@ -123,43 +145,51 @@ def matmul_peak(n=2048, repeats=5):
 def report(run, repeats):
     peak = matmul_peak()
     results = {}
+    sides = ("engine", "python", "python_env")
     with tempfile.TemporaryDirectory() as tmp:
         for size in SIZES:
             pairs = os.path.join(tmp, f"pairs_{size[0]}.jsonl")
             experiment = os.path.join(tmp, f"{size[0]}.yaml")
             write_pairs(pairs, size[1])
             write_experiment(experiment, pairs, size)
-            best = {"engine": (0.0, 0.0), "python": (0.0, 0.0), "python_env": (0.0, 0.0)}
+            best = {side: [0.0, 0.0, 0.0] for side in sides}  # stage rate, step rate, RSS
             for _ in range(repeats):
-                for side in ("engine", "python", "python_env"):
+                for side in sides:
                     if side == "engine":
-                        sps, rss = engine_side(run, tmp, experiment)
+                        result = engine_side(run, tmp, experiment)
                     else:
-                        sps, rss = python_side(run, tmp, pairs, size, same_env=side == "python_env")
-                    best[side] = (max(best[side][0], sps), max(best[side][1], rss))
+                        result = python_side(run, tmp, pairs, size, same_env=side == "python_env")
+                    best[side] = [max(a, b) for a, b in zip(best[side], result)]
             results[size[0]] = best
     peak = max(peak, matmul_peak())  # before and after the tables: the better of the two
     tokens = 2 * BATCH * (PROMPT + RESPONSE - 1)
     print(f"transformer DPO step (batch {BATCH} pairs, prompt {PROMPT} + response {RESPONSE} tokens, Adam, "
-          f"{THREADS} threads), best of {repeats}")
-    print(f"{'size':<7}{'params':>8}{'non-emb':>9}{'engine steps/s':>16}{'python steps/s':>16}{'ratio':>8}"
-          f"{'engine MFU':>12}{'python MFU':>12}{'MFU+head':>10}{'RSS MiB e/p':>14}"
-          f"{'python same env':>17}{'ratio':>8}")
+          f"{THREADS} threads), best of {repeats}; steps/s")
+    print(f"{'size':<7}{'params':>8}{'matmul':>8}{'':>3}{'engine':>9}{'python':>9}{'py env':>9}"
+          f"{'ratio':>8}{'ratio env':>10}{'MFU':>7}{'py MFU':>8}{'MFU body':>10}{'RSS MiB e/p':>13}")
     for size in SIZES:
-        name, vocab, hidden, inter, layers, heads, kv, _ = size
-        n = non_embedding_params(hidden, inter, layers, heads, kv)
-        total = n + 2 * vocab * hidden
-        (e, e_rss), (p, p_rss) = results[name]["engine"], results[name]["python"]
+        name, vocab, hidden, inter, layers, heads, kv, steps = size
+        body = non_embedding_params(hidden, inter, layers, heads, kv)
+        matmul = body + vocab * hidden  # + lm_head
+        total = body + 2 * vocab * hidden
+        r = results[name]
         mfu = lambda sps, params: 6 * params * tokens * sps / (peak * 1e9)  # noqa: E731
-        print(f"{name:<7}{total / 1e6:>7.2f}M{n / 1e6:>8.2f}M{e:>16.3f}{p:>16.3f}{e / p:>7.2f}x"
-              f"{mfu(e, n):>11.1%}{mfu(p, n):>12.1%}{mfu(e, n + vocab * hidden):>10.1%}"
-              f"{e_rss:>7.0f}/{p_rss:<6.0f}{results[name]['python_env'][0]:>17.3f}"
-              f"{e / results[name]['python_env'][0]:>7.2f}x")
-    print(f"fp32 matmul peak (torch.mm 2048^3, {THREADS} threads, best of 5, default and SkylakeX OpenBLAS core, "
+        for kind, column in (("stage", 0), ("step", 1)):
+            e, p, pe = r["engine"][column], r["python"][column], r["python_env"][column]
+            label = f"{name:<7}{total / 1e6:>7.2f}M{matmul / 1e6:>7.2f}M" if kind == "stage" else " " * 22
+            line = f"{label}{kind:>6}{e:>9.3f}{p:>9.3f}{pe:>9.3f}{e / p:>7.2f}x{e / pe:>9.2f}x"
+            if kind == "step":
+                line += f"{mfu(e, matmul):>7.1%}{mfu(pe, matmul):>8.1%}{mfu(e, body):>10.1%}"
+            else:
+                line += " " * 25
+            line += f"{r['engine'][2]:>7.0f}/{max(r['python'][2], r['python_env'][2]):<6.0f}" if kind == "stage" else ""
+            print(line)
+    print(f"fp32 matmul peak (torch.mm 2048^3, {THREADS} threads, best of 5, Debian defaults and the engine's settings, "
           f"before and after): {peak:.1f} GFLOP/s")
-    print("engine: its defaults (OMP_WAIT_POLICY=passive, OPENBLAS_CORETYPE from CPUID, engine/cli/main.cpp); "
-          "python: Debian's defaults; python same env: "
-          f"OMP_WAIT_POLICY=passive OPENBLAS_CORETYPE={engine_core()}")
-    print("MFU = 6 * non-embedding params * tokens/step * steps/s / peak; tokens/step = "
-          f"2 * {BATCH} * {PROMPT + RESPONSE - 1}; MFU+head also counts lm_head")
+    print("stage: steps / whole stage (pairs, reference pass, loop, final checkpoint); step: steady-state "
+          "step (steps after the first, no checkpoint writes)")
+    print("engine: its own runtime settings (engine/cli/main.cpp); python: Debian's defaults; py env: python with "
+          "the engine's settings: " + " ".join(f"{k}={v}" for k, v in engine_env().items()))
+    print(f"MFU = 6 * N * {tokens} tokens/step * step rate / peak, N = matmul parameters (decoder layers + "
+          "lm_head; not embed_tokens, not attention T^2); MFU body: N without lm_head; py MFU: py env")
     sys.stdout.flush()

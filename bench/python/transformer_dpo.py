@@ -151,7 +151,9 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     g = torch.Generator().manual_seed(0)
     order, cursor = [], n
+    step_seconds, timed = 0.0, 0  # steady state: steps after the first, as the engine's step_time
     for step in range(1, a.steps + 1):
+        t0 = time.perf_counter()
         log_now = step == 1 or step % a.log_every == 0 or step == a.steps
         opt.zero_grad()
         idx = []
@@ -187,9 +189,14 @@ def main():
                    "grad/ratio_log10": (l_ - w).mean().item(), "grad_norm": norm}
             log.write(json.dumps(row) + "\n")
             log.flush()
+        if step > 1:
+            step_seconds += time.perf_counter() - t0
+            timed += 1
     torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, os.path.join(a.out, "checkpoint.pt"))
     seconds = time.perf_counter() - start
-    print(json.dumps({"steps": a.steps, "seconds": seconds, "steps_per_second": a.steps / seconds}))
+    print(json.dumps({"steps": a.steps, "seconds": seconds, "steps_per_second": a.steps / seconds,
+                      "step_time": {"steps": timed, "seconds": step_seconds,
+                                    "steps_per_second": timed / max(step_seconds, 1e-9)}}))
 
 
 if __name__ == "__main__":

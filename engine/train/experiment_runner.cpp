@@ -96,6 +96,29 @@ std::string format_duration(double seconds) {
   return text;
 }
 
+// Steady-state step time of a stage: every step after the stage's first (allocator and caches
+// warm up there), without checkpoint writes. run.json reports it as the stage's "step_time".
+class StepTimer {
+ public:
+  explicit StepTimer(int64_t first_step) : first_step_(first_step) {}
+  void begin() { start_ = Clock::now(); }
+  // call after the step's work (metrics included), before any checkpoint write
+  void end(int64_t step) {
+    if (step == first_step_) return;
+    seconds_ += std::chrono::duration<double>(Clock::now() - start_).count();
+    ++steps_;
+  }
+  nlohmann::json to_json() const {
+    return {{"steps", steps_}, {"seconds", seconds_}, {"steps_per_second", steps_ / std::max(seconds_, 1e-9)}};
+  }
+
+ private:
+  int64_t first_step_;
+  Clock::time_point start_;
+  double seconds_ = 0;
+  int64_t steps_ = 0;
+};
+
 // Console progress: at most one line a second (and the last step), so the log stays readable.
 class Progress {
  public:
@@ -357,7 +380,9 @@ void ExperimentRunner::run_sft(size_t index) {
     sampler.load(state->at("sampler"));
     first_step = state->at("step").get<int64_t>() + 1;
   }
+  StepTimer timer(first_step);
   for (int64_t step = first_step; step <= steps; ++step) {
+    timer.begin();
     flat.zero_grad();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < stage.grad_accum; ++micro) {
@@ -414,11 +439,13 @@ void ExperimentRunner::run_sft(size_t index) {
       if (metrics_) metrics_->log(row);
       if (metrics_) progress.report(step, row, {"loss"});
     }
+    timer.end(step);
     if (last) dp_->check_replicas(flat.values(), "stage '" + stage.name + "'");
     if (dp_->is_writer() && ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || last)) {
       save_stage_checkpoint(directory_, *model_, optimizer, stage, index, step, steps, global_step_, sampler);
     }
   }
+  stage_report_["step_time"] = timer.to_json();
 }
 
 void ExperimentRunner::run_pairwise(size_t index) {
@@ -466,7 +493,9 @@ void ExperimentRunner::run_pairwise(size_t index) {
     first_step = state->at("step").get<int64_t>() + 1;
   }
 
+  StepTimer timer(first_step);
   for (int64_t step = first_step; step <= steps; ++step) {
+    timer.begin();
     bool log_now = step == 1 || step % stage.log_every == 0 || step == steps;
     const bool eval_now = evaluator && evaluator->due(step, log_now);
     log_now = log_now || eval_now;
@@ -588,11 +617,13 @@ void ExperimentRunner::run_pairwise(size_t index) {
       if (metrics_) progress.report(step, row, {"loss", "probs/chosen", "probs/rejected", "probs/unseen", "logps/chosen",
                                   "logps/rejected", "grad/rejected_log10"});
     }
+    timer.end(step);
     if (step == steps) dp_->check_replicas(flat.values(), "stage '" + stage.name + "'");
     if (dp_->is_writer() && ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps)) {
       save_stage_checkpoint(directory_, *model_, optimizer, stage, index, step, steps, global_step_, sampler);
     }
   }
+  stage_report_["step_time"] = timer.to_json();
 }
 
 void ExperimentRunner::run_ppo(size_t index) {
