@@ -48,33 +48,40 @@ def engine_toy(tmp):
     return stages, wall, rss
 
 
-def python_toy(tmp):
-    wall, rss, out = run([PYTHON, "bench/python/toy_dpo.py", "--out", os.path.join(tmp, "py.jsonl"),
-                          "--threads", "1"])
+def python_toy(tmp, same_env=False):
+    prefix = []
+    if same_env:  # Python with the runtime settings the engine gives itself (engine/cli/main.cpp)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import compare_transformer  # noqa: E402
+        prefix = ["env"] + [f"{k}={v}" for k, v in compare_transformer.engine_env().items()]
+    wall, rss, out = run(prefix + [PYTHON, "bench/python/toy_dpo.py", "--out", os.path.join(tmp, "py.jsonl"),
+                                   "--threads", "1"])
     stages = {s["name"]: s["steps_per_second"] for s in json.loads(out.strip().splitlines()[-1])["stages"]}
     return stages, wall, rss
 
 
 def toy_table(args):
-    best = {"engine": {}, "python": {}}
-    rss = {"engine": 0.0, "python": 0.0}
-    wall = {"engine": 1e9, "python": 1e9}
+    sides = ("engine", "python", "python_env")
+    best = {side: {} for side in sides}
+    rss = {side: 0.0 for side in sides}
+    wall = {side: 1e9 for side in sides}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
-            for name, fn in (("engine", engine_toy), ("python", python_toy)):
-                stages, w, r = fn(tmp)
+            for name in sides:
+                stages, w, r = engine_toy(tmp) if name == "engine" else python_toy(tmp, name == "python_env")
                 for k, v in stages.items():
                     best[name][k] = max(best[name].get(k, 0.0), v)
                 rss[name] = max(rss[name], r)
                 wall[name] = min(wall[name], w)
-    print(f"toy DPO (configs/toy/dpo.yaml), best of {args.repeats}, {os.cpu_count()} cores, 1 thread")
-    print(f"{'stage':<8}{'prefengine steps/s':>20}{'python steps/s':>18}{'ratio':>8}")
+    print(f"toy DPO (configs/toy/dpo.yaml), best of {args.repeats}, {os.cpu_count()} cores, 1 thread; steps/s")
+    print(f"{'stage':<8}{'prefengine':>12}{'python':>10}{'ratio':>8}{'py env':>10}{'ratio':>8}")
     for stage in ("sft", "dpo"):
-        e, p = best["engine"][stage], best["python"][stage]
-        print(f"{stage:<8}{e:>20.1f}{p:>18.1f}{e / p:>7.2f}x")
-    print(f"{'process':<8}{'wall s (incl. start)':>20}{'peak RSS MiB':>18}")
-    for name in ("engine", "python"):
-        print(f"{name:<8}{wall[name]:>20.2f}{rss[name]:>18.1f}")
+        e, p, pe = best["engine"][stage], best["python"][stage], best["python_env"][stage]
+        print(f"{stage:<8}{e:>12.1f}{p:>10.1f}{e / p:>7.2f}x{pe:>10.1f}{e / pe:>7.2f}x")
+    print(f"{'process':<11}{'wall s (incl. start)':>21}{'peak RSS MiB':>14}")
+    for name in sides:
+        print(f"{name:<11}{wall[name]:>21.2f}{rss[name]:>14.1f}")
+    print("py env: python with the engine's runtime settings (engine/cli/main.cpp)")
 
 
 def main():
