@@ -2,5 +2,6 @@
 if(TARGET prefengine_model_transformer_core)
   add_executable(transformer_bench ${CMAKE_CURRENT_LIST_DIR}/transformer_bench.cpp)
   target_link_libraries(transformer_bench PRIVATE prefengine_model_transformer_core)
+  target_include_directories(transformer_bench PRIVATE ${PROJECT_SOURCE_DIR})  # engine/cli/runtime_defaults.h
   target_compile_options(transformer_bench PRIVATE ${PREFENGINE_WARNINGS})
 endif()

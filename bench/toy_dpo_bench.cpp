@@ -12,8 +12,11 @@
 
 #include "engine/config/experiment_config.h"
 #include "engine/train/experiment_runner.h"
+#include "engine/cli/runtime_defaults.h"
 
 int main(int argc, char** argv) {
+  // the runtime settings `prefengine` gives itself (OpenMP waiting, OpenBLAS core and build)
+  prefengine::runtime::reexec_with_runtime_defaults(argv);
   namespace fs = boost::filesystem;
   std::string config_path = "configs/toy/dpo.yaml";
   int repeats = 3;

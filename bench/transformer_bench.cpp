@@ -4,7 +4,8 @@
 // (the untied lm_head is counted); attention's T^2 FLOPs are left out too, as in the 6N rule.
 //
 // usage: transformer_bench [hidden=256] [layers=4] [seq=128] [batch=8] [steps=5] [threads=0]
-//                          [checkpointing=0]      (threads 0 = all cores)
+//                          [checkpointing=0] [vocab=32000] [intermediate=0]
+//        (threads 0 = all cores; intermediate 0 = about 8/3 hidden, rounded to 64)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include "token_logps.h"
 #include "transformer.h"
+#include "engine/cli/runtime_defaults.h"
 
 using prefengine::ModelInput;
 using namespace prefengine::plugins::model;
@@ -38,6 +40,8 @@ double matmul_gflops(int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // the runtime settings `prefengine` gives itself (OpenMP waiting, OpenBLAS core and build)
+  prefengine::runtime::reexec_with_runtime_defaults(argv);
   auto arg = [&](int i, int64_t fallback) { return argc > i ? std::atoll(argv[i]) : fallback; };
   const int64_t hidden = arg(1, 256);
   const int64_t layers = arg(2, 4);
@@ -46,14 +50,16 @@ int main(int argc, char** argv) {
   const int64_t steps = arg(5, 5);
   int64_t threads = arg(6, 0);
   const bool checkpointing = arg(7, 0) != 0;
+  const int64_t vocab = arg(8, 32000);
+  const int64_t intermediate = arg(9, 0);
   if (threads <= 0) threads = std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(threads));
   at::manual_seed(0);
 
   TransformerConfig c;
-  c.vocab_size = 32000;
+  c.vocab_size = vocab;
   c.hidden_size = hidden;
-  c.intermediate_size = hidden * 8 / 3 / 64 * 64 + 64;
+  c.intermediate_size = intermediate > 0 ? intermediate : hidden * 8 / 3 / 64 * 64 + 64;
   c.num_hidden_layers = layers;
   c.num_attention_heads = std::max<int64_t>(1, hidden / 64);
   c.num_key_value_heads = c.num_attention_heads;
@@ -81,9 +87,10 @@ int main(int argc, char** argv) {
   const double elapsed = seconds_since(start);
   const double tokens = double(batch * seq * steps);
   const double achieved = 6.0 * matmul_params * tokens / elapsed / 1e9;
-  std::printf("transformer_bench: hidden %lld layers %lld heads %lld seq %lld batch %lld threads %lld "
-              "checkpointing %d\n",
-              static_cast<long long>(hidden), static_cast<long long>(layers),
+  std::printf("transformer_bench: vocab %lld hidden %lld intermediate %lld layers %lld heads %lld seq %lld "
+              "batch %lld threads %lld checkpointing %d\n",
+              static_cast<long long>(vocab), static_cast<long long>(hidden),
+              static_cast<long long>(c.intermediate_size), static_cast<long long>(layers),
               static_cast<long long>(c.num_attention_heads), static_cast<long long>(seq),
               static_cast<long long>(batch), static_cast<long long>(threads), checkpointing ? 1 : 0);
   std::printf("parameters %.2fM (%.2fM in matmuls)  train tokens/s %.1f  model GFLOP/s %.2f  matmul GFLOP/s %.2f  MFU %.1f%%\n",
