@@ -122,6 +122,7 @@ struct TokenLogps : public torch::autograd::Function<TokenLogps> {
     const at::Tensor& g = grad_outputs[0];
     // g per scored position, [N, T-1]
     const at::Tensor g_token = (ctx->saved_data["reduce"].toBool() ? g.unsqueeze(1) : g.slice(1, 1)) * mask;
+    const at::Tensor minus_g_token = -g_token;  // [N, T-1]: folds the sign into the one multiply
     const int64_t length = input_ids.size(1) - 1;
     const int64_t chunk = positions_per_chunk(logits);
     at::Tensor grad = length == logits.size(1) ? at::empty_like(logits) : at::zeros_like(logits);
@@ -134,7 +135,7 @@ struct TokenLogps : public torch::autograd::Function<TokenLogps> {
       // -softmax * g, then + g at the target token
       at::Tensor part = direct ? out : at::empty(out.sizes(), out.options().dtype(at::kFloat));
       at::sub_out(part, logits.narrow(1, start, len).to(at::kFloat), lse.narrow(1, start, len).unsqueeze(-1));
-      part.exp_().mul_(g_part).neg_();
+      part.exp_().mul_(minus_g_token.narrow(1, start, len).unsqueeze(-1));
       part.scatter_add_(-1, targets, g_part);
       if (!direct) out.copy_(part);
     }
