@@ -107,6 +107,19 @@ TEST(TrainingTest, EpochsDeriveTheStepCount) {
   EXPECT_EQ(rows.back()["step"], 6);
 }
 
+TEST(TrainingTest, RunJsonReportsEachStagesSteadyStateStepTime) {
+  const std::string dir = run_config(kShort, "step-time");
+  const auto status = nlohmann::json::parse(testing::read_file(dir + "/run.json"));
+  ASSERT_EQ(status["stages"].size(), 2u);
+  for (const auto& stage : status["stages"]) {
+    const auto& t = stage["step_time"];
+    EXPECT_EQ(t["steps"], stage["steps"].get<int64_t>() - 1) << stage.dump();  // every step but the first
+    EXPECT_GT(t["seconds"].get<double>(), 0.0);
+    EXPECT_LT(t["seconds"].get<double>(), stage["seconds"].get<double>());
+    EXPECT_NEAR(t["steps_per_second"].get<double>(), t["steps"].get<double>() / t["seconds"].get<double>(), 1e-9);
+  }
+}
+
 TEST(TrainingTest, ThrowingPluginStopsWithStepAndKeepsMetricsAndCheckpoint) {
   const std::string yaml = std::string("plugin_paths: [") + PREFENGINE_TEST_PLUGIN_DIR + "]\n" + kShort;
   ExperimentConfig config = parse_experiment(yaml, "throw.yaml", {"stages.dpo.loss.plugin=throwing",
