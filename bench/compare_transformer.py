@@ -1,5 +1,6 @@
 """The transformer half of bench/compare_python.py: one DPO stage on the Llama-style transformer at
-two sizes, `prefengine run` against bench/python/transformer_dpo.py (same shapes, batch, steps,
+three sizes (the middle one has the shape of configs/lm/arith.yaml's model, untied here), `prefengine
+run` against bench/python/transformer_dpo.py (same shapes, batch, steps,
 threads, data and logging), alternating, best of the repeats; then the fp32 matmul peak of the
 machine and the MFU of the transformer step.
 
@@ -9,7 +10,9 @@ all pairs, the loop and the final checkpoint), and "step" = the steady-state DPO
 after the first, without checkpoint writes (the engine's run.json `step_time`, the same span in
 the Python script).
 
-MFU = 6 * N * tokens_per_step * step rate / peak, N = the parameters of the step's matmuls: the
+MFU = 6 * N * tokens_per_step * step rate / peak, peak = the best sustained fp32 matmul rate (a
+3-second loop of 2048^3 torch.mm, measured before each size and after the last; the single fastest
+call is printed too), N = the parameters of the step's matmuls: the
 decoder layers, the final norm and lm_head (not embed_tokens, a lookup; attention's T^2 FLOPs are
 not counted, so the figure is conservative); tokens_per_step = 2 * batch * (prompt + response - 1):
 chosen and rejected rows, each fed without its last token (the engine's score_sequences).
@@ -30,19 +33,22 @@ BATCH, PROMPT, RESPONSE, PAIRS, LOG_EVERY = 8, 32, 32, 64, 10
 SIZES = [
     # name, vocab, hidden, intermediate, layers, heads, kv heads, steps
     ("small", 4000, 128, 344, 4, 4, 2, 30),
+    ("lm", 259, 256, 688, 4, 4, 4, 20),  # the shape of configs/lm/arith.yaml's model (byte vocabulary)
     ("large", 4000, 512, 1376, 6, 8, 4, 8),
 ]
 
 PEAK_SCRIPT = """
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
-n = int(sys.argv[2])
+n, seconds = int(sys.argv[2]), float(sys.argv[3])
 a, b = torch.randn(n, n), torch.randn(n, n)
 torch.mm(a, b)
-best = 1e9
-for _ in range(int(sys.argv[3])):
-    t = time.perf_counter(); torch.mm(a, b); best = min(best, time.perf_counter() - t)
-print(2 * n ** 3 / best / 1e9)
+times = []
+start = time.perf_counter()
+while time.perf_counter() - start < seconds:
+    t = time.perf_counter(); torch.mm(a, b); times.append(time.perf_counter() - t)
+flops = 2 * n ** 3
+print(flops / min(times) / 1e9, flops * len(times) / sum(times) / 1e9)
 """
 
 
@@ -130,24 +136,28 @@ def engine_env():
     return env
 
 
-def matmul_peak(n=2048, repeats=5):
-    """The better of OpenBLAS as Debian sets it up and with the engine's runtime settings (core type,
-    OpenMP build; engine/cli/main.cpp)."""
-    best = 0.0
+def matmul_peak(n=2048, seconds=3.0):
+    """(burst, sustained) fp32 matmul GFLOP/s: the fastest single torch.mm n^3 call and the rate of
+    a loop of them for `seconds` (the scale of a step measurement), the better of OpenBLAS as
+    Debian sets it up and with the engine's runtime settings."""
+    burst = sustained = 0.0
     for extra in ({}, engine_env()):
         env = dict(os.environ, **extra)
-        out = subprocess.run([PYTHON, "-c", PEAK_SCRIPT, str(THREADS), str(n), str(repeats)], cwd=ROOT,
+        out = subprocess.run([PYTHON, "-c", PEAK_SCRIPT, str(THREADS), str(n), str(seconds)], cwd=ROOT,
                              env=env, check=True, capture_output=True, text=True).stdout
-        best = max(best, float(out.strip().splitlines()[-1]))
-    return best
+        b, s = (float(x) for x in out.strip().splitlines()[-1].split())
+        burst, sustained = max(burst, b), max(sustained, s)
+    return burst, sustained
 
 
 def report(run, repeats):
-    peak = matmul_peak()
+    peaks = [matmul_peak()]  # before each size and after the last: the machine's speed drifts
     results = {}
     sides = ("engine", "python", "python_env")
     with tempfile.TemporaryDirectory() as tmp:
-        for size in SIZES:
+        for index, size in enumerate(SIZES):
+            if index > 0:
+                peaks.append(matmul_peak())
             pairs = os.path.join(tmp, f"pairs_{size[0]}.jsonl")
             experiment = os.path.join(tmp, f"{size[0]}.yaml")
             write_pairs(pairs, size[1])
@@ -161,7 +171,9 @@ def report(run, repeats):
                         result = python_side(run, tmp, pairs, size, same_env=side == "python_env")
                     best[side] = [max(a, b) for a, b in zip(best[side], result)]
             results[size[0]] = best
-    peak = max(peak, matmul_peak())  # before and after the tables: the better of the two
+    peaks.append(matmul_peak())
+    burst = max(b for b, _ in peaks)
+    peak = max(s for _, s in peaks)  # MFU's denominator: the best sustained rate
     tokens = 2 * BATCH * (PROMPT + RESPONSE - 1)
     print(f"transformer DPO step (batch {BATCH} pairs, prompt {PROMPT} + response {RESPONSE} tokens, Adam, "
           f"{THREADS} threads), best of {repeats}; steps/s")
@@ -184,12 +196,14 @@ def report(run, repeats):
                 line += " " * 25
             line += f"{r['engine'][2]:>7.0f}/{max(r['python'][2], r['python_env'][2]):<6.0f}" if kind == "stage" else ""
             print(line)
-    print(f"fp32 matmul peak (torch.mm 2048^3, {THREADS} threads, best of 5, Debian defaults and the engine's settings, "
-          f"before and after): {peak:.1f} GFLOP/s")
+    print(f"fp32 matmul peak (torch.mm 2048^3, {THREADS} threads, Debian defaults and the engine's settings, "
+          f"before each size and after): sustained (3 s loop) {peak:.1f} GFLOP/s, burst (fastest call) "
+          f"{burst:.1f} GFLOP/s; measured: " + ", ".join(f"{s:.0f}/{b:.0f}" for b, s in peaks))
     print("stage: steps / whole stage (pairs, reference pass, loop, final checkpoint); step: steady-state "
           "step (steps after the first, no checkpoint writes)")
     print("engine: its own runtime settings (engine/cli/main.cpp); python: Debian's defaults; py env: python with "
           "the engine's settings: " + " ".join(f"{k}={v}" for k, v in engine_env().items()))
-    print(f"MFU = 6 * N * {tokens} tokens/step * step rate / peak, N = matmul parameters (decoder layers + "
-          "lm_head; not embed_tokens, not attention T^2); MFU body: N without lm_head; py MFU: py env")
+    print(f"MFU = 6 * N * {tokens} tokens/step * step rate / sustained peak, N = matmul parameters (decoder "
+          "layers + lm_head; not embed_tokens, not attention T^2); MFU body: N without lm_head; py MFU: py env; "
+          f"against the burst peak multiply by {peak / burst:.2f}")
     sys.stdout.flush()
