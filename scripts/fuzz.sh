@@ -18,7 +18,8 @@ common=(plugins/graders/common/utf8.cpp)
 sources_answer_extractor=(fuzz/answer_extractor_fuzzer.cpp
   plugins/graders/math/answer_extractor.cpp plugins/graders/math/answer_normalizer.cpp
   plugins/graders/math/answer_equivalence.cpp plugins/graders/math/math_expression.cpp
-  plugins/graders/math/arithmetic_check.cpp)
+  plugins/graders/math/arithmetic_check.cpp plugins/graders/math/symbolic_equivalence.cpp)
+libs_answer_extractor=(-lginac -lcln)
 sources_poem_parser=(fuzz/poem_parser_fuzzer.cpp
   plugins/graders/poem/poem_parser.cpp plugins/graders/poem/poem_form.cpp plugins/graders/poem/pinyin.cpp
   plugins/graders/poem/unihan_readings.cpp)

@@ -236,8 +236,12 @@ TEST(AnswerEquivalence, WordsAreTextNotProducts) {
 
 TEST(AnswerEquivalence, ToleranceIsConfigurable) {
   EXPECT_FALSE(g::answers_equivalent("3.14", "\\pi"));
-  EXPECT_TRUE(g::answers_equivalent("3.14", "\\pi", g::EquivalenceOptions{/*tolerance=*/1e-3}));
-  EXPECT_THROW(g::EquivalenceOptions{-1}.validate(), std::invalid_argument);
+  g::EquivalenceOptions loose;
+  loose.tolerance = 1e-3;
+  EXPECT_TRUE(g::answers_equivalent("3.14", "\\pi", loose));
+  g::EquivalenceOptions negative;
+  negative.tolerance = -1;
+  EXPECT_THROW(negative.validate(), std::invalid_argument);
 }
 
 TEST(ArithmeticCheck, FindsAndChecksEquations) {

@@ -3,6 +3,9 @@
 prefengine_add_test(NAME grader_math_parsing_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_math_parsing_test.cpp
   LIBRARIES prefengine_grader_math_parsing)
+prefengine_add_test(NAME grader_math_verify_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_math_verify_test.cpp
+  LIBRARIES prefengine_grader_math_parsing)
 prefengine_add_test(NAME grader_poem_parsing_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_poem_parsing_test.cpp
   LIBRARIES prefengine_grader_poem_parsing)

@@ -130,4 +130,44 @@ std::string ascii_lower(std::string_view text) {
   return out;
 }
 
+std::string fold_fullwidth(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char b = byte(i);
+    if (b < 0x80) {
+      out.push_back(static_cast<char>(b));
+      ++i;
+      continue;
+    }
+    // U+FF01-U+FF5E: EF BC 81-BF, EF BD 80-9E (U+FF01 + k -> '!' + k).
+    if (b == 0xEF && i + 2 < text.size() && (byte(i + 1) == 0xBC || byte(i + 1) == 0xBD)) {
+      const unsigned cp = 0xFF00u + ((byte(i + 1) & 0x03u) << 6) + (byte(i + 2) & 0x3Fu);
+      if ((byte(i + 2) & 0xC0) == 0x80 && cp >= 0xFF01 && cp <= 0xFF5E) {
+        out.push_back(static_cast<char>(cp - 0xFF01 + '!'));
+        i += 3;
+        continue;
+      }
+    }
+    if (text.compare(i, 3, "\xE3\x80\x80") == 0) {  // U+3000
+      out.push_back(' ');
+      i += 3;
+    } else if (text.compare(i, 2, "\xC3\x97") == 0) {  // ×
+      out.push_back('*');
+      i += 2;
+    } else if (text.compare(i, 2, "\xC3\xB7") == 0) {  // ÷
+      out.push_back('/');
+      i += 2;
+    } else if (text.compare(i, 3, "\xE2\x88\x92") == 0) {  // U+2212
+      out.push_back('-');
+      i += 3;
+    } else {
+      out.push_back(static_cast<char>(b));
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace prefengine::plugins::graders

@@ -37,4 +37,9 @@ std::string_view trim(std::string_view text);
 // Lower-cased ASCII letters; other bytes unchanged.
 std::string ascii_lower(std::string_view text);
 
+// Full-width forms folded to ASCII: digits, letters and punctuation U+FF01-U+FF5E (１８ -> 18,
+// （ -> (, ， -> ,), the ideographic space U+3000 to a space, × to *, ÷ to /, − (U+2212) to -.
+// Works byte-wise: invalid UTF-8 passes through unchanged.
+std::string fold_fullwidth(std::string_view text);
+
 }  // namespace prefengine::plugins::graders

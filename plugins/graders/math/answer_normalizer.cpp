@@ -261,8 +261,56 @@ std::string strip_assignment(const std::string& part) {
 
 }  // namespace
 
-std::string normalize_answer(std::string_view answer) {
-  std::string s(trim(answer));
+// Drops a run of up to four Han characters at the end of `s` when a number or a closing brace
+// comes before it: "18个" -> "18", "3 只" -> "3", "12平方米" -> "12". Han text without a number in
+// front ("无解") stays.
+void drop_measure_words(std::string& s) {
+  size_t end = s.size();
+  while (end > 0 && s[end - 1] == ' ') --end;
+  size_t start = end;
+  size_t han = 0;
+  // Han characters of the basic block are three bytes, E4-E9 lead bytes.
+  while (start >= 3 && han < 4) {
+    const auto lead = static_cast<unsigned char>(s[start - 3]);
+    if (lead < 0xE4 || lead > 0xE9) break;
+    start -= 3;
+    ++han;
+  }
+  if (han == 0) return;
+  size_t before = start;
+  while (before > 0 && s[before - 1] == ' ') --before;
+  if (before == 0) return;
+  const char last = s[before - 1];
+  if (!is_digit(last) && last != '}' && last != ')') return;
+  s.erase(before, end - before);
+}
+
+// Drops Han text in front of a number once the measure word is gone: "小明有 25" -> "25",
+// "共 18" -> "18". Han text not followed by a number stays.
+void drop_leading_han(std::string& s) {
+  size_t i = 0;
+  while (i + 3 <= s.size()) {
+    const auto lead = static_cast<unsigned char>(s[i]);
+    if (lead < 0xE4 || lead > 0xE9) break;
+    i += 3;
+  }
+  if (i == 0) return;
+  size_t j = i;
+  while (j < s.size() && s[j] == ' ') ++j;
+  if (j < s.size() && (is_digit(s[j]) || s[j] == '-' || s[j] == '\\') &&
+      std::none_of(s.begin() + static_cast<std::ptrdiff_t>(j), s.end(),
+                   [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+    s.erase(0, j);
+  }
+}
+
+std::string normalize_answer(std::string_view answer, bool keep_equations) {
+  std::string s = fold_fullwidth(trim(answer));
+  s = std::string(trim(s));
+  replace_all(s, "。", ".");
+  replace_all(s, "、", ",");
+  // A matrix row break "\\\\" must not be read as "\\ " (a space): kept aside until the end.
+  replace_all(s, "\\\\", "\x01");
   if (s.rfind("\\boxed", 0) == 0 || s.rfind("\\fbox", 0) == 0) {
     if (auto inner = extract_boxed(s)) s = *inner;
   }
@@ -297,15 +345,22 @@ std::string normalize_answer(std::string_view answer) {
                                 "\\ldots", "\\dots", "\""}) {
     replace_all(s, gone, "");
   }
+  replace_all(s, "\\dbinom", "\\binom");
+  replace_all(s, "\\tbinom", "\\binom");
+  replace_all(s, "\\langle", "(");
+  replace_all(s, "\\rangle", ")");
+  replace_all(s, " and ", ",");
   replace_all(s, "\\leq", "\\le");
   replace_all(s, "\\geq", "\\ge");
   replace_all(s, "\\varnothing", "\\emptyset");
   unwrap_text_commands(s);
   s = std::string(trim(s));
   while (!s.empty() && (s.back() == '.' || s.back() == ',')) s.pop_back();  // sentence stop
+  drop_measure_words(s);
+  drop_leading_han(s);
   s = drop_trailing_units(s);
   // "x = 5", "y=2x+1": keep the right-hand side when the left is a name; "x=2, y=3": each.
-  if (s.find('=') != std::string::npos) {
+  if (!keep_equations && s.find('=') != std::string::npos) {
     std::string joined;
     size_t from = 0;
     int depth = 0;
@@ -327,6 +382,7 @@ std::string normalize_answer(std::string_view answer) {
             return std::isspace(static_cast<unsigned char>(c)) != 0;
           }),
           s.end());
+  replace_all(s, "\x01", "\\\\");
   brace_shorthands(s);
   s = repeating_decimals(s);
   s = drop_thousands_separators(s);

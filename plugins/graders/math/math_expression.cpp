@@ -28,14 +28,17 @@ std::optional<Rational> make_rational(__int128 num, __int128 den) {
   return Rational{static_cast<int64_t>(num), static_cast<int64_t>(den)};
 }
 
-NumericValue from_double(double v, bool vars) { return NumericValue{v, std::nullopt, vars}; }
+NumericValue from_double(double v, bool vars, bool overflow = false) {
+  return NumericValue{v, std::nullopt, vars, overflow};
+}
 
 NumericValue from_rational(const Rational& r) {
-  return NumericValue{static_cast<double>(r.num) / static_cast<double>(r.den), r, false};
+  return NumericValue{static_cast<double>(r.num) / static_cast<double>(r.den), r, false, false};
 }
 
 NumericValue combine(const NumericValue& a, const NumericValue& b, char op) {
   const bool vars = a.has_variables || b.has_variables;
+  bool overflow = a.overflow || b.overflow;
   if (a.exact && b.exact) {
     const __int128 an = a.exact->num, ad = a.exact->den, bn = b.exact->num, bd = b.exact->den;
     std::optional<Rational> r;
@@ -46,6 +49,7 @@ NumericValue combine(const NumericValue& a, const NumericValue& b, char op) {
       case '/': r = make_rational(an * bd, ad * bn); break;
     }
     if (r) return from_rational(*r);
+    overflow = overflow || !(op == '/' && bn == 0);
   }
   double v = 0;
   switch (op) {
@@ -54,7 +58,7 @@ NumericValue combine(const NumericValue& a, const NumericValue& b, char op) {
     case '*': v = a.approx * b.approx; break;
     case '/': v = a.approx / b.approx; break;
   }
-  return from_double(v, vars);
+  return from_double(v, vars, overflow);
 }
 
 NumericValue power(const NumericValue& base, const NumericValue& exponent) {
@@ -73,8 +77,46 @@ NumericValue power(const NumericValue& base, const NumericValue& exponent) {
       const auto r = n >= 0 ? make_rational(num, den) : make_rational(den, num);
       if (r) return from_rational(*r);
     }
+    return from_double(std::pow(base.approx, exponent.approx), vars, base.exact->num != 0);
   }
-  return from_double(std::pow(base.approx, exponent.approx), vars);
+  return from_double(std::pow(base.approx, exponent.approx), vars,
+                     base.overflow || exponent.overflow);
+}
+
+// n! for an exact non-negative integer n (exact up to 20!, rounded with `overflow` above).
+std::optional<NumericValue> factorial(const NumericValue& n) {
+  if (!n.exact || n.exact->den != 1 || n.exact->num < 0) {
+    if (n.overflow) return from_double(INFINITY, n.has_variables, true);
+    return std::nullopt;
+  }
+  const int64_t k = n.exact->num;
+  if (k > 20) return from_double(std::tgamma(static_cast<double>(std::min<int64_t>(k, 200)) + 1),
+                                 false, true);
+  int64_t r = 1;
+  for (int64_t i = 2; i <= k; ++i) r *= i;
+  return from_rational({r, 1});
+}
+
+// The binomial coefficient C(n, k) of exact integers n >= 0 (0 when k < 0 or k > n).
+std::optional<NumericValue> binomial(const NumericValue& n, const NumericValue& k) {
+  if (!n.exact || !k.exact || n.exact->den != 1 || k.exact->den != 1 || n.exact->num < 0) {
+    return std::nullopt;
+  }
+  const int64_t nn = n.exact->num;
+  int64_t kk = k.exact->num;
+  if (kk < 0 || kk > nn) return from_rational({0, 1});
+  kk = std::min(kk, nn - kk);
+  __int128 r = 1;
+  const __int128 limit = static_cast<__int128>(INT64_MAX);
+  for (int64_t i = 1; i <= kk; ++i) {
+    r = r * (nn - kk + i) / i;  // exact: a product of i consecutive integers is divisible by i!
+    if (r > limit) {
+      const double approx = std::exp(std::lgamma(nn + 1.0) - std::lgamma(kk + 1.0) -
+                                     std::lgamma(nn - kk + 1.0));
+      return from_double(approx, false, true);
+    }
+  }
+  return from_rational({static_cast<int64_t>(r), 1});
 }
 
 // Perfect square root of an exact non-negative rational, when there is one.
@@ -171,8 +213,9 @@ class Parser {
         op = '*';
       } else if (accept('/') || accept_command("\\div")) {
         op = '/';
-      } else if (starts_primary()) {
-        op = '*';  // implicit multiplication: 2\pi, 3x, 2(1+x)
+      } else if (starts_primary() ||
+                 (pos_ > 0 && s_[pos_ - 1] == '!' && std::isdigit(static_cast<unsigned char>(peek())))) {
+        op = '*';  // implicit multiplication: 2\pi, 3x, 2(1+x), 2!5!
       } else {
         break;
       }
@@ -187,7 +230,7 @@ class Parser {
     const char c = peek();
     if (std::isalpha(static_cast<unsigned char>(c)) || c == '(' || c == '{') return true;
     if (c == '\\') {
-      return starts("\\frac") || starts("\\sqrt") || starts("\\pi") || starts("\\infty") ||
+      return starts("\\frac") || starts("\\sqrt") || starts("\\binom") || starts("\\pi") || starts("\\infty") ||
              starts("\\sin") || starts("\\cos") || starts("\\tan") || starts("\\ln") ||
              starts("\\log") || starts("\\exp");
     }
@@ -212,6 +255,11 @@ class Parser {
   std::optional<NumericValue> factor() {
     auto base = primary();
     if (!base) return fail();
+    while (peek() == '!') {  // 5!, (n)! ; "!=" is not an answer
+      ++pos_;
+      base = factorial(*base);
+      if (!base) return fail();
+    }
     if (accept('^')) {
       std::optional<NumericValue> exponent;
       if (peek() == '{') {
@@ -279,7 +327,7 @@ class Parser {
       for (int64_t k = 0; k < std::llabs(shift); ++k) (shift > 0 ? num : den) *= 10;
       if (auto r = make_rational(num, den)) return from_rational(*r);
     }
-    return from_double(approx, false);
+    return from_double(approx, false, /*overflow=*/true);
   }
 
   std::optional<NumericValue> group() {
@@ -333,11 +381,17 @@ class Parser {
             return from_rational(*r);
           }
         }
-        v = from_double(std::sqrt(radicand->approx), radicand->has_variables);
+        v = from_double(std::sqrt(radicand->approx), radicand->has_variables, radicand->overflow);
       } else {
         v = from_double(std::pow(radicand->approx, 1.0 / index->approx),
                         radicand->has_variables || index->has_variables);
       }
+    } else if (accept_command("\\binom") || accept_command("\\dbinom") ||
+               accept_command("\\tbinom")) {
+      auto n = group();
+      auto k = n ? group() : std::nullopt;
+      v = (n && k) ? binomial(*n, *k) : std::nullopt;
+      if (!v) return fail();
     } else if (accept_command("\\pi")) {
       v = from_double(M_PI, false);
     } else if (accept_command("\\infty")) {

@@ -1,6 +1,7 @@
 #pragma once
 // Evaluating the LaTeX-ish arithmetic of answers: numbers, + - * / ^, \frac, \sqrt, \pi, implicit
-// multiplication, scientific notation and one-letter variables. Exact rational arithmetic where the
+// multiplication, scientific notation, factorials (5!), binomials (\binom{6}{3}) and one-letter
+// variables. Exact rational arithmetic where the
 // expression allows it (no roots, pi or variables), doubles otherwise.
 #include <cstdint>
 #include <optional>
@@ -18,6 +19,7 @@ struct NumericValue {
   double approx = 0;               // the value as a double (may be +-inf)
   std::optional<Rational> exact;   // the exact value when known
   bool has_variables = false;      // true when a variable took part (value depends on `point`)
+  bool overflow = false;           // an exact value did not fit in 64 bits: `approx` is rounded
 };
 
 // Evaluates `expr` (a normalised answer without spaces, see normalize_answer), giving every

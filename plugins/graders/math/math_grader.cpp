@@ -13,6 +13,13 @@ void MathGraderOptions::validate() const {
     throw std::invalid_argument("tolerance: expected a number in [0, 1), got " +
                                 std::to_string(tolerance));
   }
+  if (symbolic_max_chars < 1) {
+    throw std::invalid_argument("symbolic_max_chars: expected >= 1, got 0");
+  }
+  if (!(symbolic_max_ms > 0) || symbolic_max_ms > 10000) {
+    throw std::invalid_argument("symbolic_max_ms: expected a number in (0, 10000], got " +
+                                std::to_string(symbolic_max_ms));
+  }
 }
 
 MathGrader::MathGrader(PluginOptions& options) {
@@ -22,6 +29,10 @@ MathGrader::MathGrader(PluginOptions& options) {
       options.get_int("verbose_chars", static_cast<int64_t>(o.verbose_chars), /*min=*/0));
   o.min_working_tokens = static_cast<size_t>(options.get_int(
       "min_working_tokens", static_cast<int64_t>(o.min_working_tokens), /*min=*/0, /*max=*/100000));
+  o.symbolic_max_chars = static_cast<size_t>(options.get_int(
+      "symbolic_max_chars", static_cast<int64_t>(o.symbolic_max_chars), /*min=*/1, /*max=*/100000));
+  o.symbolic_max_ms = options.get_double("symbolic_max_ms", o.symbolic_max_ms, /*min=*/0.001,
+                                         /*max=*/10000);
   o.validate();
   options_ = o;
 }
@@ -40,22 +51,31 @@ GradeResult MathGrader::grade(const GradeInput& input) const {
   // A reference may be a whole solution; its final answer is what counts.
   const std::string reference =
       extract_marked_answer(*input.reference).value_or(std::string(trim(*input.reference)));
-  const auto answer = extract_final_answer(input.response);
+  const ExtractedAnswer extracted = extract_answer(input.response);
+  const auto& answer = extracted.answer;
   const ArithmeticReport arithmetic = check_arithmetic(input.response);
   const size_t checked = arithmetic.steps.size();
   const size_t right = arithmetic.correct();
   const bool has_working =
       checked > 0 || working_tokens(input.response) >= options_.min_working_tokens;
   const bool verbose = options_.verbose_chars > 0 && input.response.size() > options_.verbose_chars;
-  const bool correct =
-      answer && answers_equivalent(*answer, reference, EquivalenceOptions{options_.tolerance});
+  EquivalenceOptions equivalence;
+  equivalence.tolerance = options_.tolerance;
+  equivalence.symbolic.max_chars = options_.symbolic_max_chars;
+  equivalence.symbolic.max_millis = options_.symbolic_max_ms;
+  const bool correct = answer && answers_equivalent(*answer, reference, equivalence);
   const double arithmetic_share = checked == 0 ? 1.0 : static_cast<double>(right) / checked;
 
   GradeResult result;
   std::string why;
   if (!answer) {
     result.score = 1;
-    why = "no final answer found";
+    why = trim(input.response).empty() ? "empty response"
+          : extracted.ambiguous        ? "no single final answer (hedged)"
+                                       : "no final answer found";
+  } else if (extracted.ambiguous && !correct) {
+    result.score = 1;
+    why = "several different final answers";
   } else if (correct) {
     if (!has_working) {
       result.score = 4, why = "correct answer without working";
