@@ -60,8 +60,9 @@ TEST(GradeFile, BadRecordsBecomeErrorsAndTheRunGoesOn) {
   std::ostringstream out;
   const auto summary = prefengine::grade_stream(grader, in, &out);
   EXPECT_EQ(summary.records, 12u);
-  EXPECT_EQ(summary.graded, 3u);
-  EXPECT_EQ(summary.errors, 9u);
+  EXPECT_EQ(summary.graded, 4u);
+  EXPECT_EQ(summary.errors, 8u);
+  EXPECT_EQ(summary.empty_responses, 1u);
   const auto records = read_lines(out.str());
   ASSERT_EQ(records.size(), 12u);
   EXPECT_EQ(records[0]["score"], 5.0);
@@ -72,7 +73,9 @@ TEST(GradeFile, BadRecordsBecomeErrorsAndTheRunGoesOn) {
   // Input line 4 ("hello") is output record 3: the blank line 3 is skipped.
   EXPECT_EQ(records[2]["line"], 4);
   EXPECT_NE(records[2]["error"].get<std::string>().find("not JSON"), std::string::npos);
-  EXPECT_EQ(records[3]["error"], "empty response");
+  // A blank response is no error: the lowest score, counted in the mean.
+  EXPECT_EQ(records[3]["score"], 1.0);
+  EXPECT_FALSE(records[3].contains("error"));
   EXPECT_NE(records[4]["error"].get<std::string>().find("invalid UTF-8"), std::string::npos);
   EXPECT_EQ(records[5]["error"], "missing field 'response'");
   EXPECT_NE(records[6]["error"].get<std::string>().find("reference"), std::string::npos);
@@ -91,24 +94,29 @@ TEST(GradeFile, SummaryMeansAndRubricRates) {
   g::MathGrader grader{g::MathGraderOptions{}};
   std::istringstream in(kMathRecords);
   const auto s = prefengine::grade_stream(grader, in, nullptr);
-  // Graded scores 5, 4, 1.
-  EXPECT_DOUBLE_EQ(s.mean_score, 10.0 / 3.0);
+  // Graded scores 5, 4, 1 (the blank response), 1.
+  EXPECT_DOUBLE_EQ(s.mean_score, 11.0 / 4.0);
   ASSERT_EQ(s.mean_dimensions.size(), 4u);
   EXPECT_EQ(s.mean_dimensions[0].first, "answer");
-  EXPECT_DOUBLE_EQ(s.mean_dimensions[0].second, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(s.mean_dimensions[0].second, 2.0 / 4.0);
   EXPECT_EQ(s.mean_dimensions[1].first, "working");
-  EXPECT_DOUBLE_EQ(s.mean_dimensions[1].second, 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(s.mean_dimensions[1].second, 1.0 / 4.0);
   ASSERT_TRUE(s.rate_5_points && s.rate_4_or_5_points);
-  EXPECT_DOUBLE_EQ(*s.rate_5_points, 1.0 / 3.0);
-  EXPECT_DOUBLE_EQ(*s.rate_4_or_5_points, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(*s.rate_5_points, 1.0 / 4.0);
+  EXPECT_DOUBLE_EQ(*s.rate_4_or_5_points, 2.0 / 4.0);
+  EXPECT_DOUBLE_EQ(s.share_at_least_4, 2.0 / 4.0);
   EXPECT_EQ(s.error_samples.size(), 5u);
   EXPECT_EQ(s.error_samples[0].rfind("line 4: not JSON", 0), 0u) << s.error_samples[0];
   const std::string text = prefengine::format_grade_summary(s);
-  EXPECT_NE(text.find("graded 3 of 12 records (9 with errors)"), std::string::npos) << text;
-  EXPECT_NE(text.find("mean score  3.333"), std::string::npos) << text;
-  EXPECT_NE(text.find("5 points    33.3%"), std::string::npos) << text;
-  EXPECT_NE(text.find("4&5 points  66.7%"), std::string::npos) << text;
-  EXPECT_NE(text.find("... and 4 more errors"), std::string::npos) << text;
+  EXPECT_NE(text.find("graded 4 of 12 records (8 with errors)"), std::string::npos) << text;
+  EXPECT_NE(text.find("mean score  2.750"), std::string::npos) << text;
+  EXPECT_NE(text.find("5 points    25.0%"), std::string::npos) << text;
+  EXPECT_NE(text.find("4&5 points  50.0%"), std::string::npos) << text;
+  EXPECT_NE(text.find("... and 3 more errors"), std::string::npos) << text;
+  // The summary line comes last.
+  const std::string line = "summary: mean_score=2.750 share_score_ge_4=0.500 errors=8 graded=4 records=12\n";
+  ASSERT_GE(text.size(), line.size());
+  EXPECT_EQ(text.substr(text.size() - line.size()), line) << text;
 }
 
 TEST(GradeFile, NonRubricGraderHasNoRates) {
@@ -122,6 +130,42 @@ TEST(GradeFile, NonRubricGraderHasNoRates) {
   // Scores 1 and 0.75 (banned word).
   EXPECT_DOUBLE_EQ(s.mean_score, 0.875);
   EXPECT_EQ(prefengine::format_grade_summary(s).find("points"), std::string::npos);
+}
+
+// A grader that refuses empty responses: grade_stream still scores them, at min_score.
+class RefusesEmptyGrader : public prefengine::Grader {
+ public:
+  prefengine::GradeResult grade(const prefengine::GradeInput& input) const override {
+    if (input.response.find_first_not_of(" \t\n") == std::string::npos) {
+      throw std::invalid_argument("nothing to grade");
+    }
+    return prefengine::GradeResult{4, {{"only", 1}}, "fine"};
+  }
+  std::vector<std::string> dimensions() const override { return {"only"}; }
+  double min_score() const override { return 1; }
+  double max_score() const override { return 5; }
+};
+
+TEST(GradeFile, EmptyResponsesScoreTheLowestScoreNeverAnError) {
+  const std::string records = R"({"prompt":"写一首五言绝句","response":""})" "\n"
+                              R"({"prompt":"写一条不超过10个字的口号","response":" \n\t "})" "\n";
+  std::istringstream poem_in(records);
+  const auto poem = prefengine::grade_stream(g::PoemGrader{g::PoemGraderOptions{}}, poem_in, nullptr);
+  EXPECT_EQ(poem.errors, 0u);
+  EXPECT_EQ(poem.graded, 2u);
+  EXPECT_DOUBLE_EQ(poem.mean_score, 0.0);
+  std::istringstream slogan_in(records);
+  const auto slogan =
+      prefengine::grade_stream(g::SloganGrader{g::SloganGraderOptions{}}, slogan_in, nullptr);
+  EXPECT_EQ(slogan.errors, 0u);
+  EXPECT_DOUBLE_EQ(slogan.mean_score, 0.0);
+  std::istringstream other_in(records);
+  std::ostringstream out;
+  const auto other = prefengine::grade_stream(RefusesEmptyGrader{}, other_in, &out);
+  EXPECT_EQ(other.errors, 0u);
+  EXPECT_EQ(other.empty_responses, 2u);
+  EXPECT_DOUBLE_EQ(other.mean_score, 1.0);
+  EXPECT_EQ(read_lines(out.str())[0]["reason"], "empty response");
 }
 
 TEST(GradeFile, NumericReferencesAreAccepted) {
@@ -194,14 +238,14 @@ TEST(GradeFile, ReadsAndWritesFiles) {
 TEST(GradeFile, SampleFilesForEachGrader) {
   const std::string data = std::string(PREFENGINE_SOURCE_DIR) + "/tests/data/graders/";
   // math: 5 (correct, checked step), 4 (correct, no working), 3 (wrong answer, the step it
-  // shows is right), 1 (no answer); the fifth record has an empty response.
+  // shows is right), 1 (no answer), 1 (an empty response: the lowest score, no error).
   const auto math = prefengine::grade_file(g::MathGrader{g::MathGraderOptions{}},
                                            data + "math.jsonl", std::nullopt);
   EXPECT_EQ(math.records, 5u);
-  EXPECT_EQ(math.errors, 1u);
-  EXPECT_DOUBLE_EQ(math.mean_score, 13.0 / 4.0);
-  EXPECT_DOUBLE_EQ(*math.rate_5_points, 0.25);
-  EXPECT_DOUBLE_EQ(*math.rate_4_or_5_points, 0.5);
+  EXPECT_EQ(math.errors, 0u);
+  EXPECT_DOUBLE_EQ(math.mean_score, 14.0 / 5.0);
+  EXPECT_DOUBLE_EQ(*math.rate_5_points, 0.2);
+  EXPECT_DOUBLE_EQ(*math.rate_4_or_5_points, 0.4);
   // poem: 1 (all pass) and 0.9 (rhyme 0.5); the third line is not JSON.
   const auto poem = prefengine::grade_file(g::PoemGrader{g::PoemGraderOptions{}},
                                            data + "poem.jsonl", std::nullopt);

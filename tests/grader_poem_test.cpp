@@ -187,7 +187,8 @@ TEST(PoemGrader, OptionsAndBadInput) {
   EXPECT_TRUE(good.unread_keys().empty());
   EXPECT_THROW(grader.grade(GradeInput{"写诗", "白日\xff", std::nullopt}), std::invalid_argument);
   const auto empty = grader.grade(GradeInput{"写一首五言绝句", "", std::nullopt});
-  EXPECT_EQ(empty.score, 0.2);  // only the title (not asked for) passes
+  EXPECT_EQ(empty.score, 0.0);  // an empty response scores the lowest score on every dimension
+  for (const auto& d : empty.dimensions) EXPECT_EQ(d.second, 0.0) << d.first;
 }
 
 TEST(PoemGrader, ConcurrentGradingGivesTheSameResults) {

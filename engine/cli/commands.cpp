@@ -246,7 +246,9 @@ int grade_command(const std::vector<std::string>& args) {
       "output,o", po::value<std::string>(), "JSONL: each record with score, scores and reason (or error)")(
       "option", po::value<std::vector<std::string>>()->composing(),
       "a grader option key=value (e.g. tolerance=1e-6); repeatable")(
-      "plugin-path", po::value<std::vector<std::string>>()->composing(), "an extra plugin directory; repeatable");
+      "plugin-path", po::value<std::vector<std::string>>()->composing(), "an extra plugin directory; repeatable")(
+      "max-response-bytes", po::value<int64_t>()->default_value(65536),
+      "a longer response is a per-record error (0 = no limit)");
   po::positional_options_description positional;
   Parsed p = parse("grade", options, positional, args, "--grader NAME --input FILE.jsonl [--output FILE.jsonl]");
   if (p.help) return 0;
@@ -278,8 +280,25 @@ int grade_command(const std::vector<std::string>& args) {
   auto grader = loader.create_grader(p.vars["grader"].as<std::string>(), grader_options);
   std::optional<std::string> output;
   if (p.vars.count("output")) output = p.vars["output"].as<std::string>();
-  const GradeSummary summary = grade_file(*grader, p.vars["input"].as<std::string>(), output);
+  const int64_t max_response = p.vars["max-response-bytes"].as<int64_t>();
+  if (max_response < 0) {
+    throw std::invalid_argument("--max-response-bytes: expected >= 0, got " + std::to_string(max_response));
+  }
+  GradeFileOptions file_options;
+  file_options.max_response_bytes = static_cast<size_t>(max_response);
+  // A line holds the response JSON-escaped (up to 6 bytes a byte) besides the other fields.
+  const size_t line_bytes = 6 * file_options.max_response_bytes + 65536;
+  if (max_response == 0) {
+    file_options.max_line_bytes = 0;
+  } else if (line_bytes > file_options.max_line_bytes) {
+    file_options.max_line_bytes = line_bytes;
+  }
+  const GradeSummary summary = grade_file(*grader, p.vars["input"].as<std::string>(), output, file_options);
   std::cout << format_grade_summary(summary);
+  if (summary.graded == 0) {
+    std::cerr << "error: no record of " << summary.records << " could be graded\n";
+    return 1;
+  }
   return 0;
 }
 

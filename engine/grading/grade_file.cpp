@@ -53,6 +53,16 @@ std::optional<std::string> string_field(const json& record, const char* key, boo
   return it->get<std::string>();
 }
 
+// The result for an empty response when the grader itself refuses one: its lowest score, each
+// dimension at 0.
+GradeResult empty_result(const Grader& grader) {
+  GradeResult r;
+  r.score = grader.min_score();
+  for (const auto& name : grader.dimensions()) r.dimensions.emplace_back(name, 0.0);
+  r.reason = "empty response";
+  return r;
+}
+
 std::string fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.*f", decimals, v);
@@ -122,19 +132,27 @@ GradeSummary grade_stream(const Grader& grader, std::istream& input, std::ostrea
       } else {
         in.reference = string_field(record, "reference", /*nullable=*/true);
       }
-      if (blank(in.response)) throw std::invalid_argument("empty response");
       if (options.max_response_bytes != 0 && in.response.size() > options.max_response_bytes) {
         throw std::invalid_argument("response has " + std::to_string(in.response.size()) +
                                     " bytes, more than max_response_bytes=" +
                                     std::to_string(options.max_response_bytes));
       }
       GradeResult result;
+      // An empty response is the policy's failure, not the record's: it scores the grader's
+      // lowest score (an error would leave it out of the mean and flatter the policy).
+      const bool empty = blank(in.response);
       try {
         result = grader.grade(in);
+        if (empty && result.score != grader.min_score()) {
+          result.score = grader.min_score();
+          result.reason = "empty response";
+        }
       } catch (const std::exception& e) {
-        throw std::invalid_argument(std::string("grader: ") + e.what());
+        if (!empty) throw std::invalid_argument(std::string("grader: ") + e.what());
+        result = empty_result(grader);
       } catch (...) {
-        throw std::invalid_argument("grader: unknown exception");
+        if (!empty) throw std::invalid_argument("grader: unknown exception");
+        result = empty_result(grader);
       }
       json scores = json::object();
       for (const auto& [name, value] : result.dimensions) {
@@ -148,6 +166,7 @@ GradeSummary grade_stream(const Grader& grader, std::istream& input, std::ostrea
       record["scores"] = std::move(scores);
       record["reason"] = result.reason;
       ++summary.graded;
+      summary.empty_responses += empty ? 1 : 0;
       score_sum += result.score;
       fives += result.score >= 5 ? 1 : 0;
       fours_or_fives += result.score >= 4 ? 1 : 0;
@@ -178,6 +197,7 @@ GradeSummary grade_stream(const Grader& grader, std::istream& input, std::ostrea
       summary.rate_5_points = fives / n;
       summary.rate_4_or_5_points = fours_or_fives / n;
     }
+    summary.share_at_least_4 = fours_or_fives / n;
   }
   if (output) output->flush();
   return summary;
@@ -197,6 +217,15 @@ GradeSummary grade_file(const Grader& grader, const std::string& input_path,
   if (input.bad()) throw std::runtime_error("error reading " + input_path);
   if (output_path && !output) throw std::runtime_error("error writing " + *output_path);
   return summary;
+}
+
+std::string format_summary_line(const GradeSummary& summary) {
+  std::ostringstream out;
+  out << "summary: mean_score=" << (summary.graded > 0 ? fixed(summary.mean_score, 3) : "n/a")
+      << " share_score_ge_4=" << (summary.graded > 0 ? fixed(summary.share_at_least_4, 3) : "n/a")
+      << " errors=" << summary.errors << " graded=" << summary.graded
+      << " records=" << summary.records;
+  return out.str();
 }
 
 std::string format_grade_summary(const GradeSummary& summary) {
@@ -222,6 +251,7 @@ std::string format_grade_summary(const GradeSummary& summary) {
   if (summary.errors > summary.error_samples.size()) {
     out << "... and " << (summary.errors - summary.error_samples.size()) << " more errors\n";
   }
+  out << format_summary_line(summary) << "\n";
   return out.str();
 }
 

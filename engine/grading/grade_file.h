@@ -7,13 +7,16 @@
 //   GradeSummary grade_stream(const Grader& grader, std::istream& input, std::ostream* output,
 //                             const GradeFileOptions& options = {});
 //   std::string format_grade_summary(const GradeSummary& summary);
+//   std::string format_summary_line(const GradeSummary& summary);
 //
 // Input: JSON Lines, one object a line with "prompt" and "response" (strings) and, where there
 // is one, "reference" (a string, a number or null). Blank lines are skipped. Output: each record as read,
 // plus "score" (number), "scores" (object: dimension -> number) and "reason" (string); a record
 // that cannot be graded gets "error" (string) and "line" (1-based) instead, and the run goes on:
-// a line that is not JSON or not an object, invalid UTF-8, a missing or non-string field, an
-// empty or too long response, or an exception from the grader. Only an unreadable input or
+// a line that is not JSON or not an object, invalid UTF-8, a missing or non-string field, a too
+// long response, or an exception from the grader. An empty or white-space-only response is no
+// error: it scores the grader's min_score() (counted in the mean, so a policy that answers
+// nothing is not flattered). Only an unreadable input or
 // unwritable output file throws (std::runtime_error).
 #include <cstddef>
 #include <iosfwd>
@@ -44,6 +47,8 @@ struct GradeSummary {
   // with 5 points and with 4 or 5 points ("answer correct"); nullopt for other graders.
   std::optional<double> rate_5_points;
   std::optional<double> rate_4_or_5_points;
+  double share_at_least_4 = 0;  // the share of graded records scoring >= 4 (any grader)
+  size_t empty_responses = 0;   // graded records whose response was empty (scored min_score)
   std::vector<std::string> error_samples;  // the first errors, "line N: message"
 };
 
@@ -56,7 +61,11 @@ GradeSummary grade_file(const Grader& grader, const std::string& input_path,
                         const GradeFileOptions& options = {});
 
 // A few lines for the console: counts, mean score, mean per dimension, the rubric rates, the
-// first errors.
+// first errors, and format_summary_line last.
 std::string format_grade_summary(const GradeSummary& summary);
+
+// One machine-readable line: "summary: mean_score=3.500 share_score_ge_4=0.500 errors=1
+// graded=2 records=3" (n/a for the mean and the share when nothing was graded).
+std::string format_summary_line(const GradeSummary& summary);
 
 }  // namespace prefengine

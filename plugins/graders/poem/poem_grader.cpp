@@ -42,6 +42,7 @@ PoemGrader::PoemGrader(PluginOptions& options) {
   PoemGraderOptions o;
   o.rhyme_scheme = options.get_choice("rhyme_scheme", o.rhyme_scheme, {"xinyun", "strict"});
   o.readings_path = options.get_string("readings_path", o.readings_path);
+  o.strict = options.get_bool("strict", o.strict);
   o.validate();
   options_ = o;
   readings_ = UnihanReadings::cached(options_.readings_path);
@@ -86,6 +87,12 @@ void PoemGrader::tones(char32_t c, bool& level, bool& oblique) const {
 GradeResult PoemGrader::grade(const GradeInput& input) const {
   if (!is_valid_utf8(input.prompt)) throw std::invalid_argument("prompt is not valid UTF-8");
   const ParsedPoem poem = parse_poem(input.response);  // throws for invalid UTF-8
+  if (trim(input.response).empty()) {
+    GradeResult empty;
+    for (const auto& name : dimensions()) empty.dimensions.emplace_back(name, 0.0);
+    empty.reason = "empty response";
+    return empty;
+  }
   const PoemForm form = requested_form(input.prompt);
   const size_t n = poem.lines.size();
   std::vector<std::string> failures;
@@ -200,6 +207,12 @@ GradeResult PoemGrader::grade(const GradeInput& input) const {
   double sum = 0;
   for (const auto& d : result.dimensions) sum += d.second;
   result.score = sum / result.dimensions.size();
+  if (options_.strict && (!poem.extra.empty() || poem.author)) {
+    result.score = 0;
+    const std::string what = !poem.extra.empty() ? "'" + poem.extra.front() + "'"
+                                                 : "the author line '" + encode_utf8(*poem.author) + "'";
+    failures.insert(failures.begin(), "strict: text besides the title and the verse: " + what);
+  }
   if (failures.empty()) {
     result.reason = "all five dimensions pass (" + std::to_string(n) + " lines of " +
                     std::to_string(chars) + ", rhyme group " + best_group + ")";

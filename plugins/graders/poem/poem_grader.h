@@ -13,7 +13,10 @@
 //   title          1 when the prompt asks for no title; when it does, 1 for a title (the one it
 //                  names, if it names one), 0.5 for a different title, 0 for none
 // Tones and rhymes come from the modern readings in Unihan; a polyphonic character fits when any
-// of its readings does.
+// of its readings does. Title, author line and chat text around the poem are not verse rows (see
+// parse_poem). With `strict` (for rewards), any text besides the title and the verse (a chat
+// preamble or closing remark, notes, an author line) makes the score 0. An empty response scores
+// 0 on every dimension.
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,12 +32,13 @@ namespace prefengine::plugins::graders {
 struct PoemGraderOptions {
   std::string rhyme_scheme = "xinyun";  // "xinyun": the 14 groups of 中华新韵; "strict": same final
   std::string readings_path = kDefaultUnihanReadingsPath;  // Unihan_Readings.txt(.bz2)
+  bool strict = false;  // score 0 when the response holds more than a title and the verse
   void validate() const;  // throws std::invalid_argument for an unknown rhyme_scheme or empty path
 };
 
 class PoemGrader : public Grader {
  public:
-  explicit PoemGrader(PluginOptions& options);  // keys: rhyme_scheme, readings_path
+  explicit PoemGrader(PluginOptions& options);  // keys: rhyme_scheme, readings_path, strict
   // `readings` overrides options.readings_path when given.
   explicit PoemGrader(PoemGraderOptions options,
                       std::shared_ptr<const UnihanReadings> readings = nullptr);

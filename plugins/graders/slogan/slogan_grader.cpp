@@ -130,6 +130,12 @@ GradeResult SloganGrader::grade(const GradeInput& input) const {
   const std::u32string lower = lower32(text);
   std::vector<std::string> notes;
 
+  if (trim(input.response).empty()) {
+    GradeResult empty;
+    for (const auto& name : dimensions()) empty.dimensions.emplace_back(name, 0.0);
+    empty.reason = "empty response";
+    return empty;
+  }
   const size_t length = slogan_length(input.response);
   double count_score = 1;
   if (length == 0) {
@@ -140,6 +146,11 @@ GradeResult SloganGrader::grade(const GradeInput& input) const {
     count_score = std::max(0.0, 1.0 - (static_cast<double>(length) - limit) / limit);
     notes.push_back("word_count: " + std::to_string(length) + " > limit " +
                     std::to_string(*request.limit));
+  } else if (request.minimum && length < *request.minimum) {
+    const double minimum = static_cast<double>(*request.minimum);
+    count_score = std::max(0.0, 1.0 - (minimum - static_cast<double>(length)) / minimum);
+    notes.push_back("word_count: " + std::to_string(length) + " < minimum " +
+                    std::to_string(*request.minimum));
   }
 
   std::vector<std::string> keywords = options_.required_keywords;

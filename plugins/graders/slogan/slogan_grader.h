@@ -3,7 +3,9 @@
 //   word_count    1 within the prompt's limit (Chinese counted in characters, English in words:
 //                 "不超过N个字", "N字以内", "限N字", "within N words", "at most N words",
 //                 "N words"; "少于N" / "fewer than N" / "under N" mean at most N-1); over it,
-//                 1 - excess/limit down to 0; 1 when the prompt states no limit; 0 when empty
+//                 1 - excess/limit down to 0; under a minimum ("8到12个字", "至少8个字"),
+//                 1 - shortfall/minimum; 1 when the prompt states no length; 0 when empty
+// An empty response scores 0 on every dimension.
 //   keywords      the share of required keywords present: those of the options and those the
 //                 prompt quotes after 包含/包括/含有/带有/出现/include/contain/mention/use
 //   banned_words  1 when no banned word occurs (default: the absolute terms China's advertising

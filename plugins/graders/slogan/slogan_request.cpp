@@ -60,43 +60,118 @@ std::u32string lower32(std::u32string s) {
 
 }  // namespace
 
+namespace {
+
+struct NumberAt {
+  size_t end;    // one past the number's last character
+  size_t value;  // its value
+};
+
+// The number (Arabic or Chinese numerals) that starts at `i`, when one starts there.
+std::optional<NumberAt> number_at(std::u32string_view s, size_t i) {
+  if (i >= s.size()) return std::nullopt;
+  const auto digit = [](char32_t c) { return c >= '0' && c <= '9'; };
+  if (digit(s[i])) {
+    if (i > 0 && digit(s[i - 1])) return std::nullopt;
+    size_t v = 0, j = i;
+    while (j < s.size() && digit(s[j])) {
+      if (v < 100000000) v = v * 10 + static_cast<size_t>(s[j] - '0');
+      ++j;
+    }
+    return NumberAt{j, v};
+  }
+  if (is_chinese_numeral(s[i]) && (i == 0 || !is_chinese_numeral(s[i - 1]))) {
+    size_t j = i;
+    while (j < s.size() && is_chinese_numeral(s[j])) ++j;
+    if (const auto v = chinese_number(s.substr(i, j - i))) return NumberAt{j, *v};
+  }
+  return std::nullopt;
+}
+
+size_t skip_spaces(std::u32string_view s, size_t k) {
+  while (k < s.size() && s[k] == ' ') ++k;
+  return k;
+}
+
+bool starts_at(std::u32string_view s, size_t k, std::u32string_view w) {
+  return s.substr(k, w.size()) == w;
+}
+
+// The length of the unit (字, 个字, 个汉字, word(s)) that starts at `k`, or 0.
+size_t unit_at(std::u32string_view s, size_t k) {
+  for (std::u32string_view u : {U"个汉字", U"个字", U"字", U"words", U"word"}) {
+    if (starts_at(s, k, u)) return u.size();
+  }
+  return 0;
+}
+
+bool closing_quote(char32_t c) {
+  return std::u32string_view(U"」”\"』’'").find(c) != std::u32string_view::npos;
+}
+
+}  // namespace
+
 SloganRequest read_slogan_request(std::string_view prompt_utf8) {
   SloganRequest request;
   const std::u32string prompt = decode_utf8(prompt_utf8);
   const std::u32string lower = lower32(prompt);
-  // The limit: the first number followed by 字 / 个字 / word(s).
-  for (size_t i = 0; i < lower.size() && !request.limit; ++i) {
-    size_t j = i;
-    std::optional<size_t> value;
-    if (lower[i] >= '0' && lower[i] <= '9' && (i == 0 || !(lower[i - 1] >= '0' && lower[i - 1] <= '9'))) {
-      size_t v = 0;
-      while (j < lower.size() && lower[j] >= '0' && lower[j] <= '9' && v < 100000000) {
-        v = v * 10 + static_cast<size_t>(lower[j++] - '0');
-      }
-      value = v;
-    } else if (is_chinese_numeral(lower[i]) && (i == 0 || !is_chinese_numeral(lower[i - 1]))) {
-      while (j < lower.size() && is_chinese_numeral(lower[j])) ++j;
-      value = chinese_number(std::u32string_view(lower).substr(i, j - i));
+  const std::u32string_view text(lower);
+  for (size_t i = 0; i < text.size() && !request.limit; ++i) {
+    const auto number = number_at(text, i);
+    if (!number) continue;
+    const size_t value = number->value;
+    const std::u32string_view before = text.substr(0, i);
+    std::u32string_view head = before;
+    while (!head.empty() && head.back() == ' ') head.remove_suffix(1);
+    // "「环保」二字", "“绿色”两个字": the keyword's length, not the slogan's.
+    if (!head.empty() && closing_quote(head.back())) {
+      i = number->end - 1;
+      continue;
     }
-    if (!value) continue;
-    size_t k = j;
-    while (k < lower.size() && (lower[k] == ' ' || lower[k] == '-')) ++k;
-    const std::u32string_view rest = std::u32string_view(lower).substr(k);
-    const std::u32string_view before = std::u32string_view(lower).substr(0, i);
+    // A range: "8到12个字", "8-12字", "8～12 words", "8 to 12 words", "between 8 and 12 words".
+    const size_t after = skip_spaces(text, number->end);
+    bool range = false;
+    for (std::u32string_view connector : {U"到", U"至", U"-", U"~", U"～", U"—", U"–", U"to", U"and"}) {
+      if (!starts_at(text, after, connector)) continue;
+      const auto second = number_at(text, skip_spaces(text, after + connector.size()));
+      if (!second || unit_at(text, skip_spaces(text, second->end)) == 0 || second->value < value) {
+        continue;
+      }
+      request.minimum = value;
+      request.limit = second->value;
+      range = true;
+      break;
+    }
+    if (range) break;
+    size_t k = number->end;
+    while (k < text.size() && (text[k] == ' ' || text[k] == '-')) ++k;
+    const size_t unit = unit_at(text, k);
     // "字数不超过10", "word limit: 8": the unit comes before the number.
     const std::u32string_view recent = before.substr(before.size() > 12 ? before.size() - 12 : 0);
     const bool unit_before = recent.find(U"字数") != std::u32string_view::npos ||
                              recent.find(U"word count") != std::u32string_view::npos ||
                              recent.find(U"word limit") != std::u32string_view::npos;
-    const bool unit = rest.rfind(U"字", 0) == 0 || rest.rfind(U"个字", 0) == 0 ||
-                      rest.rfind(U"个汉字", 0) == 0 || rest.rfind(U"word", 0) == 0 || unit_before;
-    if (!unit) continue;
-    std::u32string_view head = before;
-    while (!head.empty() && head.back() == ' ') head.remove_suffix(1);
-    const bool strict = ends_with(head, U"少于") || ends_with(head, U"低于") ||
-                        ends_with(head, U"fewer than") || ends_with(head, U"less than") ||
-                        ends_with(head, U"under");
-    request.limit = strict && *value > 0 ? *value - 1 : *value;
+    if (unit == 0 && !unit_before) continue;
+    const size_t tail = skip_spaces(text, k + unit);
+    const auto ends = [&](std::u32string_view w) { return ends_with(head, w); };
+    // "8个字以上", "不少于8个字", "至少8个字", "at least 8 words": a minimum; a limit may follow.
+    if (starts_at(text, tail, U"以上") || ends(U"不少于") || ends(U"至少") || ends(U"最少") ||
+        ends(U"不低于") || ends(U"at least") || ends(U"no fewer than") || ends(U"no less than") ||
+        ends(U"minimum of")) {
+      request.minimum = value;
+      i = number->end - 1;
+      continue;
+    }
+    // "10字左右", "约10个字", "about 10 words": within a fifth of it either way.
+    if (starts_at(text, tail, U"左右") || ends(U"约") || ends(U"大约") || ends(U"about") ||
+        ends(U"around") || ends(U"roughly")) {
+      request.minimum = value - value / 5;
+      request.limit = value + value / 5;
+      break;
+    }
+    const bool strict = ends(U"少于") || ends(U"低于") || ends(U"fewer than") ||
+                        ends(U"less than") || ends(U"under");
+    request.limit = strict && value > 0 ? value - 1 : value;
   }
   // Quoted keywords after an "include" verb in the same sentence.
   static const std::vector<std::u32string> kVerbs = {U"包含", U"包括", U"含有", U"带有", U"出现",
