@@ -22,6 +22,11 @@ prefengine_add_test(NAME grader_slogan_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_slogan_test.cpp
   LIBRARIES prefengine_grader_slogan_core)
 
+# Agreement with the hand-labelled evaluation set (tests/data/graders/eval_*.jsonl).
+prefengine_add_test(NAME grader_eval_set_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_eval_set_test.cpp
+  LIBRARIES prefengine_grader_math_core prefengine_grader_poem_core prefengine_grader_slogan_core)
+
 prefengine_add_test(NAME grader_grade_file_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_grade_file_test.cpp
   LIBRARIES prefengine prefengine_grader_math_core prefengine_grader_poem_core

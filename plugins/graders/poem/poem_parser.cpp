@@ -52,11 +52,11 @@ std::u32string_view first_clause(std::u32string_view s) {
   return s.substr(0, static_cast<size_t>(it - s.begin()));
 }
 
-// The longest run of Han characters between clause punctuation.
+// The longest run of Han characters between clause punctuation and spaces.
 size_t longest_clause(std::u32string_view s) {
   size_t best = 0, run = 0;
   for (char32_t c : s) {
-    if (is_clause_punctuation(c)) {
+    if (is_clause_punctuation(c) || is_space(c)) {
       run = 0;
     } else if (is_han(c)) {
       best = std::max(best, ++run);
@@ -150,7 +150,9 @@ ParsedPoem parse_poem(std::string_view text) {
     const std::u32string_view head = rows[first];
     const size_t open = head.find(U'《');
     const size_t close = open == std::u32string_view::npos ? open : head.find(U'》', open);
-    if (open != std::u32string_view::npos && close != std::u32string_view::npos) {
+    // 《...》 opens the row (verse before it, as in "……思故乡。——李白《静夜思》", is no title row).
+    if (open != std::u32string_view::npos && close != std::u32string_view::npos &&
+        han_only(head.substr(0, open)).empty()) {
       poem.title = std::u32string(trim32(head.substr(open + 1, close - open - 1)));
       first_body = first + 1;
       // "《静夜思》 李白", "《春晓》——孟浩然": the rest of the row is the author.
@@ -209,6 +211,16 @@ ParsedPoem parse_poem(std::string_view text) {
     }
     size_t from = 0;
     while (from <= row.size()) {
+      // "……低头思故乡。——李白《静夜思》": a dash starts an author at the end of the row.
+      const std::u32string_view clause_start = trim32(row.substr(std::min(from, row.size())));
+      if (!clause_start.empty() && (clause_start.front() == U'—' || clause_start.front() == U'-')) {
+        if (!poem.author) {
+          poem.author = std::u32string(clause_start);
+        } else {
+          poem.extra.push_back(encode_utf8(clause_start));
+        }
+        break;
+      }
       size_t to = from;
       while (to < row.size() && !is_clause_punctuation(row[to])) ++to;
       for (auto& line : split_at_spaces(row.substr(from, to - from))) {
