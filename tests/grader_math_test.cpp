@@ -95,3 +95,33 @@ TEST(MathGrader, ReadsItsOptions) {
   EXPECT_TRUE(options.unread_keys().empty());
   EXPECT_EQ(grader.grade(math_input("\\boxed{3.14}", "\\pi")).dimensions[0].second, 1.0);
 }
+
+TEST(MathGrader, HedgedAndEmptyResponsesScoreTheLowest) {
+  g::MathGrader grader{g::MathGraderOptions{}};
+  const auto hedge = grader.grade(math_input("15 + 3 = 18, so it is $\\boxed{18}$ or $\\boxed{19}$."));
+  EXPECT_EQ(hedge.score, 1);
+  EXPECT_NE(hedge.reason.find("several different final answers"), std::string::npos) << hedge.reason;
+  const auto empty = grader.grade(math_input("  \n "));
+  EXPECT_EQ(empty.score, 1);
+  EXPECT_NE(empty.reason.find("empty response"), std::string::npos) << empty.reason;
+  // Both roots asked for, joined by "or": the list the reference names.
+  EXPECT_EQ(grader.grade(math_input("\\boxed{x=2 \\text{ or } x=3}", "2, 3")).score, 4);
+}
+
+TEST(MathGrader, SymbolicBudgetOptions) {
+  prefengine::PluginOptions yaml("graders.math");
+  yaml.set_scalar("symbolic_max_chars", "100");
+  yaml.set_scalar("symbolic_max_ms", "20");
+  g::MathGrader grader{yaml};
+  EXPECT_TRUE(yaml.unread_keys().empty());
+  EXPECT_EQ(grader.grade(math_input("\\boxed{(x+1)^2}", "x^2+2x+1")).score, 4);
+  g::MathGraderOptions no_chars;
+  no_chars.symbolic_max_chars = 0;
+  EXPECT_THROW(g::MathGrader{no_chars}, std::invalid_argument);
+  g::MathGraderOptions no_time;
+  no_time.symbolic_max_ms = 0;
+  EXPECT_THROW(g::MathGrader{no_time}, std::invalid_argument);
+  g::MathGraderOptions too_long;
+  too_long.symbolic_max_ms = 20000;
+  EXPECT_THROW(g::MathGrader{too_long}, std::invalid_argument);
+}

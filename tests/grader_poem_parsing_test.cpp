@@ -137,3 +137,42 @@ TEST(PoemForm, ReadsTheRequestFromThePrompt) {
   EXPECT_FALSE(none.chars);
   EXPECT_FALSE(none.title_asked);
 }
+
+TEST(PoemParser, AuthorLinesAreNotVerse) {
+  const auto dotted = g::parse_poem("《春晓》\n唐代 · 孟浩然\n春眠不觉晓，处处闻啼鸟。\n夜来风雨声，花落知多少。");
+  EXPECT_EQ(dotted.title, U"春晓");
+  EXPECT_EQ(dotted.author, U"唐代 · 孟浩然");
+  EXPECT_EQ(dotted.lines.size(), 4u);
+  const auto dash = g::parse_poem("床前明月光，疑是地上霜。\n举头望明月，低头思故乡。\n——李白");
+  EXPECT_EQ(dash.author, U"——李白");
+  EXPECT_EQ(dash.lines.size(), 4u);
+  const auto bracket = g::parse_poem("山行\n[唐] 杜牧\n远上寒山石径斜，白云生处有人家。");
+  EXPECT_EQ(bracket.author, U"[唐] 杜牧");
+  EXPECT_EQ(bracket.lines.size(), 2u);
+  const auto inline_dash = g::parse_poem("床前明月光，疑是地上霜。——李白《静夜思》");
+  EXPECT_FALSE(inline_dash.title);
+  EXPECT_EQ(inline_dash.author, U"——李白《静夜思》");
+  EXPECT_EQ(inline_dash.lines.size(), 2u);
+}
+
+TEST(PoemParser, ChatPreamblesAndClosingsAreExtraText) {
+  const auto poem = g::parse_poem(
+      "好的，以下是一首五言绝句：\n\n**《春晓》**\n\n春眠不觉晓，处处闻啼鸟。\n夜来风雨声，花落知多少。\n\n"
+      "这首诗描写了春天早晨的景色，表达了诗人对春天的喜爱。");
+  EXPECT_EQ(poem.title, U"春晓");
+  EXPECT_EQ(poem.lines.size(), 4u);
+  ASSERT_EQ(poem.extra.size(), 2u);
+  EXPECT_EQ(poem.extra[0], "好的，以下是一首五言绝句：");
+  EXPECT_EQ(g::parse_poem("Here is a poem:\n白日依山尽，黄河入海流。").extra.size(), 1u);
+  EXPECT_TRUE(g::parse_poem("白日依山尽，黄河入海流。").extra.empty());
+}
+
+TEST(PoemParser, RowsSeparatedBySpacesOrOnOneLine) {
+  const auto spaced = g::parse_poem("白日依山尽 黄河入海流 欲穷千里目 更上一层楼");
+  ASSERT_EQ(spaced.lines.size(), 4u);
+  EXPECT_EQ(spaced.lines[3], U"更上一层楼");
+  EXPECT_EQ(g::parse_poem("朝辞白帝彩云间　千里江陵一日还").lines.size(), 2u);  // U+3000
+  EXPECT_EQ(g::parse_poem("白日依山尽，黄河入海流。欲穷千里目，更上一层楼。").lines.size(), 4u);
+  // Short pieces stay one line: "白日 依山尽" is a stray space.
+  EXPECT_EQ(g::parse_poem("白日 依山尽").lines.size(), 1u);
+}

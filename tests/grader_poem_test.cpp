@@ -191,6 +191,27 @@ TEST(PoemGrader, OptionsAndBadInput) {
   for (const auto& d : empty.dimensions) EXPECT_EQ(d.second, 0.0) << d.first;
 }
 
+TEST(PoemGrader, StrictModeRejectsExtraText) {
+  g::PoemGraderOptions options;
+  options.strict = true;
+  const g::PoemGrader strict{options};
+  const g::PoemGrader lenient{g::PoemGraderOptions{}};
+  const std::string poem = "《登鹳雀楼》\n白日依山尽，黄河入海流。\n欲穷千里目，更上一层楼。";
+  const GradeInput clean{"写一首五言绝句", poem, std::nullopt};
+  EXPECT_EQ(strict.grade(clean).score, lenient.grade(clean).score);
+  EXPECT_GT(strict.grade(clean).score, 0.5);
+  const GradeInput chatty{"写一首五言绝句", "好的，以下是一首五言绝句：\n" + poem + "\n希望你喜欢！", std::nullopt};
+  EXPECT_EQ(lenient.grade(chatty).score, lenient.grade(clean).score);  // not counted as rows
+  const auto r = strict.grade(chatty);
+  EXPECT_EQ(r.score, 0.0);
+  EXPECT_NE(r.reason.find("strict"), std::string::npos) << r.reason;
+  const GradeInput signed_poem{"写一首五言绝句", poem + "\n——王之涣", std::nullopt};
+  EXPECT_EQ(strict.grade(signed_poem).score, 0.0);
+  prefengine::PluginOptions yaml("graders.poem");
+  yaml.set_scalar("strict", "true");
+  EXPECT_EQ(g::PoemGrader{yaml}.grade(chatty).score, 0.0);
+}
+
 TEST(PoemGrader, ConcurrentGradingGivesTheSameResults) {
   // One grader shared by threads, as a PPO reward would be: grade() is const and the readings
   // table is read-only after construction.

@@ -44,3 +44,41 @@ TEST(SloganLength, CountsHanCharactersAndEnglishWords) {
   EXPECT_EQ(g::slogan_length("Don't stop-believing"), 2u);
   EXPECT_EQ(g::slogan_length(""), 0u);
 }
+
+// One test per documented phrasing (slogan_request.h).
+TEST(SloganRequest, KeywordLengthIsNotTheLimit) {
+  const auto r = g::read_slogan_request("为环保袋写一句广告语，需出现「环保」二字。");
+  EXPECT_FALSE(r.limit);
+  EXPECT_EQ(r.keywords, (std::vector<std::string>{"环保"}));
+  EXPECT_EQ(g::read_slogan_request("要求出现“分类”两个字，限10字。").limit, 10u);
+}
+
+TEST(SloganRequest, RangesSetBothEnds) {
+  for (const char* prompt : {"写一句8到12个字的标语", "写一句8至12字的标语", "写一句8-12字的标语",
+                             "写一句8～12个字的标语", "a slogan of 8 to 12 words",
+                             "a slogan between 8 and 12 words"}) {
+    const auto r = g::read_slogan_request(prompt);
+    EXPECT_EQ(r.minimum, 8u) << prompt;
+    EXPECT_EQ(r.limit, 12u) << prompt;
+  }
+}
+
+TEST(SloganRequest, MinimumsAlone) {
+  for (const char* prompt : {"至少10个字", "不少于10个字", "最少10字", "10个字以上",
+                             "at least 10 words", "no fewer than 10 words"}) {
+    const auto r = g::read_slogan_request(prompt);
+    EXPECT_EQ(r.minimum, 10u) << prompt;
+    EXPECT_FALSE(r.limit) << prompt;
+  }
+  const auto both = g::read_slogan_request("至少6个字，不超过10个字");
+  EXPECT_EQ(both.minimum, 6u);
+  EXPECT_EQ(both.limit, 10u);
+}
+
+TEST(SloganRequest, AboutNIsWithinAFifth) {
+  for (const char* prompt : {"10字左右", "约10个字", "about 10 words", "around 10 words"}) {
+    const auto r = g::read_slogan_request(prompt);
+    EXPECT_EQ(r.minimum, 8u) << prompt;
+    EXPECT_EQ(r.limit, 12u) << prompt;
+  }
+}

@@ -103,3 +103,19 @@ TEST(SloganGrader, OptionsReplaceDefaultsAndAreValidated) {
                    GradeInput{"口号", "abc\xc3", std::nullopt}),
                std::invalid_argument);
 }
+
+TEST(SloganGrader, MinimumLengthIsEnforced) {
+  const g::SloganGrader grader{g::SloganGraderOptions{}};
+  const auto short_one = grader.grade(GradeInput{"写一句8到12个字的安全标语", "注意安全", std::nullopt});
+  EXPECT_DOUBLE_EQ(short_one.dimensions[0].second, 0.5);  // 4 of at least 8: 1 - 4/8
+  EXPECT_NE(short_one.reason.find("< minimum 8"), std::string::npos) << short_one.reason;
+  const auto fine = grader.grade(GradeInput{"写一句8到12个字的安全标语", "安全出行，平安到家", std::nullopt});
+  EXPECT_DOUBLE_EQ(fine.dimensions[0].second, 1.0);
+}
+
+TEST(SloganGrader, EmptyResponseScoresZero) {
+  const g::SloganGrader grader{g::SloganGraderOptions{}};
+  const auto r = grader.grade(GradeInput{"写一条口号", "  ", std::nullopt});
+  EXPECT_EQ(r.score, 0.0);
+  for (const auto& d : r.dimensions) EXPECT_EQ(d.second, 0.0) << d.first;
+}

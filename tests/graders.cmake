@@ -46,3 +46,10 @@ add_test(NAME grader_fuzz_brief
           bash ${PROJECT_SOURCE_DIR}/scripts/fuzz.sh
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 set_tests_properties(grader_fuzz_brief PROPERTIES TIMEOUT 600)
+
+# `prefengine grade` through the executable (exit status, --max-response-bytes, summary line).
+prefengine_add_test(NAME grader_cli_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/grader_cli_test.cpp
+  LIBRARIES Boost::filesystem)
+target_compile_definitions(grader_cli_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
+add_dependencies(grader_cli_test prefengine_cli prefengine_plugin_math)
