@@ -35,6 +35,8 @@ for t in "${targets[@]}"; do
   "$cxx" "${flags[@]}" "${!sources_var}" "${common[@]}" ${!libs_var+"${!libs_var}"} \
     -o "$out/${t}_fuzzer"
 done
+# CLN (GiNaC's number library) never frees some global caches: not leaks of the code under test.
+export LSAN_OPTIONS="suppressions=$root/fuzz/lsan_suppressions.txt${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 for t in "${targets[@]}"; do
   mkdir -p "$out/corpus/$t"
   echo "fuzz.sh: running ${t}_fuzzer for ${seconds}s"

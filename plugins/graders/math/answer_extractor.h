@@ -32,11 +32,12 @@ struct ExtractedAnswer {
 //     结果是 mark an answer, and a measure word after it (18 个) is left to the normaliser.
 ExtractedAnswer extract_answer(std::string_view text);
 
-// The final answer of a solution (extract_answer's `answer`), trying in order: the last \boxed/\fbox; the text after the
-// last "Final Answer:", "final answer is", "The answer is", "Answer:", "答案是", "答案为", "答："
-// or GSM8K's "####" (up to the end of the line or of the sentence, inside $...$ when it starts
-// with one); the last number in the text (integers, decimals, thousands separators, a/b; a whole
-// \frac{a}{b} when the number sits in one). nullopt when none of these is found.
+// The final answer of a solution (extract_answer's `answer`), trying in order: the last
+// \boxed/\fbox group; the text after the last "Final Answer:", "final answer is", "The answer
+// is", "Answer:", "答案是", "答案为", "答：" or GSM8K's "####" (up to the end of the line or of
+// the sentence, inside $...$ when it starts with one); the last number in the text (integers,
+// decimals, thousands separators, a/b; a whole \frac{a}{b} when the number sits in one). nullopt
+// when none of these is found.
 std::optional<std::string> extract_final_answer(std::string_view text);
 
 // Only the marked forms: the last \boxed/\fbox, else the text after an answer phrase; nullopt
