@@ -102,6 +102,11 @@ TEST(MathVerify, SymbolicBudget) {
   EXPECT_EQ(g::symbolic_compare("10^{100000000}", "1"), g::SymbolicVerdict::kUnknown);
   EXPECT_EQ(g::symbolic_compare("1000!", "1"), g::SymbolicVerdict::kUnknown);
   EXPECT_EQ(g::symbolic_compare("\\frac{1}{0}", "1"), g::SymbolicVerdict::kUnknown);
+  // Zero to a power that is not a positive number: refused before GiNaC (which would throw).
+  EXPECT_EQ(g::symbolic_compare("x^{0^0}", "x"), g::SymbolicVerdict::kUnknown);
+  EXPECT_EQ(g::symbolic_compare("0^{x}", "0"), g::SymbolicVerdict::kUnknown);
+  EXPECT_EQ(g::symbolic_compare("0^{-2}", "1"), g::SymbolicVerdict::kUnknown);
+  EXPECT_EQ(g::symbolic_compare("0^{2}+x", "x"), g::SymbolicVerdict::kEqual);
   g::SymbolicBudget bad_chars;
   bad_chars.max_chars = 0;
   EXPECT_THROW(bad_chars.validate(), std::invalid_argument);

@@ -171,6 +171,14 @@ class GinacParser {
   }
 
   GiNaC::ex power_of(const GiNaC::ex& base, const GiNaC::ex& exponent) {
+    // 0^0, 0^-1, 0^x: GiNaC throws from inside pow() and leaks the half-built power, so a zero
+    // base is refused here unless its exponent is a positive number.
+    if (base.is_zero()) {
+      const bool positive = GiNaC::is_a<GiNaC::numeric>(exponent) &&
+                            GiNaC::ex_to<GiNaC::numeric>(exponent).is_real() &&
+                            GiNaC::ex_to<GiNaC::numeric>(exponent).is_positive();
+      if (!positive) throw Refused{};
+    }
     if (GiNaC::is_a<GiNaC::numeric>(exponent)) {
       const GiNaC::numeric n = GiNaC::ex_to<GiNaC::numeric>(exponent);
       if (n.is_integer()) {
