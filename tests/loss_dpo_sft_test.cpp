@@ -105,7 +105,6 @@ TEST(LossDpoSftTest, ChosenGradientSurvivesSaturation) {
 TEST(LossDpoSftTest, Requirements) {
   PluginOptions options = make_options({});
   const LossRequirements r = DpoSftLoss(options).requirements();
-  EXPECT_TRUE(r.pairwise);
   EXPECT_TRUE(r.reference_logps);
   EXPECT_TRUE(r.policy_logps);
   EXPECT_FALSE(r.token_logps);

@@ -153,7 +153,6 @@ TEST(LossDpoTest, GradientRatioIsProbabilityRatio) {
 TEST(LossDpoTest, Requirements) {
   PluginOptions with_ref = make_options({});
   const LossRequirements r = DpoLoss(with_ref).requirements();
-  EXPECT_TRUE(r.pairwise);
   EXPECT_TRUE(r.reference_logps);
   EXPECT_TRUE(r.policy_logps);
   EXPECT_FALSE(r.token_logps);

@@ -113,7 +113,6 @@ TEST(LossFlexDpoTest, GradientRatioInProbabilities) {
 TEST(LossFlexDpoTest, Requirements) {
   PluginOptions options = make_options({});
   const LossRequirements r = FlexDpoLoss(options).requirements();
-  EXPECT_TRUE(r.pairwise);
   EXPECT_TRUE(r.reference_logps);
   EXPECT_TRUE(r.policy_logps);
   EXPECT_FALSE(r.token_logps);

@@ -93,7 +93,6 @@ TEST(LossIpoTest, HandComputedValue) {
 TEST(LossIpoTest, Requirements) {
   PluginOptions options = make_options({});
   const LossRequirements r = IpoLoss(options).requirements();
-  EXPECT_TRUE(r.pairwise);
   EXPECT_TRUE(r.reference_logps);
   EXPECT_TRUE(r.policy_logps);
   EXPECT_FALSE(r.token_logps);

@@ -1,5 +1,5 @@
 // The built loss plugin libraries: loaded with dlopen as the engine's loader would, each exports
-// the ABI version, its info and a factory; the object it creates is a prefengine::Loss across the
+// the ABI version, its info and a factory; the object it creates is a prefengine::PairwiseLoss across the
 // library boundary, asks for what the table below says, computes a finite loss on exactly those
 // tensors, and reports a bad option as std::invalid_argument.
 #include <dlfcn.h>
@@ -11,7 +11,7 @@
 #include <string>
 
 #include "loss_test_util.h"
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin.h"
 
 namespace prefengine {
@@ -30,7 +30,6 @@ void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 LossRequirements needs(bool reference, bool policy, bool scalar_head) {
   LossRequirements r;
-  r.pairwise = true;
   r.reference_logps = reference;
   r.policy_logps = policy;
   r.token_logps = false;
@@ -73,11 +72,10 @@ TEST_P(LossPluginLoadTest, LoadsCreatesAndComputes) {
     PluginOptions options = make_options({});
     std::unique_ptr<Plugin> plugin(create(options));
     options.reject_unread();
-    Loss* loss = dynamic_cast<Loss*>(plugin.get());
-    ASSERT_NE(loss, nullptr) << "the created object is not a prefengine::Loss";
+    PairwiseLoss* loss = dynamic_cast<PairwiseLoss*>(plugin.get());
+    ASSERT_NE(loss, nullptr) << "the created object is not a prefengine::PairwiseLoss";
 
     const LossRequirements r = loss->requirements();
-    EXPECT_EQ(r.pairwise, c.requirements.pairwise);
     EXPECT_EQ(r.reference_logps, c.requirements.reference_logps);
     EXPECT_EQ(r.policy_logps, c.requirements.policy_logps);
     EXPECT_EQ(r.token_logps, c.requirements.token_logps);

@@ -97,7 +97,6 @@ TEST(LossRmTest, HandComputedValue) {
 TEST(LossRmTest, RequirementsAskForTheScalarHeadOnly) {
   PluginOptions options = make_options({});
   const LossRequirements r = RmLoss(options).requirements();
-  EXPECT_TRUE(r.pairwise);
   EXPECT_FALSE(r.reference_logps);
   EXPECT_FALSE(r.policy_logps);
   EXPECT_FALSE(r.token_logps);

@@ -90,7 +90,6 @@ TEST(LossSlicTest, HandComputedValue) {
 TEST(LossSlicTest, RequirementsAskForNoReference) {
   PluginOptions options = make_options({});
   const LossRequirements r = SlicLoss(options).requirements();
-  EXPECT_TRUE(r.pairwise);
   EXPECT_FALSE(r.reference_logps);
   EXPECT_TRUE(r.policy_logps);
   EXPECT_FALSE(r.token_logps);

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine::testing {
@@ -74,7 +74,7 @@ void expect_option_error(Make make, const std::string& key) {
 
 using Field = at::Tensor PairwiseBatch::*;
 
-inline double loss_value(Loss& loss, const PairwiseBatch& batch) {
+inline double loss_value(PairwiseLoss& loss, const PairwiseBatch& batch) {
   return to_double(loss.pairwise(batch).loss);
 }
 
@@ -91,7 +91,7 @@ inline double metric(const LossOutput& out, const std::string& name) {
 }
 
 // dL/d(batch.*field) by autograd: the field becomes a fresh leaf that requires grad.
-inline std::vector<double> autograd_grad(Loss& loss, PairwiseBatch batch, Field field) {
+inline std::vector<double> autograd_grad(PairwiseLoss& loss, PairwiseBatch batch, Field field) {
   batch.*field = (batch.*field).detach().clone().requires_grad_(true);
   const at::Tensor leaf = batch.*field;
   LossOutput out = loss.pairwise(batch);
@@ -101,7 +101,7 @@ inline std::vector<double> autograd_grad(Loss& loss, PairwiseBatch batch, Field 
 }
 
 // dL/d(batch.*field) by central differences of the plugin's own loss (double tensors).
-inline std::vector<double> finite_difference_grad(Loss& loss, const PairwiseBatch& batch,
+inline std::vector<double> finite_difference_grad(PairwiseLoss& loss, const PairwiseBatch& batch,
                                                   Field field, double step = 1e-6) {
   const at::Tensor base = (batch.*field).detach().to(at::kDouble);
   std::vector<double> grad(static_cast<size_t>(base.numel()));

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "engine/plugins/plugin_loader.h"
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/model.h"
 
 namespace prefengine {
@@ -99,13 +99,14 @@ TEST(PluginLoaderTest, UnreadOptionIsRejectedWithNearestKey) {
 }
 
 TEST(PluginLoaderTest, ObjectOutlivesLoaderAndKeepsItsLibrary) {
-  std::shared_ptr<Loss> loss;
+  std::shared_ptr<PairwiseLoss> loss;
   {
     PluginLoader loader;
     PluginOptions options;
     options.set_scalar("beta", "0.5");
-    loss = loader.create_loss("dpo", options);
+    loss = std::dynamic_pointer_cast<PairwiseLoss>(loader.create_loss("dpo", options));
   }
+  ASSERT_NE(loss, nullptr);
   // The loader is gone; the object's code must still be mapped.
   PairwiseBatch b;
   b.chosen_logps = at::tensor({-1.0});
@@ -122,7 +123,7 @@ TEST(PluginLoaderTest, ModelPluginIsATorchModuleAcrossTheBoundary) {
   options.set_scalar("hidden", "8");
   std::shared_ptr<Model> model = loader.create_model("toy_mlp", options);
   EXPECT_EQ(model->vocab_size(), 10);
-  EXPECT_TRUE(model->single_token_responses());
+  EXPECT_NE(dynamic_cast<SingleTokenResponses*>(model.get()), nullptr);
   // 3 linear layers: (14*8+8) + (8*8+8) + (8*10+10)
   int64_t count = 0;
   for (const auto& p : model->parameters()) count += p.numel();

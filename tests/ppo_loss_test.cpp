@@ -190,7 +190,7 @@ TEST(PpoLossTest, AtTheRolloutPointThePolicyGradientIsMinusAdvantageOverTokens) 
 TEST(PpoLossTest, RequirementsAndOptions) {
   PluginOptions none;
   PpoLoss loss(none);
-  EXPECT_FALSE(loss.requirements().pairwise);
+  EXPECT_NE(dynamic_cast<RolloutLoss*>(&loss), nullptr);  // takes rollouts, not pairs
   EXPECT_TRUE(loss.requirements().scalar_head);
   EXPECT_EQ(loss.rollout_epochs(), 4);
   EXPECT_DOUBLE_EQ(loss.options().kl_coef, 0.05);

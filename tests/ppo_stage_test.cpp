@@ -100,7 +100,8 @@ stages:
   PluginLoader loader;
   std::shared_ptr<Model> model = toy_model(loader);
   PluginOptions loss_options;
-  auto loss = loader.create_loss("ppo", loss_options);
+  auto loss = std::dynamic_pointer_cast<RolloutLoss>(loader.create_loss("ppo", loss_options));
+  ASSERT_NE(loss, nullptr);
   const std::string dir = testing::make_temp_dir("ppo-rule");
   MetricsLogger metrics(dir);
   int64_t global_step = 0;

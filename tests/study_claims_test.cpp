@@ -16,7 +16,7 @@
 #include "engine/plugins/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/experiment_runner.h"
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/model.h"
 #include "test_util.h"
 
@@ -109,7 +109,8 @@ TEST(StudyClaimsTest, DpoGradientRatioEqualsTheProbabilityRatioPerPair) {
   load_model_weights(run.dir + "/checkpoints/sft", *reference);
   PluginOptions loss_options;
   loss_options.set_scalar("beta", "0.1");
-  auto loss = loader.create_loss("dpo", loss_options);
+  auto loss = std::dynamic_pointer_cast<PairwiseLoss>(loader.create_loss("dpo", loss_options));
+  ASSERT_NE(loss, nullptr);
 
   const auto pairs = read_pair_records(testing::source_path("configs/toy/data/pairs.jsonl"));
   const int64_t n = static_cast<int64_t>(pairs.size());

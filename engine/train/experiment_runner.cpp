@@ -28,7 +28,8 @@
 #include "engine/train/resume.h"
 #include "engine/train/run_directory.h"
 #include "engine/train/sequence_batch.h"
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
+#include "prefengine/rollout_loss.h"
 #include "prefengine/model.h"
 
 namespace prefengine {
@@ -198,8 +199,9 @@ std::string describe_sources(const std::vector<PairRecord>& records, const std::
   return out;
 }
 
-void check_loss_plugin_fit(const StageOptions& stage, const LossRequirements& req, const Model& model) {
-  if (!req.pairwise) {
+void check_loss_plugin_fit(const StageOptions& stage, const Loss& loss, const Model& model) {
+  const LossRequirements req = loss.requirements();
+  if (dynamic_cast<const PairwiseLoss*>(&loss) == nullptr) {
     throw std::invalid_argument(stage.location + ": stage '" + stage.name + "': loss plugin '" +
                                 stage.loss_plugin + "' takes rollouts, not preference pairs");
   }
@@ -248,8 +250,8 @@ void ExperimentRunner::prepare() {
   for (const auto& stage : config_.stages) {
     if (stage.kind != StageKind::kSft) {
       auto loss = create_loss(*loader_, stage);
-      if (stage.kind == StageKind::kPpo) check_ppo_loss_fit(stage, loss->requirements(), *model_);
-      else check_loss_plugin_fit(stage, loss->requirements(), *model_);
+      if (stage.kind == StageKind::kPpo) check_ppo_loss_fit(stage, *loss, *model_);
+      else check_loss_plugin_fit(stage, *loss, *model_);
       losses_.push_back(loss);
     } else {
       losses_.push_back(nullptr);
@@ -450,7 +452,7 @@ void ExperimentRunner::run_sft(size_t index) {
 
 void ExperimentRunner::run_pairwise(size_t index) {
   const StageOptions& stage = config_.stages[index];
-  Loss& loss = *losses_[index];
+  PairwiseLoss& loss = dynamic_cast<PairwiseLoss&>(*losses_[index]);
   const LossRequirements req = loss.requirements();
   StageDataStats data_stats;
   std::vector<PairRecord> records = load_stage_pairs(config_, stage, &data_stats);
@@ -471,7 +473,7 @@ void ExperimentRunner::run_pairwise(size_t index) {
   if (req.reference_logps) ref_logps = reference_logps(index, packed);
 
   std::unique_ptr<ResponseDistributionProbe> probe;
-  if (model_->single_token_responses() && ResponseDistributionProbe::applicable(records)) {
+  if (dynamic_cast<const SingleTokenResponses*>(model_.get()) != nullptr && ResponseDistributionProbe::applicable(records)) {
     probe = std::make_unique<ResponseDistributionProbe>(records, model_->vocab_size());
   }
 
@@ -633,7 +635,7 @@ void ExperimentRunner::run_ppo(size_t index) {
   }
   PpoStageContext context{config_, index, directory_, *metrics_, global_step_,
                           [this] { return create_model(*loader_, config_); }};
-  run_ppo_stage(context, model_, *losses_[index]);
+  run_ppo_stage(context, model_, dynamic_cast<RolloutLoss&>(*losses_[index]));
 }
 
 at::Tensor ExperimentRunner::reference_logps(size_t index, const SequenceTensors& packed) {

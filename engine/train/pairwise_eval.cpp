@@ -57,7 +57,7 @@ bool PairwiseEvaluator::due(int64_t step, bool log_row) const {
   return step == 1 || step % options_.every == 0;
 }
 
-void PairwiseEvaluator::measure(Model& model, Loss& loss, MetricsRow& row) const {
+void PairwiseEvaluator::measure(Model& model, PairwiseLoss& loss, MetricsRow& row) const {
   const int64_t n = pairs();
   const bool want_logps = requirements_.policy_logps;
   const bool want_scalar = requirements_.scalar_head;

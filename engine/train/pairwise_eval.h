@@ -16,7 +16,7 @@
 #include "engine/config/experiment_config.h"
 #include "engine/data/records.h"
 #include "engine/train/sequence_batch.h"
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 
 namespace prefengine {
 
@@ -31,7 +31,7 @@ class PairwiseEvaluator {
 
   // True when step `step` should be evaluated (every `every` steps, or on every metrics row).
   bool due(int64_t step, bool log_row) const;
-  void measure(Model& model, Loss& loss, MetricsRow& row) const;
+  void measure(Model& model, PairwiseLoss& loss, MetricsRow& row) const;
 
   int64_t pairs() const { return static_cast<int64_t>(records_.size()); }
 

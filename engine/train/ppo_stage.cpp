@@ -59,8 +59,8 @@ at::Tensor masked_mean(const at::Tensor& x, const at::Tensor& mask) {
 
 }  // namespace
 
-void check_ppo_loss_fit(const StageOptions& stage, const LossRequirements& requirements, const Model& model) {
-  if (requirements.pairwise) {
+void check_ppo_loss_fit(const StageOptions& stage, const Loss& loss, const Model& model) {
+  if (dynamic_cast<const RolloutLoss*>(&loss) == nullptr) {
     throw std::invalid_argument(stage_prefix(stage) + "loss plugin '" + stage.loss_plugin +
                                 "' takes preference pairs, not rollouts (a ppo stage needs e.g. loss: {plugin: ppo})");
   }
@@ -144,7 +144,7 @@ TokenScores score_tokens(Model& model, const SequenceTensors& rows, bool want_va
   return scores;
 }
 
-void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, Loss& loss, RewardSource* reward) {
+void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, RolloutLoss& loss, RewardSource* reward) {
   const ExperimentConfig& config = context.config;
   const StageOptions& stage = config.stages[context.index];
   const PpoStageOptions& opt = stage.ppo;
@@ -170,7 +170,7 @@ void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, Loss
   for (auto& p : reference->parameters()) p.set_requires_grad(false);
 
   std::unique_ptr<ResponseDistributionProbe> probe;
-  if (!opt.probe_path.empty() && model->single_token_responses()) {
+  if (!opt.probe_path.empty() && dynamic_cast<const SingleTokenResponses*>(model.get()) != nullptr) {
     const auto pairs = read_pair_records(opt.probe_path);
     if (ResponseDistributionProbe::applicable(pairs)) {
       probe = std::make_unique<ResponseDistributionProbe>(pairs, model->vocab_size());

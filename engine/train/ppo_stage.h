@@ -15,7 +15,7 @@
 #include "engine/config/experiment_config.h"
 #include "engine/data/records.h"
 #include "engine/train/sequence_batch.h"
-#include "prefengine/loss.h"
+#include "prefengine/rollout_loss.h"
 
 namespace prefengine {
 
@@ -33,7 +33,7 @@ struct PpoStageContext {
 };
 
 // Throws std::invalid_argument when the loss does not take rollouts or the model has no scalar head.
-void check_ppo_loss_fit(const StageOptions& stage, const LossRequirements& requirements, const Model& model);
+void check_ppo_loss_fit(const StageOptions& stage, const Loss& loss, const Model& model);
 
 // Reads the prompts (and the probe's pairs) and checks their token ranges.
 void validate_ppo_stage_data(const StageOptions& stage, int64_t vocab_size);
@@ -58,7 +58,7 @@ TokenScores score_tokens(Model& model, const SequenceTensors& rows, bool want_va
 
 // Runs the stage. `model` may be replaced (init_from); `reward` overrides the configured source
 // (tests, graders).
-void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, Loss& loss,
+void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, RolloutLoss& loss,
                    RewardSource* reward = nullptr);
 
 }  // namespace prefengine

@@ -1,7 +1,7 @@
 #pragma once
 // Robust DPO (Chowdhury et al. 2024, "Provably Robust DPO"): DPO made unbiased under preference
 // labels that are flipped with a known rate eps.
-#include <prefengine/loss.h>
+#include <prefengine/pairwise_loss.h>
 #include <prefengine/plugin_options.h>
 
 namespace example {
@@ -9,7 +9,7 @@ namespace example {
 // Per pair: z = beta*(h_w - h_l), h = logp_theta - logp_ref,
 //   L = ((1 - eps)*(-log sigma(z)) - eps*(-log sigma(-z))) / (1 - 2 eps).
 // eps = 0 is DPO. The loss is the batch mean.
-class RobustDpoLoss : public prefengine::Loss {
+class RobustDpoLoss : public prefengine::PairwiseLoss {
  public:
   // Reads the options `beta` (> 0, default 0.1) and `label_noise` (eps in [0, 0.5), default 0.1).
   explicit RobustDpoLoss(prefengine::PluginOptions& options);

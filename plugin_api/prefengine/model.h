@@ -48,18 +48,16 @@ class PREFENGINE_API Model : public torch::nn::Module, public Plugin {
   virtual void add_scalar_head();
   virtual bool has_scalar_head() const { return false; }
 
-  // True when every response is a single token after the prompt (the toy model). Then the engine
-  // can compute the whole response distribution and the probs/* diagnostics exactly.
-  virtual bool single_token_responses() const { return false; }
-
   // Incremental decoding; nullptr when the model has no cache (generation then recomputes).
   virtual std::unique_ptr<KvCache> new_cache(int64_t batch_size, int64_t max_length);
+};
 
-  // Model-specific weight formats (e.g. Hugging Face safetensors). The engine's own checkpoints
-  // use named_parameters()/named_buffers() and need neither.
-  virtual bool has_pretrained_format() const { return false; }
-  virtual void save_pretrained(const std::string& directory) const;
-  virtual void load_pretrained(const std::string& directory);
+// A capability a model adds beside Model: every response is a single token after the prompt
+// (the toy model). The engine then computes the whole response distribution and the probs/*
+// diagnostics exactly (dynamic_cast<const SingleTokenResponses*>(&model)).
+class PREFENGINE_API SingleTokenResponses {
+ public:
+  virtual ~SingleTokenResponses();
 };
 
 }  // namespace prefengine

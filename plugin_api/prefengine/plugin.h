@@ -15,7 +15,7 @@
 namespace prefengine {
 
 // Bumped whenever a plugin_api header changes in a way that breaks binary compatibility.
-inline constexpr int kPluginAbiVersion = 1;
+inline constexpr int kPluginAbiVersion = 2;
 
 // The three kinds of plugin the engine knows.
 enum class PluginKind { kLoss, kModel, kGrader };

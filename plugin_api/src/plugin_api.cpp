@@ -3,6 +3,9 @@
 
 #include "prefengine/grader.h"
 #include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
+#include "prefengine/rollout_loss.h"
+#include "prefengine/sft_loss.h"
 #include "prefengine/model.h"
 #include "prefengine/plugin.h"
 
@@ -24,6 +27,10 @@ Plugin::~Plugin() = default;
 KvCache::~KvCache() = default;
 Model::~Model() = default;
 Loss::~Loss() = default;
+PairwiseLoss::~PairwiseLoss() = default;
+RolloutLoss::~RolloutLoss() = default;
+SftLoss::~SftLoss() = default;
+SingleTokenResponses::~SingleTokenResponses() = default;
 Grader::~Grader() = default;
 
 void Model::add_scalar_head() {
@@ -32,26 +39,6 @@ void Model::add_scalar_head() {
 
 std::unique_ptr<KvCache> Model::new_cache(int64_t /*batch_size*/, int64_t /*max_length*/) {
   return nullptr;
-}
-
-void Model::save_pretrained(const std::string& /*directory*/) const {
-  throw std::invalid_argument("this model has no pretrained weight format");
-}
-
-void Model::load_pretrained(const std::string& /*directory*/) {
-  throw std::invalid_argument("this model has no pretrained weight format");
-}
-
-LossOutput Loss::pairwise(const PairwiseBatch& /*batch*/) {
-  throw std::invalid_argument("this loss does not take preference pairs");
-}
-
-void Loss::prepare_rollout(RolloutBatch& /*batch*/) {
-  throw std::invalid_argument("this loss does not take rollouts");
-}
-
-LossOutput Loss::rollout(const RolloutBatch& /*batch*/) {
-  throw std::invalid_argument("this loss does not take rollouts");
 }
 
 }  // namespace prefengine

@@ -3,14 +3,18 @@
 #include <limits>
 #include <stdexcept>
 
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 
 namespace {
-class ThrowingLoss : public prefengine::Loss {
+class ThrowingLoss : public prefengine::PairwiseLoss {
  public:
   explicit ThrowingLoss(prefengine::PluginOptions& o)
       : fail_at_(o.get_int("fail_at_call", 0, 0)), nan_at_(o.get_int("nan_at_call", 0, 0)) {}
-  prefengine::LossRequirements requirements() const override { return {}; }
+  prefengine::LossRequirements requirements() const override {
+    prefengine::LossRequirements r;
+    r.reference_logps = true;
+    return r;
+  }
   prefengine::LossOutput pairwise(const prefengine::PairwiseBatch& b) override {
     ++calls_;
     if (calls_ == fail_at_) throw std::runtime_error("deliberate failure");

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine::plugins::losses {

@@ -12,7 +12,6 @@ DpoLoss::DpoLoss(PluginOptions& options) {
 
 LossRequirements DpoLoss::requirements() const {
   LossRequirements r;
-  r.pairwise = true;
   r.reference_logps = !options_.reference_free;
   r.policy_logps = true;
   r.token_logps = false;

@@ -1,7 +1,7 @@
 #pragma once
 // Direct Preference Optimisation (Rafailov et al. 2023), with conservative DPO's label smoothing
 // and an optional reference-free form.
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine::plugins::losses {
@@ -14,7 +14,7 @@ struct DpoOptions {
 
 // Per pair: z = beta*(h_w - h_l), L = -(1-eps)*log sigma(z) - eps*log sigma(-z), with
 // h = logp_theta - logp_ref (or logp_theta when reference_free). The loss is the batch mean.
-class DpoLoss : public Loss {
+class DpoLoss : public PairwiseLoss {
  public:
   explicit DpoLoss(PluginOptions& options);
 

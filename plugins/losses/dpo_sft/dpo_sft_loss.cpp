@@ -11,7 +11,6 @@ DpoSftLoss::DpoSftLoss(PluginOptions& options) {
 
 LossRequirements DpoSftLoss::requirements() const {
   LossRequirements r;
-  r.pairwise = true;
   r.reference_logps = true;
   r.policy_logps = true;
   r.token_logps = false;  // the mean token NLL is the summed logp over the (always set) length

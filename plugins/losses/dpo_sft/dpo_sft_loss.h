@@ -1,7 +1,7 @@
 #pragma once
 // DPO plus an SFT term on the chosen response (RPO-style): the NLL keeps pushing the chosen
 // response up after the DPO term has saturated.
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine::plugins::losses {
@@ -13,7 +13,7 @@ struct DpoSftOptions {
 
 // Per pair: L = -log sigma(beta*(h_w - h_l)) + lambda * NLL_w, where NLL_w = -logp(y_w|x) / |y_w|
 // is the mean token negative log-likelihood of the chosen response. The loss is the batch mean.
-class DpoSftLoss : public Loss {
+class DpoSftLoss : public PairwiseLoss {
  public:
   explicit DpoSftLoss(PluginOptions& options);
 

@@ -13,7 +13,6 @@ FlexDpoLoss::FlexDpoLoss(PluginOptions& options) {
 
 LossRequirements FlexDpoLoss::requirements() const {
   LossRequirements r;
-  r.pairwise = true;
   r.reference_logps = true;
   r.policy_logps = true;
   r.token_logps = false;

@@ -1,7 +1,7 @@
 #pragma once
 // DPO with separate inverse temperatures for the chosen and the rejected log-ratio ("flex-beta",
 // the 3D-properties paper's remedy: keep beta_chosen, lower beta_rejected).
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine::plugins::losses {
@@ -12,7 +12,7 @@ struct FlexDpoOptions {
 };
 
 // Per pair: z = beta_w*h_w - beta_l*h_l, L = -log sigma(z); the loss is the batch mean.
-class FlexDpoLoss : public Loss {
+class FlexDpoLoss : public PairwiseLoss {
  public:
   explicit FlexDpoLoss(PluginOptions& options);
 

@@ -10,7 +10,6 @@ IpoLoss::IpoLoss(PluginOptions& options) {
 
 LossRequirements IpoLoss::requirements() const {
   LossRequirements r;
-  r.pairwise = true;
   r.reference_logps = true;
   r.policy_logps = true;
   r.token_logps = false;  // per-token means are the sums over the (always set) lengths

@@ -1,7 +1,7 @@
 #pragma once
 // Identity Preference Optimisation (Azar et al. 2024): a squared loss that pulls the per-token
 // log-ratio margin to 1/(2 tau) instead of pushing it to infinity.
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine::plugins::losses {
@@ -12,7 +12,7 @@ struct IpoOptions {
 
 // Per pair, with log-probs averaged per token (logp/|y|, not summed):
 // h = logp_theta/|y| - logp_ref/|y|, L = (h_w - h_l - 1/(2 tau))^2. The loss is the batch mean.
-class IpoLoss : public Loss {
+class IpoLoss : public PairwiseLoss {
  public:
   explicit IpoLoss(PluginOptions& options);
 

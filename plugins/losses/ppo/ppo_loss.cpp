@@ -34,7 +34,6 @@ PpoLoss::PpoLoss(PluginOptions& o) {
 
 LossRequirements PpoLoss::requirements() const {
   LossRequirements r;
-  r.pairwise = false;
   r.reference_logps = true;
   r.policy_logps = true;
   r.token_logps = true;

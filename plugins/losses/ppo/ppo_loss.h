@@ -7,7 +7,7 @@
 //   L_pg = mean(max(-A*rho, -A*clip(rho, 1-eps, 1+eps)))
 //   L_vf = 0.5*mean(max((V-R)^2, (clip(V, V_old-eps_v, V_old+eps_v) - R)^2))
 //   L = L_pg + vf_coef * L_vf          (means over response tokens)
-#include "prefengine/loss.h"
+#include "prefengine/rollout_loss.h"
 
 namespace prefengine::plugins::losses {
 
@@ -22,7 +22,7 @@ struct PpoOptions {
   bool whiten = true;             // whiten the advantages over the batch's response tokens
 };
 
-class PpoLoss : public Loss {
+class PpoLoss : public RolloutLoss {
  public:
   explicit PpoLoss(PluginOptions& options);
   explicit PpoLoss(const PpoOptions& options) : options_(options) {}

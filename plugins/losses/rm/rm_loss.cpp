@@ -12,7 +12,6 @@ RmLoss::RmLoss(PluginOptions& options) {
 
 LossRequirements RmLoss::requirements() const {
   LossRequirements r;
-  r.pairwise = true;
   r.reference_logps = false;
   r.policy_logps = false;
   r.token_logps = false;

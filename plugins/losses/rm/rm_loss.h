@@ -1,6 +1,6 @@
 #pragma once
 // Bradley-Terry reward-model training on the model's scalar head (the first stage of RLHF-PPO).
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine::plugins::losses {
@@ -12,7 +12,7 @@ struct RmOptions {
 
 // L = mean_pairs(-log sigma(r_w - r_l - m)) + c * mean_pairs((r_w + r_l)^2), on the scalar head's
 // rewards; needs neither policy nor reference log-probs.
-class RmLoss : public Loss {
+class RmLoss : public PairwiseLoss {
  public:
   explicit RmLoss(PluginOptions& options);
 

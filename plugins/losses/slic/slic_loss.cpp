@@ -11,7 +11,6 @@ SlicLoss::SlicLoss(PluginOptions& options) {
 
 LossRequirements SlicLoss::requirements() const {
   LossRequirements r;
-  r.pairwise = true;
   r.reference_logps = false;  // SLiC has no reference model: the engine builds none
   r.policy_logps = true;
   r.token_logps = false;

@@ -1,7 +1,7 @@
 #pragma once
 // SLiC-HF (Zhao et al. 2023): a calibration hinge on the policy's own log-probs plus a
 // likelihood term on the chosen response. No reference model.
-#include "prefengine/loss.h"
+#include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine::plugins::losses {
@@ -13,7 +13,7 @@ struct SlicOptions {
 
 // Per pair: L = max(0, delta - logp_w + logp_l) - lambda * logp_w, with summed policy log-probs;
 // the loss is the batch mean.
-class SlicLoss : public Loss {
+class SlicLoss : public PairwiseLoss {
  public:
   explicit SlicLoss(PluginOptions& options);
 

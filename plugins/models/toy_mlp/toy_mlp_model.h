@@ -20,7 +20,7 @@ struct ToyMlpOptions {
   void validate() const;
 };
 
-class ToyMlpModel : public Model {
+class ToyMlpModel : public Model, public SingleTokenResponses {
  public:
   explicit ToyMlpModel(PluginOptions& options);
   explicit ToyMlpModel(const ToyMlpOptions& options);
@@ -30,7 +30,6 @@ class ToyMlpModel : public Model {
   bool supports_scalar_head() const override { return true; }
   void add_scalar_head() override;
   bool has_scalar_head() const override { return !scalar_head_.is_empty(); }
-  bool single_token_responses() const override { return true; }
 
  private:
   void build();

@@ -99,13 +99,12 @@ class TransformerModel : public Model {
   // capacity 0 = max_position_embeddings; the cache grows past its capacity when needed.
   std::unique_ptr<KvCache> new_cache(int64_t batch_size, int64_t max_length) override;
 
-  bool has_pretrained_format() const override { return true; }
   // Writes config.json and model.safetensors (f32, Hugging Face names; lm_head omitted when tied).
-  void save_pretrained(const std::string& directory) const override;
+  void save_pretrained(const std::string& directory) const;
   // Reads model.safetensors, or the shards listed in model.safetensors.index.json; bf16/f16/f32
   // are converted to f32. A score.weight in the files adds the scalar head. Missing tensors, shape
   // mismatches and unknown tensors are errors naming the tensor and the file.
-  void load_pretrained(const std::string& directory) override;
+  void load_pretrained(const std::string& directory);
 
   const TransformerConfig& config() const { return config_; }
   void set_gradient_checkpointing(bool on) { config_.gradient_checkpointing = on; }
