@@ -50,9 +50,9 @@ TEST(ConfigTest, ValidFileParsesIntoTypedOptions) {
   EXPECT_EQ(c.seed, 3);
   EXPECT_EQ(c.model_plugin, "toy_mlp");
   ASSERT_EQ(c.stages.size(), 2u);
-  EXPECT_EQ(c.stages[0].kind, StageKind::kSft);
+  EXPECT_EQ(c.stages[0].kind, "sft");
   EXPECT_DOUBLE_EQ(c.stages[0].optimizer.lr, 1e-2);
-  EXPECT_EQ(c.stages[1].kind, StageKind::kPairwise);
+  EXPECT_EQ(c.stages[1].kind, "pairwise");
   EXPECT_EQ(c.stages[1].loss_plugin, "dpo");
   EXPECT_EQ(c.stages[1].optimizer.name, "adam");  // default
   EXPECT_EQ(c.stages[1].batch_size, 8);           // default

@@ -242,7 +242,7 @@ stages:
 )";
 
 void interrupted_then_resumed(int64_t stop_after, const std::string& tag, const char* yaml = kToy,
-                              int64_t total_steps = 50) {
+                              int64_t total_steps = 50, const std::string& last_stage = "dpo") {
   const std::string whole = run_yaml(yaml, tag + "-whole");
   const std::string dir = testing::make_temp_dir(tag);
   setenv("PREFENGINE_STOP_AFTER_STEP", std::to_string(stop_after).c_str(), 1);
@@ -256,7 +256,7 @@ void interrupted_then_resumed(int64_t stop_after, const std::string& tag, const 
   const auto status = read_json(dir + "/run.json");
   EXPECT_EQ(status["status"], "completed");
   ASSERT_FALSE(status["stages"].empty());
-  EXPECT_EQ(status["stages"].back()["name"], "dpo");
+  EXPECT_EQ(status["stages"].back()["name"], last_stage);
   expect_same_metrics(whole, dir);
 }
 
@@ -269,6 +269,31 @@ TEST(ResumeTest, TransformerMidSftEqualsTheUninterruptedRun) {
 TEST(ResumeTest, TransformerMidDpoEqualsTheUninterruptedRun) {
   // stops after the checkpoint at global step 16 = DPO step 6 of 8
   interrupted_then_resumed(16, "resume-lm-dpo", kTinyLmResume, 18);
+}
+
+// SFT, a reward model, then PPO (no init_from: the policy keeps the reward model's head as its
+// value head) with checkpoints inside PPO: rollouts, minibatch shuffles and the value head resume.
+const char* kToyPpo = R"(name: resume-ppo
+seed: 6
+threads: 1
+model: {plugin: toy_mlp, hidden: 16}
+stages:
+  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl}, optimizer: {lr: 1.0e-2},
+     batch_size: 4, steps: 6, log_every: 2}
+  - {name: rm, kind: pairwise, loss: {plugin: rm}, data: {path: configs/toy/data/pairs.jsonl},
+     optimizer: {lr: 1.0e-3}, batch_size: 8, steps: 6, log_every: 2}
+  - {name: ppo, kind: ppo, reward: {stage: rm}, probe: {path: configs/toy/data/pairs.jsonl},
+     loss: {plugin: ppo, ppo_epochs: 2}, data: {path: configs/toy/data/prompts.jsonl}, optimizer: {lr: 1.0e-3},
+     batch_size: 8, minibatch_size: 4, steps: 6, log_every: 1, checkpoint_every: 2}
+)";
+
+TEST(ResumeTest, MidPpoEqualsTheUninterruptedRun) {
+  // 12 steps before ppo; each ppo step makes 2 epochs x 2 minibatches = 4 updates; stop after ppo step 2
+  interrupted_then_resumed(12 + 2 * 4, "resume-ppo", kToyPpo, 12 + 6 * 4, "ppo");
+}
+
+TEST(ResumeTest, AfterTheRewardModelEqualsTheUninterruptedRun) {
+  interrupted_then_resumed(12, "resume-after-rm", kToyPpo, 12 + 6 * 4, "ppo");
 }
 
 TEST(ResumeTest, RowsLoggedAfterTheCheckpointAreNotDuplicated) {

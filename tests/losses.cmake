@@ -1,5 +1,5 @@
 # Tests of the loss plugins (plugins/losses/*) and of the plugin SDK.
-foreach(loss dpo flex_dpo dpo_sft ipo slic rm)
+foreach(loss dpo flex_dpo dpo_sft ipo slic rm sft)
   if(TARGET prefengine_loss_${loss}_core)
     prefengine_add_test(NAME loss_${loss}_test
       SOURCES ${CMAKE_CURRENT_LIST_DIR}/loss_${loss}_test.cpp
@@ -22,7 +22,7 @@ set_tests_properties(loss_sdk_install_example PROPERTIES TIMEOUT 900 SKIP_RETURN
 
 # The built plugin modules, loaded with dlopen as the engine does.
 set(loss_plugin_targets "")
-foreach(loss dpo flex_dpo dpo_sft ipo slic rm)
+foreach(loss dpo flex_dpo dpo_sft ipo slic rm sft)
   if(TARGET prefengine_plugin_${loss})
     list(APPEND loss_plugin_targets prefengine_plugin_${loss})
   endif()

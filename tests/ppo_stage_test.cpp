@@ -96,20 +96,13 @@ stages:
     log_every: 10
 )";
   ExperimentConfig config = parse_experiment(yaml, "ppo-rule.yaml");
-  at::manual_seed(3);
-  PluginLoader loader;
-  std::shared_ptr<Model> model = toy_model(loader);
-  PluginOptions loss_options;
-  auto loss = std::dynamic_pointer_cast<RolloutLoss>(loader.create_loss("ppo", loss_options));
-  ASSERT_NE(loss, nullptr);
   const std::string dir = testing::make_temp_dir("ppo-rule");
-  MetricsLogger metrics(dir);
-  int64_t global_step = 0;
-  PpoStageContext context{config, 0, dir, metrics, global_step, [&] { return toy_model(loader); }};
+  ExperimentRunner runner(config, dir);
   OptimalResponseReward reward;
-  run_ppo_stage(context, model, *loss, &reward);
+  runner.set_reward_source(&reward);
+  const RunResult result = runner.run();
   EXPECT_EQ(reward.calls, 60);
-  EXPECT_EQ(global_step, 60 * 4);  // 4 epochs x 1 minibatch per rollout
+  EXPECT_EQ(result.global_steps, 60 * 4);  // 4 epochs x 1 minibatch per rollout
   const auto rows = testing::read_metrics(dir, "ppo");
   ASSERT_GE(rows.size(), 6u);
   for (const char* key : {"ppo/policy_loss", "ppo/value_loss", "ppo/kl", "ppo/mean_score", "ppo/clipfrac",
@@ -128,7 +121,7 @@ stages:
 )";
   const std::string ok = "  - {name: ppo, kind: ppo, reward: {stage: sft}, loss: {plugin: ppo}, data: {path: p.jsonl}, steps: 1}\n";
   EXPECT_NO_THROW(parse_experiment(head + ok, "ok"));
-  EXPECT_EQ(parse_experiment(head + ok, "ok").stages[1].kind, StageKind::kPpo);
+  EXPECT_EQ(parse_experiment(head + ok, "ok").stages[1].kind, "ppo");
   // neither or both reward sources
   EXPECT_THROW(parse_experiment(head + "  - {name: ppo, kind: ppo, loss: {plugin: ppo}, data: {path: p.jsonl}, steps: 1}\n", "r0"),
                std::invalid_argument);

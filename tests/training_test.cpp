@@ -122,27 +122,54 @@ TEST(TrainingTest, RunJsonReportsEachStagesSteadyStateStepTime) {
 
 TEST(TrainingTest, ThrowingPluginStopsWithStepAndKeepsMetricsAndCheckpoint) {
   const std::string yaml = std::string("plugin_paths: [") + PREFENGINE_TEST_PLUGIN_DIR + "]\n" + kShort;
-  ExperimentConfig config = parse_experiment(yaml, "throw.yaml", {"stages.dpo.loss.plugin=throwing",
-                                                                  "stages.dpo.loss.beta=", "stages.dpo.loss.fail_at_call=23"});
-  // `beta=` leaves a null value that the throwing plugin does not read: drop it properly instead.
-  config = parse_experiment(yaml, "throw.yaml", {"stages.dpo.loss={plugin: throwing, fail_at_call: 23}"});
+  ExperimentConfig config = parse_experiment(yaml, "throw.yaml", {"stages.dpo.loss={plugin: throwing, fail_at_call: 23}",
+                                                                  "stages.dpo.checkpoint_every=10"});
   const std::string dir = testing::make_temp_dir("throw");
   try {
     ExperimentRunner(config, dir).run();
     FAIL() << "no error";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("stage 'dpo' step 23: loss plugin 'throwing' failed: deliberate failure"),
-              std::string::npos) << e.what();
+    const std::string m = e.what();
+    EXPECT_NE(m.find("stage 'dpo' step 23: loss plugin 'throwing' failed: deliberate failure"), std::string::npos) << m;
+    EXPECT_NE(m.find(dir + "/failures/dpo-step-23"), std::string::npos) << m;
   }
   const auto rows = read_metrics(dir, "dpo");
   ASSERT_FALSE(rows.empty());
   EXPECT_EQ(rows.back()["step"], 20);  // logged every 5 steps up to the failure
-  const auto state = nlohmann::json::parse(testing::read_file(dir + "/checkpoints/dpo/state.json"));
-  EXPECT_EQ(state["step"], 22);
-  EXPECT_TRUE(boost::filesystem::exists(dir + "/checkpoints/dpo/model.pt"));
+  // The regular checkpoint (step 20) is untouched and still the latest ...
+  EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir + "/checkpoints/dpo/state.json"))["step"], 20);
+  EXPECT_EQ(testing::read_file(dir + "/checkpoints/latest"), "dpo\n");
+  // ... and the failure's own folder holds the state before the failing step.
+  const auto failed = nlohmann::json::parse(testing::read_file(dir + "/failures/dpo-step-23/state.json"));
+  EXPECT_EQ(failed["step"], 22);
+  EXPECT_EQ(failed["global_step"], 40 + 22);
+  EXPECT_EQ(failed["resumable"], true);
+  EXPECT_NE(failed["failure"].get<std::string>().find("deliberate failure"), std::string::npos);
+  EXPECT_TRUE(boost::filesystem::exists(dir + "/failures/dpo-step-23/model.pt"));
   const auto status = nlohmann::json::parse(testing::read_file(dir + "/run.json"));
   EXPECT_EQ(status["status"], "failed");
   EXPECT_NE(status["error"].get<std::string>().find("step 23"), std::string::npos);
+}
+
+TEST(TrainingTest, AFailureMidStageLeavesAResumableRun) {
+  // The throwing plugin counts its calls per process: resumed from step 20, it never reaches call 23.
+  const std::string yaml = std::string("plugin_paths: [") + PREFENGINE_TEST_PLUGIN_DIR + "]\n" + kShort;
+  const std::string whole = testing::make_temp_dir("fail-whole");
+  ExperimentRunner(parse_experiment(yaml, "ok.yaml", {"stages.dpo.loss={plugin: throwing}",
+                                                      "stages.dpo.checkpoint_every=10"}), whole).run();
+  const std::string dir = testing::make_temp_dir("fail-resume");
+  EXPECT_THROW(ExperimentRunner(parse_experiment(yaml, "throw.yaml", {"stages.dpo.loss={plugin: throwing, fail_at_call: 23}",
+                                                                      "stages.dpo.checkpoint_every=10"}), dir).run(),
+               std::runtime_error);
+  ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
+  resumed.set_resume(true);
+  EXPECT_EQ(resumed.run().global_steps, 80);
+  const auto a = read_metrics(whole), b = read_metrics(dir);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["global_step"], b[i]["global_step"]);
+    EXPECT_NEAR(a[i]["loss"].get<double>(), b[i]["loss"].get<double>(), 1e-6) << "row " << i;
+  }
 }
 
 TEST(TrainingTest, NonFiniteLossIsAnErrorNamingStepAndRecords) {
@@ -157,7 +184,8 @@ TEST(TrainingTest, NonFiniteLossIsAnErrorNamingStepAndRecords) {
     EXPECT_NE(m.find("stage 'dpo' step 7: loss plugin 'throwing' returned a non-finite loss (nan)"), std::string::npos) << m;
     EXPECT_NE(m.find("configs/toy/data/pairs.jsonl:"), std::string::npos) << m;
   }
-  EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir + "/checkpoints/dpo/state.json"))["step"], 6);
+  EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir + "/failures/dpo-step-7/state.json"))["step"], 6);
+  EXPECT_EQ(testing::read_file(dir + "/checkpoints/latest"), "sft\n");  // the last regular checkpoint
   EXPECT_EQ(read_metrics(dir, "sft").size(), 5u);  // the earlier stage's metrics are all there
 }
 

@@ -126,7 +126,10 @@ int run_command(const std::vector<std::string>& args) {
     return result.failed == 0 ? 0 : 1;
   }
   ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
-  validate_experiment(config);
+  // One preparation for checking and running: plugins, model and data are built and read once,
+  // before the run directory exists (a bad config leaves nothing behind).
+  ExperimentRunner runner(config, "");
+  runner.validate();
   const int nproc = p.vars["nproc"].as<int>();
   const int master_port = p.vars["master-port"].as<int>();
   if (nproc < 1 || nproc > 1024) throw std::invalid_argument("--nproc: expected 1..1024, got " + std::to_string(nproc));
@@ -167,7 +170,7 @@ int run_command(const std::vector<std::string>& args) {
     std::cout << directory << "\n";
     return 0;
   }
-  ExperimentRunner runner(std::move(config), directory);
+  runner.set_directory(directory);
   runner.run();
   if (!(launched_into && *launched_into) && env.rank == 0) std::cout << directory << "\n";
   return 0;

@@ -8,6 +8,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "engine/config/yaml_options.h"
+#include "engine/train/stage_unit.h"
 
 namespace prefengine {
 namespace {
@@ -27,7 +28,8 @@ OptimizerOptions read_optimizer(PluginOptions& o) {
   return opt;
 }
 
-StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t index) {
+StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t index,
+                        const std::vector<std::string>& earlier_stages) {
   const std::string path = "stages[" + std::to_string(index) + "]";
   if (!node.IsMap()) {
     throw std::invalid_argument(node_location(node, file) + ": " + path +
@@ -37,9 +39,15 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   StageOptions stage;
   stage.location = node_location(node, file);
   stage.name = o.require_string("name");
-  if (!o.has("kind")) o.fail("kind", "sft, pairwise or ppo", "nothing (the key is required)");
-  const std::string kind = o.get_choice("kind", "", {"sft", "pairwise", "ppo"});
-  stage.kind = kind == "sft" ? StageKind::kSft : kind == "pairwise" ? StageKind::kPairwise : StageKind::kPpo;
+  std::vector<std::string> kinds;
+  for (const auto& spec : stage_kinds()) kinds.push_back(spec.name);
+  std::string expected_kinds;
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    expected_kinds += (k == 0 ? "" : k + 1 == kinds.size() ? " or " : ", ") + kinds[k];
+  }
+  if (!o.has("kind")) o.fail("kind", expected_kinds, "nothing (the key is required)");
+  stage.kind = o.get_choice("kind", "", kinds);
+  const StageKindSpec& spec = *find_stage_kind(stage.kind);
   stage.data.path = o.require_string("data.path");
   stage.data.shuffle = o.get_bool("data.shuffle", stage.data.shuffle);
   stage.data.max_records = o.get_int("data.max_records", 0, 0);
@@ -53,38 +61,16 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   stage.grad_accum = o.get_int("grad_accum", stage.grad_accum, 1, 1 << 20);
   stage.log_every = o.get_int("log_every", stage.log_every, 1);
   stage.checkpoint_every = o.get_int("checkpoint_every", 0, 0);
-  if (stage.kind != StageKind::kSft) {
-    stage.reference = o.get_choice("reference", stage.reference, {"frozen_copy", "none"});
+  if (spec.needs_loss || o.has("loss.plugin")) {
     stage.loss_plugin = o.require_string("loss.plugin");
     stage.loss = sub_options(o, "loss");
     (void)stage.loss.get_string("plugin", "");  // consumed here, not by the plugin
     mark_read(o, "loss");
+  } else {
+    stage.loss_plugin = spec.default_loss;
+    stage.loss = PluginOptions(path + ".loss", stage.location);
   }
-  if (stage.kind == StageKind::kPairwise) {
-    stage.eval.path = o.get_string("eval.path", "");
-    stage.eval.every = o.get_int("eval.every", 0, 0);
-    if (o.has("eval.every") && stage.eval.path.empty()) {
-      o.fail("eval.path", "a held-out pairs file (eval.every needs it)", "nothing");
-    }
-  }
-  if (stage.kind == StageKind::kPpo) {
-    PpoStageOptions& ppo = stage.ppo;
-    ppo.init_from = o.get_string("init_from", "");
-    ppo.reward_stage = o.get_string("reward.stage", "");
-    ppo.reward_checkpoint = o.get_string("reward.checkpoint", "");
-    ppo.probe_path = o.get_string("probe.path", "");
-    ppo.max_new_tokens = o.get_int("max_new_tokens", ppo.max_new_tokens, 1, 1 << 20);
-    ppo.eos_id = o.get_int("eos_id", ppo.eos_id, -1);
-    ppo.temperature = o.get_double("temperature", ppo.temperature, 0, 1e6, /*min_exclusive=*/true);
-    ppo.minibatch_size = o.get_int("minibatch_size", 0, 0, 1 << 20);
-    if (ppo.reward_stage.empty() == ppo.reward_checkpoint.empty()) {
-      o.fail("reward", "exactly one of reward.stage (an earlier stage of this experiment) or reward.checkpoint",
-             ppo.reward_stage.empty() ? "neither" : "both");
-    }
-    if (stage.reference != "frozen_copy") {
-      o.fail("reference", "frozen_copy (PPO's KL penalty needs the reference)", "'" + stage.reference + "'");
-    }
-  }
+  if (spec.read_options) spec.read_options(o, stage, earlier_stages);
   o.reject_unread();  // before the checks across fields: a misspelt key explains them
   if (stage.steps == 0 && stage.epochs == 0) {
     o.fail("steps", "steps > 0 or epochs > 0", "neither");
@@ -157,13 +143,9 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   o.reject_unread();
   std::set<std::string> names;
   for (size_t i = 0; i < stages.size(); ++i) {
-    StageOptions stage = read_stage(stages[i], file, i);
-    for (const std::string* ref : {&stage.ppo.init_from, &stage.ppo.reward_stage}) {
-      if (!ref->empty() && names.count(*ref) == 0) {
-        throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) + "]: '" + *ref +
-                                    "' names no earlier stage (a ppo stage reads its checkpoint)");
-      }
-    }
+    std::vector<std::string> earlier;
+    for (const auto& s : config.stages) earlier.push_back(s.name);
+    StageOptions stage = read_stage(stages[i], file, i, earlier);
     if (!names.insert(stage.name).second) {
       throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) +
                                   "].name: expected a unique stage name, got '" + stage.name +
@@ -179,15 +161,6 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
 }
 
 }  // namespace
-
-const char* stage_kind_name(StageKind kind) {
-  switch (kind) {
-    case StageKind::kSft: return "sft";
-    case StageKind::kPairwise: return "pairwise";
-    case StageKind::kPpo: return "ppo";
-  }
-  return "?";
-}
 
 void OptimizerOptions::validate() const {
   if (lr <= 0) throw std::invalid_argument("optimizer.lr: expected > 0, got " + std::to_string(lr));

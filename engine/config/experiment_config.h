@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/dist/distributed_options.h"
 #include "engine/data/tokenizer.h"
 #include "prefengine/plugin_options.h"
@@ -44,8 +46,6 @@ struct DataOptions {
   void validate() const;
 };
 
-enum class StageKind { kSft, kPairwise, kPpo };
-
 // Held-out preference accuracy during a pairwise stage (eval/accuracy, eval/loss).
 struct EvalOptions {
   std::string path;   // held-out pairs JSONL; empty = no evaluation
@@ -68,7 +68,7 @@ struct PpoStageOptions {
 
 struct StageOptions {
   std::string name;               // unique within the experiment; names the checkpoint folder
-  StageKind kind = StageKind::kSft;
+  std::string kind = "sft";       // a registered stage kind (engine/train/stages/stage_kinds.cpp)
   DataOptions data;               // the training records
   OptimizerOptions optimizer;     // a fresh optimizer per stage
   int64_t steps = 0;              // optimizer steps; 0 = derive from epochs
@@ -78,10 +78,11 @@ struct StageOptions {
   int64_t log_every = 10;         // steps between metrics rows (the first and last step always)
   int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only at the end of the stage
   std::string reference = "frozen_copy";  // pairwise, ppo: frozen_copy (of the policy at stage start) or none
-  std::string loss_plugin;        // pairwise: the loss plugin's name
+  std::string loss_plugin;        // the loss plugin's name (sft: "sft" unless the stage names one)
   PluginOptions loss;             // pairwise, ppo: the loss plugin's options (without `plugin`)
   EvalOptions eval;               // pairwise: held-out evaluation
   PpoStageOptions ppo;            // ppo: rollouts and reward
+  nlohmann::json kind_options;    // options of stage kinds without fields here (their read_options)
   std::string location;           // file:line:column of the stage
 
   void validate() const;
@@ -116,7 +117,5 @@ ExperimentConfig load_experiment(const std::string& path,
 // The same from YAML text (tests); `source` names it in messages.
 ExperimentConfig parse_experiment(const std::string& yaml_text, const std::string& source,
                                   const std::vector<std::string>& overrides = {});
-
-const char* stage_kind_name(StageKind kind);
 
 }  // namespace prefengine

@@ -24,11 +24,20 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
-void add_log_file(const std::string& path) {
+ScopedLogFile::ScopedLogFile(const std::string& path) {
   auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
   file->set_pattern("%Y-%m-%d %H:%M:%S.%e %-5l %v");
   spdlog::default_logger()->sinks().push_back(file);
   spdlog::default_logger()->flush_on(spdlog::level::info);
+  sink_ = file;
+}
+
+ScopedLogFile::~ScopedLogFile() {
+  auto& sinks = spdlog::default_logger()->sinks();
+  const auto* mine = static_cast<spdlog::sinks::sink*>(sink_.get());
+  sinks.erase(std::remove_if(sinks.begin(), sinks.end(), [&](const spdlog::sink_ptr& s) { return s.get() == mine; }),
+              sinks.end());
+  std::static_pointer_cast<spdlog::sinks::sink>(sink_)->flush();
 }
 
 }  // namespace prefengine

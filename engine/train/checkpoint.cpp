@@ -1,21 +1,77 @@
 #include "engine/train/checkpoint.h"
 
 #include <fstream>
+#include <mutex>
 #include <stdexcept>
 
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <boost/filesystem.hpp>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
 #include "engine/train/flat_optimizer.h"
+#include "prefengine/loss.h"
 #include "prefengine/model.h"
 
 namespace prefengine {
 
 namespace fs = boost::filesystem;
 
+nlohmann::json CheckpointState::to_json() const {
+  nlohmann::json j = {{"format", kFormat},   {"stage", stage},   {"kind", kind},
+                      {"stage_index", stage_index}, {"step", step}, {"steps", steps},
+                      {"global_step", global_step}, {"sampler", sampler}, {"generator", generator}};
+  if (!failure.empty()) {
+    j["failure"] = failure;
+    j["resumable"] = resumable;
+  }
+  return j;
+}
+
+CheckpointState CheckpointState::from_json(const nlohmann::json& j, const std::string& where) {
+  auto fail = [&](const std::string& key, const std::string& expected) {
+    throw std::invalid_argument(where + ": " + key + ": expected " + expected);
+  };
+  if (!j.is_object()) fail("(top level)", "a JSON object");
+  if (!j.contains("format") || !j["format"].is_number_integer()) {
+    fail("format", "checkpoint format " + std::to_string(kFormat) +
+                       " (a checkpoint written by an older prefengine cannot be resumed)");
+  }
+  if (j["format"].get<int>() != kFormat) {
+    fail("format", std::to_string(kFormat) + ", got " + j["format"].dump());
+  }
+  auto integer = [&](const char* key, int64_t min) {
+    if (!j.contains(key) || !j[key].is_number_integer()) fail(key, "an integer");
+    const int64_t v = j[key].get<int64_t>();
+    if (v < min) fail(key, "an integer >= " + std::to_string(min) + ", got " + std::to_string(v));
+    return v;
+  };
+  auto text = [&](const char* key) {
+    if (!j.contains(key) || !j[key].is_string() || j[key].get<std::string>().empty()) fail(key, "a non-empty string");
+    return j[key].get<std::string>();
+  };
+  CheckpointState s;
+  s.stage = text("stage");
+  s.kind = text("kind");
+  s.stage_index = integer("stage_index", 0);
+  s.steps = integer("steps", 1);
+  s.step = integer("step", 0);
+  if (s.step > s.steps) fail("step", "at most steps (" + std::to_string(s.steps) + "), got " + std::to_string(s.step));
+  s.global_step = integer("global_step", s.step);
+  if (!j.contains("sampler") || !j["sampler"].is_object()) fail("sampler", "the batch sampler's state");
+  s.sampler = j["sampler"];
+  if (!j.contains("generator") || !j["generator"].is_array()) fail("generator", "the generator's state (a list of bytes)");
+  s.generator = j["generator"];
+  if (j.contains("failure")) {
+    s.failure = j["failure"].is_string() ? j["failure"].get<std::string>() : j["failure"].dump();
+    s.resumable = j.value("resumable", false);
+  }
+  return s;
+}
+
 void save_checkpoint(const std::string& directory, const Model& model, const FlatOptimizer* optimizer,
-                     const nlohmann::json& state) {
+                     const Loss* loss, const CheckpointState& state, bool set_latest) {
   const fs::path target(directory);
   const fs::path tmp = target.string() + ".tmp";
   fs::remove_all(tmp);
@@ -35,9 +91,18 @@ void save_checkpoint(const std::string& directory, const Model& model, const Fla
     for (const auto& [name, tensor] : optimizer->state()) archive.write(name, tensor);
     archive.save_to((tmp / "optimizer.pt").string());
   }
+  if (loss != nullptr) {
+    const NamedTensors loss_state = loss->state();
+    if (!loss_state.empty()) {
+      torch::serialize::OutputArchive archive;
+      for (const auto& [name, tensor] : loss_state) archive.write(name, tensor.detach().clone());
+      archive.save_to((tmp / "loss.pt").string());
+    }
+  }
   {
     std::ofstream out((tmp / "state.json").string());
-    out << state.dump(2) << "\n";
+    out << state.to_json().dump(2) << "\n";
+    out.close();
     if (!out) throw std::runtime_error((tmp / "state.json").string() + ": cannot write");
   }
   const fs::path old = target.string() + ".old";
@@ -45,8 +110,19 @@ void save_checkpoint(const std::string& directory, const Model& model, const Fla
   if (fs::exists(target)) fs::rename(target, old);
   fs::rename(tmp, target);
   fs::remove_all(old);
-  std::ofstream latest((target.parent_path() / "latest").string(), std::ios::trunc);
-  latest << target.filename().string() << "\n";
+  if (set_latest) {
+    std::ofstream latest((target.parent_path() / "latest").string(), std::ios::trunc);
+    latest << target.filename().string() << "\n";
+  }
+}
+
+CheckpointState read_checkpoint_state(const std::string& directory) {
+  const std::string path = directory + "/state.json";
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(path + ": cannot read the checkpoint state");
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) throw std::invalid_argument(path + ": not valid JSON");
+  return CheckpointState::from_json(j, path);
 }
 
 void load_model_weights(const std::string& directory, Model& model) {
@@ -71,6 +147,35 @@ void load_model_weights(const std::string& directory, Model& model) {
   }
 }
 
+void load_optimizer_state(const std::string& directory, FlatOptimizer& optimizer) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(directory + "/optimizer.pt");
+  std::vector<std::pair<std::string, at::Tensor>> state;
+  for (const char* name : {"step", "first_moment", "second_moment"}) {
+    at::Tensor value;
+    if (archive.try_read(name, value)) state.emplace_back(name, value);
+  }
+  optimizer.load_state(state);
+}
+
+void load_loss_state(const std::string& directory, Loss& loss) {
+  const std::string path = directory + "/loss.pt";
+  const NamedTensors expected = loss.state();
+  if (!fs::exists(path)) {
+    if (!expected.empty()) throw std::invalid_argument(path + ": missing (the loss plugin keeps a state)");
+    return;
+  }
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  NamedTensors state;
+  for (const auto& [name, tensor] : expected) {
+    at::Tensor value;
+    if (!archive.try_read(name, value)) throw std::invalid_argument(path + ": tensor '" + name + "' is missing");
+    state.emplace_back(name, value);
+  }
+  loss.load_state(state);
+}
+
 void copy_weights(const Model& from, Model& to) {
   at::NoGradGuard no_grad;
   auto source = from.named_parameters(true);
@@ -85,6 +190,35 @@ void copy_weights(const Model& from, Model& to) {
   for (auto& item : to.named_buffers(true)) {
     if (const at::Tensor* value = buffers.find(item.key())) item.value().copy_(*value);
   }
+}
+
+nlohmann::json generator_state() {
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  const at::Tensor state = generator.get_state().contiguous();
+  const uint8_t* bytes = state.data_ptr<uint8_t>();
+  return std::vector<int>(bytes, bytes + state.numel());
+}
+
+void restore_generator_state(const nlohmann::json& state, const std::string& where) {
+  if (!state.is_array()) throw std::invalid_argument(where + ": expected a list of bytes");
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  const int64_t expected = generator.get_state().numel();
+  if (static_cast<int64_t>(state.size()) != expected) {
+    throw std::invalid_argument(where + ": expected " + std::to_string(expected) + " bytes, got " +
+                                std::to_string(state.size()));
+  }
+  at::Tensor bytes = at::empty({expected}, at::kByte);
+  uint8_t* out = bytes.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < expected; ++i) {
+    const auto& v = state[static_cast<size_t>(i)];
+    if (!v.is_number_integer() || v.get<int>() < 0 || v.get<int>() > 255) {
+      throw std::invalid_argument(where + ": byte " + std::to_string(i) + " is not in 0..255");
+    }
+    out[i] = static_cast<uint8_t>(v.get<int>());
+  }
+  generator.set_state(bytes);
 }
 
 }  // namespace prefengine

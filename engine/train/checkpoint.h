@@ -1,21 +1,59 @@
 #pragma once
-// Checkpoints: a directory with model.pt (named parameters and buffers), optimizer.pt and
-// state.json, written next to the target and renamed into place, so a checkpoint is either whole
-// or absent. checkpoints/latest names the newest good one.
+// Checkpoints, one schema for every stage kind: a directory with
+//   model.pt      named parameters and buffers
+//   optimizer.pt  the optimizer's moments and step count (the schedule's position)
+//   loss.pt       the loss plugin's state (Loss::state()), when it has one
+//   state.json    CheckpointState below
+// written next to the target and renamed into place, so a checkpoint is either whole or absent.
+// Regular checkpoints live in RUN_DIR/checkpoints/<stage> and checkpoints/latest names the newest;
+// a failure's state goes to RUN_DIR/failures/<stage>-step-<N> and never touches them.
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 namespace prefengine {
 
+class Loss;
 class Model;
 class FlatOptimizer;
 
+struct CheckpointState {
+  static constexpr int kFormat = 2;  // bumped when the fields change
+  std::string stage;                 // the stage's name
+  std::string kind;                  // its kind (sft, pairwise, ppo, ...)
+  int64_t stage_index = 0;           // its position in the experiment
+  int64_t step = 0;                  // loop steps done in the stage
+  int64_t steps = 0;                 // the stage's total loop steps
+  int64_t global_step = 0;           // optimizer steps done in the run
+  nlohmann::json sampler;            // BatchSampler::state()
+  nlohmann::json generator;          // the default torch generator (generator_state())
+  std::string failure;               // failure folders: the error; empty for regular checkpoints
+  bool resumable = true;             // failure folders: false when the state is mid-step
+
+  bool finished() const { return step >= steps; }
+  nlohmann::json to_json() const;
+  // Reads and checks every field (types, 0 <= step <= steps, ...); `where` names the file.
+  static CheckpointState from_json(const nlohmann::json& json, const std::string& where);
+};
+
+// Writes a checkpoint into `directory` (replacing it). `set_latest` repoints the parent's
+// `latest` at it (regular checkpoints only).
 void save_checkpoint(const std::string& directory, const Model& model, const FlatOptimizer* optimizer,
-                     const nlohmann::json& state);
+                     const Loss* loss, const CheckpointState& state, bool set_latest = true);
+// state.json of a checkpoint directory, checked (std::invalid_argument naming the file).
+CheckpointState read_checkpoint_state(const std::string& directory);
+
 // Loads model.pt into `model` (names and shapes must match; the message names the tensor).
 void load_model_weights(const std::string& directory, Model& model);
+void load_optimizer_state(const std::string& directory, FlatOptimizer& optimizer);
+// Hands loss.pt (when the checkpoint has one) to loss.load_state().
+void load_loss_state(const std::string& directory, Loss& loss);
 // Copies every parameter and buffer of `from` into `to` (same plugin, same options).
 void copy_weights(const Model& from, Model& to);
+
+// The default CPU generator's state, as a JSON list of bytes, and back.
+nlohmann::json generator_state();
+void restore_generator_state(const nlohmann::json& state, const std::string& where = "generator");
 
 }  // namespace prefengine

@@ -1,9 +1,12 @@
 #pragma once
 // Runs an experiment's stages in order on one model, writing everything into the run directory.
+// Each stage is a unit of its kind (engine/train/stage_unit.h) run by the one TrainLoop
+// (engine/train/train_loop.h); this class owns what spans stages: plugins, the model, the run
+// directory, run.json, the metrics files, the log file, data parallelism and resuming.
 #include <memory>
 #include <string>
+#include <vector>
 
-#include <ATen/core/Tensor.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/config/experiment_config.h"
@@ -12,11 +15,12 @@ namespace prefengine {
 
 class DataParallel;
 class Loss;
+class MetricsLogger;
 class Model;
 class PluginLoader;
-class FlatOptimizer;
+class RewardSource;
+class StageUnit;
 struct ResumePoint;
-struct SequenceTensors;
 
 struct RunResult {
   std::string directory;    // the run directory
@@ -28,46 +32,48 @@ class ExperimentRunner {
   ExperimentRunner(ExperimentConfig config, std::string run_directory);
   ~ExperimentRunner();
 
-  // Creates the model and every stage's plugins (so a bad option in the last stage fails before
-  // the first trains). Called by run(); public for `prefengine validate`.
+  // Creates the model, every stage's loss plugin and unit, and checks that they fit (so a bad
+  // option in the last stage fails before the first trains). Called by validate() and run().
   void prepare();
-  // Trains. On failure writes run.json with the error, keeps the metrics and the last good
-  // checkpoint, and rethrows.
+  // prepare(), then reads and checks every stage's data; writes nothing. run() after validate()
+  // reuses what validate() built and read.
+  void validate();
+  // Trains. On failure writes run.json with the error, keeps the metrics and the last checkpoint,
+  // and rethrows.
   RunResult run();
 
   Model& model() { return *model_; }
+  // The run directory (when it is created after validate()).
+  void set_directory(std::string run_directory) { directory_ = std::move(run_directory); }
   // run() continues the run directory from its latest checkpoint (see train/resume.h) instead of
   // starting afresh: metrics are appended, finished stages are skipped.
   void set_resume(bool resume) { resume_ = resume; }
+  // A reward source for the ppo stages instead of the configured one (tests, graders).
+  void set_reward_source(RewardSource* reward) { reward_override_ = reward; }
 
  private:
-  struct Stage;
-  void run_sft(size_t index);
-  void run_pairwise(size_t index);
-  void run_ppo(size_t index);  // engine/train/ppo_stage.cpp
-  // Resuming: the first stage to run (weights restored as that stage saw them at its start), and,
-  // inside that stage, the checkpoint's state after restoring model, optimizer and generator.
-  size_t begin_resume();
-  const nlohmann::json* resume_stage(size_t index, FlatOptimizer& optimizer);
-  // The frozen-copy reference log-probs of `packed`, from the reference cache when enabled.
-  at::Tensor reference_logps(size_t index, const SequenceTensors& packed);
+  std::shared_ptr<Model> make_model() const;
+  // Resuming: the first stage to run, with the model as that stage saw it at its start.
+  size_t begin_resume(const ResumePoint& point);
+  // True when a stage before `end` leaves a scalar head on the model (a reward model, ppo's value head).
+  bool earlier_stages_add_scalar_head(size_t end) const;
 
   ExperimentConfig config_;
   std::string directory_;
   std::unique_ptr<PluginLoader> loader_;
   std::shared_ptr<Model> model_;
-  std::vector<std::shared_ptr<Loss>> losses_;  // per stage; null for sft
+  std::vector<std::shared_ptr<Loss>> losses_;       // per stage
+  std::vector<std::unique_ptr<StageUnit>> units_;   // per stage
   int64_t global_step_ = 0;
   bool prepared_ = false;
-  class MetricsLogger* metrics_ = nullptr;  // rank 0 only
-  std::unique_ptr<DataParallel> dp_;       // ranks from the environment; created by run()
+  bool validated_ = false;
+  std::unique_ptr<DataParallel> dp_;  // ranks from the environment; created by run()
   bool resume_ = false;
-  std::shared_ptr<ResumePoint> resume_point_;  // set while a resume is pending
-  nlohmann::json resume_state_;                // the checkpoint state a resumed stage continues from
-  nlohmann::json stage_report_;  // the running stage's data counts and reference source, for run.json
+  RewardSource* reward_override_ = nullptr;
 };
 
-// Creates the experiment's model and losses and throws on the first problem; writes nothing.
+// Creates the experiment's model, losses and units and reads every stage's data; throws on the
+// first problem; writes nothing.
 void validate_experiment(const ExperimentConfig& config);
 
 }  // namespace prefengine

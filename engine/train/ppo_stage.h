@@ -1,9 +1,7 @@
 #pragma once
-// The ppo stage (RLHF-PPO, ALGORITHMS.md): per step, sample one response per prompt of a batch
-// from the policy, score it with a reward source, compute the frozen reference's and the value
-// head's numbers, let the loss plugin turn them into rewards, advantages and returns
-// (prepare_rollout), then run rollout_epochs() passes of minibatch updates over the batch.
-// The value head is the policy model's scalar head (value of the state before each response token).
+// The ppo stage's rollout helpers (the stage itself: engine/train/stages/ppo.cpp): sampling
+// responses, scoring their tokens with the policy, the reference and the value head (the policy's
+// scalar head: the value of the state before each response token), and the reward source.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -20,27 +18,15 @@
 namespace prefengine {
 
 class Model;
-class MetricsLogger;
 class RewardSource;
-
-struct PpoStageContext {
-  const ExperimentConfig& config;
-  size_t index;                                     // the stage
-  const std::string& directory;                     // the run directory
-  MetricsLogger& metrics;
-  int64_t& global_step;                             // optimizer steps over all stages
-  std::function<std::shared_ptr<Model>()> make_model;  // a fresh model of the experiment's plugin
-};
-
-// Throws std::invalid_argument when the loss does not take rollouts or the model has no scalar head.
-void check_ppo_loss_fit(const StageOptions& stage, const Loss& loss, const Model& model);
 
 // Reads the prompts (and the probe's pairs) and checks their token ranges.
 void validate_ppo_stage_data(const StageOptions& stage, int64_t vocab_size);
 
 // The reward source the stage config names: reward.stage (this run's checkpoint of an earlier
-// stage) or reward.checkpoint, loaded into a fresh model with a scalar head.
-std::unique_ptr<RewardSource> make_reward_source(const StageOptions& stage, const PpoStageContext& context);
+// stage) or reward.checkpoint, loaded into a fresh model (make_model) with a scalar head.
+std::unique_ptr<RewardSource> make_reward_source(const StageOptions& stage, const std::string& run_directory,
+                                                 const std::function<std::shared_ptr<Model>()>& make_model);
 
 // Samples a response for every prompt in `index`: up to max_new_tokens tokens, stopping a row at
 // eos_id. Returns prompt + response rows (response_mask marks the sampled tokens).
@@ -55,10 +41,5 @@ struct TokenScores {
   at::Tensor values;
 };
 TokenScores score_tokens(Model& model, const SequenceTensors& rows, bool want_values, double temperature);
-
-// Runs the stage. `model` may be replaced (init_from); `reward` overrides the configured source
-// (tests, graders).
-void run_ppo_stage(PpoStageContext& context, std::shared_ptr<Model>& model, RolloutLoss& loss,
-                   RewardSource* reward = nullptr);
 
 }  // namespace prefengine

@@ -1,0 +1,274 @@
+// The pairwise stage: preference pairs (prompt, chosen, rejected) for the DPO family and the
+// reward model. Builds the policy's (and the frozen reference's) log-probs or the scalar head's
+// rewards for each micro-batch, calls the PairwiseLoss, and adds the 3D diagnostics: logps/*,
+// probs/* (single-token responses), grad/* (dL/dpi magnitudes) and eval/* (held-out pairs).
+#include <algorithm>
+#include <array>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/data/stage_data.h"
+#include "engine/data/token_records.h"
+#include "engine/dist/data_parallel.h"
+#include "engine/metrics/diagnostics.h"
+#include "engine/metrics/metrics_logger.h"
+#include "engine/train/checkpoint.h"
+#include "engine/train/pairwise_eval.h"
+#include "engine/train/reference_cache.h"
+#include "engine/train/sequence_batch.h"
+#include "engine/train/stage_unit.h"
+#include "prefengine/model.h"
+#include "prefengine/pairwise_loss.h"
+
+namespace prefengine {
+namespace {
+
+// The frozen-copy reference log-probs of `packed` (the policy as it is at the stage's start), from
+// the reference cache when the experiment enables it.
+at::Tensor reference_logps(StageContext& context, const SequenceTensors& packed) {
+  const StageOptions& stage = context.stage;
+  Model& model = *context.model;
+  const int64_t rows = packed.rows();
+  const std::string cache_dir = reference_cache_directory(context.config);
+  std::string key;
+  if (!cache_dir.empty()) {
+    key = reference_cache_key(context.config, stage, model);
+    if (auto cached = load_cached_reference(cache_dir, key, rows)) {
+      spdlog::info("stage '{}': reference log-probs for {} sequences from {}/{}.pt", stage.name, rows, cache_dir, key);
+      context.report["reference"] = "cache";
+      return *cached;
+    }
+  }
+  // A frozen copy of the policy as it is now, used once, then dropped.
+  auto reference = context.make_model();
+  if (model.has_scalar_head()) reference->add_scalar_head();
+  copy_weights(model, *reference);
+  reference->eval();
+  at::NoGradGuard no_grad;
+  // Each rank scores its shard of the rows; every rank gets them all back.
+  at::Tensor logps = context.dp->sharded_rows(rows, [&](int64_t shard_begin, int64_t shard_end) {
+    std::vector<at::Tensor> chunks;
+    const int64_t chunk = std::max<int64_t>(stage.batch_size, 64);
+    for (int64_t start = shard_begin; start < shard_end; start += chunk) {
+      const int64_t end = std::min(shard_end, start + chunk);
+      std::vector<int64_t> part_index;
+      for (int64_t i = start; i < end; ++i) part_index.push_back(i);
+      chunks.push_back(score_sequences(*reference, packed.select(part_index), true, false).logps);
+    }
+    return at::cat(chunks);
+  });
+  context.report["reference"] = "computed";
+  if (!cache_dir.empty() && context.dp->is_writer()) {
+    store_cached_reference(cache_dir, key, logps);
+    context.report["reference"] = "computed, cached";
+  }
+  spdlog::info("stage '{}': reference log-probs computed for {} sequences", stage.name, rows);
+  return logps;
+}
+
+class PairwiseStage : public StageUnit {
+ public:
+  int64_t prepare(StageContext& context) override {
+    model_ = context.model.get();
+    loss_ = dynamic_cast<PairwiseLoss*>(context.loss);
+    loss_name_ = context.stage.loss_plugin;
+    req_ = loss_->requirements();
+    dp_ = context.dp;
+    if (!loaded_) validate(context);
+    context.report["data"] = stats_.to_json();
+    n_ = static_cast<int64_t>(records_.size());
+    if (req_.scalar_head && !model_->has_scalar_head()) model_->add_scalar_head();
+    dp_->broadcast_module(*model_);  // rank 0's weights, before the reference copies them
+
+    // Rows 0..n-1: prompt + chosen; rows n..2n-1: prompt + rejected; one packing, one width.
+    std::vector<TokenSequence> rows;
+    for (const auto& r : records_) rows.push_back({&r.prompt, &r.chosen});
+    for (const auto& r : records_) rows.push_back({&r.prompt, &r.rejected});
+    packed_ = pack_sequences(rows);
+    if (req_.reference_logps) ref_logps_ = reference_logps(context, packed_);
+    if (dynamic_cast<const SingleTokenResponses*>(model_) != nullptr &&
+        ResponseDistributionProbe::applicable(records_)) {
+      probe_ = std::make_unique<ResponseDistributionProbe>(records_, model_->vocab_size());
+    }
+    evaluator_ = make_pairwise_evaluator(context.stage, req_, *model_);
+    feedback_wanted_ = context.loss->wants_step_feedback();
+    model_->train();
+    return n_;
+  }
+
+  // Reads and checks the pairs; prepare() reuses them.
+  void validate(StageContext& context) override {
+    records_ = load_stage_pairs(context.config, context.stage, &stats_);
+    check_token_range(records_, context.model->vocab_size());
+    loaded_ = true;
+  }
+
+  LossOutput micro_batch(const std::vector<int64_t>& batch_index, const StepInfo& info) override {
+    const int64_t b = static_cast<int64_t>(batch_index.size());
+    std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
+    for (int64_t i : batch_index) rows_index.push_back(i + n_);
+    const SequenceTensors batch = packed_.select(rows_index);
+    SequenceScores scores = score_sequences(*model_, batch, req_.policy_logps, req_.scalar_head, req_.token_logps);
+    PairwiseBatch pairs;
+    pairs.chosen_lengths = batch.lengths.slice(0, 0, b);
+    pairs.rejected_lengths = batch.lengths.slice(0, b);
+    logps_all_ = at::Tensor();
+    micro_rows_ = b;
+    if (req_.policy_logps) {
+      // A leaf-like handle on the log-probs, so autograd reports dL/dlogp for the diagnostics.
+      logps_all_ = scores.logps;
+      if (info.log_now && logps_all_.requires_grad()) logps_all_.retain_grad();
+      const std::vector<at::Tensor> halves = logps_all_.split(b);  // one autograd node
+      pairs.chosen_logps = halves[0];
+      pairs.rejected_logps = halves[1];
+      if (req_.token_logps) {
+        pairs.chosen_token_logps = scores.token_logps.slice(0, 0, b);
+        pairs.rejected_token_logps = scores.token_logps.slice(0, b);
+        pairs.chosen_mask = batch.response_mask.slice(0, 0, b);
+        pairs.rejected_mask = batch.response_mask.slice(0, b);
+      }
+    }
+    at::Tensor ref;
+    if (req_.reference_logps) {
+      ref = ref_logps_.index_select(0, at::tensor(rows_index, at::kLong));
+      pairs.ref_chosen_logps = ref.slice(0, 0, b);
+      pairs.ref_rejected_logps = ref.slice(0, b);
+    }
+    pairs.want_metrics = info.log_now;
+    if (req_.scalar_head) {
+      pairs.chosen_rewards = scores.scalar.slice(0, 0, b);
+      pairs.rejected_rewards = scores.scalar.slice(0, b);
+    }
+    if (feedback_wanted_ && logps_all_.defined()) {
+      const at::Tensor l = logps_all_.detach().to(at::kDouble);
+      fb_.push_back({l.slice(0, 0, b).sum().item<double>(), l.slice(0, b).sum().item<double>(),
+                     ref.defined() ? ref.slice(0, 0, b).sum().item<double>() : 0.0,
+                     ref.defined() ? ref.slice(0, b).sum().item<double>() : 0.0,
+                     pairs.chosen_lengths.sum().item<double>(), pairs.rejected_lengths.sum().item<double>(),
+                     static_cast<double>(b)});
+    }
+    return call_loss_plugin(loss_name_, [&] { return loss_->pairwise(pairs); });
+  }
+
+  void after_backward(const StepInfo& info) override {
+    if (!info.log_now || !logps_all_.defined() || !logps_all_.grad().defined()) return;
+    // per-pair dL_i/dlogp: the loss is a mean over b pairs and the step's micro-batches
+    const at::Tensor g = logps_all_.grad() * static_cast<double>(micro_rows_ * info.micro_batches);
+    grad_w_.push_back(g.slice(0, 0, micro_rows_));
+    grad_l_.push_back(g.slice(0, micro_rows_));
+    logp_w_.push_back(logps_all_.detach().slice(0, 0, micro_rows_));
+    logp_l_.push_back(logps_all_.detach().slice(0, micro_rows_));
+  }
+
+  void step_metrics(MetricsRow& row, const StepInfo& /*info*/) override {
+    if (logp_w_.empty()) return;
+    row.set("logps/chosen", at::cat(logp_w_).mean().item<double>());
+    row.set("logps/rejected", at::cat(logp_l_).mean().item<double>());
+  }
+
+  void end_step(MetricsRow& row, const StepInfo& info) override {
+    if (probe_) probe_->measure(*model_, row);
+    if (evaluator_ && evaluator_->due(info.step, info.log_now)) evaluator_->measure(*model_, *loss_, row);
+    if (!grad_w_.empty()) {
+      add_gradient_diagnostics(dp_->gather_rows(at::cat(grad_w_)), dp_->gather_rows(at::cat(grad_l_)),
+                               dp_->gather_rows(at::cat(logp_w_)), dp_->gather_rows(at::cat(logp_l_)), row);
+    }
+    grad_w_.clear();
+    grad_l_.clear();
+    logp_w_.clear();
+    logp_l_.clear();
+  }
+
+  void feedback(StepFeedback& feedback) override {
+    double s[7] = {0, 0, 0, 0, 0, 0, 0};
+    for (const auto& f : fb_) {
+      for (int k = 0; k < 7; ++k) s[k] += f[k];
+    }
+    fb_.clear();
+    if (s[6] <= 0) return;
+    feedback.chosen_logps = s[0] / s[6];
+    feedback.rejected_logps = s[1] / s[6];
+    if (req_.reference_logps) {
+      feedback.ref_chosen_logps = s[2] / s[6];
+      feedback.ref_rejected_logps = s[3] / s[6];
+    }
+    feedback.chosen_tokens = s[4] / s[6];
+    feedback.rejected_tokens = s[5] / s[6];
+  }
+
+  bool forces_row(int64_t step) const override { return evaluator_ && evaluator_->due(step, false); }
+
+  std::vector<std::string> progress_keys() const override {
+    return {"loss", "probs/chosen", "probs/rejected", "probs/unseen", "logps/chosen", "logps/rejected",
+            "grad/rejected_log10"};
+  }
+
+  std::string describe_rows(const std::vector<int64_t>& rows) const override {
+    std::string out;
+    const size_t n = std::min<size_t>(rows.size(), 3);
+    for (size_t i = 0; i < n; ++i) out += (out.empty() ? "" : ", ") + records_[static_cast<size_t>(rows[i])].source;
+    if (rows.size() > n) out += ", ...";
+    return out;
+  }
+
+  std::string describe(int64_t records) const override {
+    return "pairwise, loss " + loss_name_ + ": " + std::to_string(records) + " pairs";
+  }
+
+ private:
+  Model* model_ = nullptr;
+  PairwiseLoss* loss_ = nullptr;
+  std::string loss_name_;
+  LossRequirements req_;
+  DataParallel* dp_ = nullptr;
+  std::vector<PairRecord> records_;
+  StageDataStats stats_;
+  bool loaded_ = false;
+  int64_t n_ = 0;
+  SequenceTensors packed_;
+  at::Tensor ref_logps_;
+  std::unique_ptr<ResponseDistributionProbe> probe_;
+  std::unique_ptr<PairwiseEvaluator> evaluator_;
+  at::Tensor logps_all_;
+  int64_t micro_rows_ = 0;
+  std::vector<at::Tensor> grad_w_, grad_l_, logp_w_, logp_l_;
+  bool feedback_wanted_ = false;
+  std::vector<std::array<double, 7>> fb_;
+};
+
+}  // namespace
+
+StageKindSpec pairwise_stage_kind() {
+  StageKindSpec spec;
+  spec.name = "pairwise";
+  spec.summary = "preference pairs: the DPO family and the reward model";
+  spec.read_options = [](PluginOptions& o, StageOptions& stage, const std::vector<std::string>& /*earlier*/) {
+    stage.reference = o.get_choice("reference", stage.reference, {"frozen_copy", "none"});
+    stage.eval.path = o.get_string("eval.path", "");
+    stage.eval.every = o.get_int("eval.every", 0, 0);
+    if (o.has("eval.every") && stage.eval.path.empty()) {
+      o.fail("eval.path", "a held-out pairs file (eval.every needs it)", "nothing");
+    }
+  };
+  spec.check_fit = [](const StageOptions& stage, const Loss* loss, const Model& model) {
+    const auto* pairwise = dynamic_cast<const PairwiseLoss*>(loss);
+    if (pairwise == nullptr) {
+      throw std::invalid_argument(stage_prefix(stage) + "loss plugin '" + stage.loss_plugin +
+                                  "' does not take preference pairs");
+    }
+    const LossRequirements req = loss->requirements();
+    if (req.reference_logps && stage.reference == "none") {
+      throw std::invalid_argument(stage_prefix(stage) + "loss plugin '" + stage.loss_plugin +
+                                  "' needs reference log-probs, but the stage says reference: none");
+    }
+    if (req.scalar_head && !model.supports_scalar_head()) {
+      throw std::invalid_argument(stage_prefix(stage) + "loss plugin '" + stage.loss_plugin +
+                                  "' needs a scalar head, which this model does not have");
+    }
+  };
+  spec.create = [] { return std::make_unique<PairwiseStage>(); };
+  return spec;
+}
+
+}  // namespace prefengine

@@ -1,0 +1,229 @@
+#include "engine/train/train_loop.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <cmath>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/dist/data_parallel.h"
+#include "engine/metrics/metrics_logger.h"
+#include "engine/train/batch_sampler.h"
+#include "engine/train/checkpoint.h"
+#include "engine/train/flat_optimizer.h"
+#include "engine/train/progress.h"
+#include "prefengine/model.h"
+
+namespace prefengine {
+namespace {
+
+// The loss plugin's metrics of a step: the mean over its micro-batches, names in first-seen order.
+class PluginMetrics {
+ public:
+  void add(const std::vector<Metric>& metrics) {
+    for (const auto& [name, tensor] : metrics) {
+      size_t k = 0;
+      while (k < names_.size() && names_[k] != name) ++k;
+      if (k == names_.size()) {
+        names_.push_back(name);
+        sums_.push_back(0);
+        counts_.push_back(0);
+      }
+      sums_[k] += tensor.detach().to(at::kDouble).mean().item<double>();
+      ++counts_[k];
+    }
+  }
+  void write(MetricsRow& row) const {
+    for (size_t k = 0; k < names_.size(); ++k) row.set(names_[k], sums_[k] / counts_[k]);
+  }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<double> sums_;
+  std::vector<int64_t> counts_;
+};
+
+// Averages the finite fields of `feedback` over the ranks (every rank measured the same number of
+// rows).
+void reduce_feedback(DataParallel& dp, StepFeedback& feedback) {
+  double* fields[] = {&feedback.chosen_logps,     &feedback.rejected_logps, &feedback.ref_chosen_logps,
+                      &feedback.ref_rejected_logps, &feedback.chosen_tokens,  &feedback.rejected_tokens};
+  MetricsRow row;
+  for (size_t i = 0; i < 6; ++i) {
+    if (std::isfinite(*fields[i])) row.set(std::to_string(i), *fields[i]);
+  }
+  dp.reduce_means(row, 1.0);
+  for (const auto& [name, value] : row.values) *fields[std::stoul(name)] = value;
+}
+
+}  // namespace
+
+int64_t stage_steps(const StageOptions& stage, int64_t records, int64_t rows_per_step) {
+  if (stage.steps > 0) return stage.steps;
+  return stage.epochs * ((records + rows_per_step - 1) / rows_per_step);
+}
+
+LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger* metrics, int64_t& global_step,
+                          const ResumePoint* resume) {
+  const StageOptions& stage = context.stage;
+  DataParallel& dp = *context.dp;
+  const int64_t records = unit.prepare(context);
+  Model& model = *context.model;  // after prepare: a unit may have replaced it
+  Loss* loss = context.loss;
+
+  FlatParameters flat(model);
+  dp.check_batch_size(stage.batch_size, stage.location + ": stage '" + stage.name + "'");
+  const int64_t rows_per_step = unit.rows_per_step(stage);
+  const int64_t steps = stage_steps(stage, records, rows_per_step);
+  FlatOptimizer optimizer(flat, stage.optimizer, steps * unit.updates_per_step());
+  BatchSampler sampler(records, stage.data.shuffle,
+                       static_cast<uint64_t>(context.config.seed) * 1000003ULL + context.index);
+  spdlog::info("stage '{}' ({}), {} steps", stage.name, unit.describe(records), steps);
+
+  const std::string checkpoints = context.run_directory + "/checkpoints";
+  int64_t first_step = 1;
+  if (resume != nullptr) {
+    const std::string& dir = resume->checkpoint;
+    load_model_weights(dir, model);
+    load_optimizer_state(dir, optimizer);
+    if (loss != nullptr) load_loss_state(dir, *loss);
+    restore_generator_state(resume->state.generator, dir + "/state.json: generator");
+    sampler.load(resume->state.sampler, dir + "/state.json");
+    if (resume->state.steps != steps) {
+      throw std::invalid_argument(dir + "/state.json: steps: expected " + std::to_string(steps) +
+                                  " (the stage's steps from its config and data), got " +
+                                  std::to_string(resume->state.steps));
+    }
+    first_step = resume->state.step + 1;
+    context.report["resumed_from_step"] = resume->state.step;
+  }
+  auto state_at = [&](int64_t step, const BatchSampler& s, const nlohmann::json& generator) {
+    CheckpointState state;
+    state.stage = stage.name;
+    state.kind = stage.kind;
+    state.stage_index = static_cast<int64_t>(context.index);
+    state.step = step;
+    state.steps = steps;
+    state.global_step = global_step;
+    state.sampler = s.state();
+    state.generator = generator;
+    return state;
+  };
+
+  Progress progress(stage.name, first_step, steps);
+  StepTimer timer(first_step);
+  const bool feedback_wanted = loss != nullptr && loss->wants_step_feedback();
+  for (int64_t step = first_step; step <= steps; ++step) {
+    timer.begin();
+    StepInfo info;
+    info.step = step;
+    info.steps = steps;
+    info.log_now = step == 1 || step % stage.log_every == 0 || step == steps || unit.forces_row(step);
+    // The state before this step, for the failure folder.
+    const BatchSampler sampler_before = sampler;
+    at::Generator generator_before = at::detail::getDefaultCPUGenerator().clone();
+    const int64_t global_before = global_step;
+    int64_t updates_done = 0;
+    double loss_sum = 0, grad_norm = std::nan("");
+    int64_t micro_count = 0;
+    PluginMetrics plugin_metrics;
+    try {
+      const std::vector<int64_t> drawn = sampler.next(rows_per_step);
+      unit.begin_step(drawn, info);
+      const std::vector<UpdatePlan> updates = unit.plan(drawn, stage, dp, sampler.rng());
+      for (size_t u = 0; u < updates.size(); ++u) {
+        flat.zero_grad();
+        info.micro_batches = static_cast<int64_t>(updates[u].size());
+        for (const auto& rows : updates[u]) {
+          LossOutput out = unit.micro_batch(rows, info);
+          if (!out.loss.defined() || out.loss.numel() != 1) {
+            throw std::runtime_error("loss plugin '" + stage.loss_plugin + "' returned no scalar loss");
+          }
+          const double value = out.loss.item<double>();
+          if (!std::isfinite(value)) {
+            const std::string records = unit.describe_rows(rows);
+            throw std::runtime_error("loss plugin '" + stage.loss_plugin + "' returned a non-finite loss (" +
+                                     std::to_string(value) + ")" +
+                                     (records.empty() ? "" : " on the batch with records " + records));
+          }
+          loss_sum += value;
+          ++micro_count;
+          if (info.micro_batches == 1) out.loss.backward();
+          else (out.loss / static_cast<double>(info.micro_batches)).backward();
+          unit.after_backward(info);
+          if (info.log_now) plugin_metrics.add(out.metrics);
+        }
+        dp.average_gradients(flat.grads());
+        if (!at::isfinite(flat.grads()).all().item<bool>()) {
+          throw std::runtime_error("the gradient is not finite (loss plugin '" + stage.loss_plugin + "')");
+        }
+        grad_norm = optimizer.step(/*need_norm=*/info.log_now && u + 1 == updates.size());
+        ++updates_done;
+        ++global_step;
+        dp.maybe_inject_fault(global_step);
+      }
+    } catch (const std::exception& e) {
+      std::string where = "stage '" + stage.name + "' step " + std::to_string(step) + ": " + e.what();
+      if (dp.is_writer() && !context.run_directory.empty()) {
+        const std::string failed = context.run_directory + "/failures/" + stage.name + "-step-" + std::to_string(step);
+        const int64_t global_now = global_step;
+        global_step = global_before;
+        CheckpointState state = state_at(step - 1, sampler_before, [&] {
+          std::lock_guard<std::mutex> lock(generator_before.mutex());
+          const at::Tensor bytes = generator_before.get_state().contiguous();
+          return nlohmann::json(std::vector<int>(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel()));
+        }());
+        global_step = global_now;
+        state.failure = e.what();
+        state.resumable = updates_done == 0;
+        try {
+          save_checkpoint(failed, model, &optimizer, loss, state, /*set_latest=*/false);
+          where += "; the state before this step is in " + failed;
+        } catch (const std::exception& write_error) {
+          where += "; writing the failure state to " + failed + " failed too: " + write_error.what();
+        }
+        where += "; `prefengine run --resume` continues from the last checkpoint";
+      }
+      throw std::runtime_error(where);
+    }
+    if (feedback_wanted) {
+      StepFeedback feedback;
+      feedback.step = step;
+      unit.feedback(feedback);
+      reduce_feedback(dp, feedback);
+      loss->on_step(feedback);
+    }
+    if (info.log_now) {
+      MetricsRow row;
+      row.stage = stage.name;
+      row.step = step;
+      row.global_step = global_step;
+      row.set("loss", loss_sum / static_cast<double>(micro_count));
+      unit.step_metrics(row, info);
+      plugin_metrics.write(row);
+      // Everything so far is a mean over this rank's rows: make it the mean over all ranks' rows.
+      dp.reduce_means(row, static_cast<double>(micro_count));
+      unit.end_step(row, info);
+      row.set("grad_norm", grad_norm);
+      row.set("lr", optimizer.current_lr());
+      if (metrics != nullptr) {
+        metrics->log(row);
+        progress.report(step, row, unit.progress_keys());
+      }
+    }
+    timer.end(step);
+    if (step == steps) dp.check_replicas(flat.values(), "stage '" + stage.name + "'");
+    if (dp.is_writer() && !context.run_directory.empty() &&
+        ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps)) {
+      save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss, state_at(step, sampler, generator_state()));
+      if (stop_after_global_step() == global_step) {
+        throw std::runtime_error("stopped after global step " + std::to_string(global_step) +
+                                 " (PREFENGINE_STOP_AFTER_STEP)");
+      }
+    }
+  }
+  context.report["step_time"] = timer.to_json();
+  return {records, steps};
+}
+
+}  // namespace prefengine

@@ -1,0 +1,54 @@
+#include "sft_loss.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace prefengine::plugins::losses {
+namespace {
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("sft loss: " + what);
+}
+
+}  // namespace
+
+SftCrossEntropyLoss::SftCrossEntropyLoss(PluginOptions& /*options*/) {}
+
+LossRequirements SftCrossEntropyLoss::requirements() const {
+  LossRequirements r;
+  r.reference_logps = false;
+  r.policy_logps = true;
+  r.token_logps = false;
+  r.scalar_head = false;
+  return r;
+}
+
+LossOutput SftCrossEntropyLoss::sft(const SftBatch& batch) {
+  at::Tensor per_row;
+  const bool any_distribution = batch.has_distribution.defined() && batch.has_distribution.any().item<bool>();
+  if (any_distribution) {
+    require(batch.next_token_logits.defined() && batch.next_token_logits.dim() == 2,
+            "rows with a target distribution need next_token_logits [B, V]");
+    require(batch.target_distribution.defined() &&
+                batch.target_distribution.sizes() == batch.next_token_logits.sizes(),
+            "target_distribution must have the shape of next_token_logits");
+    // at least fp32 (half-precision logits are widened), double stays double
+    const at::ScalarType dtype = at::promote_types(batch.next_token_logits.scalar_type(), at::kFloat);
+    const at::Tensor logits = batch.next_token_logits.to(dtype);
+    per_row = -(batch.target_distribution.to(dtype) * logits.log_softmax(-1)).sum(-1);
+  }
+  const bool all_distribution = any_distribution && batch.has_distribution.all().item<bool>();
+  if (!all_distribution) {
+    require(batch.logps.defined() && batch.logps.dim() == 1, "completion rows need logps [B]");
+    require(batch.lengths.defined() && batch.lengths.sizes() == batch.logps.sizes(),
+            "lengths must have the shape of logps");
+    const at::Tensor nll = -batch.logps / batch.lengths.clamp_min(1);
+    per_row = per_row.defined() ? at::where(batch.has_distribution, per_row, nll) : nll;
+  }
+  require(per_row.defined(), "an empty batch");
+  LossOutput out;
+  out.loss = per_row.mean();
+  return out;
+}
+
+}  // namespace prefengine::plugins::losses
