@@ -18,6 +18,7 @@
 #include "engine/data/text_dataset.h"
 #include "engine/data/tokenizer.h"
 #include "engine/metrics/logging.h"
+#include "engine/plugins/plugin_factory.h"
 #include "engine/plugins/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "generation.h"
@@ -32,14 +33,6 @@ namespace fs = boost::filesystem;
 const char* kSynopsis =
     "(--model-config EXP.yaml | --checkpoint RUN_DIR/checkpoints/STAGE) --input PROMPTS.jsonl "
     "--output OUT.jsonl [--n 4] [--max-new-tokens 64] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0]";
-
-std::shared_ptr<Model> create_model(const ExperimentConfig& config) {
-  PluginOptions options(config.model.path(), config.model.location());
-  for (const auto& [key, entry] : config.model.entries()) options.set(key, entry);
-  (void)options.get_string("plugin", "");
-  PluginLoader loader(config.plugin_paths);
-  return loader.create_model(config.model_plugin, options);
-}
 
 }  // namespace
 
@@ -92,7 +85,8 @@ int generate_command(const std::vector<std::string>& args) {
   at::manual_seed(static_cast<uint64_t>(config.seed));
   const auto tokenizer = make_experiment_tokenizer(config, "generate");
   const ChatTemplate chat_template = make_experiment_chat_template(config);
-  std::shared_ptr<Model> model = create_model(config);
+  const PluginLoader loader(config.plugin_paths);
+  std::shared_ptr<Model> model = create_model(loader, config);
   if (!checkpoint.empty()) load_model_weights(checkpoint, *model);
   model->eval();
 
