@@ -1,8 +1,7 @@
 // The transformer model plugin's core: forward against an independent per-head loop reference,
 // padding invariance, GQA/MQA, tied embeddings, safetensors and Hugging Face checkpoints (written
-// here with the test's own byte-level writer), the KV cache, gradient checkpointing and
-// token_logps. Generation over this model is tested with the engine's generator
-// (tests/generation_test.cpp).
+// here with the test's own byte-level writer), the KV cache and gradient checkpointing. Generation
+// over this model is tested with the engine's generator (tests/generation_test.cpp).
 #include <dlfcn.h>
 
 #include <cmath>
@@ -17,10 +16,8 @@
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include "safetensors.h"
-#include "token_logps.h"
 #include "transformer.h"
 
 namespace fs = std::filesystem;
@@ -665,28 +662,4 @@ TEST(TransformerTest, PluginModuleCreatesTheModel) {
   EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{1, 3, 11}));
   plugin.reset();
   dlclose(handle);
-}
-
-TEST(TokenLogpsTest, EqualsLogSoftmaxGatherInValueAndGradient) {
-  at::manual_seed(13);
-  const at::Tensor logits = (at::randn({3, 7, 11}) * 4).requires_grad_(true);
-  at::Tensor labels = at::randint(0, 11, {3, 7}, at::kLong);
-  labels[1][2] = -100;
-  const at::Tensor got = token_logps(logits, labels, /*chunk=*/3);
-  const at::Tensor safe = labels.clamp_min(0);
-  at::Tensor expected = at::log_softmax(logits, -1).gather(-1, safe.unsqueeze(-1)).squeeze(-1);
-  expected = expected.masked_fill(labels.lt(0), 0.0);
-  EXPECT_EQ(got.scalar_type(), at::kFloat);
-  expect_close(got, expected, 1e-5);
-  const at::Tensor weights = at::randn({3, 7});
-  const at::Tensor g1 = torch::autograd::grad({(got * weights).sum()}, {logits})[0];
-  const at::Tensor g2 = torch::autograd::grad({(expected * weights).sum()}, {logits})[0];
-  expect_close(g1, g2, 1e-5);
-  // Hand-computed: logits (0, ln 3) -> p = (1/4, 3/4).
-  const at::Tensor two = at::tensor({0.0f, std::log(3.0f)}).view({1, 1, 2});
-  EXPECT_NEAR(token_logps(two, at::tensor({int64_t(1)}).view({1, 1}))[0][0].item<double>(),
-              std::log(0.75), 1e-6);
-  EXPECT_NEAR(token_logps(two.to(at::kBFloat16), at::tensor({int64_t(0)}).view({1, 1}))[0][0].item<double>(),
-              std::log(0.25), 1e-2);
-  EXPECT_THROW(token_logps(logits, labels.narrow(1, 0, 3)), std::invalid_argument);
 }
