@@ -14,11 +14,12 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
-#include "token_logps.h"
-#include "transformer.h"
 #include "engine/cli/runtime_defaults.h"
+#include "engine/train/sequence_batch.h"
+#include "transformer.h"
 
 using prefengine::ModelInput;
+using prefengine::sequence_logps;
 using namespace prefengine::plugins::model;
 
 namespace {
@@ -72,11 +73,12 @@ int main(int argc, char** argv) {
   const double peak = matmul_gflops(1024);
   const at::Tensor ids = at::randint(0, c.vocab_size, {batch, seq + 1}, at::kLong);
   const at::Tensor inputs = ids.narrow(1, 0, seq);
-  const at::Tensor labels = ids.narrow(1, 1, seq);
+  const at::Tensor response = at::ones({batch, seq + 1});  // every next token is scored
   auto step = [&] {
     model.zero_grad();
     const auto out = model.forward(ModelInput{inputs, at::Tensor(), true, false, nullptr});
-    const at::Tensor loss = -token_logps(out.logits, labels).mean();
+    // The engine's token log-probs (engine/train/sequence_batch.h), as training computes them.
+    const at::Tensor loss = -sequence_logps(out.logits, ids, response).sum() / double(batch * seq);
     loss.backward();
     at::NoGradGuard no_grad;
     for (auto& p : model.parameters()) p.add_(p.grad(), -1e-3);

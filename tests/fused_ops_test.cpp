@@ -1,8 +1,11 @@
 // The engine's fused autograd nodes (token log-probs, soft-target cross-entropy) and the toy
 // model's fused MLP: values and gradients against the same math written in plain ATen autograd
-// operations (log_softmax, gather, linear, relu), which share no code with the fused nodes.
+// operations (log_softmax, gather, linear, relu), which share no code with the fused nodes, and
+// the token log-probs (the engine's one implementation; models and benchmarks use it too) against
+// finite differences and closed forms, across chunks.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
@@ -89,6 +92,59 @@ TEST(FusedOpsTest, TokenLogProbGradientMatchesFiniteDifferences) {
                        sequence_logps(minus, ids, mask).sum().item<double>()) / (2 * h);
     EXPECT_NEAR(grad.view(-1)[i].item<double>(), fd, 2e-3) << "element " << i;
   }
+}
+
+// Logits 0 except one per position (a at token k): log p(token) is [token == k] a - log(e^a + V - 1)
+// in closed form, and the gradient of the summed log-probs is onehot(token) - softmax. V = 2^20
+// puts four positions in each chunk of about 2^22 logits, so the nine positions take three chunks.
+// An fp32 log-sum-exp over 2^20 logits is good to about 2e-3; a position read from the wrong chunk
+// would be off by 0.5 or more (a differs by 0.5 between positions, and only even ones add it).
+TEST(FusedOpsTest, TokenLogProbsAcrossChunksEqualTheClosedForm) {
+  const int64_t v = int64_t{1} << 20, t = 10;
+  at::Tensor logits = at::zeros({1, t - 1, v});
+  at::Tensor ids = at::zeros({1, t}, at::kLong);
+  std::vector<double> a(t - 1), z(t - 1), expected(t - 1);
+  std::vector<int64_t> peak(t - 1);
+  double total = 0;
+  for (int64_t p = 0; p < t - 1; ++p) {
+    a[p] = 1.0 + 0.5 * double(p);
+    peak[p] = 1000 * p + 7;
+    const bool hit = p % 2 == 0;  // the next token is the peak token on even positions only
+    logits[0][p][peak[p]] = a[p];
+    ids[0][p + 1] = hit ? peak[p] : peak[p] + 1;
+    z[p] = std::exp(a[p]) + double(v - 1);
+    expected[p] = (hit ? a[p] : 0.0) - std::log(z[p]);
+    total += expected[p];
+  }
+  logits.requires_grad_(true);
+  const at::Tensor tok = gather_token_logps(logits, ids);
+  for (int64_t p = 0; p < t - 1; ++p) EXPECT_NEAR(tok[0][p + 1].item<double>(), expected[p], 3e-3) << "position " << p;
+  const at::Tensor seq = sequence_logps(logits, ids, at::ones({1, t}));
+  EXPECT_NEAR(seq[0].item<double>(), total, 2e-2);
+  const at::Tensor grad = torch::autograd::grad({seq.sum()}, {logits})[0];
+  for (int64_t p = 0; p < t - 1; ++p) {
+    const bool hit = p % 2 == 0;
+    const double peak_p = std::exp(a[p]) / z[p];
+    EXPECT_NEAR(grad[0][p][peak[p]].item<double>(), (hit ? 1.0 : 0.0) - peak_p, 1e-5) << "position " << p;
+    if (!hit) {
+      EXPECT_NEAR(grad[0][p][peak[p] + 1].item<double>(), 1.0 - 1.0 / z[p], 1e-5);
+    }
+    EXPECT_NEAR(grad[0][p][3].item<double>(), -1.0 / z[p], 1e-8);  // about -1e-6
+  }
+}
+
+// logits (0, ln 3) give p = (1/4, 3/4), in fp32 and bf16.
+TEST(FusedOpsTest, TokenLogProbsOfTwoTokensEqualTheHandValues) {
+  const at::Tensor two = at::tensor({0.0f, std::log(3.0f)}).view({1, 1, 2});
+  const at::Tensor then_one = at::tensor({int64_t(0), int64_t(1)}).view({1, 2});
+  const at::Tensor then_zero = at::tensor({int64_t(1), int64_t(0)}).view({1, 2});
+  EXPECT_NEAR(gather_token_logps(two, then_one)[0][1].item<double>(), std::log(0.75), 1e-6);
+  EXPECT_EQ(gather_token_logps(two, then_one)[0][0].item<double>(), 0.0);
+  EXPECT_NEAR(sequence_logps(two, then_zero, at::ones({1, 2}))[0].item<double>(), std::log(0.25), 1e-6);
+  EXPECT_NEAR(sequence_logps(two.to(at::kBFloat16), then_zero, at::ones({1, 2}))[0].item<double>(),
+              std::log(0.25), 1e-2);
+  // A response mask of 0 drops the token.
+  EXPECT_EQ(sequence_logps(two, then_zero, at::zeros({1, 2}))[0].item<double>(), 0.0);
 }
 
 TEST(FusedOpsTest, SoftTargetCrossEntropyMatchesLogSoftmaxAutograd) {

@@ -1,10 +1,12 @@
 // The Boost.DLL loader: version, symbol, kind and file errors name the file; objects keep their
-// library loaded.
+// library loaded. The plugin factory: an experiment's model and a stage's loss from their blocks.
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
 
+#include "engine/config/experiment_config.h"
+#include "engine/plugins/plugin_factory.h"
 #include "engine/plugins/plugin_loader.h"
 #include "prefengine/pairwise_loss.h"
 #include "prefengine/model.h"
@@ -129,6 +131,35 @@ TEST(PluginLoaderTest, ModelPluginIsATorchModuleAcrossTheBoundary) {
   for (const auto& p : model->parameters()) count += p.numel();
   EXPECT_EQ(count, 14 * 8 + 8 + 8 * 8 + 8 + 8 * 10 + 10);
   EXPECT_NE(dynamic_cast<torch::nn::Module*>(model.get()), nullptr);
+}
+
+// engine/plugins/plugin_factory.h: the experiment's model and a stage's loss from their config
+// blocks; an unknown plugin name is reported at the block's `plugin:` key.
+TEST(PluginFactoryTest, CreatesTheConfiguredPluginsAndPlacesAnUnknownName) {
+  ExperimentConfig config = parse_experiment(
+      "name: f\n"
+      "model: {plugin: toy_mlp, prompts: 4, responses: 7, hidden: 8}\n"
+      "stages:\n"
+      "  - name: pref\n"
+      "    kind: pairwise\n"
+      "    loss: {plugin: dpo, beta: 0.5}\n"
+      "    data: {path: configs/toy/data/pairs.jsonl}\n"
+      "    steps: 5\n",
+      "exp.yaml");
+  const PluginLoader loader(config.plugin_paths);
+  EXPECT_EQ(create_model(loader, config)->vocab_size(), 7);
+  // The block is not consumed: a second model (a PPO reference, say) comes from the same config.
+  EXPECT_EQ(create_model(loader, config)->vocab_size(), 7);
+  EXPECT_NE(dynamic_cast<PairwiseLoss*>(create_loss(loader, config.stages.at(0)).get()), nullptr);
+  config.model_plugin = "toy_mpl";
+  try {
+    create_model(loader, config);
+    ADD_FAILURE() << "an unknown model plugin was created";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("exp.yaml:2:", 0), 0u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("model.plugin: unknown model plugin 'toy_mpl'"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

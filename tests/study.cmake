@@ -7,6 +7,7 @@ prefengine_add_test(NAME ppo_loss_test
 prefengine_add_test(NAME study_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/sweep_test.cpp
           ${CMAKE_CURRENT_LIST_DIR}/ppo_stage_test.cpp
+          ${CMAKE_CURRENT_LIST_DIR}/ppo_sampler_test.cpp
   LIBRARIES prefengine)
 target_compile_definitions(study_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
 add_dependencies(study_test prefengine_cli prefengine_plugin_toy_mlp prefengine_plugin_dpo prefengine_plugin_ppo)

@@ -1,7 +1,7 @@
 // The transformer model plugin's core: forward against an independent per-head loop reference,
 // padding invariance, GQA/MQA, tied embeddings, safetensors and Hugging Face checkpoints (written
-// here with the test's own byte-level writer), the KV cache, generation, gradient checkpointing
-// and token_logps.
+// here with the test's own byte-level writer), the KV cache and gradient checkpointing. Generation
+// over this model is tested with the engine's generator (tests/generation_test.cpp).
 #include <dlfcn.h>
 
 #include <cmath>
@@ -15,13 +15,9 @@
 #include <vector>
 
 #include <ATen/ATen.h>
-#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
-#include <torch/csrc/autograd/autograd.h>
 
-#include "generation.h"
 #include "safetensors.h"
-#include "token_logps.h"
 #include "transformer.h"
 
 namespace fs = std::filesystem;
@@ -228,20 +224,6 @@ std::string hf_config_json(const TransformerConfig& c, const std::string& model_
          ",\"hidden_act\":\"silu\",\"rope_scaling\":null,\"bos_token_id\":1,\"eos_token_id\":[2,3]}";
 }
 
-// Any prefengine::Model without a cache: generate() must fall back to recomputation.
-class NoCacheModel : public prefengine::Model {
- public:
-  explicit NoCacheModel(TransformerModel& inner) : inner_(inner) {}
-  prefengine::ModelOutput forward(const ModelInput& input) override {
-    if (input.cache) ADD_FAILURE() << "a cache reached a model without one";
-    return inner_.forward(input);
-  }
-  int64_t vocab_size() const override { return inner_.vocab_size(); }
-
- private:
-  TransformerModel& inner_;
-};
-
 const std::vector<std::vector<int64_t>> kRows = {{3, 7, 1, 28, 5, 9}, {11, 2, 2, 17, 0, 4}};
 
 }  // namespace
@@ -349,98 +331,6 @@ TEST(TransformerTest, KvCacheMatchesFullForwardWithLeftPadding) {
     expect_close(step.logits, full.logits.narrow(1, i, 1), 1e-5);
   }
   EXPECT_EQ(cache->length(), 8);
-}
-
-TEST(TransformerTest, GreedyGenerationWithCacheEqualsRecomputation) {
-  const TransformerConfig c = small_config(4, 2, false, true);
-  TransformerModel model(c);
-  randomize(model, 6);
-  const at::Tensor ids = ids_tensor({{0, 0, 0, 4, 9}, {3, 1, 4, 1, 5}, {0, 7, 7, 2, 8}});
-  const at::Tensor mask = ids_tensor({{0, 0, 0, 1, 1}, {1, 1, 1, 1, 1}, {0, 1, 1, 1, 1}});
-  GenerationOptions options;
-  options.max_new_tokens = 12;
-  options.use_cache = true;
-  const GenerationResult cached = generate(model, ids, mask, options);
-  options.use_cache = false;
-  const GenerationResult recomputed = generate(model, ids, mask, options);
-  ASSERT_EQ(cached.completions.sizes(), (std::vector<int64_t>{3, 12}));
-  EXPECT_TRUE(cached.completions.equal(recomputed.completions));
-  NoCacheModel plain(model);
-  options.use_cache = true;
-  EXPECT_TRUE(generate(plain, ids, mask, options).completions.equal(cached.completions));
-  EXPECT_TRUE(cached.attention_mask.narrow(1, 0, 5).equal(mask));
-  EXPECT_TRUE(cached.completion_mask.eq(1).all().item<bool>());  // no EOS: every token is real
-  EXPECT_TRUE(cached.sequences.narrow(1, 0, 5).equal(ids));
-  // Greedy by hand for row 0 (unpadded): argmax of a full forward, token by token.
-  std::vector<int64_t> row = {4, 9};
-  for (int step = 0; step < 12; ++step) {
-    const auto out = model.forward(ModelInput{ids_tensor({row}), at::Tensor(), true, false, nullptr});
-    row.push_back(out.logits[0][int64_t(row.size()) - 1].argmax().item<int64_t>());
-    EXPECT_EQ(cached.completions[0][step].item<int64_t>(), row.back()) << "step " << step;
-  }
-}
-
-TEST(TransformerTest, GenerationStopsAtEosAndSamplesReproducibly) {
-  const TransformerConfig c = small_config(4, 2, false, false);
-  TransformerModel model(c);
-  randomize(model, 7);
-  const at::Tensor ids = ids_tensor({{0, 4, 9}, {3, 1, 4}});
-  const at::Tensor mask = ids_tensor({{0, 1, 1}, {1, 1, 1}});
-  GenerationOptions options;
-  options.max_new_tokens = 6;
-  const GenerationResult greedy = generate(model, ids, mask, options);
-  // Make the first greedy token of row 0 the EOS: row 0 stops after one token.
-  options.eos_id = greedy.completions[0][0].item<int64_t>();
-  options.pad_id = 28;
-  const GenerationResult stopped = generate(model, ids, mask, options);
-  EXPECT_EQ(stopped.completion_mask[0][0].item<int64_t>(), 1);
-  for (int64_t i = 1; i < stopped.completions.size(1); ++i) {
-    EXPECT_EQ(stopped.completion_mask[0][i].item<int64_t>(), 0);
-    EXPECT_EQ(stopped.completions[0][i].item<int64_t>(), 28);
-  }
-  // Sampling: the same seed gives the same tokens; top_k = 1 is greedy.
-  GenerationOptions sample;
-  sample.max_new_tokens = 6;
-  sample.temperature = 1.0;
-  sample.top_p = 0.9;
-  sample.seed = 42;
-  EXPECT_TRUE(generate(model, ids, mask, sample).completions.equal(
-      generate(model, ids, mask, sample).completions));
-  sample.top_k = 1;
-  EXPECT_TRUE(generate(model, ids, mask, sample).completions.equal(greedy.completions));
-  // Right padding and bad options are errors.
-  EXPECT_THROW(generate(model, ids, ids_tensor({{1, 1, 0}, {1, 1, 1}}), options), std::invalid_argument);
-  GenerationOptions bad;
-  bad.top_p = 0.0;
-  EXPECT_THROW(generate(model, ids, mask, bad), std::invalid_argument);
-  bad = GenerationOptions();
-  bad.max_new_tokens = 0;
-  EXPECT_THROW(generate(model, ids, mask, bad), std::invalid_argument);
-  bad = GenerationOptions();
-  bad.temperature = -1;
-  EXPECT_THROW(generate(model, ids, mask, bad), std::invalid_argument);
-  bad = GenerationOptions();
-  bad.top_k = -1;
-  EXPECT_THROW(generate(model, ids, mask, bad), std::invalid_argument);
-  bad = GenerationOptions();
-  bad.pad_id = -1;
-  EXPECT_THROW(generate(model, ids, mask, bad), std::invalid_argument);
-  EXPECT_THROW(generate(model, ids.narrow(1, 0, 0), at::Tensor(), options), std::invalid_argument);
-}
-
-TEST(TransformerTest, TopPKeepsTheSmallestNucleus) {
-  // probs 0.5, 0.3, 0.15, 0.05: top_p 0.7 keeps the first two tokens only.
-  const at::Tensor logits = at::log(at::tensor({0.5, 0.3, 0.15, 0.05}, at::kFloat)).unsqueeze(0);
-  GenerationOptions o;
-  o.temperature = 1.0;
-  o.top_p = 0.7;
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::vector<int> seen(4, 0);
-  for (int i = 0; i < 400; ++i) seen[sample_next_token(logits, o, gen)[0].item<int64_t>()]++;
-  EXPECT_GT(seen[0], 0);
-  EXPECT_GT(seen[1], 0);
-  EXPECT_EQ(seen[2], 0);
-  EXPECT_EQ(seen[3], 0);
 }
 
 TEST(TransformerTest, GradientCheckpointingGivesTheSameGradients) {
@@ -772,28 +662,4 @@ TEST(TransformerTest, PluginModuleCreatesTheModel) {
   EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{1, 3, 11}));
   plugin.reset();
   dlclose(handle);
-}
-
-TEST(TokenLogpsTest, EqualsLogSoftmaxGatherInValueAndGradient) {
-  at::manual_seed(13);
-  const at::Tensor logits = (at::randn({3, 7, 11}) * 4).requires_grad_(true);
-  at::Tensor labels = at::randint(0, 11, {3, 7}, at::kLong);
-  labels[1][2] = -100;
-  const at::Tensor got = token_logps(logits, labels, /*chunk=*/3);
-  const at::Tensor safe = labels.clamp_min(0);
-  at::Tensor expected = at::log_softmax(logits, -1).gather(-1, safe.unsqueeze(-1)).squeeze(-1);
-  expected = expected.masked_fill(labels.lt(0), 0.0);
-  EXPECT_EQ(got.scalar_type(), at::kFloat);
-  expect_close(got, expected, 1e-5);
-  const at::Tensor weights = at::randn({3, 7});
-  const at::Tensor g1 = torch::autograd::grad({(got * weights).sum()}, {logits})[0];
-  const at::Tensor g2 = torch::autograd::grad({(expected * weights).sum()}, {logits})[0];
-  expect_close(g1, g2, 1e-5);
-  // Hand-computed: logits (0, ln 3) -> p = (1/4, 3/4).
-  const at::Tensor two = at::tensor({0.0f, std::log(3.0f)}).view({1, 1, 2});
-  EXPECT_NEAR(token_logps(two, at::tensor({int64_t(1)}).view({1, 1}))[0][0].item<double>(),
-              std::log(0.75), 1e-6);
-  EXPECT_NEAR(token_logps(two.to(at::kBFloat16), at::tensor({int64_t(0)}).view({1, 1}))[0][0].item<double>(),
-              std::log(0.25), 1e-2);
-  EXPECT_THROW(token_logps(logits, labels.narrow(1, 0, 3)), std::invalid_argument);
 }

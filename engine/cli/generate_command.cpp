@@ -17,10 +17,11 @@
 #include "engine/data/stage_data.h"
 #include "engine/data/text_dataset.h"
 #include "engine/data/tokenizer.h"
+#include "engine/generation/generator.h"
 #include "engine/metrics/logging.h"
+#include "engine/plugins/plugin_factory.h"
 #include "engine/plugins/plugin_loader.h"
 #include "engine/train/checkpoint.h"
-#include "generation.h"
 #include "prefengine/model.h"
 
 namespace prefengine::cli {
@@ -32,14 +33,6 @@ namespace fs = boost::filesystem;
 const char* kSynopsis =
     "(--model-config EXP.yaml | --checkpoint RUN_DIR/checkpoints/STAGE) --input PROMPTS.jsonl "
     "--output OUT.jsonl [--n 4] [--max-new-tokens 64] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0]";
-
-std::shared_ptr<Model> create_model(const ExperimentConfig& config) {
-  PluginOptions options(config.model.path(), config.model.location());
-  for (const auto& [key, entry] : config.model.entries()) options.set(key, entry);
-  (void)options.get_string("plugin", "");
-  PluginLoader loader(config.plugin_paths);
-  return loader.create_model(config.model_plugin, options);
-}
 
 }  // namespace
 
@@ -92,11 +85,12 @@ int generate_command(const std::vector<std::string>& args) {
   at::manual_seed(static_cast<uint64_t>(config.seed));
   const auto tokenizer = make_experiment_tokenizer(config, "generate");
   const ChatTemplate chat_template = make_experiment_chat_template(config);
-  std::shared_ptr<Model> model = create_model(config);
+  const PluginLoader loader(config.plugin_paths);
+  std::shared_ptr<Model> model = create_model(loader, config);
   if (!checkpoint.empty()) load_model_weights(checkpoint, *model);
   model->eval();
 
-  plugins::model::GenerationOptions gen;
+  GenerationOptions gen;
   gen.max_new_tokens = vars["max-new-tokens"].as<int64_t>();
   gen.temperature = vars["temperature"].as<double>();
   gen.top_k = vars["top-k"].as<int64_t>();
@@ -116,40 +110,22 @@ int generate_command(const std::vector<std::string>& args) {
   spdlog::info("generate: {} prompts x {} samples, up to {} new tokens", prompts.size(), n, gen.max_new_tokens);
   for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(batch_prompts)) {
     const size_t last = std::min(prompts.size(), first + static_cast<size_t>(batch_prompts));
-    int64_t width = 1;
-    for (size_t p = first; p < last; ++p) width = std::max<int64_t>(width, prompts[p].prompt.size());
-    const int64_t rows = static_cast<int64_t>(last - first) * n;
-    // Left padding: every row's last column is its last prompt token.
-    at::Tensor ids = at::full({rows, width}, gen.pad_id, at::kLong);
-    at::Tensor mask = at::zeros({rows, width}, at::kLong);
-    auto ids_a = ids.accessor<int64_t, 2>();
-    auto mask_a = mask.accessor<int64_t, 2>();
+    // Each prompt n times, left-padded: every row's last column is its last prompt token.
+    std::vector<const std::vector<int64_t>*> rows;
     for (size_t p = first; p < last; ++p) {
-      const auto& prompt = prompts[p].prompt;
-      if (prompt.empty()) throw std::invalid_argument(prompts[p].source + ": the prompt has no tokens");
-      for (int64_t s = 0; s < n; ++s) {
-        const int64_t row = static_cast<int64_t>(p - first) * n + s;
-        const int64_t offset = width - static_cast<int64_t>(prompt.size());
-        for (size_t t = 0; t < prompt.size(); ++t) {
-          ids_a[row][offset + t] = prompt[t];
-          mask_a[row][offset + t] = 1;
-        }
-      }
+      if (prompts[p].prompt.empty()) throw std::invalid_argument(prompts[p].source + ": the prompt has no tokens");
+      for (int64_t s = 0; s < n; ++s) rows.push_back(&prompts[p].prompt);
     }
-    const auto result = plugins::model::generate(*model, ids, mask, gen, generator);
-    const at::Tensor completions = result.completions.contiguous();
-    const at::Tensor completion_mask = result.completion_mask.contiguous();
+    const PromptBatch batch = left_pad_prompts(rows, gen.pad_id);
+    const std::vector<std::vector<int64_t>> completions =
+        completion_tokens(generate(*model, batch.input_ids, batch.attention_mask, gen, generator));
     for (size_t p = first; p < last; ++p) {
       nlohmann::json line = {{"prompt", prompts[p].prompt_text}, {"source", prompts[p].source}};
       if (prompts[p].reference) line["reference"] = *prompts[p].reference;
       line["completions"] = nlohmann::json::array();
       for (int64_t s = 0; s < n; ++s) {
-        const int64_t row = static_cast<int64_t>(p - first) * n + s;
-        std::vector<int64_t> tokens;
-        for (int64_t t = 0; t < completions.size(1); ++t) {
-          if (completion_mask[row][t].item<int64_t>() != 0) tokens.push_back(completions[row][t].item<int64_t>());
-        }
-        line["completions"].push_back(tokenizer->decode(tokens));
+        const size_t row = (p - first) * static_cast<size_t>(n) + static_cast<size_t>(s);
+        line["completions"].push_back(tokenizer->decode(completions[row]));
       }
       // A byte-level model can sample invalid UTF-8: such bytes are written as U+FFFD.
       out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";

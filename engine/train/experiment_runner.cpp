@@ -14,6 +14,7 @@
 #include "engine/dist/data_parallel.h"
 #include "engine/metrics/logging.h"
 #include "engine/metrics/metrics_logger.h"
+#include "engine/plugins/plugin_factory.h"
 #include "engine/plugins/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/resume.h"
@@ -28,38 +29,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string at_location(const PluginOptions& options, const std::string& key) {
-  auto it = options.entries().find(key);
-  const std::string where = it != options.entries().end() && !it->second.location.empty()
-                                ? it->second.location
-                                : options.location();
-  const std::string path = options.path().empty() ? key : options.path() + "." + key;
-  return where.empty() ? path : where + ": " + path;
-}
-
-PluginOptions copy_options(const PluginOptions& options) {
-  PluginOptions copy(options.path(), options.location());
-  for (const auto& [key, entry] : options.entries()) copy.set(key, entry);
-  return copy;
-}
-
-// Creates a plugin from a config block, putting an "unknown ... plugin" error at the block's
-// `plugin:` key (option errors already name their keys).
-template <typename Create>
-auto create_from_block(const PluginOptions& block, const char* kind, Create create) {
-  PluginOptions options = copy_options(block);
-  (void)options.get_string("plugin", "");  // consumed by the engine, not by the plugin
-  try {
-    return create(options);
-  } catch (const std::invalid_argument& e) {
-    const std::string message = e.what();
-    if (message.rfind(std::string("unknown ") + kind + " plugin", 0) == 0) {
-      throw std::invalid_argument(at_location(block, "plugin") + ": " + message);
-    }
-    throw;
-  }
-}
-
 void configure_threads(int64_t threads) {
   const int64_t n = threads > 0 ? threads : std::max<int64_t>(1, std::thread::hardware_concurrency());
   at::set_num_threads(static_cast<int>(n));
@@ -73,9 +42,7 @@ ExperimentRunner::ExperimentRunner(ExperimentConfig config, std::string run_dire
 ExperimentRunner::~ExperimentRunner() = default;
 
 std::shared_ptr<Model> ExperimentRunner::make_model() const {
-  return create_from_block(config_.model, "model", [&](PluginOptions& options) {
-    return loader_->create_model(config_.model_plugin, options);
-  });
+  return create_model(*loader_, config_);
 }
 
 void ExperimentRunner::prepare() {
@@ -87,11 +54,7 @@ void ExperimentRunner::prepare() {
   for (const auto& stage : config_.stages) {
     const StageKindSpec& spec = *find_stage_kind(stage.kind);
     std::shared_ptr<Loss> loss;
-    if (!stage.loss_plugin.empty()) {
-      loss = create_from_block(stage.loss, "loss", [&](PluginOptions& options) {
-        return loader_->create_loss(stage.loss_plugin, options);
-      });
-    }
+    if (!stage.loss_plugin.empty()) loss = create_loss(*loader_, stage);
     if (spec.check_fit) spec.check_fit(stage, loss.get(), *model_);
     losses_.push_back(loss);
     units_.push_back(spec.create());

@@ -4,10 +4,12 @@
 #include <cmath>
 #include <stdexcept>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/data/prompt_records.h"
 #include "engine/data/token_records.h"
+#include "engine/generation/generator.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/reward_source.h"
 #include "prefengine/model.h"
@@ -33,39 +35,21 @@ std::unique_ptr<RewardSource> make_reward_source(const StageOptions& stage, cons
 SequenceTensors sample_responses(Model& model, const std::vector<PromptRecord>& prompts,
                                  const at::Tensor& index, int64_t max_new_tokens, int64_t eos_id,
                                  double temperature) {
-  at::NoGradGuard no_grad;
   const int64_t b = index.numel();
-  std::vector<std::vector<int64_t>> prefix(b), response(b);
-  for (int64_t i = 0; i < b; ++i) prefix[i] = prompts[index[i].item<int64_t>()].prompt;
-  std::vector<bool> done(b, false);
-  for (int64_t t = 0; t < max_new_tokens; ++t) {
-    std::vector<int64_t> active;
-    std::vector<TokenSequence> rows;
-    for (int64_t i = 0; i < b; ++i) {
-      if (done[i]) continue;
-      active.push_back(i);
-      rows.push_back({&prefix[i], nullptr});
-    }
-    if (active.empty()) break;
-    // No KV cache here: the whole prefix is recomputed each step (the toy model needs one step).
-    const SequenceTensors packed = pack_sequences(rows);
-    ModelInput input;
-    input.input_ids = packed.input_ids;
-    input.attention_mask = packed.attention_mask;
-    const at::Tensor logits = model.forward(input).logits.to(at::kFloat);
-    const at::Tensor last = (packed.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
-    const at::Tensor probs = (logits.gather(1, last).squeeze(1) / temperature).softmax(-1);
-    const at::Tensor picked = at::multinomial(probs, 1).squeeze(1);
-    auto ids = picked.accessor<int64_t, 1>();
-    for (size_t k = 0; k < active.size(); ++k) {
-      const int64_t i = active[k];
-      prefix[i].push_back(ids[k]);
-      response[i].push_back(ids[k]);
-      if (ids[k] == eos_id) done[i] = true;
-    }
-  }
+  std::vector<const std::vector<int64_t>*> prompt_rows(b);
+  for (int64_t i = 0; i < b; ++i) prompt_rows[i] = &prompts[index[i].item<int64_t>()].prompt;
+  GenerationOptions options;
+  options.max_new_tokens = max_new_tokens;
+  options.eos_id = eos_id;
+  options.temperature = temperature;
+  // The default CPU generator, which at::multinomial used here before the engine generator: a
+  // seeded run draws the same numbers in the same order (one call per step over the live rows).
+  const PromptBatch batch = left_pad_prompts(prompt_rows, /*pad_id=*/0);
+  const GenerationResult result = generate(model, batch.input_ids, batch.attention_mask, options,
+                                           at::detail::getDefaultCPUGenerator());
+  const std::vector<std::vector<int64_t>> response = completion_tokens(result);
   std::vector<TokenSequence> rows;
-  for (int64_t i = 0; i < b; ++i) rows.push_back({&prompts[index[i].item<int64_t>()].prompt, &response[i]});
+  for (int64_t i = 0; i < b; ++i) rows.push_back({prompt_rows[i], &response[i]});
   return pack_sequences(rows);
 }
 

@@ -29,7 +29,9 @@ std::unique_ptr<RewardSource> make_reward_source(const StageOptions& stage, cons
                                                  const std::function<std::shared_ptr<Model>()>& make_model);
 
 // Samples a response for every prompt in `index`: up to max_new_tokens tokens, stopping a row at
-// eos_id. Returns prompt + response rows (response_mask marks the sampled tokens).
+// eos_id. Returns prompt + response rows (response_mask marks the sampled tokens). Samples with the
+// engine generator (engine/generation/generator.h: the model's KV cache when it has one) from the
+// default CPU generator.
 SequenceTensors sample_responses(Model& model, const std::vector<PromptRecord>& prompts,
                                  const at::Tensor& index, int64_t max_new_tokens, int64_t eos_id,
                                  double temperature);

@@ -1,16 +1,18 @@
 #pragma once
-// Autoregressive generation for any prefengine::Model: greedy or sampled (temperature, top-k,
-// top-p), batched over left-padded prompts, stopping at EOS. Uses the model's KV cache when
-// new_cache() returns one, and recomputes the whole sequence at every step otherwise.
+// The engine's token generator, for any prefengine::Model: greedy or sampled (temperature, top-k,
+// top-p), batched over left-padded prompts, stopping a row at EOS. It uses the model's KV cache
+// when new_cache() returns one and recomputes the whole sequence at every step otherwise.
+// `prefengine generate` and the PPO stage's rollouts both sample through it.
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
 #include "prefengine/model.h"
 
-namespace prefengine::plugins::model {
+namespace prefengine {
 
 struct GenerationOptions {
   int64_t max_new_tokens = 32;  // most tokens generated per row (>= 1)
@@ -35,14 +37,30 @@ struct GenerationResult {
 
 // input_ids [B, T] int64, left-padded; attention_mask [B, T] (undefined = all 1). The last
 // column must be a real token in every row (right padding is an error). N <= max_new_tokens is
-// the number of steps until every row stopped. Runs without gradients; sampling draws from
-// `generator` when given (a CPU generator), else from one seeded with options.seed.
+// the number of steps until every row stopped. Runs without gradients. Sampling draws from
+// `generator` when given (a CPU generator: logits are moved to the CPU to sample), else from a
+// new one seeded with options.seed.
+//
+// Each step samples the rows that have not stopped, and only those: one at::multinomial call on
+// their [live rows, V] probabilities. Without a cache, the model also runs on those rows only.
 GenerationResult generate(Model& model, const at::Tensor& input_ids,
                           const at::Tensor& attention_mask, const GenerationOptions& options,
                           std::optional<at::Generator> generator = std::nullopt);
 
-// One sampling step: [B, V] logits -> [B] int64 token ids (greedy when temperature is 0).
+// One sampling step: [B, V] logits -> [B] int64 token ids on the CPU (greedy when temperature is
+// 0). Sampling is at::multinomial(softmax(filtered logits / temperature), 1) with `generator`.
 at::Tensor sample_next_token(const at::Tensor& logits, const GenerationOptions& options,
                              at::Generator& generator);
 
-}  // namespace prefengine::plugins::model
+// Left-padded prompts for generate(): input_ids [B, T] (pad_id in the padding) and
+// attention_mask [B, T], T the longest prompt. Throws std::invalid_argument on an empty prompt.
+struct PromptBatch {
+  at::Tensor input_ids;
+  at::Tensor attention_mask;
+};
+PromptBatch left_pad_prompts(const std::vector<const std::vector<int64_t>*>& prompts, int64_t pad_id);
+
+// The generated tokens of each row (those with completion_mask 1, EOS included), as host vectors.
+std::vector<std::vector<int64_t>> completion_tokens(const GenerationResult& result);
+
+}  // namespace prefengine

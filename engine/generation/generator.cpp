@@ -1,6 +1,8 @@
-#include "generation.h"
+#include "engine/generation/generator.h"
 
+#include <algorithm>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -8,7 +10,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-namespace prefengine::plugins::model {
+namespace prefengine {
 
 void GenerationOptions::validate() const {
   auto fail = [](const std::string& field, const std::string& what, const std::string& value) {
@@ -50,7 +52,7 @@ GenerationResult generate(Model& model, const at::Tensor& input_ids,
                           const at::Tensor& attention_mask, const GenerationOptions& options,
                           std::optional<at::Generator> generator) {
   options.validate();
-  if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(1) < 1) {
+  if (!input_ids.defined() || input_ids.dim() != 2 || input_ids.size(0) < 1 || input_ids.size(1) < 1) {
     throw std::invalid_argument("generate: input_ids must be a non-empty [B, T] tensor");
   }
   const int64_t b = input_ids.size(0);
@@ -79,15 +81,33 @@ GenerationResult generate(Model& model, const at::Tensor& input_ids,
   at::Tensor step_ids = ids;
   at::Tensor step_mask = mask;
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+    // Rows still generating; all of them until the first EOS.
+    const bool all_live = !done.any().item<bool>();
+    const at::Tensor live_rows = all_live ? at::Tensor() : done.logical_not().nonzero().squeeze(1);
     ModelInput in;
-    in.input_ids = cache ? step_ids : sequence;
-    in.attention_mask = cache ? step_mask : sequence_mask;
-    in.cache = cache.get();
+    if (cache) {
+      // The cache holds every row: stopped rows are fed pad tokens with mask 0.
+      in.input_ids = step_ids;
+      in.attention_mask = step_mask;
+      in.cache = cache.get();
+    } else if (all_live) {
+      in.input_ids = sequence;
+      in.attention_mask = sequence_mask;
+    } else {
+      const at::Tensor rows = live_rows.to(ids.device());
+      in.input_ids = sequence.index_select(0, rows);
+      in.attention_mask = sequence_mask.index_select(0, rows);
+    }
     const ModelOutput out = model.forward(in);
-    const at::Tensor last = out.logits.select(1, out.logits.size(1) - 1);
-    at::Tensor next = sample_next_token(last, options, gen);
+    at::Tensor last = out.logits.select(1, out.logits.size(1) - 1);
+    if (cache && !all_live) last = last.index_select(0, live_rows.to(last.device()));
+    const at::Tensor sampled = sample_next_token(last, options, gen);
+    at::Tensor next = sampled;
+    if (!all_live) {
+      next = at::full({b}, options.pad_id, at::kLong);
+      next.index_copy_(0, live_rows, sampled);
+    }
     const at::Tensor live = done.logical_not();
-    next = next.masked_fill(done, options.pad_id);
     const at::Tensor next_mask = live.to(at::kLong);
     if (options.eos_id >= 0) done = done | (next.eq(options.eos_id) & live);
     tokens.push_back(next);
@@ -108,4 +128,43 @@ GenerationResult generate(Model& model, const at::Tensor& input_ids,
   return result;
 }
 
-}  // namespace prefengine::plugins::model
+PromptBatch left_pad_prompts(const std::vector<const std::vector<int64_t>*>& prompts, int64_t pad_id) {
+  int64_t width = 1;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    if (prompts[i]->empty()) {
+      throw std::invalid_argument("generate: prompt " + std::to_string(i) + " has no tokens");
+    }
+    width = std::max<int64_t>(width, static_cast<int64_t>(prompts[i]->size()));
+  }
+  const int64_t rows = static_cast<int64_t>(prompts.size());
+  PromptBatch batch;
+  batch.input_ids = at::full({rows, width}, pad_id, at::kLong);
+  batch.attention_mask = at::zeros({rows, width}, at::kLong);
+  auto ids = batch.input_ids.accessor<int64_t, 2>();
+  auto mask = batch.attention_mask.accessor<int64_t, 2>();
+  for (int64_t row = 0; row < rows; ++row) {
+    const std::vector<int64_t>& prompt = *prompts[row];
+    const int64_t offset = width - static_cast<int64_t>(prompt.size());
+    for (size_t t = 0; t < prompt.size(); ++t) {
+      ids[row][offset + static_cast<int64_t>(t)] = prompt[t];
+      mask[row][offset + static_cast<int64_t>(t)] = 1;
+    }
+  }
+  return batch;
+}
+
+std::vector<std::vector<int64_t>> completion_tokens(const GenerationResult& result) {
+  const at::Tensor tokens = result.completions.to(at::kCPU).contiguous();
+  const at::Tensor mask = result.completion_mask.to(at::kCPU).contiguous();
+  auto tokens_a = tokens.accessor<int64_t, 2>();
+  auto mask_a = mask.accessor<int64_t, 2>();
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(tokens.size(0)));
+  for (int64_t row = 0; row < tokens.size(0); ++row) {
+    for (int64_t t = 0; t < tokens.size(1); ++t) {
+      if (mask_a[row][t] != 0) out[static_cast<size_t>(row)].push_back(tokens_a[row][t]);
+    }
+  }
+  return out;
+}
+
+}  // namespace prefengine

@@ -1,0 +1,21 @@
+#pragma once
+// Creates the plugins an experiment names: its model (the `model:` block) and a stage's loss (the
+// stage's `loss:` block). One place for the runner, the PPO stage's fresh models and
+// `prefengine generate`, so all create them the same way and report errors the same way.
+#include <memory>
+
+#include "engine/config/experiment_config.h"
+#include "engine/plugins/plugin_loader.h"
+
+namespace prefengine {
+
+class Loss;
+class Model;
+
+// Passes the block's options (less the engine's own `plugin:` key) to the plugin. An unknown
+// plugin name is reported at the block's `plugin:` key ("FILE:LINE: model.plugin: unknown model
+// plugin ..."); option errors already name their keys.
+std::shared_ptr<Model> create_model(const PluginLoader& loader, const ExperimentConfig& config);
+std::shared_ptr<Loss> create_loss(const PluginLoader& loader, const StageOptions& stage);
+
+}  // namespace prefengine

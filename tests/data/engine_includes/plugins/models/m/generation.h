@@ -1,0 +1,2 @@
+// Fixture for tests/engine_includes_test.sh: a plugin-internal header.
+#pragma once
