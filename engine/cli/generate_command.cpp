@@ -18,7 +18,7 @@
 #include "engine/data/text_dataset.h"
 #include "engine/data/tokenizer.h"
 #include "engine/metrics/logging.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "generation.h"
 #include "prefengine/model.h"

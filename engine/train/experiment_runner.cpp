@@ -19,7 +19,7 @@
 #include "engine/metrics/diagnostics.h"
 #include "engine/metrics/logging.h"
 #include "engine/metrics/metrics_logger.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/flat_optimizer.h"
 #include "engine/train/pairwise_eval.h"
