@@ -7,7 +7,8 @@
 # usage: loss_sdk_test.sh install|build-tree <cmake> <prefengine build dir> <prefengine source dir>
 #        [<prefengine>]
 #   install:    cmake --install the SDK into a temporary prefix and find it with CMAKE_PREFIX_PATH
-#   build-tree: find it with -Dprefengine_DIR=<build dir>; no engine run
+#   build-tree: find it with -Dprefengine_DIR=<build dir>; no engine run, but a check that the
+#               package refuses another LibTorch (a stand-in Torch package of version 0.0.1)
 # Without a built prefengine executable the install mode's last step is skipped (exit 77, ctest's
 # SKIP).
 set -eu
@@ -37,7 +38,7 @@ if command -v ccache >/dev/null 2>&1; then launcher="-DCMAKE_CXX_COMPILER_LAUNCH
   "$find_sdk" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF $launcher
 "$cmake" --build "$work/build" -j1
 # Where the package came from: the prefix or the build tree, never the other.
-found=$(sed -n 's/^prefengine_DIR:PATH=//p' "$work/build/CMakeCache.txt")
+found=$(sed -n 's/^prefengine_DIR:[A-Z]*=//p' "$work/build/CMakeCache.txt")
 case "$mode" in
   install) expected="$work/prefix/lib/cmake/prefengine" ;;
   build-tree) expected="$build" ;;
@@ -62,6 +63,25 @@ echo "$plugin exports the four plugin symbols"
 "$work/build/robust_dpo_load_check" "$work/build"
 
 if [ "$mode" = build-tree ]; then
+  # find_package(prefengine) must refuse a LibTorch other than the SDK's: a stand-in Torch package
+  # that reports version 0.0.1.
+  mkdir -p "$work/fake-torch"
+  echo 'set(TORCH_FOUND TRUE)' > "$work/fake-torch/TorchConfig.cmake"
+  echo 'set(PACKAGE_VERSION 0.0.1)
+set(PACKAGE_VERSION_COMPATIBLE TRUE)' > "$work/fake-torch/TorchConfigVersion.cmake"
+  if "$cmake" -S "$source/examples/loss_plugin" -B "$work/build-fake-torch" "$find_sdk" \
+       -DTorch_DIR="$work/fake-torch" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF > "$work/fake-torch.log" 2>&1; then
+    echo "find_package(prefengine) accepted LibTorch 0.0.1"
+    exit 1
+  fi
+  # CMake wraps the message: compare it on one line
+  if ! tr -s ' \n' '  ' < "$work/fake-torch.log" |
+       grep -q "built with LibTorch [0-9][0-9.]*, but find_package(Torch) found LibTorch 0.0.1"; then
+    cat "$work/fake-torch.log"
+    echo "find_package(prefengine) failed without naming both LibTorch versions"
+    exit 1
+  fi
+  echo "find_package(prefengine) refuses LibTorch 0.0.1"
   exit 0
 fi
 
