@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "prefengine/plugin.h"
 #include "test_util.h"
 
 namespace prefengine {
@@ -69,8 +70,18 @@ TEST(CliTest, RuntimeDefaultsAreSetOnceAndTheUsersWin) {
 TEST(CliTest, PluginsListsNameKindAbiAndFile) {
   Result r = run("plugins");
   EXPECT_EQ(r.code, 0);
-  EXPECT_NE(r.output.find("dpo            loss    1    /"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("toy_mlp        model   1    /"), std::string::npos) << r.output;
+  const std::string abi = std::to_string(kPluginAbiVersion);
+  EXPECT_NE(r.output.find("dpo            loss    " + abi + "    /"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("toy_mlp        model   " + abi + "    /"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/libprefengine_loss_dpo.so\n"), std::string::npos) << r.output;
+}
+
+TEST(CliTest, PluginsDoesNotOpenUnrelatedLibraries) {
+  // The directory holds only libunrelated_aborts.so, which aborts the process that loads it.
+  Result r = run(std::string("plugins --plugin-path ") + PREFENGINE_TEST_UNRELATED_DIR);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("unrelated"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("dpo            loss"), std::string::npos) << r.output;
 }
 
 TEST(CliTest, ValidateAcceptsTheShippedConfig) {

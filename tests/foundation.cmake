@@ -1,11 +1,25 @@
 # Tests of the engine foundation: config, plugin loader, training loop, CLI.
 set(PREFENGINE_TEST_PLUGIN_DIR ${CMAKE_BINARY_DIR}/test_plugins)
-prefengine_add_plugin(NAME bad_abi SOURCES ${CMAKE_CURRENT_LIST_DIR}/plugins/bad_abi_plugin.cpp
+prefengine_add_plugin(NAME bad_abi KIND loss SOURCES ${CMAKE_CURRENT_LIST_DIR}/plugins/bad_abi_plugin.cpp
                       OUTPUT_DIR ${PREFENGINE_TEST_PLUGIN_DIR})
-prefengine_add_plugin(NAME no_factory SOURCES ${CMAKE_CURRENT_LIST_DIR}/plugins/no_factory_plugin.cpp
+prefengine_add_plugin(NAME no_factory KIND loss SOURCES ${CMAKE_CURRENT_LIST_DIR}/plugins/no_factory_plugin.cpp
                       OUTPUT_DIR ${PREFENGINE_TEST_PLUGIN_DIR})
-prefengine_add_plugin(NAME throwing SOURCES ${CMAKE_CURRENT_LIST_DIR}/plugins/throwing_plugin.cpp
+prefengine_add_plugin(NAME throwing KIND loss SOURCES ${CMAKE_CURRENT_LIST_DIR}/plugins/throwing_plugin.cpp
                       OUTPUT_DIR ${PREFENGINE_TEST_PLUGIN_DIR})
+# A plugin that says it was compiled against another LibTorch: the loader must refuse it.
+prefengine_add_plugin(NAME other_torch KIND loss
+                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/plugins/other_torch_plugin.cpp
+                      OUTPUT_DIR ${PREFENGINE_TEST_PLUGIN_DIR})
+target_compile_definitions(prefengine_plugin_other_torch PRIVATE
+  PREFENGINE_TEST_TORCH_VERSION="0.9.9-test")
+# Not a plugin: a library that aborts the process when it is loaded, in a directory of its own.
+# Beside plugins it proves that the loader and `prefengine plugins` never open a file that is not
+# the plugin asked for.
+set(PREFENGINE_TEST_UNRELATED_DIR ${CMAKE_BINARY_DIR}/test_plugins_unrelated)
+add_library(prefengine_test_aborts_on_load MODULE ${CMAKE_CURRENT_LIST_DIR}/plugins/aborts_on_load.cpp)
+set_target_properties(prefengine_test_aborts_on_load PROPERTIES
+  PREFIX "lib" OUTPUT_NAME unrelated_aborts LIBRARY_OUTPUT_DIRECTORY ${PREFENGINE_TEST_UNRELATED_DIR})
+target_compile_options(prefengine_test_aborts_on_load PRIVATE ${PREFENGINE_WARNINGS})
 
 prefengine_add_test(NAME foundation_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/config_test.cpp
@@ -16,6 +30,8 @@ prefengine_add_test(NAME foundation_test
   LIBRARIES prefengine)
 target_compile_definitions(foundation_test PRIVATE
   PREFENGINE_TEST_PLUGIN_DIR="${PREFENGINE_TEST_PLUGIN_DIR}"
+  PREFENGINE_TEST_UNRELATED_DIR="${PREFENGINE_TEST_UNRELATED_DIR}"
   PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
 add_dependencies(foundation_test prefengine_cli prefengine_plugin_bad_abi prefengine_plugin_no_factory
-                 prefengine_plugin_throwing prefengine_plugin_toy_mlp prefengine_plugin_dpo)
+                 prefengine_plugin_throwing prefengine_plugin_other_torch prefengine_test_aborts_on_load
+                 prefengine_plugin_toy_mlp prefengine_plugin_dpo)

@@ -13,7 +13,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/module.h>
 
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/sequence_batch.h"
 #include "prefengine/model.h"
 

@@ -14,7 +14,7 @@ namespace {
 
 struct Library {
   explicit Library(const std::string& name) {
-    const std::string path = std::string(PREFENGINE_PLUGIN_DIR) + "/" + name + ".so";
+    const std::string path = std::string(PREFENGINE_PLUGIN_DIR) + "/libprefengine_grader_" + name + ".so";
     handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) throw std::runtime_error(dlerror());
   }

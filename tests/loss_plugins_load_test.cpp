@@ -54,7 +54,7 @@ struct Library {
 
 TEST_P(LossPluginLoadTest, LoadsCreatesAndComputes) {
   const Case& c = GetParam();
-  const std::string path = std::string(PREFENGINE_PLUGIN_DIR) + "/" + c.name + ".so";
+  const std::string path = std::string(PREFENGINE_PLUGIN_DIR) + "/libprefengine_loss_" + c.name + ".so";
   Library library;
   library.handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(library.handle, nullptr) << dlerror();

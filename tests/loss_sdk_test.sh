@@ -1,38 +1,89 @@
 #!/bin/sh
-# The plugin SDK end to end: install the SDK of a built tree into a temporary prefix, build
-# examples/loss_plugin against it as an outside project would, check that the plugin exports the
-# three plugin symbols, run the example's own self-check, and train the toy model with it through
+# The plugin SDK end to end, as an outside project uses it: build examples/loss_plugin against the
+# SDK of a built prefengine tree, check that the plugin exports the four plugin symbols, run the
+# example's self-check and its loader check (the plugin loaded by name through
+# prefengine::plugin_loader), and, for an install, train the toy model with it through
 # `prefengine run`.
-# usage: loss_sdk_test.sh <cmake> <prefengine build dir> <prefengine source dir> [<prefengine>]
-# Without a built prefengine executable the last step is skipped (exit 77, ctest's SKIP).
+# usage: loss_sdk_test.sh install|build-tree <cmake> <prefengine build dir> <prefengine source dir>
+#        [<prefengine>]
+#   install:    cmake --install the SDK into a temporary prefix and find it with CMAKE_PREFIX_PATH
+#   build-tree: find it with -Dprefengine_DIR=<build dir>; no engine run, but a check that the
+#               package refuses another LibTorch (a stand-in Torch package of version 0.0.1)
+# Without a built prefengine executable the install mode's last step is skipped (exit 77, ctest's
+# SKIP).
 set -eu
-cmake=$1
-build=$2
-source=$3
-engine=${4:-}
+mode=$1
+cmake=$2
+build=$3
+source=$4
+engine=${5:-}
 work=$(mktemp -d "${TMPDIR:-/tmp}/prefengine-sdk.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
-"$cmake" --install "$build" --prefix "$work/prefix" --component sdk
+case "$mode" in
+  install)
+    "$cmake" --install "$build" --prefix "$work/prefix" --component sdk
+    # Only the prefix: nothing from the source or build tree may leak into the outside project.
+    find_sdk="-DCMAKE_PREFIX_PATH=$work/prefix"
+    ;;
+  build-tree)
+    find_sdk="-Dprefengine_DIR=$build"
+    ;;
+  *) echo "unknown mode '$mode' (install or build-tree)"; exit 2 ;;
+esac
 
 launcher=""
 if command -v ccache >/dev/null 2>&1; then launcher="-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"; fi
-# Only the prefix: nothing from the source or build tree may leak into the outside project.
 "$cmake" -S "$source/examples/loss_plugin" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF $launcher
+  "$find_sdk" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF $launcher
 "$cmake" --build "$work/build" -j1
+# Where the package came from: the prefix or the build tree, never the other.
+found=$(sed -n 's/^prefengine_DIR:[A-Z]*=//p' "$work/build/CMakeCache.txt")
+case "$mode" in
+  install) expected="$work/prefix/lib/cmake/prefengine" ;;
+  build-tree) expected="$build" ;;
+esac
+if [ "$(cd "$found" && pwd -P)" != "$(cd "$expected" && pwd -P)" ]; then
+  echo "prefengine was found in $found, expected $expected"
+  exit 1
+fi
 
-plugin="$work/build/robust_dpo.so"
+plugin="$work/build/libprefengine_loss_robust_dpo.so"
 test -f "$plugin" || { echo "no $plugin"; exit 1; }
-for symbol in prefengine_plugin_abi_version prefengine_plugin_info prefengine_plugin_create; do
+for symbol in prefengine_plugin_abi_version prefengine_plugin_torch_version prefengine_plugin_info \
+              prefengine_plugin_create; do
   if ! nm -D --defined-only "$plugin" | grep -qw "$symbol"; then
     echo "$plugin does not export $symbol"
     exit 1
   fi
 done
-echo "robust_dpo.so exports the three plugin symbols"
+echo "$plugin exports the four plugin symbols"
 
 "$work/build/robust_dpo_check"
+"$work/build/robust_dpo_load_check" "$work/build"
+
+if [ "$mode" = build-tree ]; then
+  # find_package(prefengine) must refuse a LibTorch other than the SDK's: a stand-in Torch package
+  # that reports version 0.0.1.
+  mkdir -p "$work/fake-torch"
+  echo 'set(TORCH_FOUND TRUE)' > "$work/fake-torch/TorchConfig.cmake"
+  echo 'set(PACKAGE_VERSION 0.0.1)
+set(PACKAGE_VERSION_COMPATIBLE TRUE)' > "$work/fake-torch/TorchConfigVersion.cmake"
+  if "$cmake" -S "$source/examples/loss_plugin" -B "$work/build-fake-torch" "$find_sdk" \
+       -DTorch_DIR="$work/fake-torch" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF > "$work/fake-torch.log" 2>&1; then
+    echo "find_package(prefengine) accepted LibTorch 0.0.1"
+    exit 1
+  fi
+  # CMake wraps the message: compare it on one line
+  if ! tr -s ' \n' '  ' < "$work/fake-torch.log" |
+       grep -q "built with LibTorch [0-9][0-9.]*, but find_package(Torch) found LibTorch 0.0.1"; then
+    cat "$work/fake-torch.log"
+    echo "find_package(prefengine) failed without naming both LibTorch versions"
+    exit 1
+  fi
+  echo "find_package(prefengine) refuses LibTorch 0.0.1"
+  exit 0
+fi
 
 if [ -z "$engine" ] || [ ! -x "$engine" ]; then
   echo "SKIP: no prefengine executable built (${engine:-none given}); the engine run was not tested"

@@ -8,17 +8,22 @@ foreach(loss dpo flex_dpo dpo_sft ipo slic rm sft)
 endforeach()
 
 # The SDK: cmake --install into a temporary prefix, build examples/loss_plugin against it, check the
-# exported symbols and run its self-check. Needs prefengine_plugin_api built.
-# With the engine built it also trains the toy model with the example through `prefengine run`
-# (skipped, not passed, when prefengine or toy_mlp is not built).
+# exported symbols, run its self-check and its loader check. Needs prefengine_plugin_api and
+# prefengine_plugin_loader built. With the engine built it also trains the toy model with the
+# example through `prefengine run` (skipped, not passed, when prefengine or toy_mlp is not built).
 set(loss_sdk_engine "")
 if(TARGET prefengine_cli AND TARGET prefengine_plugin_toy_mlp)
   set(loss_sdk_engine $<TARGET_FILE:prefengine_cli>)
 endif()
 add_test(NAME loss_sdk_install_example
-  COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/loss_sdk_test.sh ${CMAKE_COMMAND} ${PROJECT_BINARY_DIR}
+  COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/loss_sdk_test.sh install ${CMAKE_COMMAND} ${PROJECT_BINARY_DIR}
           ${PROJECT_SOURCE_DIR} ${loss_sdk_engine})
 set_tests_properties(loss_sdk_install_example PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77)
+# The same example against this build tree (find_package through -Dprefengine_DIR=<build>).
+add_test(NAME loss_sdk_build_tree_example
+  COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/loss_sdk_test.sh build-tree ${CMAKE_COMMAND}
+          ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+set_tests_properties(loss_sdk_build_tree_example PROPERTIES TIMEOUT 900)
 
 # The built plugin modules, loaded with dlopen as the engine does.
 set(loss_plugin_targets "")

@@ -1,21 +1,53 @@
-// The Boost.DLL loader: version, symbol, kind and file errors name the file; objects keep their
-// library loaded. The plugin factory: an experiment's model and a stage's loss from their blocks.
+// The SDK's plugin loader: version (ABI and LibTorch), symbol, kind and file errors name the
+// file; plugins are found by file name, and no other file is opened; objects keep their library
+// loaded. The plugin factory: an experiment's model and a stage's loss from their blocks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
+#include <boost/filesystem.hpp>
+
 #include "engine/config/experiment_config.h"
 #include "engine/plugins/plugin_factory.h"
-#include "engine/plugins/plugin_loader.h"
-#include "prefengine/pairwise_loss.h"
+#include "prefengine/grader.h"
 #include "prefengine/model.h"
+#include "prefengine/pairwise_loss.h"
+#include "prefengine/plugin_loader.h"
+#include "test_util.h"
 
 namespace prefengine {
 namespace {
 
 const std::string kTestPlugins = PREFENGINE_TEST_PLUGIN_DIR;
 const std::string kPlugins = PREFENGINE_PLUGIN_DIR;
+const std::string kUnrelated = std::string(PREFENGINE_TEST_UNRELATED_DIR) + "/libunrelated_aborts.so";
+
+std::string test_plugin(const char* name) {
+  return kTestPlugins + "/" + PluginLoader::plugin_file_name(PluginKind::kLoss, name);
+}
+
+void copy(const std::string& from, const std::string& to) {
+  boost::filesystem::copy_file(from, to, boost::filesystem::copy_options::overwrite_existing);
+}
+
+bool contains(const std::vector<std::string>& items, const std::string& item) {
+  return std::find(items.begin(), items.end(), item) != items.end();
+}
+
+// A plugin directory as users make them: the good `throwing` loss plugin beside a library that
+// aborts the process when loaded (under an unrelated name and under a loss plugin's name) and a
+// text file named like a grader plugin.
+std::string mixed_plugin_dir() {
+  const std::string dir = testing::make_temp_dir("mixed_plugins");
+  copy(test_plugin("throwing"), dir + "/libprefengine_loss_throwing.so");
+  copy(kUnrelated, dir + "/libunrelated_aborts.so");
+  copy(kUnrelated, dir + "/libprefengine_loss_aborts.so");
+  testing::write_file(dir + "/libprefengine_grader_garbage.so", "not a shared library\n");
+  return dir;
+}
 
 std::string load_error(const std::string& path, PluginKind kind) {
   PluginOptions options;
@@ -28,7 +60,7 @@ std::string load_error(const std::string& path, PluginKind kind) {
 }
 
 TEST(PluginLoaderTest, WrongAbiVersionIsRefusedNamingFileAndVersions) {
-  const std::string path = kTestPlugins + "/bad_abi.so";
+  const std::string path = test_plugin("bad_abi");
   const std::string e = load_error(path, PluginKind::kLoss);
   EXPECT_NE(e.find(path), std::string::npos) << e;
   EXPECT_NE(e.find("ABI version mismatch"), std::string::npos) << e;
@@ -37,14 +69,14 @@ TEST(PluginLoaderTest, WrongAbiVersionIsRefusedNamingFileAndVersions) {
 }
 
 TEST(PluginLoaderTest, MissingFactoryIsRefusedNamingTheSymbol) {
-  const std::string path = kTestPlugins + "/no_factory.so";
+  const std::string path = test_plugin("no_factory");
   const std::string e = load_error(path, PluginKind::kLoss);
   EXPECT_NE(e.find(path), std::string::npos) << e;
   EXPECT_NE(e.find("'prefengine_plugin_create' is missing"), std::string::npos) << e;
 }
 
 TEST(PluginLoaderTest, WrongKindIsRefused) {
-  const std::string path = kPlugins + "/dpo.so";
+  const std::string path = kPlugins + "/libprefengine_loss_dpo.so";
   const std::string e = load_error(path, PluginKind::kModel);
   EXPECT_NE(e.find(path), std::string::npos) << e;
   EXPECT_NE(e.find("is a loss plugin, a model plugin was expected"), std::string::npos) << e;
@@ -72,7 +104,105 @@ TEST(PluginLoaderTest, ScanFindsBuiltPluginsAndReportsBrokenOnes) {
     EXPECT_EQ(f.abi_version, kPluginAbiVersion);
   }
   EXPECT_TRUE(dpo && toy && throwing);
-  ASSERT_EQ(problems.size(), 2u);  // bad_abi and no_factory
+  ASSERT_EQ(problems.size(), 3u);  // bad_abi, no_factory and other_torch, in file name order
+  EXPECT_EQ(problems[0].rfind(test_plugin("bad_abi") + ": ", 0), 0u) << problems[0];
+  EXPECT_EQ(problems[1].rfind(test_plugin("no_factory") + ": ", 0), 0u) << problems[1];
+  EXPECT_EQ(problems[2].rfind(test_plugin("other_torch") + ": ", 0), 0u) << problems[2];
+}
+
+TEST(PluginLoaderTest, OtherLibTorchIsRefusedNamingFileAndBothVersions) {
+  // the SDK reports the LibTorch it was built with: here, the headers this test compiles against
+  EXPECT_EQ(std::string(torch_version()), TORCH_VERSION);
+  const std::string path = test_plugin("other_torch");
+  const std::string e = load_error(path, PluginKind::kLoss);
+  EXPECT_EQ(e, path + ": plugin built against LibTorch 0.9.9-test, this engine uses LibTorch " +
+                   std::string(TORCH_VERSION) + " (rebuild the plugin against the engine's LibTorch)");
+}
+
+TEST(PluginLoaderTest, PluginFileNameHasKindAndName) {
+  EXPECT_EQ(PluginLoader::plugin_file_name(PluginKind::kLoss, "dpo"), "libprefengine_loss_dpo.so");
+  EXPECT_EQ(PluginLoader::plugin_file_name(PluginKind::kModel, "toy_mlp"), "libprefengine_model_toy_mlp.so");
+  EXPECT_EQ(PluginLoader::plugin_file_name(PluginKind::kGrader, "math"), "libprefengine_grader_math.so");
+}
+
+TEST(PluginLoaderTest, FindsThePluginByNameBesideBrokenLibraries) {
+  const std::string dir = mixed_plugin_dir();
+  PluginLoader loader({dir});
+  // Names come from file names alone: listing opens nothing (the aborting library would kill us).
+  const auto losses = loader.names(PluginKind::kLoss);
+  EXPECT_TRUE(contains(losses, "throwing") && contains(losses, "aborts") && contains(losses, "dpo"));
+  EXPECT_FALSE(contains(losses, "unrelated_aborts"));
+  EXPECT_TRUE(contains(loader.names(PluginKind::kGrader), "garbage"));
+  PluginOptions options;
+  auto loss = std::dynamic_pointer_cast<PairwiseLoss>(loader.create_loss("throwing", options));
+  ASSERT_NE(loss, nullptr);
+  PairwiseBatch b;
+  b.chosen_logps = at::tensor({-1.0});
+  b.rejected_logps = at::tensor({-2.0});
+  b.ref_chosen_logps = at::tensor({-1.5});
+  b.ref_rejected_logps = at::tensor({-1.5});
+  // the throwing plugin is DPO with beta 0.1 until asked to fail
+  EXPECT_NEAR(loss->pairwise(b).loss.item<double>(), std::log1p(std::exp(-0.1)), 1e-6);
+}
+
+TEST(PluginLoaderTest, MissingPluginNamesTheFoldersSearchedAndTheAvailableNames) {
+  const std::string dir = mixed_plugin_dir();
+  PluginLoader loader({dir});
+  PluginOptions options;
+  try {
+    loader.create_loss("throwin", options);
+    FAIL() << "no error";
+  } catch (const std::invalid_argument& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind("unknown loss plugin 'throwin' (did you mean 'throwing'? available: ", 0), 0u) << m;
+    EXPECT_NE(m.find("aborts, "), std::string::npos) << m;
+    EXPECT_NE(m.find(", dpo, "), std::string::npos) << m;
+    EXPECT_NE(m.find("; looked for libprefengine_loss_throwin.so in: " + dir + ", "), std::string::npos) << m;
+    EXPECT_NE(m.find(kPlugins), std::string::npos) << m;
+    EXPECT_EQ(m.find("garbage"), std::string::npos) << m;  // a grader, not a loss
+  }
+}
+
+TEST(PluginLoaderTest, BrokenPluginAskedForIsNamed) {
+  const std::string dir = mixed_plugin_dir();
+  PluginLoader loader({dir});
+  PluginOptions options;
+  try {
+    loader.create_grader("garbage", options);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    const std::string path = dir + "/libprefengine_grader_garbage.so";
+    EXPECT_EQ(std::string(e.what()).rfind(path + ": cannot load plugin library: ", 0), 0u) << e.what();
+  }
+}
+
+TEST(PluginLoaderTest, FileNameAndPluginNameMustAgree) {
+  const std::string dir = testing::make_temp_dir("renamed_plugin");
+  copy(test_plugin("throwing"), dir + "/libprefengine_loss_renamed.so");
+  PluginLoader loader({dir});
+  PluginOptions options;
+  try {
+    loader.create_loss("renamed", options);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              dir + "/libprefengine_loss_renamed.so: the file name says plugin 'renamed', the library's "
+                    "prefengine_plugin_info() says 'throwing' (the name in PREFENGINE_PLUGIN and "
+                    "prefengine_add_plugin must agree)");
+  }
+  std::vector<std::string> problems;
+  PluginLoader only_renamed({dir});
+  for (const auto& f : only_renamed.scan(&problems)) EXPECT_NE(f.name, "renamed");
+  ASSERT_FALSE(problems.empty());
+  EXPECT_NE(problems[0].find("the file name says loss plugin 'renamed', the library says loss plugin 'throwing'"),
+            std::string::npos) << problems[0];
+}
+
+TEST(PluginLoaderTest, NameThatIsNotAFileNameIsRefused) {
+  PluginLoader loader({kTestPlugins});
+  PluginOptions options;
+  EXPECT_THROW(loader.create_loss("../test_plugins/libprefengine_loss_throwing", options), std::invalid_argument);
+  EXPECT_THROW(loader.create_loss("", options), std::invalid_argument);
 }
 
 TEST(PluginLoaderTest, UnknownNameListsKnownPluginsAndNearest) {
@@ -82,7 +212,8 @@ TEST(PluginLoaderTest, UnknownNameListsKnownPluginsAndNearest) {
     loader.create_loss("dop", options);
     FAIL() << "no error";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("unknown loss plugin 'dop' (did you mean 'dpo'?"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("unknown loss plugin 'dop' (did you mean 'dpo'? available: ", 0), 0u)
+        << e.what();
   }
 }
 

@@ -10,7 +10,7 @@
 #include <ATen/ATen.h>
 
 #include "engine/data/prompt_records.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/ppo_stage.h"
 #include "engine/train/sequence_batch.h"
 #include "prefengine/model.h"

@@ -8,7 +8,7 @@
 #include "engine/config/experiment_config.h"
 #include "engine/data/prompt_records.h"
 #include "engine/metrics/metrics_logger.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/ppo_stage.h"
 #include "engine/train/reward_source.h"

@@ -13,7 +13,7 @@
 
 #include "engine/config/experiment_config.h"
 #include "engine/data/token_records.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/experiment_runner.h"
 #include "prefengine/pairwise_loss.h"

@@ -641,7 +641,7 @@ TEST(TransformerTest, SlidingWindowAndMlpBiasAreHandled) {
 }
 
 TEST(TransformerTest, PluginModuleCreatesTheModel) {
-  const std::string path = std::string(PREFENGINE_PLUGIN_DIR) + "/transformer.so";
+  const std::string path = std::string(PREFENGINE_PLUGIN_DIR) + "/libprefengine_model_transformer.so";
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(handle, nullptr) << dlerror();
   auto abi = reinterpret_cast<int (*)()>(dlsym(handle, PREFENGINE_PLUGIN_SYMBOL_ABI));

@@ -21,7 +21,7 @@
 #include "engine/dist/communicator.h"
 #include "engine/dist/local_launcher.h"
 #include "engine/metrics/logging.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/report/html_report.h"
 #include "engine/report/run_summary.h"
 #include "engine/sweep/sweep_plan.h"

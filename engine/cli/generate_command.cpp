@@ -20,7 +20,7 @@
 #include "engine/generation/generator.h"
 #include "engine/metrics/logging.h"
 #include "engine/plugins/plugin_factory.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "prefengine/model.h"
 

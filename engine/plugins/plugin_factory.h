@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "engine/config/experiment_config.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 
 namespace prefengine {
 

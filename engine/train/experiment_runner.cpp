@@ -15,7 +15,7 @@
 #include "engine/metrics/logging.h"
 #include "engine/metrics/metrics_logger.h"
 #include "engine/plugins/plugin_factory.h"
-#include "engine/plugins/plugin_loader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/resume.h"
 #include "engine/train/run_directory.h"

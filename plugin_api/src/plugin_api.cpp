@@ -23,6 +23,9 @@ const char* plugin_kind_name(PluginKind kind) {
   return "unknown";
 }
 
+// TORCH_VERSION of the headers libprefengine_plugin_api is compiled against.
+const char* torch_version() { return TORCH_VERSION; }
+
 Plugin::~Plugin() = default;
 KvCache::~KvCache() = default;
 Model::~Model() = default;

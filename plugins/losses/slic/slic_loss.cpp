@@ -1,6 +1,6 @@
 #include "slic_loss.h"
 
-#include "../common/pairwise_common.h"
+#include "prefengine/pairwise_common.h"
 
 namespace prefengine::plugins::losses {
 

@@ -1,6 +1,7 @@
 #pragma once
-// Helpers shared by the pairwise loss plugins (header-only; each plugin library compiles its own
-// copy, so no extra shared library is involved).
+// Helpers for pairwise loss plugins, part of the SDK: batch checks, the option bound, the TRL
+// reward metrics and the Bradley-Terry loss as one autograd node. Header-only: each plugin library
+// compiles its own copy, so a plugin needs no library beyond libprefengine_plugin_api.
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -11,7 +12,7 @@
 #include "prefengine/pairwise_loss.h"
 #include "prefengine/plugin_options.h"
 
-namespace prefengine::plugins::losses {
+namespace prefengine {
 
 // Throws std::invalid_argument unless `tensor` is defined and one-dimensional with `batch`
 // entries (batch < 0: any size, returned). `name` is the PairwiseBatch field, `loss` the plugin.
@@ -32,8 +33,8 @@ inline int64_t check_batch_tensor(const at::Tensor& tensor, const char* name, in
 }
 
 // Upper bound of every numeric loss option: large enough for any sensible setting, and it keeps
-// `inf` out (the getters' default bound of infinity would accept it). The same bound as the
-// engine's first dpo, so error messages read alike: "expected a number in (0, 1e+06]".
+// `inf` out (the getters' default bound of infinity would accept it). Every shipped loss uses it,
+// so their error messages read alike: "expected a number in (0, 1e+06]".
 inline constexpr double kMaxOption = 1e6;
 
 // The peers' (TRL) reward metrics from the implicit rewards of a batch: rewards/chosen,
@@ -51,7 +52,7 @@ inline std::vector<Metric> reward_metrics(const at::Tensor& chosen_rewards,
   return metrics;
 }
 
-namespace detail {
+namespace pairwise_detail {
 
 // mean_i -[(1 - eps) log sigma(z_i) + eps log sigma(-z_i)],
 // z = beta_w (pi_w - ref_w) - beta_l (pi_l - ref_l), as one autograd node with the closed-form
@@ -102,7 +103,7 @@ struct SigmoidPairLoss : public torch::autograd::Function<SigmoidPairLoss> {
   }
 };
 
-}  // namespace detail
+}  // namespace pairwise_detail
 
 // The Bradley-Terry family's loss on a batch: mean of -log sigma(z) (label smoothing eps mixes in
 // -log sigma(-z)), z = beta_w (chosen - ref_chosen) - beta_l (rejected - ref_rejected); undefined
@@ -113,8 +114,8 @@ inline at::Tensor sigmoid_pair_loss(const at::Tensor& chosen, const at::Tensor& 
                                     double beta_w, double beta_l, double label_smoothing = 0.0) {
   // undefined references go in as empty optionals: autograd takes them for non-tensor arguments
   const auto optional = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
-  return detail::SigmoidPairLoss::apply(chosen, rejected, optional(ref_chosen), optional(ref_rejected), beta_w,
+  return pairwise_detail::SigmoidPairLoss::apply(chosen, rejected, optional(ref_chosen), optional(ref_rejected), beta_w,
                                         beta_l, label_smoothing);
 }
 
-}  // namespace prefengine::plugins::losses
+}  // namespace prefengine
