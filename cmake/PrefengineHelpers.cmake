@@ -1,7 +1,10 @@
 # prefengine_add_plugin(NAME <name> SOURCES <files...> [LIBRARIES <libs...>] [OUTPUT_DIR <dir>])
-# Builds a plugin shared library named prefengine_<kind>_<name>-less "lib" prefix... see below.
-# The file is <OUTPUT_DIR>/<name>.so; the engine finds plugins by scanning directories for *.so
-# and asking each for its info, so the file name is only for people.
+# Builds the plugin <name> as a MODULE library: target prefengine_plugin_<name>, linked privately
+# against prefengine::plugin_api and LIBRARIES, symbols hidden except what PREFENGINE_PLUGIN
+# exports. The file is <name>.so (no "lib" prefix) in OUTPUT_DIR, else in
+# PREFENGINE_PLUGIN_OUTPUT_DIR when that is set, else in CMake's default library directory. The
+# engine finds plugins by scanning directories for *.so and asking each for its info, so the file
+# name is only for people. Installed with the SDK (prefengineConfig.cmake includes this file).
 function(prefengine_add_plugin)
   cmake_parse_arguments(ARG "" "NAME;OUTPUT_DIR" "SOURCES;LIBRARIES" ${ARGN})
   if(NOT ARG_NAME OR NOT ARG_SOURCES)
