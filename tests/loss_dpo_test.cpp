@@ -32,7 +32,7 @@ PairwiseBatch make_batch(bool with_reference = true) {
   return b;
 }
 
-// The closed form of ALGORITHMS.md in plain doubles: value and dL/dlogp_w (dL/dlogp_l = -that).
+// The closed form of docs/algorithms.md in plain doubles: value and dL/dlogp_w (dL/dlogp_l = -that).
 struct Reference {
   double loss = 0;
   std::vector<double> grad_chosen, grad_rejected;

@@ -87,7 +87,7 @@ TEST(LossFlexDpoTest, HigherRejectedBetaMatchesClosedForm) {
 }
 
 TEST(LossFlexDpoTest, GradientRatioInProbabilities) {
-  // ALGORITHMS.md: dL/dpi_w = -beta_w*sigma(-z)/pi_w, dL/dpi_l = beta_l*sigma(-z)/pi_l, so
+  // docs/algorithms.md: dL/dpi_w = -beta_w*sigma(-z)/pi_w, dL/dpi_l = beta_l*sigma(-z)/pi_l, so
   // |dL/dpi_l| / |dL/dpi_w| = (beta_l/beta_w) * pi_w/pi_l. Checked with autograd through log(pi).
   PluginOptions options = make_options({{"beta_chosen", "0.2"}, {"beta_rejected", "0.05"}});
   FlexDpoLoss loss(options);

@@ -1,8 +1,25 @@
 # Tests of the loss plugins (plugins/losses/*) and of the plugin SDK.
-foreach(loss dpo flex_dpo dpo_sft ipo slic rm sft)
-  if(TARGET prefengine_loss_${loss}_core)
+#
+# The losses are the directories plugins/losses/<name>/ with a CMakeLists.txt (the plugin glob of
+# plugins/CMakeLists.txt). A loss gets loss_<name>_test when
+# tests/loss_<name>_test.cpp exists and its prefengine_loss_<name>_core library is built; a loss
+# without that file gets no per-loss test here (ppo's is ppo_loss_test, in study.cmake).
+file(GLOB loss_lists CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/plugins/losses/*/CMakeLists.txt)
+set(loss_names "")
+foreach(list_file ${loss_lists})
+  get_filename_component(loss_dir ${list_file} DIRECTORY)
+  get_filename_component(loss ${loss_dir} NAME)
+  list(APPEND loss_names ${loss})
+endforeach()
+list(SORT loss_names)
+# The test files are globbed too, so adding one re-runs the configure step.
+file(GLOB loss_test_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/loss_*_test.cpp)
+
+foreach(loss ${loss_names})
+  set(loss_test_source ${CMAKE_CURRENT_LIST_DIR}/loss_${loss}_test.cpp)
+  if(loss_test_source IN_LIST loss_test_sources AND TARGET prefengine_loss_${loss}_core)
     prefengine_add_test(NAME loss_${loss}_test
-      SOURCES ${CMAKE_CURRENT_LIST_DIR}/loss_${loss}_test.cpp
+      SOURCES ${loss_test_source}
       LIBRARIES prefengine_loss_${loss}_core)
   endif()
 endforeach()
@@ -27,7 +44,7 @@ set_tests_properties(loss_sdk_build_tree_example PROPERTIES TIMEOUT 900)
 
 # The built plugin modules, loaded with dlopen as the engine does.
 set(loss_plugin_targets "")
-foreach(loss dpo flex_dpo dpo_sft ipo slic rm sft)
+foreach(loss ${loss_names})
   if(TARGET prefengine_plugin_${loss})
     list(APPEND loss_plugin_targets prefengine_plugin_${loss})
   endif()

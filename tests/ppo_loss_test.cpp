@@ -1,5 +1,5 @@
 // The ppo loss plugin on hand-made rollouts: rewards, GAE and returns against a direct evaluation
-// of the sums in ALGORITHMS.md (not the recursion the plugin uses), whitening, the clipped losses
+// of the sums in docs/algorithms.md (not the recursion the plugin uses), whitening, the clipped losses
 // against scalar re-computations, gradients against finite differences, and option validation.
 #include <gtest/gtest.h>
 

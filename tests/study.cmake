@@ -12,8 +12,9 @@ prefengine_add_test(NAME study_test
 target_compile_definitions(study_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
 add_dependencies(study_test prefengine_cli prefengine_plugin_toy_mlp prefengine_plugin_dpo prefengine_plugin_ppo)
 
-# The claims run configs/toy/*.yaml, which use the loss plugins of the `losses` branch
-# (flex_dpo, dpo_sft, ipo, slic, rm). Until that branch is merged this suite cannot be built.
+# The claims run configs/toy/*.yaml, which need the toy_mlp model and the seven loss plugins
+# listed below. All of them are in the tree; the check only leaves the suite out (with a status
+# message) when a plugin directory is missing, instead of failing the configure step.
 set(study_claims_plugins toy_mlp dpo ppo flex_dpo dpo_sft ipo slic rm)
 set(study_claims_missing "")
 foreach(plugin ${study_claims_plugins})
@@ -22,7 +23,7 @@ foreach(plugin ${study_claims_plugins})
   endif()
 endforeach()
 if(study_claims_missing)
-  message(STATUS "study_claims_test not built: loss plugins missing: ${study_claims_missing} (merge the losses branch)")
+  message(STATUS "study_claims_test not built: loss plugins missing: ${study_claims_missing} (they are built from plugins/losses/)")
 else()
   prefengine_add_test(NAME study_claims_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/study_claims_test.cpp

@@ -1,5 +1,5 @@
 #pragma once
-// The 3D diagnostics of ALGORITHMS.md.
+// The 3D diagnostics (docs/algorithms.md).
 //  - probs/*: exact response distributions, for models whose responses are single tokens.
 //  - grad/*: |dL/dpi| from autograd's dL/dlogpi, in log10 space (pi can be 1e-30 and below).
 #include <cstdint>

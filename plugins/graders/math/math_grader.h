@@ -1,5 +1,5 @@
 #pragma once
-// The math grader: the 1-5 rubric of the paper (ALGORITHMS.md, "Graders").
+// The math grader: the 1-5 rubric of the paper (docs/algorithms.md, "Graders").
 //   5 correct answer with a correct, complete process
 //   4 correct answer without working, or buried in very verbose reasoning
 //   3 wrong answer with a mostly correct process, or correct answer with arithmetic errors

@@ -1,5 +1,5 @@
 #pragma once
-// RLHF-PPO (Schulman et al. 2017; Ouyang et al. 2022), as in ALGORITHMS.md:
+// RLHF-PPO (Schulman et al. 2017; Ouyang et al. 2022), as in docs/algorithms.md:
 //   r_t = -kl_coef * (logp_old(a_t) - logp_ref(a_t)), plus the sequence score at the last token
 //   delta_t = r_t + gamma*V_{t+1} - V_t,  A_t = sum_k (gamma*lam)^k delta_{t+k},  R_t = A_t + V_t
 //   A whitened over the response tokens of the batch (when `whiten`)
