@@ -189,6 +189,19 @@ TEST(TrainingTest, NonFiniteLossIsAnErrorNamingStepAndRecords) {
   EXPECT_EQ(read_metrics(dir, "sft").size(), 5u);  // the earlier stage's metrics are all there
 }
 
+TEST(TrainingTest, EachRunsLogFileHasThatRunsLinesOnly) {
+  // Two runs in one process (as a sweep or a test runs them): the second's lines stay out of the
+  // first's run.log.
+  const std::string first = run_config(kShort, "log-first", {"name=first-run"});
+  const std::string second = run_config(kShort, "log-second", {"name=second-run"});
+  const std::string log1 = testing::read_file(first + "/run.log");
+  const std::string log2 = testing::read_file(second + "/run.log");
+  EXPECT_NE(log1.find("run directory " + first), std::string::npos) << log1;
+  EXPECT_EQ(log1.find(second), std::string::npos) << "the second run wrote into the first's run.log";
+  EXPECT_NE(log2.find("run directory " + second), std::string::npos) << log2;
+  EXPECT_EQ(log2.find(first), std::string::npos);
+}
+
 TEST(TrainingTest, RunDirectoryIsNeverOverwrittenSilently) {
   const std::string dir = testing::make_temp_dir("rundir");
   testing::write_file(dir + "/metrics.jsonl", "{}\n");

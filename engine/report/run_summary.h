@@ -129,6 +129,12 @@ struct SummaryGroup {
 std::vector<SummaryGroup> group_over_seeds(const std::vector<RunSummary>& runs,
                                            double rejected_threshold = 1e-3);
 
+// "key=value<separator>key=value" of a sweep point, keys in order.
+std::string join_point(const std::map<std::string, std::string>& point, const char* separator);
+// 3 significant digits without an exponent for 1e-3 <= |v| < 1e6 ("1500", "0.312"), else "2.1e-30";
+// "n/a" for NaN.
+std::string format_number(double v);
+
 // "mean ± std" with 3 significant digits ("n/a" for no values, the mean alone for one).
 std::string format_stat(const Stat& stat);
 
