@@ -8,6 +8,7 @@
 // A kind registers itself by name in engine/train/stages/stage_kinds.cpp:
 //   StageKindSpec my_kind_stage_kind();   // in its own file, engine/train/stages/my_kind.cpp
 // and one line in stage_kinds(). See docs/architecture.md for a complete small example.
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -130,6 +131,16 @@ LossOutput call_loss_plugin(const std::string& name, Call call) {
   } catch (const std::exception& e) {
     throw std::runtime_error("loss plugin '" + name + "' failed: " + e.what());
   }
+}
+
+// "file:line, file:line, file:line, ..." of the first three of `rows` (records with a `source`).
+template <typename Records>
+std::string describe_record_sources(const Records& records, const std::vector<int64_t>& rows) {
+  std::string out;
+  const size_t n = std::min<size_t>(rows.size(), 3);
+  for (size_t i = 0; i < n; ++i) out += (out.empty() ? "" : ", ") + records[static_cast<size_t>(rows[i])].source;
+  if (rows.size() > n) out += ", ...";
+  return out;
 }
 
 // "file:line:col: stage 'name': " for messages about a stage.

@@ -205,11 +205,7 @@ class PairwiseStage : public StageUnit {
   }
 
   std::string describe_rows(const std::vector<int64_t>& rows) const override {
-    std::string out;
-    const size_t n = std::min<size_t>(rows.size(), 3);
-    for (size_t i = 0; i < n; ++i) out += (out.empty() ? "" : ", ") + records_[static_cast<size_t>(rows[i])].source;
-    if (rows.size() > n) out += ", ...";
-    return out;
+    return describe_record_sources(records_, rows);
   }
 
   std::string describe(int64_t records) const override {
