@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <map>
+#include <sstream>
 #include <string>
 
 #include <boost/filesystem.hpp>
@@ -206,6 +208,32 @@ stages:
      log_every: 2, checkpoint_every: 7}
 )";
 
+// metrics.csv as one map column -> text per row.
+std::vector<std::map<std::string, std::string>> read_csv(const std::string& path) {
+  std::istringstream in(testing::read_file(path));
+  std::string line;
+  std::vector<std::string> header;
+  std::vector<std::map<std::string, std::string>> rows;
+  auto split = [](const std::string& text) {
+    std::vector<std::string> fields;
+    std::stringstream ss(text);
+    std::string f;
+    while (std::getline(ss, f, ',')) fields.push_back(f);
+    if (!text.empty() && text.back() == ',') fields.push_back("");
+    return fields;
+  };
+  if (std::getline(in, line)) header = split(line);
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto fields = split(line);
+    EXPECT_EQ(fields.size(), header.size()) << path << ": " << line;
+    std::map<std::string, std::string> row;
+    for (size_t i = 0; i < fields.size() && i < header.size(); ++i) row[header[i]] = fields[i];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 void expect_same_metrics(const std::string& a, const std::string& b) {
   const auto x = read_metrics(a), y = read_metrics(b);
   ASSERT_EQ(x.size(), y.size());
@@ -219,9 +247,23 @@ void expect_same_metrics(const std::string& a, const std::string& b) {
       EXPECT_NEAR(u, v, 1e-6 * std::max(1.0, std::abs(u))) << "row " << i << " " << it.key();
     }
   }
-  // metrics.csv: the same number of lines (no duplicated rows after the resume)
-  const std::string ca = testing::read_file(a + "/metrics.csv"), cb = testing::read_file(b + "/metrics.csv");
-  EXPECT_EQ(std::count(ca.begin(), ca.end(), '\n'), std::count(cb.begin(), cb.end(), '\n'));
+  // metrics.csv: the same rows under the same columns (no duplicated rows after the resume, no
+  // values under another column's name)
+  const auto csv_a = read_csv(a + "/metrics.csv"), csv_b = read_csv(b + "/metrics.csv");
+  ASSERT_EQ(csv_a.size(), csv_b.size());
+  for (size_t i = 0; i < csv_a.size(); ++i) {
+    ASSERT_EQ(csv_a[i].size(), csv_b[i].size()) << "csv row " << i;
+    for (const auto& [column, value] : csv_a[i]) {
+      ASSERT_TRUE(csv_b[i].count(column)) << "csv row " << i << " lacks " << column;
+      const std::string& other = csv_b[i].at(column);
+      if (value.empty() || other.empty() || column == "stage") {
+        EXPECT_EQ(value, other) << "csv row " << i << " " << column;
+      } else {
+        const double u = std::stod(value), v = std::stod(other);
+        EXPECT_NEAR(u, v, 1e-6 * std::max(1.0, std::abs(u))) << "csv row " << i << " " << column;
+      }
+    }
+  }
 }
 
 // The byte-level transformer on the shipped arithmetic data: SFT, then DPO against a frozen copy,
@@ -309,6 +351,7 @@ TEST(ResumeTest, RowsLoggedAfterTheCheckpointAreNotDuplicated) {
   ASSERT_EQ(json["global_step"], 34);
   std::FILE* f = std::fopen((dir + "/metrics.jsonl").c_str(), "a");
   std::fputs("{\"stage\":\"dpo\",\"step\":15,\"global_step\":35,\"loss\":9.0}\n", f);
+  std::fputs("{\"stage\":\"dpo\",\"step\":16,\"glo", f);  // and was killed writing the next one
   std::fclose(f);
   ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
   resumed.set_resume(true);

@@ -42,11 +42,29 @@ const double* MetricsRow::find(const std::string& name) const {
 MetricsLogger::MetricsLogger(const std::string& directory, bool append)
     : jsonl_path_(directory + "/metrics.jsonl"), csv_path_(directory + "/metrics.csv") {
   if (append) {
+    // The columns keep the order of the existing metrics.csv header (its rows are rewritten
+    // below under it); columns only metrics.jsonl has follow in the order they appear there.
+    {
+      std::ifstream csv(csv_path_);
+      std::string header;
+      if (csv && std::getline(csv, header)) {
+        std::stringstream fields(header);
+        std::string field;
+        for (int i = 0; std::getline(fields, field, ','); ++i) {
+          if (i >= 3 && !field.empty()) columns_.push_back(field);  // after stage,step,global_step
+        }
+      }
+    }
     std::ifstream in(jsonl_path_);
     std::string line;
+    int64_t number = 0;
     while (std::getline(in, line)) {
+      ++number;
       if (line.empty()) continue;
-      auto json = nlohmann::json::parse(line);
+      const auto json = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (json.is_discarded() || !json.is_object()) {
+        throw std::invalid_argument(jsonl_path_ + ":" + std::to_string(number) + ": expected a metrics row (JSON object)");
+      }
       MetricsRow row;
       for (auto it = json.begin(); it != json.end(); ++it) {
         if (it.key() == "stage") row.stage = it.value().get<std::string>();
@@ -59,6 +77,7 @@ MetricsLogger::MetricsLogger(const std::string& directory, bool append)
       }
       rows_.push_back(std::move(row));
     }
+    write_csv();
   } else {
     std::ofstream truncate(jsonl_path_, std::ios::trunc);
     if (!truncate) throw std::runtime_error(jsonl_path_ + ": cannot create the metrics file");
