@@ -157,6 +157,33 @@ TEST(ConfigTest, DuplicateStageNamesAreRejected) {
   EXPECT_NE(e.find("unique stage name"), std::string::npos) << e;
 }
 
+TEST(ConfigTest, NamesThatBecomeFoldersAreChecked) {
+  for (const char* bad : {"latest", "..", ".hidden", "a/b", "dpo.old", "dpo.tmp"}) {
+    const std::string stage = error_of(replace(kValid, "name: dpo", std::string("name: '") + bad + "'"));
+    EXPECT_NE(stage.find("exp.yaml:10:"), std::string::npos) << bad << ": " << stage;
+    EXPECT_NE(stage.find("it names a folder"), std::string::npos) << bad << ": " << stage;
+  }
+  const std::string run = error_of(kValid, {"name=../escape"});
+  EXPECT_NE(run.find("name: expected a non-empty name without '/'"), std::string::npos) << run;
+}
+
+TEST(ConfigTest, DuplicateKeysNameBothLines) {
+  const std::string e =
+      error_of(replace(kValid, "    steps: 5\n  - name: dpo", "    steps: 5\n    steps: 7\n  - name: dpo"));
+  EXPECT_NE(e.find("exp.yaml:10:5: key 'steps' given twice (first at line 9)"), std::string::npos) << e;
+}
+
+TEST(ConfigTest, AnAliasBombFailsFast) {
+  std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    const std::string p = "*a" + std::to_string(i - 1);
+    yaml += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [" + p + ", " + p + ", " + p + ", " + p + ", " +
+            p + ", " + p + ", " + p + ", " + p + ", " + p + ", " + p + "]\n";
+  }
+  const std::string e = error_of(yaml);  // 10^9 values if expanded
+  EXPECT_NE(e.find("expands to more than"), std::string::npos) << e;
+}
+
 TEST(ConfigTest, InvalidYamlNamesLine) {
   const std::string e = error_of("name: [unclosed\nseed: 1\n");
   EXPECT_NE(e.find("exp.yaml:"), std::string::npos) << e;

@@ -151,6 +151,19 @@ TEST(TrainingTest, ThrowingPluginStopsWithStepAndKeepsMetricsAndCheckpoint) {
   EXPECT_NE(status["error"].get<std::string>().find("step 23"), std::string::npos);
 }
 
+TEST(TrainingTest, APluginThrowingANonStdExceptionIsAnErrorNotAnAbort) {
+  const std::string yaml = std::string("plugin_paths: [") + PREFENGINE_TEST_PLUGIN_DIR + "]\n" + kShort;
+  const std::string dir = testing::make_temp_dir("throw-int");
+  try {
+    ExperimentRunner(parse_experiment(yaml, "int.yaml", {"stages.dpo.loss={plugin: throwing, int_at_call: 4}"}), dir).run();
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("stage 'dpo' step 4: loss plugin 'throwing' failed: it threw something that "
+                                         "is not a std::exception"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(boost::filesystem::exists(dir + "/failures/dpo-step-4/model.pt"));
+}
+
 TEST(TrainingTest, AFailureMidStageLeavesAResumableRun) {
   // The throwing plugin counts its calls per process: resumed from step 20, it never reaches call 23.
   const std::string yaml = std::string("plugin_paths: [") + PREFENGINE_TEST_PLUGIN_DIR + "]\n" + kShort;

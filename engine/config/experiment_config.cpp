@@ -28,6 +28,19 @@ OptimizerOptions read_optimizer(PluginOptions& o) {
   return opt;
 }
 
+// Names that become folder names (the run, a stage's checkpoint): one path component that cannot
+// be mistaken for the engine's own entries.
+void check_folder_name(PluginOptions& o, const std::string& key, const std::string& name) {
+  auto ends_with = [&](const std::string& tail) {
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  if (name.empty() || name.find('/') != std::string::npos || name.find('\\') != std::string::npos ||
+      name[0] == '.' || name == "latest" || ends_with(".old") || ends_with(".tmp")) {
+    o.fail(key, "a non-empty name without '/' or '\\', not starting with '.', not 'latest', not ending in "
+                ".old or .tmp (it names a folder)", "'" + name + "'");
+  }
+}
+
 StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t index,
                         const std::vector<std::string>& earlier_stages) {
   const std::string path = "stages[" + std::to_string(index) + "]";
@@ -39,6 +52,7 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   StageOptions stage;
   stage.location = node_location(node, file);
   stage.name = o.require_string("name");
+  check_folder_name(o, "name", stage.name);
   std::vector<std::string> kinds;
   for (const auto& spec : stage_kinds()) kinds.push_back(spec.name);
   std::string expected_kinds;
@@ -92,9 +106,7 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   config.source = file;
   PluginOptions o = options_from_yaml(root, file, "");
   config.name = o.get_string("name", config.name);
-  if (config.name.empty() || config.name.find('/') != std::string::npos) {
-    o.fail("name", "a non-empty name without '/'", "'" + config.name + "'");
-  }
+  check_folder_name(o, "name", config.name);
   config.seed = o.get_int("seed", 0, 0);
   config.threads = o.get_int("threads", 0, 0, 1024);
   config.plugin_paths = o.get_string_list("plugin_paths", {});
@@ -200,6 +212,7 @@ ExperimentConfig parse_experiment(const std::string& yaml_text, const std::strin
     throw std::invalid_argument(source + ":" + std::to_string(e.mark.line + 1) + ":" +
                                 std::to_string(e.mark.column + 1) + ": invalid YAML: " + e.msg);
   }
+  check_yaml_document(root, source);
   return parse_node(root, source, overrides);
 }
 

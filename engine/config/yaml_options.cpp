@@ -53,6 +53,39 @@ std::vector<std::string> split(const std::string& text, char sep) {
 
 }  // namespace
 
+namespace {
+
+void check_node(const YAML::Node& node, const std::string& file, size_t max_nodes, size_t& visited) {
+  if (++visited > max_nodes) {
+    throw std::invalid_argument(file + ": the YAML expands to more than " + std::to_string(max_nodes) +
+                                " values (through aliases?): expected a plain experiment file");
+  }
+  if (node.IsMap()) {
+    std::map<std::string, YAML::Mark> seen;
+    for (const auto& item : node) {
+      if (item.first.IsScalar()) {
+        const std::string key = item.first.Scalar();
+        auto [it, inserted] = seen.emplace(key, item.first.Mark());
+        if (!inserted) {
+          throw std::invalid_argument(node_location(item.first, file) + ": key '" + key +
+                                      "' given twice (first at line " + std::to_string(it->second.line + 1) +
+                                      "): expected each key once");
+        }
+      }
+      check_node(item.second, file, max_nodes, visited);
+    }
+  } else if (node.IsSequence()) {
+    for (const auto& item : node) check_node(item, file, max_nodes, visited);
+  }
+}
+
+}  // namespace
+
+void check_yaml_document(const YAML::Node& root, const std::string& file, size_t max_nodes) {
+  size_t visited = 0;
+  check_node(root, file, max_nodes, visited);
+}
+
 std::string node_location(const YAML::Node& node, const std::string& file) {
   const YAML::Mark mark = node.Mark();
   if (mark.is_null() || mark.line < 0) return file;

@@ -16,6 +16,11 @@ namespace prefengine {
 // The location of a YAML node: "file:line:column" (1-based), or the --set text that wrote it.
 std::string node_location(const YAML::Node& node, const std::string& file);
 
+// Refuses what YAML allows but a config must not have: a key given twice in one map ("file:l:c:
+// key 'x' given twice (first at line L)") and documents that expand past `max_nodes` nodes through
+// aliases (an alias bomb). Throws std::invalid_argument.
+void check_yaml_document(const YAML::Node& root, const std::string& file, size_t max_nodes = 100000);
+
 // Flattens a YAML map. `path` names the block in messages (e.g. "stages[1]").
 // Lists of maps are not flattened: they become entries whose `list` is empty and whose scalar is
 // "<list of maps>", so reading them as a scalar fails with a clear message.

@@ -17,11 +17,14 @@ YAML::Node load_root(const std::string& path) {
   if (!in) throw std::invalid_argument(path + ": cannot open the experiment file");
   std::stringstream buffer;
   buffer << in.rdbuf();
+  YAML::Node root;
   try {
-    return YAML::Load(buffer.str());
+    root = YAML::Load(buffer.str());
   } catch (const YAML::Exception& e) {
     throw std::invalid_argument(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
   }
+  check_yaml_document(root, path);
+  return root;
 }
 
 std::string flow(const YAML::Node& node) {

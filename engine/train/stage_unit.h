@@ -130,6 +130,8 @@ LossOutput call_loss_plugin(const std::string& name, Call call) {
     return call();
   } catch (const std::exception& e) {
     throw std::runtime_error("loss plugin '" + name + "' failed: " + e.what());
+  } catch (...) {  // a plugin may throw anything; it must not abort the run
+    throw std::runtime_error("loss plugin '" + name + "' failed: it threw something that is not a std::exception");
   }
 }
 

@@ -1,5 +1,6 @@
-// A loss plugin whose loss fails on request: option `fail_at_call` (throw) or `nan_at_call`
-// (return NaN) on the given call of pairwise(), counting from 1; otherwise a plain DPO loss.
+// A loss plugin whose loss fails on request: option `fail_at_call` (throw), `int_at_call` (throw
+// an int, not a std::exception) or `nan_at_call` (return NaN) on the given call of pairwise(),
+// counting from 1; otherwise a plain DPO loss.
 #include <limits>
 #include <stdexcept>
 
@@ -9,7 +10,9 @@ namespace {
 class ThrowingLoss : public prefengine::PairwiseLoss {
  public:
   explicit ThrowingLoss(prefengine::PluginOptions& o)
-      : fail_at_(o.get_int("fail_at_call", 0, 0)), nan_at_(o.get_int("nan_at_call", 0, 0)) {}
+      : fail_at_(o.get_int("fail_at_call", 0, 0)),
+        int_at_(o.get_int("int_at_call", 0, 0)),
+        nan_at_(o.get_int("nan_at_call", 0, 0)) {}
   prefengine::LossRequirements requirements() const override {
     prefengine::LossRequirements r;
     r.reference_logps = true;
@@ -18,6 +21,7 @@ class ThrowingLoss : public prefengine::PairwiseLoss {
   prefengine::LossOutput pairwise(const prefengine::PairwiseBatch& b) override {
     ++calls_;
     if (calls_ == fail_at_) throw std::runtime_error("deliberate failure");
+    if (calls_ == int_at_) throw 42;
     prefengine::LossOutput out;
     at::Tensor z = 0.1 * ((b.chosen_logps - b.ref_chosen_logps) - (b.rejected_logps - b.ref_rejected_logps));
     out.loss = -at::log_sigmoid(z).mean();
@@ -27,6 +31,7 @@ class ThrowingLoss : public prefengine::PairwiseLoss {
 
  private:
   int64_t fail_at_;
+  int64_t int_at_;
   int64_t nan_at_;
   int64_t calls_ = 0;
 };
