@@ -225,5 +225,19 @@ TEST(ConfigTest, BadDataFileIsNamedWithLine) {
             std::string::npos);
 }
 
+TEST(ConfigTest, ValidateChecksPromptIdsAndTheEvalFile) {
+  const std::string dir = testing::make_temp_dir("config-prompts");
+  const std::string data = testing::write_file(dir + "/pairs.jsonl",
+      "{\"prompt_ids\": [0], \"chosen_ids\": [0], \"rejected_ids\": [4]}\n"
+      "{\"prompt_ids\": [11], \"chosen_ids\": [0], \"rejected_ids\": [4]}\n");
+  const std::string p = error_of(replace(kValid, "configs/toy/data/pairs.jsonl", data));
+  EXPECT_NE(p.find(data + ":2: field 'prompt_ids': token id 11 is outside the model's vocabulary [0, 10)"),
+            std::string::npos) << p;
+  // the held-out pairs are checked by validate, not first when the evaluator reads them
+  const std::string e = error_of(replace(kValid, "loss: {plugin: dpo, beta: 0.1}",
+                                         "loss: {plugin: dpo, beta: 0.1}\n    eval: {path: " + data + "}"));
+  EXPECT_NE(e.find(data + ":2: field 'prompt_ids'"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace prefengine

@@ -53,6 +53,18 @@ TEST(GradeCli, SummaryLineAndEmptyResponses) {
             std::string::npos) << r.output;
 }
 
+TEST(GradeCli, OutputOverTheInputIsRefused) {
+  const std::string dir = prefengine::testing::make_temp_dir("grade-cli-same");
+  const std::string text = "{\"prompt\": \"1+1?\", \"response\": \"\\\\boxed{2}\", \"reference\": \"2\"}\n";
+  const std::string input = prefengine::testing::write_file(dir + "/in.jsonl", text);
+  for (const std::string& output : {input, dir + "/./in.jsonl"}) {
+    const Result r = run("grade --grader math --input " + input + " --output " + output);
+    EXPECT_NE(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("is the input file"), std::string::npos) << r.output;
+  }
+  EXPECT_EQ(prefengine::testing::read_file(input), text);  // untouched
+}
+
 TEST(GradeCli, MaxResponseBytesRaisesTheCap) {
   const std::string dir = prefengine::testing::make_temp_dir("grade-cli-cap");
   const std::string long_response = std::string(70000, 'x') + " so \\\\boxed{7}";

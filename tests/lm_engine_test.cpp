@@ -456,6 +456,11 @@ TEST(GenerateCliTest, WritesNSamplesPerPrompt) {
     ++count;
   }
   EXPECT_EQ(count, 2);
+  const std::string before = testing::read_file(prompts);
+  CliResult over = cli("generate --model-config " + config + " --input " + prompts + " --output " + prompts);
+  EXPECT_EQ(over.code, 1);
+  EXPECT_NE(over.output.find("is the input file"), std::string::npos) << over.output;
+  EXPECT_EQ(testing::read_file(prompts), before);
   CliResult bad = cli("generate --input " + prompts + " --output " + dir + "/x.jsonl");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.output.find("exactly one of --model-config"), std::string::npos) << bad.output;

@@ -296,6 +296,7 @@ int grade_command(const std::vector<std::string>& args) {
   } else if (line_bytes > file_options.max_line_bytes) {
     file_options.max_line_bytes = line_bytes;
   }
+  if (output) refuse_output_over_input(p.vars["input"].as<std::string>(), *output, "--output");
   const GradeSummary summary = grade_file(*grader, p.vars["input"].as<std::string>(), output, file_options);
   std::cout << format_grade_summary(summary);
   if (summary.graded == 0) {
@@ -372,6 +373,16 @@ int main_entry(int argc, char** argv) {
     const std::string who = world && rank && std::string(world) != "1" ? std::string("[rank ") + rank + "] " : "";
     std::cerr << "error: " << who << e.what() << "\n";
     return 1;
+  }
+}
+
+void refuse_output_over_input(const std::string& input, const std::string& output, const char* option) {
+  namespace fs = boost::filesystem;
+  boost::system::error_code error;
+  const bool same = fs::exists(output, error) ? fs::equivalent(input, output, error)
+                                              : fs::weakly_canonical(output, error) == fs::weakly_canonical(input, error);
+  if (same) {
+    throw std::invalid_argument(std::string(option) + ": '" + output + "' is the input file; expected another path");
   }
 }
 

@@ -1,4 +1,5 @@
 #include "engine/cli/generate_command.h"
+#include "engine/cli/commands.h"
 
 #include <algorithm>
 #include <fstream>
@@ -105,6 +106,7 @@ int generate_command(const std::vector<std::string>& args) {
   input.path = vars["input"].as<std::string>();
   const auto prompts = read_prompt_jsonl(input, *tokenizer, chat_template).records;
   const std::string output_path = vars["output"].as<std::string>();
+  refuse_output_over_input(input.path, output_path, "--output");
   std::ofstream out(output_path, std::ios::trunc);
   if (!out) throw std::runtime_error(output_path + ": cannot write");
   spdlog::info("generate: {} prompts x {} samples, up to {} new tokens", prompts.size(), n, gen.max_new_tokens);

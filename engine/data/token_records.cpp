@@ -137,6 +137,7 @@ void check_ids(const std::vector<int64_t>& ids, int64_t vocab, const std::string
 
 void check_token_range(const std::vector<PairRecord>& records, int64_t vocab_size) {
   for (const auto& r : records) {
+    check_ids(r.prompt, vocab_size, r.source, "prompt_ids");
     check_ids(r.chosen, vocab_size, r.source, "chosen_ids");
     check_ids(r.rejected, vocab_size, r.source, "rejected_ids");
   }
@@ -144,6 +145,7 @@ void check_token_range(const std::vector<PairRecord>& records, int64_t vocab_siz
 
 void check_token_range(const std::vector<SftRecord>& records, int64_t vocab_size) {
   for (const auto& r : records) {
+    check_ids(r.prompt, vocab_size, r.source, "prompt_ids");
     check_ids(r.completion, vocab_size, r.source, "completion_ids");
     if (!r.distribution.empty() && static_cast<int64_t>(r.distribution.size()) != vocab_size) {
       throw std::invalid_argument(r.source + ": 'distribution': expected " + std::to_string(vocab_size) +
@@ -151,6 +153,10 @@ void check_token_range(const std::vector<SftRecord>& records, int64_t vocab_size
                                   std::to_string(r.distribution.size()));
     }
   }
+}
+
+void check_token_range(const std::vector<PromptRecord>& records, int64_t vocab_size) {
+  for (const auto& r : records) check_ids(r.prompt, vocab_size, r.source, "prompt_ids");
 }
 
 }  // namespace prefengine

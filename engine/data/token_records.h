@@ -17,5 +17,6 @@ std::vector<SftRecord> read_sft_records(const std::string& path, int64_t max_rec
 // entries; the message names the record's file:line.
 void check_token_range(const std::vector<PairRecord>& records, int64_t vocab_size);
 void check_token_range(const std::vector<SftRecord>& records, int64_t vocab_size);
+void check_token_range(const std::vector<PromptRecord>& records, int64_t vocab_size);
 
 }  // namespace prefengine

@@ -17,7 +17,7 @@
 namespace prefengine {
 
 void validate_ppo_stage_data(const StageOptions& stage, int64_t vocab_size) {
-  (void)read_prompt_records(stage.data.path, stage.data.max_records);
+  check_token_range(read_prompt_records(stage.data.path, stage.data.max_records), vocab_size);
   if (!stage.ppo.probe_path.empty()) check_token_range(read_pair_records(stage.ppo.probe_path), vocab_size);
 }
 

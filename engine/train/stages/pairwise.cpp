@@ -101,6 +101,9 @@ class PairwiseStage : public StageUnit {
   void validate(StageContext& context) override {
     records_ = load_stage_pairs(context.config, context.stage, &stats_);
     check_token_range(records_, context.model->vocab_size());
+    if (context.stage.eval.enabled()) {  // the held-out pairs, as the evaluator will read them
+      check_token_range(read_pair_records(context.stage.eval.path), context.model->vocab_size());
+    }
     loaded_ = true;
   }
 
