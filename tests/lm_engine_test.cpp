@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
@@ -373,6 +374,34 @@ TEST(ResumeTest, ThroughTheCli) {
   CliResult both = cli("run " + config + " --resume " + dir);
   EXPECT_EQ(both.code, 1);
   EXPECT_NE(both.output.find("drop EXP.yaml"), std::string::npos) << both.output;
+}
+
+TEST(ResumeTest, AHandEditedStateIsRefusedNamingTheFieldAndFile) {
+  const std::string dir = testing::make_temp_dir("resume-edited");
+  setenv("PREFENGINE_STOP_AFTER_STEP", "34", 1);
+  EXPECT_THROW(ExperimentRunner(parse_experiment(kToy, "resume.yaml"), dir).run(), std::runtime_error);
+  unsetenv("PREFENGINE_STOP_AFTER_STEP");
+  const std::string path = dir + "/checkpoints/dpo/state.json";
+  const auto original = read_json(path);
+  auto expect_refused = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& what) {
+    nlohmann::json state = original;
+    edit(state);
+    testing::write_file(path, state.dump());
+    ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
+    resumed.set_resume(true);
+    try {
+      resumed.run();
+      ADD_FAILURE() << "resumed from an edited state (" << what << ")";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  expect_refused([](nlohmann::json& s) { s["sampler"]["cursor"] = 999; }, "sampler.cursor");
+  expect_refused([](nlohmann::json& s) { s["sampler"]["order"][0] = s["sampler"]["order"][1]; }, "sampler.order");
+  expect_refused([](nlohmann::json& s) { s["step"] = 31; }, "step: expected at most steps (30)");
+  expect_refused([](nlohmann::json& s) { s["generator"] = nlohmann::json::array({1, 2}); }, "generator");
+  expect_refused([](nlohmann::json& s) { s.erase("format"); }, "format");
 }
 
 TEST(ResumeTest, NoCheckpointIsAnError) {
