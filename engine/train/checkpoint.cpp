@@ -21,7 +21,8 @@ namespace fs = boost::filesystem;
 nlohmann::json CheckpointState::to_json() const {
   nlohmann::json j = {{"format", kFormat},   {"stage", stage},   {"kind", kind},
                       {"stage_index", stage_index}, {"step", step}, {"steps", steps},
-                      {"global_step", global_step}, {"sampler", sampler}, {"generator", generator}};
+                      {"global_step", global_step}, {"sampler", sampler}, {"generator", generator},
+                      {"scalar_head", scalar_head}};
   if (!failure.empty()) {
     j["failure"] = failure;
     j["resumable"] = resumable;
@@ -63,6 +64,8 @@ CheckpointState CheckpointState::from_json(const nlohmann::json& j, const std::s
   s.sampler = j["sampler"];
   if (!j.contains("generator") || !j["generator"].is_array()) fail("generator", "the generator's state (a list of bytes)");
   s.generator = j["generator"];
+  if (!j.contains("scalar_head") || !j["scalar_head"].is_boolean()) fail("scalar_head", "true or false");
+  s.scalar_head = j["scalar_head"].get<bool>();
   if (j.contains("failure")) {
     s.failure = j["failure"].is_string() ? j["failure"].get<std::string>() : j["failure"].dump();
     s.resumable = j.value("resumable", false);
@@ -128,6 +131,11 @@ CheckpointState read_checkpoint_state(const std::string& directory) {
 void load_model_weights(const std::string& directory, Model& model) {
   const std::string path = directory + "/model.pt";
   if (!fs::exists(path)) throw std::invalid_argument(path + ": no such checkpoint file");
+  if (!model.has_scalar_head()) {
+    std::ifstream in(directory + "/state.json");
+    const auto state = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (state.is_object() && state.value("scalar_head", false)) model.add_scalar_head();
+  }
   torch::serialize::InputArchive archive;
   archive.load_from(path);
   at::NoGradGuard no_grad;
@@ -192,8 +200,9 @@ void copy_weights(const Model& from, Model& to) {
   }
 }
 
-nlohmann::json generator_state() {
-  at::Generator generator = at::detail::getDefaultCPUGenerator();
+nlohmann::json generator_state() { return generator_state(at::detail::getDefaultCPUGenerator()); }
+
+nlohmann::json generator_state(at::Generator generator) {
   std::lock_guard<std::mutex> lock(generator.mutex());
   const at::Tensor state = generator.get_state().contiguous();
   const uint8_t* bytes = state.data_ptr<uint8_t>();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include <ATen/core/Generator.h>
 #include <nlohmann/json.hpp>
 
 namespace prefengine {
@@ -28,6 +29,7 @@ struct CheckpointState {
   int64_t global_step = 0;           // optimizer steps done in the run
   nlohmann::json sampler;            // BatchSampler::state()
   nlohmann::json generator;          // the default torch generator (generator_state())
+  bool scalar_head = false;          // the model had its scalar head (a reward model, ppo's value head)
   std::string failure;               // failure folders: the error; empty for regular checkpoints
   bool resumable = true;             // failure folders: false when the state is mid-step
 
@@ -44,7 +46,8 @@ void save_checkpoint(const std::string& directory, const Model& model, const Fla
 // state.json of a checkpoint directory, checked (std::invalid_argument naming the file).
 CheckpointState read_checkpoint_state(const std::string& directory);
 
-// Loads model.pt into `model` (names and shapes must match; the message names the tensor).
+// Loads model.pt into `model` (names and shapes must match; the message names the tensor). When
+// the checkpoint's model had a scalar head and `model` has none, the head is added first.
 void load_model_weights(const std::string& directory, Model& model);
 void load_optimizer_state(const std::string& directory, FlatOptimizer& optimizer);
 // Hands loss.pt (when the checkpoint has one) to loss.load_state().
@@ -52,8 +55,9 @@ void load_loss_state(const std::string& directory, Loss& loss);
 // Copies every parameter and buffer of `from` into `to` (same plugin, same options).
 void copy_weights(const Model& from, Model& to);
 
-// The default CPU generator's state, as a JSON list of bytes, and back.
+// A CPU generator's state (the default one's when none is given), as a JSON list of bytes, and back.
 nlohmann::json generator_state();
+nlohmann::json generator_state(at::Generator generator);
 void restore_generator_state(const nlohmann::json& state, const std::string& where = "generator");
 
 }  // namespace prefengine

@@ -152,14 +152,6 @@ RunResult ExperimentRunner::run() {
   return {directory_, global_step_};
 }
 
-bool ExperimentRunner::earlier_stages_add_scalar_head(size_t end) const {
-  for (size_t j = 0; j < end && j < config_.stages.size(); ++j) {
-    if (config_.stages[j].kind == "ppo") return true;
-    if (losses_[j] && losses_[j]->requirements().scalar_head) return true;
-  }
-  return false;
-}
-
 size_t ExperimentRunner::begin_resume(const ResumePoint& point) {
   const CheckpointState& state = point.state;
   const size_t index = static_cast<size_t>(state.stage_index);
@@ -172,7 +164,6 @@ size_t ExperimentRunner::begin_resume(const ResumePoint& point) {
                state.step, state.steps, state.global_step);
   if (state.finished()) {
     // The stage finished: the next one starts from its final weights.
-    if (earlier_stages_add_scalar_head(index + 1) && !model_->has_scalar_head()) model_->add_scalar_head();
     load_model_weights(point.checkpoint, *model_);
     restore_generator_state(state.generator, point.checkpoint + "/state.json: generator");
     return index + 1;
@@ -180,7 +171,6 @@ size_t ExperimentRunner::begin_resume(const ResumePoint& point) {
   // Mid-stage: the stage starts from the weights it started with (its reference is a copy of
   // them); the loop then loads the checkpoint's weights, optimizer, sampler and generator.
   if (index > 0) {
-    if (earlier_stages_add_scalar_head(index) && !model_->has_scalar_head()) model_->add_scalar_head();
     load_model_weights(directory_ + "/checkpoints/" + config_.stages[index - 1].name, *model_);
   }
   return index;

@@ -55,8 +55,6 @@ class ExperimentRunner {
   std::shared_ptr<Model> make_model() const;
   // Resuming: the first stage to run, with the model as that stage saw it at its start.
   size_t begin_resume(const ResumePoint& point);
-  // True when a stage before `end` leaves a scalar head on the model (a reward model, ppo's value head).
-  bool earlier_stages_add_scalar_head(size_t end) const;
 
   ExperimentConfig config_;
   std::string directory_;

@@ -97,16 +97,17 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
     first_step = resume->state.step + 1;
     context.report["resumed_from_step"] = resume->state.step;
   }
-  auto state_at = [&](int64_t step, const BatchSampler& s, const nlohmann::json& generator) {
+  auto state_at = [&](int64_t step, int64_t global, const BatchSampler& s, const nlohmann::json& generator) {
     CheckpointState state;
     state.stage = stage.name;
     state.kind = stage.kind;
     state.stage_index = static_cast<int64_t>(context.index);
     state.step = step;
     state.steps = steps;
-    state.global_step = global_step;
+    state.global_step = global;
     state.sampler = s.state();
     state.generator = generator;
+    state.scalar_head = model.has_scalar_head();
     return state;
   };
 
@@ -154,7 +155,8 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
           if (info.log_now) plugin_metrics.add(out.metrics);
         }
         dp.average_gradients(flat.grads());
-        if (!at::isfinite(flat.grads()).all().item<bool>()) {
+        // One reduction in double (no overflow from fp32 values): NaN and Inf propagate into the sum.
+        if (!std::isfinite(flat.grads().sum(at::kDouble).item<double>())) {
           throw std::runtime_error("the gradient is not finite (loss plugin '" + stage.loss_plugin + "')");
         }
         grad_norm = optimizer.step(/*need_norm=*/info.log_now && u + 1 == updates.size());
@@ -166,14 +168,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       std::string where = "stage '" + stage.name + "' step " + std::to_string(step) + ": " + e.what();
       if (dp.is_writer() && !context.run_directory.empty()) {
         const std::string failed = context.run_directory + "/failures/" + stage.name + "-step-" + std::to_string(step);
-        const int64_t global_now = global_step;
-        global_step = global_before;
-        CheckpointState state = state_at(step - 1, sampler_before, [&] {
-          std::lock_guard<std::mutex> lock(generator_before.mutex());
-          const at::Tensor bytes = generator_before.get_state().contiguous();
-          return nlohmann::json(std::vector<int>(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel()));
-        }());
-        global_step = global_now;
+        CheckpointState state = state_at(step - 1, global_before, sampler_before, generator_state(generator_before));
         state.failure = e.what();
         state.resumable = updates_done == 0;
         try {
@@ -215,7 +210,8 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
     if (step == steps) dp.check_replicas(flat.values(), "stage '" + stage.name + "'");
     if (dp.is_writer() && !context.run_directory.empty() &&
         ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps)) {
-      save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss, state_at(step, sampler, generator_state()));
+      save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss,
+                      state_at(step, global_step, sampler, generator_state()));
       if (stop_after_global_step() == global_step) {
         throw std::runtime_error("stopped after global step " + std::to_string(global_step) +
                                  " (PREFENGINE_STOP_AFTER_STEP)");
