@@ -223,6 +223,9 @@ TEST(TrainingTest, RunDirectoryIsNeverOverwrittenSilently) {
   EXPECT_THROW(prepare_run_directory("x", options), std::invalid_argument);
   EXPECT_TRUE(boost::filesystem::exists(dir + "/metrics.jsonl"));
   options.overwrite = true;
+  EXPECT_THROW(prepare_run_directory("x", options), std::invalid_argument);  // not a prefengine run
+  EXPECT_TRUE(boost::filesystem::exists(dir + "/metrics.jsonl"));
+  testing::write_file(dir + "/run.json", R"({"name": "x", "status": "completed"})");
   EXPECT_EQ(prepare_run_directory("x", options), dir);
   EXPECT_FALSE(boost::filesystem::exists(dir + "/metrics.jsonl"));
 }
@@ -316,6 +319,46 @@ TEST(TrainingTest, FlatSgdWithClippingAndAdamWDecay) {
   flat2.zero_grad();  // zero gradient: only the decoupled decay moves the weights
   decayed.step();
   EXPECT_NEAR(other.b[0].item<double>(), 2.0 * (1 - 0.1 * 0.5), 1e-6);
+}
+
+TEST(TrainingTest, FlatOptimizerNoticesParametersThatOverflowInTheStep) {
+  // SGD: b - lr * g with g = 1e38 and lr = 10 is -1e39, past float's largest value (3.4e38).
+  TwoParams module;
+  FlatParameters flat(module);
+  OptimizerOptions sgd;
+  sgd.name = "sgd";
+  sgd.lr = 10;
+  FlatOptimizer optimizer(flat, sgd, 2);
+  flat.zero_grad();
+  module.a.pow(2).sum().backward();
+  optimizer.step();
+  EXPECT_TRUE(optimizer.parameters_finite());
+  flat.zero_grad();
+  (1e38 * module.b.sum()).backward();
+  ASSERT_TRUE(std::isfinite(module.b.grad()[0].item<double>()));  // the gradient itself is finite
+  optimizer.step();
+  EXPECT_FALSE(std::isinf(module.a[0].item<double>()));
+  EXPECT_TRUE(std::isinf(module.b[0].item<double>()));
+  EXPECT_FALSE(optimizer.parameters_finite());
+
+  // AdamW: the decoupled decay multiplies a weight by 1 - lr * decay = -9; 3e38 * -9 overflows.
+  TwoParams other;
+  FlatParameters flat2(other);
+  OptimizerOptions adamw;
+  adamw.name = "adamw";
+  adamw.lr = 10;
+  adamw.weight_decay = 1;
+  FlatOptimizer decayed(flat2, adamw, 2);
+  flat2.zero_grad();
+  decayed.step();  // 0.5, -1, 2 times -9: finite
+  EXPECT_TRUE(decayed.parameters_finite());
+  {
+    at::NoGradGuard no_grad;
+    other.b.fill_(3e38);
+  }
+  decayed.step();
+  EXPECT_TRUE(std::isinf(other.b[0].item<double>()));
+  EXPECT_FALSE(decayed.parameters_finite());
 }
 
 }  // namespace

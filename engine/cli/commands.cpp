@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -106,6 +107,14 @@ int run_command(const std::vector<std::string>& args) {
       throw std::invalid_argument("run --resume RUN_DIR takes the run's own config.yaml: drop EXP.yaml, --set and --output");
     }
     const std::string directory = p.vars["resume"].as<std::string>();
+    if (!boost::filesystem::is_directory(directory)) {
+      throw std::invalid_argument("--resume " + directory + ": no such run directory");
+    }
+    const char* rank_of = std::getenv("PREFENGINE_RUN_DIRECTORY");
+    std::unique_ptr<RunDirectoryLock> lock;  // a live run is not resumed twice
+    if (!(rank_of && *rank_of) && DistributedEnv::from_environment().rank == 0) {
+      lock = std::make_unique<RunDirectoryLock>(directory);
+    }
     ExperimentRunner runner(load_experiment(directory + "/config.yaml"), directory);
     runner.set_resume(true);
     runner.run();
@@ -141,13 +150,16 @@ int run_command(const std::vector<std::string>& args) {
   // launcher (torchrun, srun) leave it to rank 0, the only one that writes.
   const char* launched_into = std::getenv("PREFENGINE_RUN_DIRECTORY");
   std::string directory;
+  std::unique_ptr<RunDirectoryLock> lock;  // held until this process (or its ranks) end
   if (launched_into && *launched_into) {
     directory = launched_into;
   } else if (env.rank == 0) {
     RunDirectoryOptions dir_options;
     if (p.vars.count("output")) dir_options.output = p.vars["output"].as<std::string>();
     dir_options.overwrite = p.vars["overwrite"].as<bool>();
+    dir_options.inputs = experiment_inputs(config.source, config.resolved_yaml);
     directory = prepare_run_directory(config.name, dir_options);
+    lock = std::make_unique<RunDirectoryLock>(directory);
   }
   if (nproc > 1) {
     if (env.world_size > 1) throw std::invalid_argument("--nproc: this process is already rank " + std::to_string(env.rank) + " of a launched run");

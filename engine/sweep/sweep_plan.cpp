@@ -1,5 +1,6 @@
 #include "engine/sweep/sweep_plan.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -65,6 +66,22 @@ std::string sanitise(const std::string& text) {
     out += ok ? c : '_';
   }
   return out;
+}
+
+// A folder name no earlier run of the plan has: different points can sanitise to one name
+// ("a b" and "a_b"; two files named data.jsonl in different folders), and a seed may be listed
+// twice. Long names are shortened (file systems take 255 bytes) and keep a numeric suffix.
+std::string unique_run_name(std::string name, const std::vector<SweepRun>& earlier) {
+  constexpr size_t kMaxName = 160;
+  if (name.size() > kMaxName) name = name.substr(0, kMaxName);
+  auto taken = [&](const std::string& candidate) {
+    return std::any_of(earlier.begin(), earlier.end(), [&](const SweepRun& r) { return r.name == candidate; });
+  };
+  if (!taken(name)) return name;
+  for (int i = 2;; ++i) {
+    const std::string candidate = name + "-" + std::to_string(i);
+    if (!taken(candidate)) return candidate;
+  }
 }
 
 }  // namespace
@@ -138,7 +155,7 @@ SweepPlan plan_sweep(const std::string& path, const std::vector<std::string>& ov
       SweepRun run;
       run.point = point;
       run.seed = seed;
-      run.name = sanitise(point) + "-seed" + std::to_string(seed);
+      run.name = unique_run_name(sanitise(point) + "-seed" + std::to_string(seed), plan.runs);
       YAML::Emitter emitter;
       emitter << child;
       run.config_yaml = std::string(emitter.c_str()) + "\n";

@@ -64,7 +64,14 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
   RunDirectoryOptions dir_options;
   dir_options.output = options.directory;
   dir_options.overwrite = options.overwrite;
+  for (const auto& run : plan.runs) {
+    for (auto& input : experiment_inputs(plan.source, run.config_yaml)) dir_options.inputs.push_back(std::move(input));
+  }
   const std::string parent = prepare_run_directory(plan.name + "-sweep", dir_options);
+  const RunDirectoryLock lock(parent);
+  nlohmann::json sweep_status = {{"name", plan.name}, {"config", plan.source}, {"sweep", true},
+                                 {"runs", plan.runs.size()}, {"status", "running"}};
+  write_run_status(parent, sweep_status);
   ::mkdir((parent + "/configs").c_str(), 0755);
   ::mkdir((parent + "/logs").c_str(), 0755);
   for (const auto& run : plan.runs) {
@@ -125,6 +132,10 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
     rows.push_back(std::move(row));
   }
   write_sweep_summary(parent, rows);
+  sweep_status["status"] = "completed";
+  sweep_status["completed"] = result.completed;
+  sweep_status["failed"] = result.failed;
+  write_run_status(parent, sweep_status);
   spdlog::info("sweep: {} completed, {} failed; summary in {}/summary.md", result.completed, result.failed, parent);
   return result;
 }

@@ -1,6 +1,9 @@
 #include "engine/train/flat_optimizer.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -75,6 +78,7 @@ double FlatOptimizer::step(bool need_norm) {
     } else {
       p.add_(g, -lr);
     }
+    parameters_finite_ = std::isfinite(p.sum(at::kDouble).item<double>());
     return norm;
   }
   // Adam / AdamW as one pass over the flat buffers (the same formulas as eight whole-buffer ATen
@@ -94,7 +98,9 @@ double FlatOptimizer::step(bool need_norm) {
   float* mv = first_moment_.data_ptr<float>();
   float* vv = second_moment_.data_ptr<float>();
   const bool with_decay = options_.weight_decay > 0;
+  std::atomic<bool> finite{true};
   at::parallel_for(0, p.numel(), int64_t{1} << 16, [&](int64_t begin, int64_t end) {
+    uint32_t non_finite = 0;  // an all-ones exponent marks Inf or NaN (an integer OR: vectorisable)
     for (int64_t i = begin; i < end; ++i) {
       float grad = gv[i];
       float value = pv[i];
@@ -106,9 +112,15 @@ double FlatOptimizer::step(bool need_norm) {
       const float v = b2 * vv[i] + one_minus_b2 * grad * grad;
       mv[i] = m;
       vv[i] = v;
-      pv[i] = value + step_size * (m / (std::sqrt(v) * inv_root_c2 + eps));
+      const float updated = value + step_size * (m / (std::sqrt(v) * inv_root_c2 + eps));
+      pv[i] = updated;
+      uint32_t bits;
+      std::memcpy(&bits, &updated, sizeof bits);
+      non_finite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
     }
+    if (non_finite != 0) finite.store(false, std::memory_order_relaxed);
   });
+  parameters_finite_ = finite.load();
   return norm;
 }
 

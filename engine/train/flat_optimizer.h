@@ -39,6 +39,8 @@ class FlatOptimizer {
   // Clips (when asked), applies the update for this step and returns the gradient norm before
   // clipping; without clipping the norm is computed only when `need_norm` (NaN otherwise).
   double step(bool need_norm = true);
+  // Whether every parameter was finite after the last step (checked within the update's own pass).
+  bool parameters_finite() const { return parameters_finite_; }
   double current_lr() const;
   int64_t steps_taken() const { return step_; }
 
@@ -51,6 +53,7 @@ class FlatOptimizer {
   OptimizerOptions options_;
   int64_t total_steps_;
   int64_t step_ = 0;
+  bool parameters_finite_ = true;
   at::Tensor first_moment_;   // Adam m, or the SGD momentum buffer
   at::Tensor second_moment_;  // Adam v
 };

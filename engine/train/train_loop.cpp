@@ -1,6 +1,7 @@
 #include "engine/train/train_loop.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -56,6 +57,21 @@ void reduce_feedback(DataParallel& dp, StepFeedback& feedback) {
   for (const auto& [name, value] : row.values) *fields[std::stoul(name)] = value;
 }
 
+// The names of the model's tensors (gradients when `grads`) holding Inf or NaN: the first few and
+// the count, for the error line.
+std::string non_finite_tensors(const Model& model, bool grads) {
+  std::vector<std::string> names;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    const at::Tensor t = grads ? item.value().grad() : item.value();
+    if (t.defined() && !std::isfinite(t.sum(at::kDouble).item<double>())) names.push_back(item.key());
+  }
+  if (names.empty()) return "";
+  std::string out = "'" + names.front() + "'";
+  for (size_t i = 1; i < std::min<size_t>(names.size(), 3); ++i) out += ", '" + names[i] + "'";
+  if (names.size() > 3) out += " and " + std::to_string(names.size() - 3) + " more";
+  return " (in " + out + ")";
+}
+
 }  // namespace
 
 int64_t stage_steps(const StageOptions& stage, int64_t records, int64_t rows_per_step) {
@@ -81,6 +97,10 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
   spdlog::info("stage '{}' ({}), {} steps", stage.name, unit.describe(records), steps);
 
   const std::string checkpoints = context.run_directory + "/checkpoints";
+  // The newest checkpoint whose weights passed every check: named when a step fails.
+  std::string last_good = context.index > 0 ? checkpoints + "/" + context.config.stages[context.index - 1].name +
+                                                  " (the end of the previous stage)"
+                                            : "";
   int64_t first_step = 1;
   if (resume != nullptr) {
     const std::string& dir = resume->checkpoint;
@@ -95,6 +115,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
                                   std::to_string(resume->state.steps));
     }
     first_step = resume->state.step + 1;
+    last_good = dir + " (step " + std::to_string(resume->state.step) + ")";
     context.report["resumed_from_step"] = resume->state.step;
   }
   auto state_at = [&](int64_t step, int64_t global, const BatchSampler& s, const nlohmann::json& generator) {
@@ -157,11 +178,17 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
         dp.average_gradients(flat.grads());
         // One reduction in double (no overflow from fp32 values): NaN and Inf propagate into the sum.
         if (!std::isfinite(flat.grads().sum(at::kDouble).item<double>())) {
-          throw std::runtime_error("the gradient is not finite (loss plugin '" + stage.loss_plugin + "')");
+          throw std::runtime_error("the gradient is not finite" + non_finite_tensors(model, /*grads=*/true) +
+                                   " (loss plugin '" + stage.loss_plugin + "')");
         }
         grad_norm = optimizer.step(/*need_norm=*/info.log_now && u + 1 == updates.size());
         ++updates_done;
         ++global_step;
+        if (!optimizer.parameters_finite()) {
+          throw std::runtime_error("the parameters are not finite after the optimizer step" +
+                                   non_finite_tensors(model, /*grads=*/false) + " (optimizer " +
+                                   stage.optimizer.name + ", lr " + std::to_string(optimizer.current_lr()) + ")");
+        }
         dp.maybe_inject_fault(global_step);
       }
     } catch (const std::exception& e) {
@@ -173,11 +200,14 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
         state.resumable = updates_done == 0;
         try {
           save_checkpoint(failed, model, &optimizer, loss, state, /*set_latest=*/false);
-          where += "; the state before this step is in " + failed;
+          where += state.resumable ? "; the state before this step is in " + failed
+                                   : "; the failing step's state (weights already updated) is in " + failed;
         } catch (const std::exception& write_error) {
           where += "; writing the failure state to " + failed + " failed too: " + write_error.what();
         }
-        where += "; `prefengine run --resume` continues from the last checkpoint";
+        where += last_good.empty() ? "; no checkpoint was written before it (the run starts again from the beginning)"
+                                   : "; the last good checkpoint is " + last_good +
+                                         ", where `prefengine run --resume` continues";
       }
       throw std::runtime_error(where);
     }
@@ -212,6 +242,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
         ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps)) {
       save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss,
                       state_at(step, global_step, sampler, generator_state()));
+      last_good = checkpoints + "/" + stage.name + " (step " + std::to_string(step) + ")";
       if (stop_after_global_step() == global_step) {
         throw std::runtime_error("stopped after global step " + std::to_string(global_step) +
                                  " (PREFENGINE_STOP_AFTER_STEP)");

@@ -1,6 +1,6 @@
 // A loss plugin whose loss fails on request: option `fail_at_call` (throw), `int_at_call` (throw
-// an int, not a std::exception) or `nan_at_call` (return NaN) on the given call of pairwise(),
-// counting from 1; otherwise a plain DPO loss.
+// an int, not a std::exception), `nan_at_call` (return NaN) or `scale_at_call` (return the loss
+// times `scale`) on the given call of pairwise(), counting from 1; otherwise a plain DPO loss.
 #include <limits>
 #include <stdexcept>
 
@@ -12,7 +12,9 @@ class ThrowingLoss : public prefengine::PairwiseLoss {
   explicit ThrowingLoss(prefengine::PluginOptions& o)
       : fail_at_(o.get_int("fail_at_call", 0, 0)),
         int_at_(o.get_int("int_at_call", 0, 0)),
-        nan_at_(o.get_int("nan_at_call", 0, 0)) {}
+        nan_at_(o.get_int("nan_at_call", 0, 0)),
+        scale_at_(o.get_int("scale_at_call", 0, 0)),
+        scale_(o.get_double("scale", 1.0)) {}
   prefengine::LossRequirements requirements() const override {
     prefengine::LossRequirements r;
     r.reference_logps = true;
@@ -26,6 +28,7 @@ class ThrowingLoss : public prefengine::PairwiseLoss {
     at::Tensor z = 0.1 * ((b.chosen_logps - b.ref_chosen_logps) - (b.rejected_logps - b.ref_rejected_logps));
     out.loss = -at::log_sigmoid(z).mean();
     if (calls_ == nan_at_) out.loss = out.loss * std::numeric_limits<double>::quiet_NaN();
+    if (calls_ == scale_at_) out.loss = out.loss * scale_;
     return out;
   }
 
@@ -33,6 +36,8 @@ class ThrowingLoss : public prefengine::PairwiseLoss {
   int64_t fail_at_;
   int64_t int_at_;
   int64_t nan_at_;
+  int64_t scale_at_;
+  double scale_;
   int64_t calls_ = 0;
 };
 }  // namespace
