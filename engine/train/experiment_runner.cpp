@@ -90,11 +90,14 @@ RunResult ExperimentRunner::run() {
   std::optional<ResumePoint> point;
   if (resume_) {
     point = find_resume_point(directory_);
-    if (!point) throw std::invalid_argument(directory_ + ": no checkpoint to resume from (checkpoints/latest)");
-    if (writer) truncate_metrics(directory_, point->state.global_step);
+    if (!point) {
+      // Stopped before its first checkpoint: the run starts again from the beginning, in its folder.
+      spdlog::warn("{}: no checkpoint yet; the run starts again from its first step", directory_);
+    }
+    if (writer) truncate_metrics(directory_, point ? point->state.global_step : 0);
     std::ifstream previous(directory_ + "/run.json");
     const auto old = nlohmann::json::parse(previous, nullptr, /*allow_exceptions=*/false);
-    if (old.is_object() && old.contains("stages")) {
+    if (point && old.is_object() && old.contains("stages")) {
       const int64_t kept = point->state.stage_index + (point->state.finished() ? 1 : 0);
       for (const auto& entry : old["stages"]) {
         if (entry.contains("index") && entry["index"].get<int64_t>() < kept) status["stages"].push_back(entry);
