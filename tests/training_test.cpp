@@ -171,9 +171,14 @@ TEST(TrainingTest, AFailureMidStageLeavesAResumableRun) {
   ExperimentRunner(parse_experiment(yaml, "ok.yaml", {"stages.dpo.loss={plugin: throwing}",
                                                       "stages.dpo.checkpoint_every=10"}), whole).run();
   const std::string dir = testing::make_temp_dir("fail-resume");
-  EXPECT_THROW(ExperimentRunner(parse_experiment(yaml, "throw.yaml", {"stages.dpo.loss={plugin: throwing, fail_at_call: 23}",
-                                                                      "stages.dpo.checkpoint_every=10"}), dir).run(),
-               std::runtime_error);
+  try {
+    ExperimentRunner(parse_experiment(yaml, "throw.yaml", {"stages.dpo.loss={plugin: throwing, fail_at_call: 23}",
+                                                           "stages.dpo.checkpoint_every=10"}), dir).run();
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("the last good checkpoint is " + dir + "/checkpoints/dpo (step 20)"),
+              std::string::npos) << e.what();
+  }
   ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
   resumed.set_resume(true);
   EXPECT_EQ(resumed.run().global_steps, 80);
@@ -196,6 +201,8 @@ TEST(TrainingTest, NonFiniteLossIsAnErrorNamingStepAndRecords) {
     const std::string m = e.what();
     EXPECT_NE(m.find("stage 'dpo' step 7: loss plugin 'throwing' returned a non-finite loss (nan)"), std::string::npos) << m;
     EXPECT_NE(m.find("configs/toy/data/pairs.jsonl:"), std::string::npos) << m;
+    EXPECT_NE(m.find("the last good checkpoint is " + dir + "/checkpoints/sft (the end of the previous stage)"),
+              std::string::npos) << m;
   }
   EXPECT_EQ(nlohmann::json::parse(testing::read_file(dir + "/failures/dpo-step-7/state.json"))["step"], 6);
   EXPECT_EQ(testing::read_file(dir + "/checkpoints/latest"), "sft\n");  // the last regular checkpoint
