@@ -1,10 +1,11 @@
 #include "engine/train/run_directory.h"
 
 #include <ctime>
-#include <fstream>
 #include <stdexcept>
 
 #include <boost/filesystem.hpp>
+
+#include "engine/io/durable_file.h"
 
 namespace prefengine {
 
@@ -38,13 +39,16 @@ std::string prepare_run_directory(const std::string& experiment_name, const RunD
 }
 
 void write_run_status(const std::string& directory, const nlohmann::json& status) {
-  const std::string path = directory + "/run.json";
-  {
-    std::ofstream out(path + ".tmp", std::ios::trunc);
-    out << status.dump(2) << "\n";
-    if (!out) throw std::runtime_error(path + ": cannot write");
-  }
-  fs::rename(path + ".tmp", path);
+  write_file_durably(directory + "/run.json", status.dump(2) + "\n");
+}
+
+void create_reserve(const std::string& directory) {
+  write_file_synced(directory + "/.reserve", std::string(64 * 1024, '\0'));
+}
+
+void release_reserve(const std::string& directory) {
+  boost::system::error_code ignored;
+  fs::remove(directory + "/.reserve", ignored);
 }
 
 }  // namespace prefengine
