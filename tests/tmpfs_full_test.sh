@@ -3,7 +3,8 @@
 # the run at every size from 64 KiB up in 16 KiB steps until the run fits. Every run that does not
 # fit must end with exit status 1 and one "error: ...: No space left on device" line (no abort, no
 # "terminate called"), leave run.json whole with status "failed" (once it was written), and, copied
-# to a roomy folder, resume to the uninterrupted run's metrics.jsonl, byte for byte.
+# to a roomy folder, resume to the uninterrupted run's metrics.jsonl, byte for byte (or, when no
+# checkpoint was published yet, refuse to resume in one error line).
 # Skipped (exit 77) where the platform does not allow the mount.
 # usage: tmpfs_full_test.sh PREFENGINE SOURCE_DIR
 set -u
@@ -52,11 +53,18 @@ while [ $size -le 4096 ]; do
   if [ -e "$work/copy/run.json" ] && [ ! -s "$work/copy/run.json" ]; then
     echo "FAIL at ${size}k: run.json is empty"; fails=$((fails + 1))
   fi
-  if [ -d "$work/copy/checkpoints" ] && ls "$work/copy/checkpoints" | grep -q .; then
+  # A checkpoint was published (renamed into place from its .tmp, `latest` may lag): resume from it.
+  if ls "$work/copy/checkpoints" 2>/dev/null | grep -v -e '\.tmp$' -e '^latest' | grep -q .; then
     if ! "$cli" run --resume "$work/copy" --log-level warn >/dev/null 2>"$work/resume-err"; then
       echo "FAIL at ${size}k: resume failed:"; cat "$work/resume-err"; fails=$((fails + 1))
     elif ! cmp -s "$work/whole/metrics.jsonl" "$work/copy/metrics.jsonl"; then
       echo "FAIL at ${size}k: the resumed metrics.jsonl differs from the uninterrupted run's"; fails=$((fails + 1))
+    fi
+  elif [ -d "$work/copy" ]; then  # none was: resume says so in one line
+    "$cli" run --resume "$work/copy" --log-level warn >/dev/null 2>"$work/resume-err"
+    rc=$?
+    if [ "$rc" != 1 ] || [ "$(grep -c '^error:' "$work/resume-err")" != 1 ]; then
+      echo "FAIL at ${size}k: resume without a checkpoint: exit status $rc:"; cat "$work/resume-err"; fails=$((fails + 1))
     fi
   fi
   echo "size ${size}k: $(grep '^error:' "$work/err" | head -c 200)"
