@@ -105,8 +105,8 @@ RunResult ExperimentRunner::run() {
   if (env.world_size > 1) status["world_size"] = env.world_size;
   if (writer) write_run_status(directory_, status);
   std::unique_ptr<MetricsLogger> metrics;
-  if (writer) metrics = std::make_unique<MetricsLogger>(directory_, /*append=*/resume_);
   try {
+    if (writer) metrics = std::make_unique<MetricsLogger>(directory_, /*append=*/resume_);  // may hit a full disk
     dp_ = std::make_unique<DataParallel>(create_communicator(config_.distributed, env), config_.distributed);
     if (dp_->world_size() > 1) {
       spdlog::info("data parallel: {} ranks over {}", dp_->world_size(), dp_->communicator().backend());
