@@ -257,6 +257,19 @@ TEST(CorruptCheckpointTest, NothingVerifiesIsRefusedNamingTheFile) {
             std::string::npos) << errors[0];
 }
 
+TEST(CorruptCheckpointTest, LoadingWeightsVerifiesThem) {
+  // Resumed mid-dpo, the stage starts from sft's final weights (load_model_weights): corrupted,
+  // they are refused naming the file, not loaded.
+  const std::string dir = interrupted_run("corrupt-weights");
+  flip_byte(dir + "/checkpoints/sft/model.pt");
+  const CliRun resumed = cli("run --resume " + dir + " --log-level warn");
+  EXPECT_EQ(resumed.code, 1) << resumed.err;
+  const auto errors = resumed.error_lines();
+  ASSERT_EQ(errors.size(), 1u) << resumed.err;
+  EXPECT_EQ(errors[0], "error: " + dir + "/checkpoints/sft/model.pt: checksum mismatch (the file is corrupted)");
+  EXPECT_EQ(run_status(dir).value("status", ""), "failed");
+}
+
 TEST(CorruptCheckpointTest, APartialFileIsNamedWithItsSize) {
   const std::string dir = interrupted_run("corrupt-partial");
   const std::string path = dir + "/checkpoints/dpo/optimizer.pt";
