@@ -17,6 +17,7 @@
 
 #include "engine/config/experiment_config.h"
 #include "engine/data/stage_data.h"
+#include "engine/train/checkpoint.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/sequence_batch.h"
 #include "test_util.h"
@@ -386,7 +387,7 @@ TEST(ResumeTest, AHandEditedStateIsRefusedNamingTheFieldAndFile) {
   auto expect_refused = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& what) {
     nlohmann::json state = original;
     edit(state);
-    testing::write_file(path, state.dump());
+    testing::write_file(path, seal_checkpoint_state(state).dump());  // edited, its checksum fixed
     ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
     resumed.set_resume(true);
     try {

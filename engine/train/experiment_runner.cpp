@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/dist/data_parallel.h"
+#include "engine/io/durable_file.h"
 #include "engine/metrics/logging.h"
 #include "engine/metrics/metrics_logger.h"
 #include "engine/plugins/plugin_factory.h"
@@ -79,9 +80,9 @@ RunResult ExperimentRunner::run() {
   const DistributedEnv env = DistributedEnv::from_environment();
   const bool writer = env.rank == 0;
   if (!writer) spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
+  if (writer) create_reserve(directory_);  // run.json's last write must succeed on a full disk
   if (writer && !resume_) {
-    std::ofstream out(directory_ + "/config.yaml");
-    out << "# resolved from " << config_.source << "\n" << config_.resolved_yaml;
+    write_file_durably(directory_ + "/config.yaml", "# resolved from " + config_.source + "\n" + config_.resolved_yaml);
   }
   std::unique_ptr<ScopedLogFile> log_file;
   if (writer) log_file = std::make_unique<ScopedLogFile>(directory_ + "/run.log");
@@ -89,7 +90,7 @@ RunResult ExperimentRunner::run() {
   status["stages"] = nlohmann::json::array();
   std::optional<ResumePoint> point;
   if (resume_) {
-    point = find_resume_point(directory_);
+    point = find_resume_point(directory_, /*repair=*/writer);
     if (!point) {
       // Stopped before its first checkpoint: the run starts again from the beginning, in its folder.
       spdlog::warn("{}: no checkpoint yet; the run starts again from its first step", directory_);
@@ -107,8 +108,8 @@ RunResult ExperimentRunner::run() {
   if (env.world_size > 1) status["world_size"] = env.world_size;
   if (writer) write_run_status(directory_, status);
   std::unique_ptr<MetricsLogger> metrics;
-  if (writer) metrics = std::make_unique<MetricsLogger>(directory_, /*append=*/resume_);
   try {
+    if (writer) metrics = std::make_unique<MetricsLogger>(directory_, /*append=*/resume_);  // may hit a full disk
     dp_ = std::make_unique<DataParallel>(create_communicator(config_.distributed, env), config_.distributed);
     if (dp_->world_size() > 1) {
       spdlog::info("data parallel: {} ranks over {}", dp_->world_size(), dp_->communicator().backend());
@@ -140,7 +141,14 @@ RunResult ExperimentRunner::run() {
     status["status"] = "failed";
     status["error"] = e.what();
     status["global_step"] = global_step_;
-    if (writer) write_run_status(directory_, status);
+    if (writer) {
+      release_reserve(directory_);  // the room for this write when the disk is full
+      try {
+        write_run_status(directory_, status);
+      } catch (const std::exception& write_error) {
+        spdlog::warn("{} (run.json keeps its previous status)", write_error.what());
+      }
+    }
     throw;
   }
   dp_->communicator().barrier();  // the run is complete when every rank is
@@ -150,6 +158,7 @@ RunResult ExperimentRunner::run() {
   }
   status["status"] = "completed";
   status["global_step"] = global_step_;
+  if (writer) release_reserve(directory_);
   if (writer) write_run_status(directory_, status);
   spdlog::info("done: {} steps; metrics in {}/metrics.jsonl", global_step_, directory_);
   return {directory_, global_step_};

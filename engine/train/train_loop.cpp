@@ -240,6 +240,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
     if (step == steps) dp.check_replicas(flat.values(), "stage '" + stage.name + "'");
     if (dp.is_writer() && !context.run_directory.empty() &&
         ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps)) {
+      if (metrics != nullptr) metrics->sync();  // the checkpoint's rows are on disk before it is
       save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss,
                       state_at(step, global_step, sampler, generator_state()));
       last_good = checkpoints + "/" + stage.name + " (step " + std::to_string(step) + ")";
