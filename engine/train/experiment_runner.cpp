@@ -18,6 +18,7 @@
 #include "engine/plugins/plugin_factory.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/interrupt.h"
 #include "engine/train/resume.h"
 #include "engine/train/run_directory.h"
 #include "engine/train/stage_unit.h"
@@ -119,6 +120,9 @@ RunResult ExperimentRunner::run() {
     size_t first_stage = 0;
     if (point) first_stage = begin_resume(*point);
     for (size_t i = first_stage; i < config_.stages.size(); ++i) {
+      if (const int signal = dp_->agree_on_signal(pending_interrupt())) {  // between stages
+        throw Interrupted(signal, global_step_, "before stage '" + config_.stages[i].name + "'");
+      }
       const auto start = Clock::now();
       const int64_t steps_before = global_step_;
       nlohmann::json report = nlohmann::json::object();
@@ -137,6 +141,8 @@ RunResult ExperimentRunner::run() {
       status["stages"].push_back(entry);
       if (writer) write_run_status(directory_, status);
     }
+  } catch (const Interrupted& stop) {
+    throw interrupted(stop, status, writer);
   } catch (const std::exception& e) {
     status["status"] = "failed";
     status["error"] = e.what();
@@ -162,6 +168,23 @@ RunResult ExperimentRunner::run() {
   if (writer) write_run_status(directory_, status);
   spdlog::info("done: {} steps; metrics in {}/metrics.jsonl", global_step_, directory_);
   return {directory_, global_step_};
+}
+
+Interrupted ExperimentRunner::interrupted(const Interrupted& stop, nlohmann::json& status, bool writer) {
+  const std::string name = signal_name(stop.signal());
+  status["status"] = "interrupted";
+  status["signal"] = name;
+  status["global_step"] = global_step_;
+  if (writer) write_run_status(directory_, status);
+  const bool checkpoint = static_cast<bool>(std::ifstream(directory_ + "/checkpoints/latest"));
+  const int world = dp_ ? dp_->world_size() : 1;
+  std::string message = "interrupted by " + name + " at step " + std::to_string(global_step_) + " (" + stop.what() + ")";
+  if (checkpoint) {
+    message += "; resume with: prefengine run --resume " + directory_ + (world > 1 ? " --nproc " + std::to_string(world) : "");
+  } else {
+    message += "; no checkpoint was written yet: start the run again";
+  }
+  return Interrupted(stop.signal(), global_step_, message);
 }
 
 size_t ExperimentRunner::begin_resume(const ResumePoint& point) {
