@@ -26,17 +26,24 @@ TextDatasetOptions text_options(const StageOptions& stage) {
   return o;
 }
 
-// Text-only options on a pre-tokenized file would be silently ignored: refuse them.
+// skip_bad_rows is the text reader's: a pre-tokenized file has no such option.
 void check_pretokenized_options(const StageOptions& stage) {
-  const DataOptions& d = stage.data;
-  const char* key = d.max_prompt_length > 0 ? "max_prompt_length"
-                    : d.max_length > 0      ? "max_length"
-                    : d.skip_bad_rows       ? "skip_bad_rows"
-                                            : nullptr;
-  if (key != nullptr) {
-    throw std::invalid_argument(stage_prefix(stage) + "data." + key + " applies to text datasets, but " +
-                                d.path + " is pre-tokenized (prompt_ids)");
+  if (stage.data.skip_bad_rows) {
+    throw std::invalid_argument(stage_prefix(stage) + "data.skip_bad_rows applies to text datasets, but " +
+                                stage.data.path + " is pre-tokenized (prompt_ids)");
   }
+}
+
+// max_prompt_length / max_length on token ids, as on text (truncate_tokens): the prompt keeps its
+// end, the responses are cut. The ids carry no known BOS, so none is kept specially. A target
+// distribution is one next-token response.
+bool truncate_record(const DataOptions& d, PairRecord* r) {
+  return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&r->chosen, &r->rejected});
+}
+bool truncate_record(const DataOptions& d, SftRecord* r) {
+  if (r->distribution.empty()) return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&r->completion});
+  std::vector<int64_t> next_token(1);
+  return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&next_token});
 }
 
 template <typename Record>
@@ -70,6 +77,7 @@ std::vector<Record> load(const ExperimentConfig& config, const StageOptions& sta
       records = read_tokens(stage.data.path, stage.data.max_records);
       local.format = "pretokenized";
       local.rows = static_cast<int64_t>(records.size());
+      for (auto& record : records) local.truncated_rows += truncate_record(stage.data, &record) ? 1 : 0;
     } else {
       const auto tokenizer = make_experiment_tokenizer(config, "the text dataset " + stage.data.path);
       auto dataset = read_text(text_options(stage), *tokenizer, make_experiment_chat_template(config));
@@ -85,7 +93,7 @@ std::vector<Record> load(const ExperimentConfig& config, const StageOptions& sta
     throw std::invalid_argument(stage_prefix(stage) + message);
   }
   local.records = static_cast<int64_t>(records.size());
-  if (local.format != "pretokenized") {
+  if (local.format != "pretokenized" || local.truncated_rows > 0) {
     spdlog::info("stage '{}': {} ({} format): {} rows, {} records, {} truncated, {} skipped", stage.name,
                  stage.data.path, local.format, local.rows, local.records, local.truncated_rows,
                  local.skipped_rows);
