@@ -20,6 +20,7 @@
 #include "engine/grading/grade_file.h"
 #include "engine/dist/communicator.h"
 #include "engine/dist/local_launcher.h"
+#include "engine/metrics/error_line.h"
 #include "engine/metrics/logging.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/report/html_report.h"
@@ -371,7 +372,12 @@ int main_entry(int argc, char** argv) {
     const char* world = std::getenv("WORLD_SIZE");
     const char* rank = std::getenv("RANK");
     const std::string who = world && rank && std::string(world) != "1" ? std::string("[rank ") + rank + "] " : "";
-    std::cerr << "error: " << who << e.what() << "\n";
+    // One line: LibTorch's backtrace (and any multi-line text) only at --log-level debug.
+    if (has_backtrace(e) && spdlog::should_log(spdlog::level::debug)) spdlog::debug("full error: {}", e.what());
+    std::cerr << "error: " << who << error_line(e) << "\n";
+    return 1;
+  } catch (...) {
+    std::cerr << "error: " << command << ": an exception that is not a std::exception\n";
     return 1;
   }
 }

@@ -128,6 +128,17 @@ CheckpointState read_checkpoint_state(const std::string& directory) {
   return CheckpointState::from_json(j, path);
 }
 
+// A truncated or garbage .pt file is an error naming the file, in one line (no LibTorch backtrace).
+static void open_archive(torch::serialize::InputArchive& archive, const std::string& path) {
+  try {
+    archive.load_from(path);
+  } catch (const std::exception& e) {
+    // e.what() keeps LibTorch's backtrace for --log-level debug; the CLI shows error_line() of it.
+    throw std::invalid_argument(path + ": not a readable LibTorch archive (truncated or not a checkpoint file?): " +
+                                e.what());
+  }
+}
+
 void load_model_weights(const std::string& directory, Model& model) {
   const std::string path = directory + "/model.pt";
   if (!fs::exists(path)) throw std::invalid_argument(path + ": no such checkpoint file");
@@ -137,7 +148,7 @@ void load_model_weights(const std::string& directory, Model& model) {
     if (state.is_object() && state.value("scalar_head", false)) model.add_scalar_head();
   }
   torch::serialize::InputArchive archive;
-  archive.load_from(path);
+  open_archive(archive, path);
   at::NoGradGuard no_grad;
   for (auto& item : model.named_parameters(true)) {
     at::Tensor value;
@@ -157,7 +168,7 @@ void load_model_weights(const std::string& directory, Model& model) {
 
 void load_optimizer_state(const std::string& directory, FlatOptimizer& optimizer) {
   torch::serialize::InputArchive archive;
-  archive.load_from(directory + "/optimizer.pt");
+  open_archive(archive, directory + "/optimizer.pt");
   std::vector<std::pair<std::string, at::Tensor>> state;
   for (const char* name : {"step", "first_moment", "second_moment"}) {
     at::Tensor value;
@@ -174,7 +185,7 @@ void load_loss_state(const std::string& directory, Loss& loss) {
     return;
   }
   torch::serialize::InputArchive archive;
-  archive.load_from(path);
+  open_archive(archive, path);
   NamedTensors state;
   for (const auto& [name, tensor] : expected) {
     at::Tensor value;

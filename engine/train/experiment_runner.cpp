@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/dist/data_parallel.h"
+#include "engine/metrics/error_line.h"
 #include "engine/metrics/logging.h"
 #include "engine/metrics/metrics_logger.h"
 #include "engine/plugins/plugin_factory.h"
@@ -135,7 +136,7 @@ RunResult ExperimentRunner::run() {
     }
   } catch (const std::exception& e) {
     status["status"] = "failed";
-    status["error"] = e.what();
+    status["error"] = error_line(e);  // one line, without LibTorch's backtrace
     status["global_step"] = global_step_;
     if (writer) write_run_status(directory_, status);
     throw;
