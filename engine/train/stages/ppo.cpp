@@ -74,6 +74,13 @@ class PpoStage : public StageUnit {
 
   void validate(StageContext& context) override {
     validate_ppo_stage_data(context.stage, context.model->vocab_size());
+    // An outside reward model (reward.checkpoint) is loaded as run will load it: a missing,
+    // damaged or mis-shaped model.pt is found before training.
+    if (!context.stage.ppo.reward_checkpoint.empty()) {
+      auto reward = context.make_model();
+      reward->add_scalar_head();
+      load_model_weights(context.stage.ppo.reward_checkpoint, *reward);
+    }
   }
 
   int64_t rows_per_step(const StageOptions& stage) const override { return stage.batch_size; }
