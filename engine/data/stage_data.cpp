@@ -1,11 +1,13 @@
 #include "engine/data/stage_data.h"
 
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/data/chat_template.h"
+#include "engine/data/json_depth.h"
 #include "engine/data/text_dataset.h"
 #include "engine/data/token_records.h"
 #include "engine/data/tokenizer.h"
@@ -57,6 +59,7 @@ bool first_row_is_object(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (json_nesting_depth(line) > kMaxJsonDepth) return false;  // the reader names the line
     return nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false).is_object();
   }
   return false;
@@ -113,11 +116,13 @@ nlohmann::json StageDataStats::to_json() const {
 }
 
 bool is_pretokenized_jsonl(const std::string& path) {
+  if (std::filesystem::is_directory(path)) throw std::invalid_argument(path + ": is a directory, expected a JSONL file");
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open the dataset");
   std::string line;
   while (std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (json_nesting_depth(line) > kMaxJsonDepth) return false;  // the reader names the line
     const nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     return row.is_object() && (row.contains("prompt_ids") || row.contains("distribution"));
   }

@@ -1,10 +1,13 @@
 #include "engine/data/text_dataset.h"
 
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/data/json_depth.h"
 
 namespace prefengine {
 namespace {
@@ -139,6 +142,9 @@ std::vector<int64_t> encode_response(const Tokenizer& t, const TextDatasetOption
 template <typename Record, typename Make>
 TextDataset<Record> read_jsonl(const TextDatasetOptions& options, Kind kind, Make make) {
   options.validate();
+  if (std::filesystem::is_directory(options.path)) {
+    throw std::invalid_argument(options.path + ": is a directory, expected a JSONL file");
+  }
   std::ifstream in(options.path);
   if (!in) throw std::runtime_error(options.path + ": cannot open the dataset");
   TextDataset<Record> out;
@@ -153,6 +159,9 @@ TextDataset<Record> read_jsonl(const TextDatasetOptions& options, Kind kind, Mak
     ++out.stats.rows;
     const std::string where = options.path + ":" + std::to_string(number);
     try {
+      if (json_nesting_depth(line) > kMaxJsonDepth) {
+        row_error("JSON nested at most " + std::to_string(kMaxJsonDepth) + " levels deep", "deeper nesting");
+      }
       json row;
       try {
         row = json::parse(line);
