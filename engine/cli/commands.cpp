@@ -21,6 +21,7 @@
 #include "engine/grading/grade_file.h"
 #include "engine/dist/communicator.h"
 #include "engine/dist/local_launcher.h"
+#include "engine/metrics/error_line.h"
 #include "engine/metrics/logging.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/report/html_report.h"
@@ -399,8 +400,14 @@ int main_entry(int argc, char** argv) {
     const char* world = std::getenv("WORLD_SIZE");
     const char* rank = std::getenv("RANK");
     const std::string who = world && rank && std::string(world) != "1" ? std::string("[rank ") + rank + "] " : "";
-    std::cerr << "error: " << who << e.what() << "\n";
-    report_error_to_launcher(e.what());  // a rank of `--nproc`: which peer stopped, for the launcher
+    // One line: LibTorch's backtrace (and any multi-line text) only at --log-level debug.
+    if (has_backtrace(e) && spdlog::should_log(spdlog::level::debug)) spdlog::debug("full error: {}", e.what());
+    const std::string line = error_line(e);
+    std::cerr << "error: " << who << line << "\n";
+    report_error_to_launcher(line);  // a rank of `--nproc`: which peer stopped, for the launcher
+    return 1;
+  } catch (...) {
+    std::cerr << "error: " << command << ": an exception that is not a std::exception\n";
     return 1;
   }
 }

@@ -202,6 +202,17 @@ CheckpointState verify_checkpoint(const std::string& directory) {
   return state;
 }
 
+// A truncated or garbage .pt file is an error naming the file, in one line (no LibTorch backtrace).
+static void open_archive(torch::serialize::InputArchive& archive, const std::string& bytes, const std::string& path) {
+  try {
+    archive.load_from(bytes.data(), bytes.size());
+  } catch (const std::exception& e) {
+    // e.what() keeps LibTorch's backtrace for --log-level debug; the CLI shows error_line() of it.
+    throw std::invalid_argument(path + ": not a readable LibTorch archive (truncated or not a checkpoint file?): " +
+                                e.what());
+  }
+}
+
 void load_model_weights(const std::string& directory, Model& model) {
   const std::string path = directory + "/model.pt";
   if (!fs::exists(path)) throw std::invalid_argument(path + ": no such checkpoint file");
@@ -209,7 +220,7 @@ void load_model_weights(const std::string& directory, Model& model) {
   const std::string bytes = read_verified(directory, state, "model.pt");
   if (!model.has_scalar_head() && state.value("scalar_head", false)) model.add_scalar_head();
   torch::serialize::InputArchive archive;
-  archive.load_from(bytes.data(), bytes.size());
+  open_archive(archive, bytes, path);
   at::NoGradGuard no_grad;
   for (auto& item : model.named_parameters(true)) {
     at::Tensor value;
@@ -230,7 +241,7 @@ void load_model_weights(const std::string& directory, Model& model) {
 void load_optimizer_state(const std::string& directory, FlatOptimizer& optimizer) {
   const std::string bytes = read_verified(directory, read_state_json(directory), "optimizer.pt");
   torch::serialize::InputArchive archive;
-  archive.load_from(bytes.data(), bytes.size());
+  open_archive(archive, bytes, directory + "/optimizer.pt");
   std::vector<std::pair<std::string, at::Tensor>> state;
   for (const char* name : {"step", "first_moment", "second_moment"}) {
     at::Tensor value;
@@ -248,7 +259,7 @@ void load_loss_state(const std::string& directory, Loss& loss) {
   }
   const std::string bytes = read_verified(directory, read_state_json(directory), "loss.pt");
   torch::serialize::InputArchive archive;
-  archive.load_from(bytes.data(), bytes.size());
+  open_archive(archive, bytes, path);
   NamedTensors state;
   for (const auto& [name, tensor] : expected) {
     at::Tensor value;

@@ -13,6 +13,7 @@
 
 #include "engine/dist/data_parallel.h"
 #include "engine/io/durable_file.h"
+#include "engine/metrics/error_line.h"
 #include "engine/metrics/logging.h"
 #include "engine/metrics/metrics_logger.h"
 #include "engine/plugins/plugin_factory.h"
@@ -145,7 +146,7 @@ RunResult ExperimentRunner::run() {
     throw interrupted(stop, status, writer);
   } catch (const std::exception& e) {
     status["status"] = "failed";
-    status["error"] = e.what();
+    status["error"] = error_line(e);  // one line, without LibTorch's backtrace
     status["global_step"] = global_step_;
     if (writer) {
       release_reserve(directory_);  // the room for this write when the disk is full

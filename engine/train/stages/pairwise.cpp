@@ -101,8 +101,14 @@ class PairwiseStage : public StageUnit {
   void validate(StageContext& context) override {
     records_ = load_stage_pairs(context.config, context.stage, &stats_);
     check_token_range(records_, context.model->vocab_size());
+    check_prompt_ids(*context.model, records_);
+    // The reference cache is written after the reference is computed: refuse an unusable folder now.
+    const auto* loss = dynamic_cast<const PairwiseLoss*>(context.loss);
+    if (loss != nullptr && loss->requirements().reference_logps) check_reference_cache_directory(context.config);
     if (context.stage.eval.enabled()) {  // the held-out pairs, as the evaluator will read them
-      check_token_range(read_pair_records(context.stage.eval.path), context.model->vocab_size());
+      const auto held_out = read_pair_records(context.stage.eval.path);
+      check_token_range(held_out, context.model->vocab_size());
+      check_prompt_ids(*context.model, held_out);
     }
     loaded_ = true;
   }

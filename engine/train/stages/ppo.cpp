@@ -16,6 +16,7 @@
 #include "engine/train/checkpoint.h"
 #include "engine/train/ppo_stage.h"
 #include "engine/train/reward_source.h"
+#include "engine/train/sequence_batch.h"
 #include "engine/train/stage_unit.h"
 #include "prefengine/model.h"
 #include "prefengine/rollout_loss.h"
@@ -74,6 +75,14 @@ class PpoStage : public StageUnit {
 
   void validate(StageContext& context) override {
     validate_ppo_stage_data(context.stage, context.model->vocab_size());
+    check_prompt_ids(*context.model, read_prompt_records(context.stage.data.path, context.stage.data.max_records));
+    // An outside reward model (reward.checkpoint) is loaded as run will load it: a missing,
+    // damaged or mis-shaped model.pt is found before training.
+    if (!context.stage.ppo.reward_checkpoint.empty()) {
+      auto reward = context.make_model();
+      reward->add_scalar_head();
+      load_model_weights(context.stage.ppo.reward_checkpoint, *reward);
+    }
   }
 
   int64_t rows_per_step(const StageOptions& stage) const override { return stage.batch_size; }
