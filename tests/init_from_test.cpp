@@ -127,6 +127,19 @@ TEST(InitFromTest, ACheckpointOfAnotherModelIsRefusedNamingKeyTensorAndShapes) {
   EXPECT_THROW(ExperimentRunner(config, dir).run(), std::invalid_argument);
   EXPECT_TRUE(read_metrics(dir).empty());
 
+  // A deeper model's checkpoint: every tensor of the shallower model is there with its shape, the
+  // extra layer's tensors are not silently dropped.
+  const std::string deep = sft_run("init-shape-deep", "{plugin: toy_mlp, hidden: 16, layers: 3}");
+  try {
+    validate_experiment(parse_experiment(
+        head("e", "{plugin: toy_mlp, hidden: 16, layers: 2}") + dpo_stage(deep + "/checkpoints/sft"), "e.yaml"));
+    FAIL() << "a 3-layer checkpoint was accepted by a 2-layer model";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("model.layers is '3' in " + deep + "/config.yaml, '2' here"), std::string::npos) << message;
+    EXPECT_NE(message.find("is in the checkpoint but not in the model"), std::string::npos) << message;
+  }
+
   // Another config whose tensors fit anyway (hidden: 64 is the plugin's default): a warning only.
   const std::string c = sft_run("init-shape-c", "{plugin: toy_mlp, hidden: 64}");
   EXPECT_NO_THROW(validate_experiment(
