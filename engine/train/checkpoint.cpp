@@ -19,6 +19,17 @@ namespace prefengine {
 
 namespace fs = boost::filesystem;
 
+namespace {
+
+// "[16, 8]"
+std::string shape_text(const at::Tensor& tensor) {
+  std::string text = "[";
+  for (int64_t d = 0; d < tensor.dim(); ++d) text += (d ? ", " : "") + std::to_string(tensor.size(d));
+  return text + "]";
+}
+
+}  // namespace
+
 nlohmann::json CheckpointState::to_json() const {
   nlohmann::json j = {{"format", kFormat},   {"stage", stage},   {"kind", kind},
                       {"stage_index", stage_index}, {"step", step}, {"steps", steps},
@@ -222,16 +233,33 @@ void load_model_weights(const std::string& directory, Model& model) {
   torch::serialize::InputArchive archive;
   open_archive(archive, bytes, path);
   at::NoGradGuard no_grad;
-  for (auto& item : model.named_parameters(true)) {
+  // Every tensor is checked before any is copied: a checkpoint that does not fit leaves the model as it was.
+  auto parameters = model.named_parameters(true);
+  std::vector<at::Tensor> values;
+  for (const auto& item : parameters) {
     at::Tensor value;
     if (!archive.try_read(item.key(), value)) {
-      throw std::invalid_argument(path + ": tensor '" + item.key() + "' is missing");
+      throw std::invalid_argument(path + ": tensor '" + item.key() + "' (shape " + shape_text(item.value()) +
+                                  " in the model) is missing from the checkpoint (it was written for another model)");
     }
     if (value.sizes() != item.value().sizes()) {
-      throw std::invalid_argument(path + ": tensor '" + item.key() + "' has the wrong shape");
+      throw std::invalid_argument(path + ": tensor '" + item.key() + "' has shape " + shape_text(value) +
+                                  " in the checkpoint, " + shape_text(item.value()) +
+                                  " in the model (it was written for another model)");
     }
-    item.value().copy_(value);
+    values.push_back(value);
   }
+  const auto buffers = model.named_buffers(true);
+  for (const auto& key : archive.keys()) {
+    at::Tensor unused;
+    const bool tensor = archive.try_read(key, unused) || archive.try_read(key, unused, /*is_buffer=*/true);
+    if (tensor && parameters.find(key) == nullptr && buffers.find(key) == nullptr) {
+      throw std::invalid_argument(path + ": tensor '" + key + "' is in the checkpoint but not in the model (it was "
+                                  "written for another model)");
+    }
+  }
+  size_t k = 0;
+  for (auto& item : parameters) item.value().copy_(values[k++]);
   for (auto& item : model.named_buffers(true)) {
     at::Tensor value;
     if (archive.try_read(item.key(), value, /*is_buffer=*/true)) item.value().copy_(value);

@@ -19,6 +19,7 @@
 #include "engine/plugins/plugin_factory.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/init_from.h"
 #include "engine/train/interrupt.h"
 #include "engine/train/resume.h"
 #include "engine/train/run_directory.h"
@@ -62,6 +63,7 @@ void ExperimentRunner::prepare() {
     losses_.push_back(loss);
     units_.push_back(spec.create());
   }
+  for (const auto& stage : config_.stages) check_weights_sources(config_, stage, [this] { return make_model(); });
   prepared_ = true;
 }
 
@@ -130,6 +132,9 @@ RunResult ExperimentRunner::run() {
       StageContext context{config_,  config_.stages[i], i, directory_, model_, losses_[i].get(), dp_.get(),
                            [this] { return make_model(); }, report, reward_override_};
       const bool mid_stage = point && static_cast<size_t>(point->state.stage_index) == i;
+      // The stage's start weights (mid-stage resume too: its reference copies them; the loop then
+      // loads the stage's checkpoint over them).
+      if (!config_.stages[i].init_from.empty()) apply_init_from(context);
       run_train_loop(*units_[i], context, metrics.get(), global_step_, mid_stage ? &*point : nullptr);
       units_[i].reset();  // the stage's data and reference are no longer needed
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
