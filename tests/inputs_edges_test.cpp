@@ -12,6 +12,10 @@
 
 #include <boost/filesystem.hpp>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/io/durable_file.h"
+#include "engine/train/checkpoint.h"
 #include "test_util.h"
 
 namespace prefengine {
@@ -59,13 +63,19 @@ stages:
   - {name: s, kind: sft, data: {path: configs/lm/data/sft.jsonl, max_records: 4}, batch_size: 2, steps: 1}
 )";
 
-// A run folder whose checkpoint model.pt is `model_pt` (config.yaml as `run` writes it).
+// A real run's checkpoint whose model.pt is replaced by `model_pt`, its state.json resealed with the
+// new file's size and checksum: the bytes reach LibTorch's reader.
 std::string fake_checkpoint(const std::string& tag, const std::string& model_pt) {
   const std::string dir = testing::make_temp_dir(tag);
-  testing::write_file(dir + "/config.yaml", kTinyLm);
-  boost::filesystem::create_directories(dir + "/checkpoints/s");
-  testing::write_file(dir + "/checkpoints/s/model.pt", model_pt);
-  return dir;
+  const std::string config = testing::write_file(dir + "/tiny.yaml", kTinyLm);
+  const CliResult run = cli("run " + config + " --output " + dir + "/run --log-level warn");
+  EXPECT_EQ(run.code, 0) << run.output;
+  const std::string checkpoint = dir + "/run/checkpoints/s";
+  testing::write_file(checkpoint + "/model.pt", model_pt);
+  auto state = nlohmann::json::parse(testing::read_file(checkpoint + "/state.json"));
+  state["files"]["model.pt"] = {{"bytes", model_pt.size()}, {"crc32c", crc32c_hex(model_pt)}};
+  testing::write_file(checkpoint + "/state.json", seal_checkpoint_state(state).dump());
+  return dir + "/run";
 }
 
 TEST(OneLineErrorTest, AGarbageCheckpointIsOneLineNamingTheFileAndTheBacktraceIsForDebug) {
@@ -89,7 +99,7 @@ TEST(OneLineErrorTest, AGarbageCheckpointIsOneLineNamingTheFileAndTheBacktraceIs
 }
 
 TEST(OneLineErrorTest, ATruncatedCheckpointIsOneLineNamingTheFile) {
-  // A real checkpoint, cut short: LibTorch fails inside the zip reader.
+  // A real checkpoint, cut short: its size no longer matches state.json's record.
   const std::string dir = testing::make_temp_dir("truncated-pt");
   const std::string config = testing::write_file(dir + "/tiny.yaml", kTinyLm);
   const CliResult run = cli("run " + config + " --output " + dir + "/run --log-level warn");
@@ -104,14 +114,17 @@ TEST(OneLineErrorTest, ATruncatedCheckpointIsOneLineNamingTheFile) {
   EXPECT_EQ(r.code, 1) << r.output;
   const auto lines = user_lines(r.output);
   ASSERT_EQ(lines.size(), 1u) << r.output;
-  EXPECT_NE(lines[0].find(model + ": not a readable LibTorch archive"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find(model + ": " + std::to_string(bytes.size() / 2) + " bytes, expected " +
+                          std::to_string(bytes.size()) + " (the file is partial or corrupted)"), std::string::npos)
+      << lines[0];
   EXPECT_FALSE(has_backtrace(r.output)) << r.output;
   // The same through run --resume (the finished stage's weights are loaded).
   const CliResult resume = cli("run --resume " + dir + "/run");
   EXPECT_EQ(resume.code, 1) << resume.output;
   const auto resume_lines = user_lines(resume.output);
   ASSERT_EQ(resume_lines.size(), 1u) << resume.output;
-  EXPECT_NE(resume_lines[0].find(model + ": not a readable LibTorch archive"), std::string::npos) << resume_lines[0];
+  EXPECT_NE(resume_lines[0].find(model + ": " + std::to_string(bytes.size() / 2) + " bytes"), std::string::npos)
+      << resume_lines[0];
   EXPECT_FALSE(has_backtrace(resume.output)) << resume.output;
 }
 
@@ -178,10 +191,10 @@ stages:
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find(dir + "/rm/model.pt: no such checkpoint file"), std::string::npos) << r.output;
   boost::filesystem::create_directories(dir + "/rm");
-  testing::write_file(dir + "/rm/model.pt", "garbage");
+  testing::write_file(dir + "/rm/model.pt", "garbage");  // and no state.json
   r = cli("validate " + config);
   EXPECT_EQ(r.code, 1) << r.output;
-  EXPECT_NE(r.output.find(dir + "/rm/model.pt: not a readable LibTorch archive"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(dir + "/rm/state.json: cannot read"), std::string::npos) << r.output;
   EXPECT_FALSE(has_backtrace(r.output)) << r.output;
 }
 

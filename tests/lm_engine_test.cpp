@@ -460,11 +460,17 @@ TEST(ResumeTest, AHandEditedStateIsRefusedNamingTheFieldAndFile) {
   expect_refused([](nlohmann::json& s) { s.erase("format"); }, "format");
 }
 
-TEST(ResumeTest, NoCheckpointIsAnError) {
+TEST(ResumeTest, WithoutACheckpointTheRunStartsAgainFromItsFirstStep) {
+  // Killed before its first checkpoint: a partial metrics file and no checkpoints/.
+  const std::string whole = run_yaml(kToy, "resume-none-whole");
   const std::string dir = testing::make_temp_dir("resume-none");
+  testing::write_file(dir + "/metrics.jsonl", testing::read_file(whole + "/metrics.jsonl").substr(0, 150));
   ExperimentRunner runner(parse_experiment(kToy, "resume.yaml"), dir);
   runner.set_resume(true);
-  EXPECT_THROW(runner.run(), std::invalid_argument);
+  runner.run();
+  EXPECT_EQ(testing::read_file(dir + "/metrics.jsonl"), testing::read_file(whole + "/metrics.jsonl"));
+  EXPECT_NE(testing::read_file(dir + "/run.log").find("no checkpoint yet; the run starts again from its first step"),
+            std::string::npos);
 }
 
 // --- reference cache ----------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 # fit must end with exit status 1 and one "error: ...: No space left on device" line (no abort, no
 # "terminate called"), leave run.json whole with status "failed" (once it was written), and, copied
 # to a roomy folder, resume to the uninterrupted run's metrics.jsonl, byte for byte (or, when no
-# checkpoint was published yet, refuse to resume in one error line).
+# checkpoint was published yet, start again from the first step, or refuse in one error line when
+# not even config.yaml was written).
 # Skipped (exit 77) where the platform does not allow the mount.
 # usage: tmpfs_full_test.sh PREFENGINE SOURCE_DIR
 set -u
@@ -60,10 +61,16 @@ while [ $size -le 4096 ]; do
     elif ! cmp -s "$work/whole/metrics.jsonl" "$work/copy/metrics.jsonl"; then
       echo "FAIL at ${size}k: the resumed metrics.jsonl differs from the uninterrupted run's"; fails=$((fails + 1))
     fi
-  elif [ -d "$work/copy" ]; then  # none was: resume says so in one line
+  elif [ -d "$work/copy" ]; then
+    # None was: the run starts again from its first step (equal metrics), or, when it had not
+    # written its config.yaml yet, resume refuses in one line.
     "$cli" run --resume "$work/copy" --log-level warn >/dev/null 2>"$work/resume-err"
     rc=$?
-    if [ "$rc" != 1 ] || [ "$(grep -c '^error:' "$work/resume-err")" != 1 ]; then
+    if [ "$rc" = 0 ]; then
+      if ! cmp -s "$work/whole/metrics.jsonl" "$work/copy/metrics.jsonl"; then
+        echo "FAIL at ${size}k: the restarted run's metrics.jsonl differs from the uninterrupted run's"; fails=$((fails + 1))
+      fi
+    elif [ "$rc" != 1 ] || [ "$(grep -c '^error:' "$work/resume-err")" != 1 ]; then
       echo "FAIL at ${size}k: resume without a checkpoint: exit status $rc:"; cat "$work/resume-err"; fails=$((fails + 1))
     fi
   fi
