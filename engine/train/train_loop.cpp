@@ -223,14 +223,18 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       row.stage = stage.name;
       row.step = step;
       row.global_step = global_step;
-      row.set("loss", loss_sum / static_cast<double>(micro_count));
-      unit.step_metrics(row, info);
-      plugin_metrics.write(row);
-      // Everything so far is a mean over this rank's rows: make it the mean over all ranks' rows.
-      dp.reduce_means(row, static_cast<double>(micro_count));
+      if (micro_count > 0) {  // a kind without updates (pairs) logs only its own metrics
+        row.set("loss", loss_sum / static_cast<double>(micro_count));
+        unit.step_metrics(row, info);
+        plugin_metrics.write(row);
+        // Everything so far is a mean over this rank's rows: make it the mean over all ranks' rows.
+        dp.reduce_means(row, static_cast<double>(micro_count));
+      }
       unit.end_step(row, info);
-      row.set("grad_norm", grad_norm);
-      row.set("lr", optimizer.current_lr());
+      if (updates_done > 0) {
+        row.set("grad_norm", grad_norm);
+        row.set("lr", optimizer.current_lr());
+      }
       if (metrics != nullptr) {
         metrics->log(row);
         progress.report(step, row, unit.progress_keys());
