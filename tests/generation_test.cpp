@@ -312,5 +312,20 @@ TEST(GenerationTest, TopKAndTopPKeepTheRightTokens) {
   EXPECT_EQ(sample_next_token(logits, o, gen)[0].item<int64_t>(), 0);
 }
 
+// generate's memory bound (`prefengine generate --n/--max-new-tokens`): per token of every row, the
+// k_proj/v_proj output widths in bytes (the KV cache), 4 bytes a logit and 32 bytes of bookkeeping.
+// By hand: small_config has 2 layers, k_proj and v_proj of 2 kv heads x 4 = 8 float rows each:
+// 2 * (8 + 8) * 4 = 128 bytes; 29 logits = 116 bytes; +32 = 276 bytes a token; 3 rows x (5 + 7).
+TEST(GenerationMemoryTest, KvCacheAndLogitsFromTheModelsShape) {
+  plugins::model::TransformerModel model(small_config(false));
+  EXPECT_DOUBLE_EQ(generation_memory_bytes(model, 3, 5, 7), 3.0 * 12 * 276);
+  // No k_proj/v_proj (no cache): the logits and bookkeeping only, 7 * 4 + 32 = 60 bytes a token.
+  CountUpModel count_up(7, /*with_cache=*/false);
+  EXPECT_DOUBLE_EQ(generation_memory_bytes(count_up, 2, 3, 5), 2.0 * 8 * 60);
+  // Absurd sizes do not overflow.
+  EXPECT_GT(generation_memory_bytes(model, 1 << 20, 1, int64_t{1} << 40), 1e20);
+  EXPECT_GT(available_memory_bytes(), 0);
+}
+
 }  // namespace
 }  // namespace prefengine

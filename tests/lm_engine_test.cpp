@@ -17,6 +17,7 @@
 
 #include "engine/config/experiment_config.h"
 #include "engine/data/stage_data.h"
+#include "engine/train/checkpoint.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/sequence_batch.h"
 #include "test_util.h"
@@ -135,18 +136,73 @@ TEST(StageDataTest, TextDataNeedsATokenizerBlock) {
   }
 }
 
-TEST(StageDataTest, PretokenizedFilesRefuseTextOptions) {
+TEST(StageDataTest, PretokenizedFilesRefuseSkipBadRows) {
   const std::string yaml = std::string(R"(name: t
 model: {plugin: toy_mlp}
 stages:
-  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl, max_length: 8}, steps: 1}
+  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl, skip_bad_rows: true}, steps: 1}
 )");
   ExperimentConfig config = parse_experiment(yaml, "t.yaml");
   EXPECT_THROW(load_stage_sft(config, config.stages[0]), std::invalid_argument);
-  config.stages[0].data.max_length = 0;
+  config.stages[0].data.skip_bad_rows = false;
   StageDataStats stats;
   EXPECT_FALSE(load_stage_sft(config, config.stages[0], &stats).empty());
   EXPECT_EQ(stats.format, "pretokenized");
+  EXPECT_EQ(stats.truncated_rows, 0);
+}
+
+// Token-id records take max_prompt_length / max_length as text does (TRL): the prompt keeps its
+// last max_prompt_length ids, then each response is cut to max_length - |prompt|; a prompt that
+// fills max_length keeps max_length - 1 ids so the response keeps one. Expectations by hand.
+TEST(StageDataTest, PretokenizedPairsAreTruncatedLikeText) {
+  const std::string dir = testing::make_temp_dir("pretok-trunc-pairs");
+  const std::string data = testing::write_file(dir + "/pairs.jsonl",
+      "{\"prompt_ids\": [1,2,3,4,5,6], \"chosen_ids\": [7,8,9,10], \"rejected_ids\": [11,12]}\n"
+      "{\"prompt_ids\": [1,2], \"chosen_ids\": [3], \"rejected_ids\": [4,5,6,7,8]}\n"
+      "{\"prompt_ids\": [1], \"chosen_ids\": [2,3], \"rejected_ids\": [4]}\n");
+  ExperimentConfig config =
+      parse_experiment(tiny_lm_stage("pairwise", "{path: " + data + ", max_prompt_length: 4, max_length: 6}"), "t.yaml");
+  StageDataStats stats;
+  const auto records = load_stage_pairs(config, config.stages[0], &stats);
+  ASSERT_EQ(records.size(), 3u);
+  using Ids = std::vector<int64_t>;
+  EXPECT_EQ(records[0].prompt, (Ids{3, 4, 5, 6}));
+  EXPECT_EQ(records[0].chosen, (Ids{7, 8}));
+  EXPECT_EQ(records[0].rejected, (Ids{11, 12}));
+  EXPECT_EQ(records[1].prompt, (Ids{1, 2}));
+  EXPECT_EQ(records[1].chosen, (Ids{3}));
+  EXPECT_EQ(records[1].rejected, (Ids{4, 5, 6, 7}));
+  EXPECT_EQ(records[2].prompt, (Ids{1}));
+  EXPECT_EQ(records[2].chosen, (Ids{2, 3}));
+  EXPECT_EQ(records[2].rejected, (Ids{4}));
+  EXPECT_EQ(stats.format, "pretokenized");
+  EXPECT_EQ(stats.truncated_rows, 2);
+}
+
+TEST(StageDataTest, PretokenizedSftIsTruncatedLikeText) {
+  const std::string dir = testing::make_temp_dir("pretok-trunc-sft");
+  std::string distribution = "[1";
+  for (int i = 1; i < 259; ++i) distribution += ",0";
+  distribution += "]";
+  const std::string data = testing::write_file(dir + "/sft.jsonl",
+      "{\"prompt_ids\": [1,2,3,4], \"completion_ids\": [5,6]}\n"
+      "{\"prompt_ids\": [1], \"completion_ids\": [5,6,7]}\n"
+      "{\"prompt_ids\": [1,2,3,4], \"distribution\": " + distribution + "}\n"
+      "{\"prompt_ids\": [9,8], \"completion_ids\": [7]}\n");
+  ExperimentConfig config = parse_experiment(tiny_lm_stage("sft", "{path: " + data + ", max_length: 3}"), "t.yaml");
+  StageDataStats stats;
+  const auto records = load_stage_sft(config, config.stages[0], &stats);
+  ASSERT_EQ(records.size(), 4u);
+  using Ids = std::vector<int64_t>;
+  EXPECT_EQ(records[0].prompt, (Ids{3, 4}));  // filled max_length: keeps 2 so the completion keeps 1
+  EXPECT_EQ(records[0].completion, (Ids{5}));
+  EXPECT_EQ(records[1].prompt, (Ids{1}));
+  EXPECT_EQ(records[1].completion, (Ids{5, 6}));
+  EXPECT_EQ(records[2].prompt, (Ids{3, 4}));  // the distribution is the one next token
+  EXPECT_EQ(records[2].distribution.size(), 259u);
+  EXPECT_EQ(records[3].prompt, (Ids{9, 8}));
+  EXPECT_EQ(records[3].completion, (Ids{7}));
+  EXPECT_EQ(stats.truncated_rows, 3);
 }
 
 TEST(StageDataTest, ConfigRejectsBadTextOptions) {
@@ -386,7 +442,7 @@ TEST(ResumeTest, AHandEditedStateIsRefusedNamingTheFieldAndFile) {
   auto expect_refused = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& what) {
     nlohmann::json state = original;
     edit(state);
-    testing::write_file(path, state.dump());
+    testing::write_file(path, seal_checkpoint_state(state).dump());  // edited, its checksum fixed
     ExperimentRunner resumed(load_experiment(dir + "/config.yaml"), dir);
     resumed.set_resume(true);
     try {

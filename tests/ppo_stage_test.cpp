@@ -139,7 +139,7 @@ stages:
   EXPECT_THROW(parse_experiment(head + "  - {name: ppo, kind: ppo, max_new_tokens: 0, reward: {stage: sft}, loss: {plugin: ppo}, data: {path: p.jsonl}, steps: 1}\n", "len"),
                std::invalid_argument);
   // ppo keys are not pairwise keys, and eval.every needs eval.path
-  EXPECT_THROW(parse_experiment(head + "  - {name: d, kind: pairwise, init_from: sft, loss: {plugin: dpo}, data: {path: p.jsonl}, steps: 1}\n", "kinds"),
+  EXPECT_THROW(parse_experiment(head + "  - {name: d, kind: pairwise, temperature: 1.0, loss: {plugin: dpo}, data: {path: p.jsonl}, steps: 1}\n", "kinds"),
                std::invalid_argument);
   EXPECT_THROW(parse_experiment(head + "  - {name: d, kind: pairwise, eval: {every: 5}, loss: {plugin: dpo}, data: {path: p.jsonl}, steps: 1}\n", "eval"),
                std::invalid_argument);

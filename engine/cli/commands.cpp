@@ -21,6 +21,7 @@
 #include "engine/grading/grade_file.h"
 #include "engine/dist/communicator.h"
 #include "engine/dist/local_launcher.h"
+#include "engine/metrics/error_line.h"
 #include "engine/metrics/logging.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/report/html_report.h"
@@ -28,6 +29,7 @@
 #include "engine/sweep/sweep_plan.h"
 #include "engine/sweep/sweep_runner.h"
 #include "engine/train/experiment_runner.h"
+#include "engine/train/interrupt.h"
 #include "engine/train/run_directory.h"
 #include "prefengine/grader.h"
 
@@ -102,23 +104,54 @@ int run_command(const std::vector<std::string>& args) {
   Parsed p = parse("run", options, positional, args,
                    "EXP.yaml [--set key=value ...] [--output DIR] [--nproc N [--master-port P]] | --resume RUN_DIR");
   if (p.help) return 0;
+  const int nproc = p.vars["nproc"].as<int>();
+  const int master_port = p.vars["master-port"].as<int>();
+  if (nproc < 1 || nproc > 1024) throw std::invalid_argument("--nproc: expected 1..1024, got " + std::to_string(nproc));
+  if (master_port < 0 || master_port > 65535) {
+    throw std::invalid_argument("--master-port: expected 0..65535, got " + std::to_string(master_port));
+  }
+  const DistributedEnv env = DistributedEnv::from_environment();
+  // --nproc N: the same command for every rank, without the launcher's own options.
+  auto launch_ranks = [&](const std::string& directory) {
+    if (env.world_size > 1) throw std::invalid_argument("--nproc: this process is already rank " + std::to_string(env.rank) + " of a launched run");
+    LaunchOptions launch;
+    launch.nproc = nproc;
+    launch.master_port = master_port;
+    launch.env.emplace_back("PREFENGINE_RUN_DIRECTORY", directory);
+    launch.args.push_back("run");
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (a == "--nproc" || a == "--master-port") {
+        ++i;
+        continue;
+      }
+      if (a.rfind("--nproc=", 0) == 0 || a.rfind("--master-port=", 0) == 0) continue;
+      launch.args.push_back(a);
+    }
+    return launch_local_ranks(launch);  // 0, or 128 + the signal that interrupted the ranks
+  };
   if (p.vars.count("resume")) {
     if (p.vars.count("experiment") || p.vars.count("set") || p.vars.count("output")) {
       throw std::invalid_argument("run --resume RUN_DIR takes the run's own config.yaml: drop EXP.yaml, --set and --output");
     }
+    install_interrupt_handlers();  // SIGINT/SIGTERM stop at a step boundary (engine/train/interrupt.h)
     const std::string directory = p.vars["resume"].as<std::string>();
     if (!boost::filesystem::is_directory(directory)) {
       throw std::invalid_argument("--resume " + directory + ": no such run directory");
     }
     const char* rank_of = std::getenv("PREFENGINE_RUN_DIRECTORY");
-    std::unique_ptr<RunDirectoryLock> lock;  // a live run is not resumed twice
-    if (!(rank_of && *rank_of) && DistributedEnv::from_environment().rank == 0) {
-      lock = std::make_unique<RunDirectoryLock>(directory);
+    std::unique_ptr<RunDirectoryLock> lock;  // a live run is not resumed twice (held by a launcher for its ranks)
+    if (!(rank_of && *rank_of) && env.rank == 0) lock = std::make_unique<RunDirectoryLock>(directory);
+    ExperimentConfig config = load_experiment(directory + "/config.yaml");
+    if (nproc > 1) {
+      const int status = launch_ranks(directory);
+      if (status == 0) std::cout << directory << "\n";
+      return status;
     }
-    ExperimentRunner runner(load_experiment(directory + "/config.yaml"), directory);
+    ExperimentRunner runner(config, directory);
     runner.set_resume(true);
     runner.run();
-    std::cout << directory << "\n";
+    if (env.rank == 0) std::cout << directory << "\n";
     return 0;
   }
   if (!p.vars.count("experiment")) throw po::required_option("experiment");
@@ -134,18 +167,13 @@ int run_command(const std::vector<std::string>& args) {
     std::cout << result.directory << "\n";
     return result.failed == 0 ? 0 : 1;
   }
+  install_interrupt_handlers();  // not for sweeps above: their children are the runs
   ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
   // One preparation for checking and running: plugins, model and data are built and read once,
   // before the run directory exists (a bad config leaves nothing behind).
   ExperimentRunner runner(config, "");
   runner.validate();
-  const int nproc = p.vars["nproc"].as<int>();
-  const int master_port = p.vars["master-port"].as<int>();
-  if (nproc < 1 || nproc > 1024) throw std::invalid_argument("--nproc: expected 1..1024, got " + std::to_string(nproc));
-  if (master_port < 0 || master_port > 65535) {
-    throw std::invalid_argument("--master-port: expected 0..65535, got " + std::to_string(master_port));
-  }
-  const DistributedEnv env = DistributedEnv::from_environment();
+  throw_if_interrupted("while checking the experiment; no run directory was created");
   // A rank started by `--nproc` gets the directory its launcher prepared; ranks started by another
   // launcher (torchrun, srun) leave it to rank 0, the only one that writes.
   const char* launched_into = std::getenv("PREFENGINE_RUN_DIRECTORY");
@@ -162,25 +190,9 @@ int run_command(const std::vector<std::string>& args) {
     lock = std::make_unique<RunDirectoryLock>(directory);
   }
   if (nproc > 1) {
-    if (env.world_size > 1) throw std::invalid_argument("--nproc: this process is already rank " + std::to_string(env.rank) + " of a launched run");
-    LaunchOptions launch;
-    launch.nproc = nproc;
-    launch.master_port = master_port;
-    launch.env.emplace_back("PREFENGINE_RUN_DIRECTORY", directory);
-    // The same command for every rank, without the launcher's own options.
-    launch.args.push_back("run");
-    for (size_t i = 0; i < args.size(); ++i) {
-      const std::string& a = args[i];
-      if (a == "--nproc" || a == "--master-port") {
-        ++i;
-        continue;
-      }
-      if (a.rfind("--nproc=", 0) == 0 || a.rfind("--master-port=", 0) == 0) continue;
-      launch.args.push_back(a);
-    }
-    launch_local_ranks(launch);
-    std::cout << directory << "\n";
-    return 0;
+    const int status = launch_ranks(directory);
+    if (status == 0) std::cout << directory << "\n";
+    return status;
   }
   runner.set_directory(directory);
   runner.run();
@@ -375,6 +387,11 @@ int main_entry(int argc, char** argv) {
                                   nearest_name(command, names) + "'? see prefengine --help)");
     }
     return it->second(args);
+  } catch (const Interrupted& e) {
+    // One line, from rank 0 only; 128 + the signal, as a shell reports a process killed by it.
+    const char* rank = std::getenv("RANK");
+    if (rank == nullptr || std::string(rank) == "0") std::cerr << e.what() << "\n";
+    return e.exit_status();
   } catch (const po::error& e) {
     std::cerr << "error: " << command << ": " << e.what() << " (see prefengine " << command << " --help)\n";
     return 2;
@@ -383,7 +400,14 @@ int main_entry(int argc, char** argv) {
     const char* world = std::getenv("WORLD_SIZE");
     const char* rank = std::getenv("RANK");
     const std::string who = world && rank && std::string(world) != "1" ? std::string("[rank ") + rank + "] " : "";
-    std::cerr << "error: " << who << e.what() << "\n";
+    // One line: LibTorch's backtrace (and any multi-line text) only at --log-level debug.
+    if (has_backtrace(e) && spdlog::should_log(spdlog::level::debug)) spdlog::debug("full error: {}", e.what());
+    const std::string line = error_line(e);
+    std::cerr << "error: " << who << line << "\n";
+    report_error_to_launcher(line);  // a rank of `--nproc`: which peer stopped, for the launcher
+    return 1;
+  } catch (...) {
+    std::cerr << "error: " << command << ": an exception that is not a std::exception\n";
     return 1;
   }
 }

@@ -2,6 +2,7 @@
 #include "engine/cli/commands.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -34,6 +35,30 @@ namespace fs = boost::filesystem;
 const char* kSynopsis =
     "(--model-config EXP.yaml | --checkpoint RUN_DIR/checkpoints/STAGE) --input PROMPTS.jsonl "
     "--output OUT.jsonl [--n 4] [--max-new-tokens 64] [--temperature 1] [--top-k 0] [--top-p 1] [--seed 0]";
+
+// Refuses, before anything is allocated, a generation whose KV cache and logits would not fit in
+// half of MemAvailable (generation_memory_bytes: the largest batch, the longest prompt).
+void check_generation_fits(const Model& model, const std::vector<PromptRecord>& prompts, int64_t n,
+                           int64_t batch_prompts, int64_t max_new_tokens) {
+  int64_t longest = 0;
+  for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.prompt.size()));
+  const int64_t batch = std::min<int64_t>(batch_prompts, static_cast<int64_t>(prompts.size()));
+  const double rows = static_cast<double>(batch) * static_cast<double>(n);
+  const double needed = generation_memory_bytes(model, 1, longest, max_new_tokens) * rows;
+  const double available = available_memory_bytes();
+  if (available < 0 || needed <= 0.5 * available) return;
+  const auto gib = [](double bytes) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.1f", bytes / (1024.0 * 1024.0 * 1024.0));
+    return std::string(text);
+  };
+  throw std::invalid_argument("generate: --n " + std::to_string(n) + " \u00d7 --max-new-tokens " +
+                              std::to_string(max_new_tokens) + " needs about " + gib(needed) +
+                              " GiB for the KV cache and logits (" + std::to_string(batch) + " prompts a batch, up to " +
+                              std::to_string(longest) + " prompt tokens); this machine has " + gib(available) +
+                              " GiB available (MemAvailable in /proc/meminfo) and generate uses at most half; "
+                              "lower --n/--max-new-tokens/--batch-size");
+}
 
 }  // namespace
 
@@ -107,6 +132,7 @@ int generate_command(const std::vector<std::string>& args) {
   const auto prompts = read_prompt_jsonl(input, *tokenizer, chat_template).records;
   const std::string output_path = vars["output"].as<std::string>();
   refuse_output_over_input(input.path, output_path, "--output");
+  check_generation_fits(*model, prompts, n, batch_prompts, gen.max_new_tokens);
   std::ofstream out(output_path, std::ios::trunc);
   if (!out) throw std::runtime_error(output_path + ": cannot write");
   spdlog::info("generate: {} prompts x {} samples, up to {} new tokens", prompts.size(), n, gen.max_new_tokens);

@@ -84,6 +84,19 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   stage.grad_accum = o.get_int("grad_accum", stage.grad_accum, 1, 1 << 20);
   stage.log_every = o.get_int("log_every", stage.log_every, 1);
   stage.checkpoint_every = o.get_int("checkpoint_every", 0, 0);
+  // Weights from a checkpoint: an earlier stage's name or a folder (a path with '/').
+  auto read_weights_source = [&](const std::string& key, std::string& value, std::string& where) {
+    value = o.get_string(key, "");
+    if (value.empty()) return;
+    where = o.entries().at(key).location + ": " + path + "." + key;
+    if (value.find('/') == std::string::npos &&
+        std::find(earlier_stages.begin(), earlier_stages.end(), value) == earlier_stages.end()) {
+      o.fail(key, "the name of an earlier stage or a checkpoint folder (a path with '/', e.g. "
+                  "runs/sft-base/checkpoints/sft)", "'" + value + "'");
+    }
+  };
+  read_weights_source("init_from", stage.init_from, stage.init_from_key);
+  read_weights_source("reference_from", stage.reference_from, stage.reference_from_key);
   if (spec.needs_loss || o.has("loss.plugin")) {
     stage.loss_plugin = o.require_string("loss.plugin");
     stage.loss = sub_options(o, "loss");
@@ -100,6 +113,10 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
     mark_read(o, "grader");
   }
   if (spec.read_options) spec.read_options(o, stage, earlier_stages);
+  if (!stage.reference_from.empty() && (!o.known_keys().count("reference") || stage.reference == "none")) {
+    o.fail("reference_from", "a stage with a frozen reference (kind pairwise or ppo, reference: frozen_copy)",
+           "kind " + stage.kind + (stage.reference == "none" ? ", reference: none" : ""));
+  }
   o.reject_unread();  // before the checks across fields: a misspelt key explains them
   if (stage.steps == 0 && stage.epochs == 0) {
     o.fail("steps", "steps > 0 or epochs > 0", "neither");

@@ -64,7 +64,6 @@ struct EvalOptions {
 
 // The ppo stage: rollouts from `data.path` prompts, scored by a reward source.
 struct PpoStageOptions {
-  std::string init_from;          // reload the policy from this earlier stage's checkpoint; "" = keep it
   std::string reward_stage;       // reward model = this earlier stage's checkpoint (model plugin + scalar head)
   std::string reward_checkpoint;  // or a checkpoint directory from another run
   std::string probe_path;         // pairs JSONL naming the seen responses for probs/*; "" = no probe
@@ -85,6 +84,14 @@ struct StageOptions {
   int64_t grad_accum = 1;         // micro-batches per optimizer step
   int64_t log_every = 10;         // steps between metrics rows (the first and last step always)
   int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only at the end of the stage
+  // The policy's weights at the stage's start: an earlier stage's name (its checkpoint in this run)
+  // or a checkpoint folder (a path with '/', e.g. runs/sft-base/checkpoints/sft); "" = as the
+  // previous stage left them. Any kind; applied by the engine (engine/train/init_from.h).
+  std::string init_from;
+  std::string init_from_key;      // "file:line:column: stages[i].init_from", for messages
+  std::string reference_from;     // pairwise, ppo: the frozen reference's weights from this checkpoint
+                                  // (same forms as init_from) instead of the policy's at stage start
+  std::string reference_from_key; // "file:line:column: stages[i].reference_from"
   std::string reference = "frozen_copy";  // pairwise, ppo: frozen_copy (of the policy at stage start) or none
   std::string loss_plugin;        // the loss plugin's name (sft: "sft" unless the stage names one)
   PluginOptions loss;             // pairwise, ppo: the loss plugin's options (without `plugin`)

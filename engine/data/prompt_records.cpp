@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/data/json_depth.h"
+
 namespace prefengine {
 
 std::vector<PromptRecord> read_prompt_records(const std::string& path, int64_t max_records) {
@@ -17,6 +19,7 @@ std::vector<PromptRecord> read_prompt_records(const std::string& path, int64_t m
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(number);
+    check_json_depth(line, where);
     nlohmann::json row;
     try {
       row = nlohmann::json::parse(line);

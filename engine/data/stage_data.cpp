@@ -1,11 +1,13 @@
 #include "engine/data/stage_data.h"
 
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/data/chat_template.h"
+#include "engine/data/json_depth.h"
 #include "engine/data/text_dataset.h"
 #include "engine/data/token_records.h"
 #include "engine/data/tokenizer.h"
@@ -26,17 +28,24 @@ TextDatasetOptions text_options(const StageOptions& stage) {
   return o;
 }
 
-// Text-only options on a pre-tokenized file would be silently ignored: refuse them.
+// skip_bad_rows is the text reader's: a pre-tokenized file has no such option.
 void check_pretokenized_options(const StageOptions& stage) {
-  const DataOptions& d = stage.data;
-  const char* key = d.max_prompt_length > 0 ? "max_prompt_length"
-                    : d.max_length > 0      ? "max_length"
-                    : d.skip_bad_rows       ? "skip_bad_rows"
-                                            : nullptr;
-  if (key != nullptr) {
-    throw std::invalid_argument(stage_prefix(stage) + "data." + key + " applies to text datasets, but " +
-                                d.path + " is pre-tokenized (prompt_ids)");
+  if (stage.data.skip_bad_rows) {
+    throw std::invalid_argument(stage_prefix(stage) + "data.skip_bad_rows applies to text datasets, but " +
+                                stage.data.path + " is pre-tokenized (prompt_ids)");
   }
+}
+
+// max_prompt_length / max_length on token ids, as on text (truncate_tokens): the prompt keeps its
+// end, the responses are cut. The ids carry no known BOS, so none is kept specially. A target
+// distribution is one next-token response.
+bool truncate_record(const DataOptions& d, PairRecord* r) {
+  return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&r->chosen, &r->rejected});
+}
+bool truncate_record(const DataOptions& d, SftRecord* r) {
+  if (r->distribution.empty()) return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&r->completion});
+  std::vector<int64_t> next_token(1);
+  return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&next_token});
 }
 
 template <typename Record>
@@ -50,6 +59,7 @@ bool first_row_is_object(const std::string& path) {
   std::string line;
   while (std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (json_nesting_depth(line) > kMaxJsonDepth) return false;  // the reader names the line
     return nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false).is_object();
   }
   return false;
@@ -70,6 +80,7 @@ std::vector<Record> load(const ExperimentConfig& config, const StageOptions& sta
       records = read_tokens(stage.data.path, stage.data.max_records);
       local.format = "pretokenized";
       local.rows = static_cast<int64_t>(records.size());
+      for (auto& record : records) local.truncated_rows += truncate_record(stage.data, &record) ? 1 : 0;
     } else {
       const auto tokenizer = make_experiment_tokenizer(config, "the text dataset " + stage.data.path);
       auto dataset = read_text(text_options(stage), *tokenizer, make_experiment_chat_template(config));
@@ -85,7 +96,7 @@ std::vector<Record> load(const ExperimentConfig& config, const StageOptions& sta
     throw std::invalid_argument(stage_prefix(stage) + message);
   }
   local.records = static_cast<int64_t>(records.size());
-  if (local.format != "pretokenized") {
+  if (local.format != "pretokenized" || local.truncated_rows > 0) {
     spdlog::info("stage '{}': {} ({} format): {} rows, {} records, {} truncated, {} skipped", stage.name,
                  stage.data.path, local.format, local.rows, local.records, local.truncated_rows,
                  local.skipped_rows);
@@ -105,11 +116,13 @@ nlohmann::json StageDataStats::to_json() const {
 }
 
 bool is_pretokenized_jsonl(const std::string& path) {
+  if (std::filesystem::is_directory(path)) throw std::invalid_argument(path + ": is a directory, expected a JSONL file");
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open the dataset");
   std::string line;
   while (std::getline(in, line)) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (json_nesting_depth(line) > kMaxJsonDepth) return false;  // the reader names the line
     const nlohmann::json row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     return row.is_object() && (row.contains("prompt_ids") || row.contains("distribution"));
   }

@@ -1,10 +1,13 @@
 #include "engine/data/text_dataset.h"
 
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/data/json_depth.h"
 
 namespace prefengine {
 namespace {
@@ -124,38 +127,9 @@ std::string format_expectation(TextFormat format) {
   throw std::invalid_argument("expected " + expected + ", got " + got);
 }
 
-// Keeps the end of the prompt (and its BOS) within max_prompt_length, then cuts the responses so
-// that prompt + response fits max_length. Returns true when anything was cut.
 bool truncate(const TextDatasetOptions& o, int64_t bos, std::vector<int64_t>* prompt,
               std::vector<std::vector<int64_t>*> responses) {
-  bool cut = false;
-  auto keep_end = [&](int64_t limit) {
-    if (static_cast<int64_t>(prompt->size()) <= limit) return;
-    const bool keep_bos = bos >= 0 && !prompt->empty() && prompt->front() == bos && limit >= 2;
-    std::vector<int64_t> kept;
-    if (keep_bos) kept.push_back(bos);
-    const int64_t tail = limit - static_cast<int64_t>(kept.size());
-    kept.insert(kept.end(), prompt->end() - tail, prompt->end());
-    *prompt = std::move(kept);
-    cut = true;
-  };
-  if (o.max_prompt_length > 0) keep_end(o.max_prompt_length);
-  if (o.max_length > 0) {
-    bool has_response = false;
-    for (auto* r : responses) has_response = has_response || !r->empty();
-    // A response keeps at least one token: cut the prompt further when it fills max_length.
-    if (has_response && static_cast<int64_t>(prompt->size()) >= o.max_length) {
-      keep_end(o.max_length - 1);
-    }
-    const int64_t budget = o.max_length - static_cast<int64_t>(prompt->size());
-    for (auto* r : responses) {
-      if (static_cast<int64_t>(r->size()) > budget) {
-        r->resize(static_cast<size_t>(std::max<int64_t>(budget, 0)));
-        cut = true;
-      }
-    }
-  }
-  return cut;
+  return truncate_tokens(o.max_prompt_length, o.max_length, bos, prompt, std::move(responses));
 }
 
 std::vector<int64_t> encode_response(const Tokenizer& t, const TextDatasetOptions& o,
@@ -168,6 +142,9 @@ std::vector<int64_t> encode_response(const Tokenizer& t, const TextDatasetOption
 template <typename Record, typename Make>
 TextDataset<Record> read_jsonl(const TextDatasetOptions& options, Kind kind, Make make) {
   options.validate();
+  if (std::filesystem::is_directory(options.path)) {
+    throw std::invalid_argument(options.path + ": is a directory, expected a JSONL file");
+  }
   std::ifstream in(options.path);
   if (!in) throw std::runtime_error(options.path + ": cannot open the dataset");
   TextDataset<Record> out;
@@ -182,6 +159,9 @@ TextDataset<Record> read_jsonl(const TextDatasetOptions& options, Kind kind, Mak
     ++out.stats.rows;
     const std::string where = options.path + ":" + std::to_string(number);
     try {
+      if (json_nesting_depth(line) > kMaxJsonDepth) {
+        row_error("JSON nested at most " + std::to_string(kMaxJsonDepth) + " levels deep", "deeper nesting");
+      }
       json row;
       try {
         row = json::parse(line);
@@ -230,6 +210,38 @@ TextDataset<Record> read_jsonl(const TextDatasetOptions& options, Kind kind, Mak
 }
 
 }  // namespace
+
+bool truncate_tokens(int64_t max_prompt_length, int64_t max_length, int64_t bos, std::vector<int64_t>* prompt,
+                     std::vector<std::vector<int64_t>*> responses) {
+  bool cut = false;
+  auto keep_end = [&](int64_t limit) {
+    if (static_cast<int64_t>(prompt->size()) <= limit) return;
+    const bool keep_bos = bos >= 0 && !prompt->empty() && prompt->front() == bos && limit >= 2;
+    std::vector<int64_t> kept;
+    if (keep_bos) kept.push_back(bos);
+    const int64_t tail = limit - static_cast<int64_t>(kept.size());
+    kept.insert(kept.end(), prompt->end() - tail, prompt->end());
+    *prompt = std::move(kept);
+    cut = true;
+  };
+  if (max_prompt_length > 0) keep_end(max_prompt_length);
+  if (max_length > 0) {
+    bool has_response = false;
+    for (auto* r : responses) has_response = has_response || !r->empty();
+    // A response keeps at least one token: cut the prompt further when it fills max_length.
+    if (has_response && static_cast<int64_t>(prompt->size()) >= max_length) {
+      keep_end(max_length - 1);
+    }
+    const int64_t budget = max_length - static_cast<int64_t>(prompt->size());
+    for (auto* r : responses) {
+      if (static_cast<int64_t>(r->size()) > budget) {
+        r->resize(static_cast<size_t>(std::max<int64_t>(budget, 0)));
+        cut = true;
+      }
+    }
+  }
+  return cut;
+}
 
 const char* text_format_name(TextFormat format) {
   switch (format) {

@@ -76,6 +76,13 @@ TextDataset<PromptRecord> read_prompt_jsonl(const TextDatasetOptions& options,
                                             const Tokenizer& tokenizer,
                                             const ChatTemplate& chat_template = ChatTemplate());
 
+// TRL's truncation, shared by text and pre-tokenized data: keeps the END of the prompt within
+// max_prompt_length (and its first token when that is `bos`, bos >= 0), then cuts every response so
+// that prompt + response <= max_length; a non-empty response keeps at least one token (the prompt
+// is cut further when it fills max_length). 0 = no limit. Returns true when anything was cut.
+bool truncate_tokens(int64_t max_prompt_length, int64_t max_length, int64_t bos, std::vector<int64_t>* prompt,
+                     std::vector<std::vector<int64_t>*> responses);
+
 // TRL's extract_prompt for strings: the longest common prefix of chosen and rejected (ending at
 // a UTF-8 character boundary, without a trailing space that belongs to the responses).
 size_t implicit_prompt_length(const std::string& chosen, const std::string& rejected);

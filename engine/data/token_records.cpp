@@ -1,11 +1,14 @@
 #include "engine/data/token_records.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/data/json_depth.h"
 
 namespace prefengine {
 namespace {
@@ -40,6 +43,7 @@ std::vector<int64_t> read_ids(const Json& row, const char* key, const std::strin
 
 void for_each_row(const std::string& path, int64_t max_records,
                   const std::function<void(const Json&, const std::string&)>& visit) {
+  if (std::filesystem::is_directory(path)) throw std::invalid_argument(path + ": is a directory, expected a JSONL file");
   std::ifstream in(path);
   if (!in) throw std::invalid_argument(path + ": cannot open the data file");
   std::string line;
@@ -49,6 +53,7 @@ void for_each_row(const std::string& path, int64_t max_records,
     ++line_number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(line_number);
+    check_json_depth(line, where);
     Json row;
     try {
       row = Json::parse(line);

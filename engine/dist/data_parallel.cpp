@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "engine/metrics/metrics_logger.h"
+#include "engine/train/interrupt.h"
 
 namespace prefengine {
 
@@ -22,8 +23,9 @@ DataParallel::DataParallel(std::unique_ptr<Communicator> communicator, const Dis
     char mode[16] = {0};
     long long step = 0;
     if (std::sscanf(fault, "%d:%lld:%15s", &fault_rank_, &step, mode) != 3 ||
-        (std::strcmp(mode, "exit") != 0 && std::strcmp(mode, "kill") != 0 && std::strcmp(mode, "hang") != 0)) {
-      throw std::invalid_argument(std::string("PREFENGINE_TEST_FAULT: expected RANK:STEP:exit|kill|hang, got '") +
+        (std::strcmp(mode, "exit") != 0 && std::strcmp(mode, "kill") != 0 && std::strcmp(mode, "hang") != 0 &&
+         std::strcmp(mode, "sigint") != 0 && std::strcmp(mode, "sigterm") != 0 && std::strcmp(mode, "wait") != 0)) {
+      throw std::invalid_argument(std::string("PREFENGINE_TEST_FAULT: expected RANK:STEP:exit|kill|hang|sigint|sigterm|wait, got '") +
                                   fault + "'");
     }
     fault_step_ = step;
@@ -142,6 +144,15 @@ at::Tensor DataParallel::sharded_rows(int64_t n, const std::function<at::Tensor(
   return communicator_->all_gather(padded).narrow(0, 0, n).clone();
 }
 
+int DataParallel::agree_on_signal(int signal) {
+  if (world_size() == 1) return signal;
+  const at::Tensor all = communicator_->all_gather(at::tensor({static_cast<int64_t>(signal)}, at::kLong));
+  for (int r = 0; r < world_size(); ++r) {
+    if (const int64_t s = all[r].item<int64_t>()) return static_cast<int>(s);
+  }
+  return 0;
+}
+
 void DataParallel::maybe_inject_fault(int64_t global_step) const {
   if (fault_rank_ != rank() || global_step != fault_step_) return;
   std::fprintf(stderr, "PREFENGINE_TEST_FAULT: rank %d at step %lld: %s\n", rank(),
@@ -149,6 +160,13 @@ void DataParallel::maybe_inject_fault(int64_t global_step) const {
   std::fflush(stderr);
   if (fault_mode_ == "exit") std::_Exit(3);
   if (fault_mode_ == "kill") std::raise(SIGKILL);
+  if (fault_mode_ == "sigint") std::raise(SIGINT);
+  if (fault_mode_ == "sigterm") std::raise(SIGTERM);
+  if (fault_mode_ == "sigint" || fault_mode_ == "sigterm") return;
+  if (fault_mode_ == "wait") {
+    while (pending_interrupt() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return;
+  }
   for (;;) ::pause();  // hang: alive, sockets open, never answering
 }
 

@@ -65,8 +65,13 @@ class DataParallel {
   // of [0, n) and every rank gets all n values back, in order.
   at::Tensor sharded_rows(int64_t n, const std::function<at::Tensor(int64_t, int64_t)>& fn);
 
+  // The first nonzero of every rank's `signal`, in rank order (a one-element all-gather when
+  // world_size > 1): every rank calls it at the same step boundary and so stops at the same step.
+  int agree_on_signal(int signal);
+
   // Tests only: PREFENGINE_TEST_FAULT=RANK:STEP:MODE makes rank RANK, after optimizer step STEP,
-  // exit (status 3), kill itself (SIGKILL) or hang (sleep forever with its sockets open).
+  // exit (status 3), kill itself (SIGKILL), hang (sleep forever with its sockets open), send
+  // itself SIGINT or SIGTERM (sigint, sigterm), or wait until a signal arrives (wait).
   void maybe_inject_fault(int64_t global_step) const;
 
  private:

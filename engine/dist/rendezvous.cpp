@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -62,7 +63,25 @@ std::runtime_error rendezvous_error(const DistributedEnv& env, const std::string
 
 namespace {
 std::string progress_key(int rank) { return "collectives/" + std::to_string(rank); }
+
+std::mutex g_stopped_mutex;
+std::vector<int> g_stopped_ranks;
+
+void note_stopped_ranks(std::vector<int> ranks) {
+  std::lock_guard<std::mutex> lock(g_stopped_mutex);
+  g_stopped_ranks = std::move(ranks);
+}
+
+struct Diagnosis {
+  std::string text;
+  std::vector<int> stopped;
+};
 }  // namespace
+
+std::vector<int> stopped_peers() {
+  std::lock_guard<std::mutex> lock(g_stopped_mutex);
+  return g_stopped_ranks;
+}
 
 PeerTracker::PeerTracker(c10::intrusive_ptr<c10d::Store> store, const DistributedEnv& env)
     : store_(std::move(store)), env_(env) {}
@@ -74,28 +93,33 @@ void PeerTracker::enter_collective() {
 
 std::string PeerTracker::describe(std::chrono::milliseconds budget) const {
   // On a thread of its own: a store on a frozen rank 0 would block for the whole store timeout.
-  auto answer = std::make_shared<std::promise<std::string>>();
-  std::future<std::string> result = answer->get_future();
+  auto answer = std::make_shared<std::promise<Diagnosis>>();
+  std::future<Diagnosis> result = answer->get_future();
   std::thread([store = store_, env = env_, own = sequence_, answer] {
-    std::string text;
+    Diagnosis d;
     try {
       for (int r = 0; r < env.world_size; ++r) {
         if (r == env.rank) continue;
         const int64_t theirs = store->add(progress_key(r), 0);
         if (theirs < own) {
-          text += (text.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + " stopped at collective " +
-                  std::to_string(theirs) + " while this rank is at " + std::to_string(own);
+          d.text += (d.text.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) +
+                    " stopped at collective " + std::to_string(theirs) + " while this rank is at " + std::to_string(own);
+          d.stopped.push_back(r);
         }
       }
     } catch (const std::exception& e) {
-      text = "the rendezvous store on rank 0 does not answer, so rank 0 is gone (" + describe_exception(e) + ")";
+      d.text = "the rendezvous store on rank 0 does not answer, so rank 0 is gone (" + describe_exception(e) + ")";
+      d.stopped = {0};
     }
-    answer->set_value(text);
+    answer->set_value(d);
   }).detach();
   if (result.wait_for(budget) != std::future_status::ready) {
+    note_stopped_ranks({0});
     return "the rendezvous store on rank 0 did not answer within " + format_seconds(budget) + ", so rank 0 hangs or is gone";
   }
-  return result.get();
+  Diagnosis d = result.get();
+  note_stopped_ranks(d.stopped);
+  return d.text;
 }
 
 }  // namespace prefengine

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
@@ -44,6 +45,10 @@ class PeerTracker {
   DistributedEnv env_;
   int64_t sequence_ = 0;
 };
+
+// The ranks the last PeerTracker::describe() of this process found behind (a rank 0 whose store
+// does not answer included): what the `--nproc` launcher reports as the rank that stopped.
+std::vector<int> stopped_peers();
 
 // "300 s"
 std::string format_seconds(std::chrono::milliseconds timeout);

@@ -1,7 +1,9 @@
 #include "engine/generation/generator.h"
 
 #include <algorithm>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -21,6 +23,33 @@ void GenerationOptions::validate() const {
   if (top_k < 0) fail("top_k", ">= 0", std::to_string(top_k));
   if (!(top_p > 0 && top_p <= 1)) fail("top_p", "in (0, 1]", std::to_string(top_p));
   if (pad_id < 0) fail("pad_id", ">= 0", std::to_string(pad_id));
+}
+
+double generation_memory_bytes(const Model& model, int64_t rows, int64_t prompt_length, int64_t max_new_tokens) {
+  auto ends_with = [](const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  double kv_per_token = 0;
+  for (const auto& item : model.named_parameters(true)) {
+    if ((ends_with(item.key(), "k_proj.weight") || ends_with(item.key(), "v_proj.weight")) && item.value().dim() >= 1) {
+      kv_per_token += static_cast<double>(item.value().size(0)) * static_cast<double>(item.value().element_size());
+    }
+  }
+  const double per_token = kv_per_token + 4.0 * static_cast<double>(model.vocab_size()) + 32.0;
+  return static_cast<double>(rows) * (static_cast<double>(prompt_length) + static_cast<double>(max_new_tokens)) *
+         per_token;
+}
+
+double available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("MemAvailable:", 0) != 0) continue;
+    std::istringstream fields(line.substr(13));
+    double kib = -1;
+    if (fields >> kib) return kib * 1024.0;
+  }
+  return -1;
 }
 
 at::Tensor sample_next_token(const at::Tensor& logits, const GenerationOptions& options,

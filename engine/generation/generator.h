@@ -60,6 +60,17 @@ struct PromptBatch {
 };
 PromptBatch left_pad_prompts(const std::vector<const std::vector<int64_t>*>& prompts, int64_t pad_id);
 
+// An upper estimate of the bytes generate() holds for `rows` rows of `prompt_length` prompt tokens
+// plus `max_new_tokens`, per token of every row: the KV cache (the output widths of every
+// parameter named "*k_proj.weight" / "*v_proj.weight", in their element size: the Llama/HF layout;
+// 0 for a model without such projections), float32 logits over the vocabulary (a model without a
+// cache recomputes them for the whole sequence) and 32 bytes of token/mask bookkeeping. Computed
+// in double so that absurd sizes do not overflow. Allocates nothing.
+double generation_memory_bytes(const Model& model, int64_t rows, int64_t prompt_length, int64_t max_new_tokens);
+
+// MemAvailable from /proc/meminfo in bytes; -1 when it cannot be read.
+double available_memory_bytes();
+
 // The generated tokens of each row (those with completion_mask 1, EOS included), as host vectors.
 std::vector<std::vector<int64_t>> completion_tokens(const GenerationResult& result);
 

@@ -1,6 +1,7 @@
 #include "engine/metrics/logging.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 
 #include <spdlog/sinks/basic_file_sink.h>
@@ -21,6 +22,13 @@ void setup_logging(const std::string& level) {
   console->set_pattern("%H:%M:%S %^%-5l%$ %v");
   auto logger = std::make_shared<spdlog::logger>("prefengine", console);
   logger->set_level(spdlog::level::from_str(level));
+  // A log file that cannot be written (a full disk) is a warning on the console, once, never an
+  // exception out of a log call.
+  logger->set_error_handler([](const std::string& message) {
+    static bool said = false;
+    if (!said) std::fprintf(stderr, "warning: the log file: %s (later lines go to the console only)\n", message.c_str());
+    said = true;
+  });
   spdlog::set_default_logger(logger);
 }
 
@@ -37,7 +45,11 @@ ScopedLogFile::~ScopedLogFile() {
   const auto* mine = static_cast<spdlog::sinks::sink*>(sink_.get());
   sinks.erase(std::remove_if(sinks.begin(), sinks.end(), [&](const spdlog::sink_ptr& s) { return s.get() == mine; }),
               sinks.end());
-  std::static_pointer_cast<spdlog::sinks::sink>(sink_)->flush();
+  try {
+    std::static_pointer_cast<spdlog::sinks::sink>(sink_)->flush();
+  } catch (const std::exception&) {
+    // a full disk: the lines that could not be written are lost, the run's error says why
+  }
 }
 
 }  // namespace prefengine

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/io/durable_file.h"
+
 namespace prefengine {
 namespace {
 
@@ -79,8 +81,7 @@ MetricsLogger::MetricsLogger(const std::string& directory, bool append)
     }
     write_csv();
   } else {
-    std::ofstream truncate(jsonl_path_, std::ios::trunc);
-    if (!truncate) throw std::runtime_error(jsonl_path_ + ": cannot create the metrics file");
+    write_file_synced(jsonl_path_, "");
   }
 }
 
@@ -95,19 +96,12 @@ void MetricsLogger::log(const MetricsRow& row) {
     else json[k] = nullptr;  // JSON has no NaN/Inf; metrics.csv keeps the text
     if (std::find(columns_.begin(), columns_.end(), k) == columns_.end()) columns_.push_back(k);
   }
-  {
-    std::ofstream out(jsonl_path_, std::ios::app);
-    out << json.dump() << "\n";
-    out.flush();
-    if (!out) throw std::runtime_error(jsonl_path_ + ": cannot write the metrics file");
-  }
+  append_file_checked(jsonl_path_, json.dump() + "\n");
   rows_.push_back(row);
   if (columns_.size() != columns_before || rows_.size() == 1) {
     write_csv();  // a new column: rewrite under the new header
   } else {
-    std::ofstream out(csv_path_, std::ios::app);
-    out << csv_line(row) << "\n";
-    if (!out) throw std::runtime_error(csv_path_ + ": cannot write the metrics file");
+    append_file_checked(csv_path_, csv_line(row) + "\n");
   }
 }
 
@@ -121,18 +115,16 @@ std::string MetricsLogger::csv_line(const MetricsRow& row) const {
 }
 
 void MetricsLogger::write_csv() const {
-  const std::string tmp = csv_path_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << "stage,step,global_step";
-    for (const auto& c : columns_) out << "," << c;
-    out << "\n";
-    for (const auto& row : rows_) out << csv_line(row) << "\n";
-    if (!out) throw std::runtime_error(tmp + ": cannot write the metrics file");
-  }
-  if (std::rename(tmp.c_str(), csv_path_.c_str()) != 0) {
-    throw std::runtime_error(csv_path_ + ": cannot replace the metrics file");
-  }
+  std::string text = "stage,step,global_step";
+  for (const auto& c : columns_) text += "," + c;
+  text += "\n";
+  for (const auto& row : rows_) text += csv_line(row) + "\n";
+  write_file_durably(csv_path_, text);
+}
+
+void MetricsLogger::sync() const {
+  sync_path(jsonl_path_);
+  if (!rows_.empty()) sync_path(csv_path_);
 }
 
 }  // namespace prefengine

@@ -23,7 +23,10 @@ class MetricsLogger {
   // Creates (or, with `append`, continues) the files in `directory`.
   explicit MetricsLogger(const std::string& directory, bool append = false);
 
+  // Every write is checked (std::runtime_error naming the file and the errno text).
   void log(const MetricsRow& row);
+  // fsyncs both files (before a checkpoint, which must not refer to rows that are not on disk).
+  void sync() const;
   const std::vector<MetricsRow>& rows() const { return rows_; }
 
  private:

@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <c10/util/Exception.h>
+
 #include "prefengine/grader.h"
 #include "prefengine/loss.h"
 #include "prefengine/model.h"
@@ -39,6 +41,10 @@ auto create_from_block(const PluginOptions& block, const char* kind, Create crea
       throw std::invalid_argument(at_location(block, "plugin") + ": " + message);
     }
     throw;
+  } catch (const c10::Error& e) {  // a LibTorch error in the plugin's constructor, naming it (the CLI shows
+    // error_line() of it: the backtrace only at --log-level debug)
+    throw std::invalid_argument(at_location(block, "plugin") + ": " + kind + " plugin '" +
+                                copy_options(block).get_string("plugin", "") + "': " + e.what());
   }
 }
 

@@ -48,10 +48,19 @@ RunMetricsSummary summarize_run(const std::string& run_directory) {
   std::vector<nlohmann::json> rows;
   std::string line;
   std::string stage;
-  while (std::getline(in, line)) {
+  for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
-    rows.push_back(nlohmann::json::parse(line));
-    if (rows.back().contains("probs/chosen")) stage = rows.back()["stage"].get<std::string>();
+    // A damaged row names its file:line (not the JSON library's message alone).
+    const std::string where = run_directory + "/metrics.jsonl:" + std::to_string(number);
+    auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!row.is_object()) throw std::invalid_argument(where + ": expected a JSON object (a metrics row)");
+    rows.push_back(std::move(row));
+    if (rows.back().contains("probs/chosen")) {
+      if (!rows.back().contains("stage") || !rows.back()["stage"].is_string()) {
+        throw std::invalid_argument(where + ": expected a string field 'stage'");
+      }
+      stage = rows.back()["stage"].get<std::string>();
+    }
   }
   RunMetricsSummary out;
   out.stage = stage;
@@ -59,30 +68,34 @@ RunMetricsSummary summarize_run(const std::string& run_directory) {
   bool first = true;
   double peak = -1, last_acc = NAN, change_sum = 0;
   int64_t changes = 0;
-  for (const auto& row : rows) {
-    if (row["stage"] != stage) continue;
-    if (row.contains("probs/chosen")) {
-      const double chosen = row["probs/chosen"].get<double>();
-      if (first) out.values["start_chosen"] = chosen;
-      first = false;
-      peak = std::max(peak, chosen);
-      out.values["final_chosen"] = chosen;
-      if (row.contains("probs/unseen")) out.values["final_unseen"] = row["probs/unseen"].get<double>();
-      if (row.contains("probs/never_seen")) out.values["final_never_seen"] = row["probs/never_seen"].get<double>();
-      if (row.contains("probs/rejected") && row["probs/rejected"].get<double>() < 1e-3 &&
-          !out.values.count("rejected_1e-3_step")) {
-        out.values["rejected_1e-3_step"] = row["step"].get<double>();
+  try {  // a field of the wrong type: one line naming the file
+    for (const auto& row : rows) {
+      if (!row.contains("stage") || row["stage"] != stage) continue;
+      if (row.contains("probs/chosen")) {
+        const double chosen = row["probs/chosen"].get<double>();
+        if (first) out.values["start_chosen"] = chosen;
+        first = false;
+        peak = std::max(peak, chosen);
+        out.values["final_chosen"] = chosen;
+        if (row.contains("probs/unseen")) out.values["final_unseen"] = row["probs/unseen"].get<double>();
+        if (row.contains("probs/never_seen")) out.values["final_never_seen"] = row["probs/never_seen"].get<double>();
+        if (row.contains("probs/rejected") && row["probs/rejected"].get<double>() < 1e-3 &&
+            !out.values.count("rejected_1e-3_step")) {
+          out.values["rejected_1e-3_step"] = row["step"].get<double>();
+        }
+      }
+      if (row.contains("eval/accuracy")) {
+        const double acc = row["eval/accuracy"].get<double>();
+        if (!std::isnan(last_acc)) {
+          change_sum += std::abs(acc - last_acc);
+          ++changes;
+        }
+        last_acc = acc;
+        out.values["final_eval_accuracy"] = acc;
       }
     }
-    if (row.contains("eval/accuracy")) {
-      const double acc = row["eval/accuracy"].get<double>();
-      if (!std::isnan(last_acc)) {
-        change_sum += std::abs(acc - last_acc);
-        ++changes;
-      }
-      last_acc = acc;
-      out.values["final_eval_accuracy"] = acc;
-    }
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(run_directory + "/metrics.jsonl: unexpected metrics row: " + e.what());
   }
   out.values["peak_chosen"] = peak;
   if (changes > 0) out.values["eval_accuracy_change"] = change_sum / static_cast<double>(changes);

@@ -1,7 +1,7 @@
 #include "engine/train/checkpoint.h"
 
-#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 #include <ATen/ATen.h>
@@ -10,6 +10,7 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 
+#include "engine/io/durable_file.h"
 #include "engine/train/flat_optimizer.h"
 #include "prefengine/loss.h"
 #include "prefengine/model.h"
@@ -17,6 +18,17 @@
 namespace prefengine {
 
 namespace fs = boost::filesystem;
+
+namespace {
+
+// "[16, 8]"
+std::string shape_text(const at::Tensor& tensor) {
+  std::string text = "[";
+  for (int64_t d = 0; d < tensor.dim(); ++d) text += (d ? ", " : "") + std::to_string(tensor.size(d));
+  return text + "]";
+}
+
+}  // namespace
 
 nlohmann::json CheckpointState::to_json() const {
   nlohmann::json j = {{"format", kFormat},   {"stage", stage},   {"kind", kind},
@@ -73,12 +85,85 @@ CheckpointState CheckpointState::from_json(const nlohmann::json& j, const std::s
   return s;
 }
 
+namespace {
+
+std::string archive_bytes(torch::serialize::OutputArchive& archive) {
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+std::string checksum_of(nlohmann::json state) {
+  state.erase("checksum");
+  return "crc32c:" + crc32c_hex(state.dump());
+}
+
+// state.json, parsed and its checksum verified; a missing or corrupted one is CorruptCheckpoint.
+nlohmann::json read_state_json(const std::string& directory) {
+  const std::string path = directory + "/state.json";
+  std::string text;
+  try {
+    text = read_file_bytes(path);
+  } catch (const std::runtime_error& e) {
+    throw CorruptCheckpoint(e.what());
+  }
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) throw CorruptCheckpoint(path + ": not valid JSON (the file is corrupted)");
+  if (!j.contains("checksum")) {
+    CheckpointState::from_json(j, path);  // an older format says so
+    throw CorruptCheckpoint(path + ": checksum: missing (the file is corrupted)");
+  }
+  if (!j["checksum"].is_string() || j["checksum"].get<std::string>() != checksum_of(j)) {
+    throw CorruptCheckpoint(path + ": checksum mismatch (the file is corrupted)");
+  }
+  return j;
+}
+
+// The bytes of `name` in a checkpoint, checked against the size and checksum state.json lists.
+std::string read_verified(const std::string& directory, const nlohmann::json& state, const std::string& name) {
+  const std::string path = directory + "/" + name;
+  const auto files = state.find("files");
+  if (files == state.end() || !files->is_object() || !files->contains(name) || !(*files)[name].is_object()) {
+    throw CorruptCheckpoint(directory + "/state.json: files: no entry for " + name);
+  }
+  const nlohmann::json& entry = (*files)[name];
+  std::string bytes;
+  try {
+    bytes = read_file_bytes(path);
+  } catch (const std::runtime_error& e) {
+    throw CorruptCheckpoint(e.what());
+  }
+  if (entry.value("bytes", int64_t{-1}) != static_cast<int64_t>(bytes.size())) {
+    throw CorruptCheckpoint(path + ": " + std::to_string(bytes.size()) + " bytes, expected " +
+                            entry.value("bytes", nlohmann::json()).dump() + " (the file is partial or corrupted)");
+  }
+  if (entry.value("crc32c", std::string()) != crc32c_hex(bytes)) {
+    throw CorruptCheckpoint(path + ": checksum mismatch (the file is corrupted)");
+  }
+  return bytes;
+}
+
+}  // namespace
+
+nlohmann::json seal_checkpoint_state(nlohmann::json state) {
+  state["checksum"] = checksum_of(state);
+  return state;
+}
+
 void save_checkpoint(const std::string& directory, const Model& model, const FlatOptimizer* optimizer,
                      const Loss* loss, const CheckpointState& state, bool set_latest) {
+  // Built in <target>.tmp, every file fsynced; then the old one is renamed to <target>.old, the
+  // new one into place, and the old one removed. A crash at any point leaves a complete copy
+  // (the target, .old or .tmp) that resume finds by its checksums.
   const fs::path target(directory);
   const fs::path tmp = target.string() + ".tmp";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  nlohmann::json files = nlohmann::json::object();
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    write_file_synced((tmp / name).string(), bytes);
+    files[name] = {{"bytes", bytes.size()}, {"crc32c", crc32c_hex(bytes)}};
+  };
   {
     torch::serialize::OutputArchive archive;
     for (const auto& item : model.named_parameters(/*recurse=*/true)) {
@@ -87,68 +172,94 @@ void save_checkpoint(const std::string& directory, const Model& model, const Fla
     for (const auto& item : model.named_buffers(/*recurse=*/true)) {
       archive.write(item.key(), item.value().detach().clone(), /*is_buffer=*/true);
     }
-    archive.save_to((tmp / "model.pt").string());
+    write("model.pt", archive_bytes(archive));
   }
   if (optimizer != nullptr) {
     torch::serialize::OutputArchive archive;
     for (const auto& [name, tensor] : optimizer->state()) archive.write(name, tensor);
-    archive.save_to((tmp / "optimizer.pt").string());
+    write("optimizer.pt", archive_bytes(archive));
   }
   if (loss != nullptr) {
     const NamedTensors loss_state = loss->state();
     if (!loss_state.empty()) {
       torch::serialize::OutputArchive archive;
       for (const auto& [name, tensor] : loss_state) archive.write(name, tensor.detach().clone());
-      archive.save_to((tmp / "loss.pt").string());
+      write("loss.pt", archive_bytes(archive));
     }
   }
-  {
-    std::ofstream out((tmp / "state.json").string());
-    out << state.to_json().dump(2) << "\n";
-    out.close();
-    if (!out) throw std::runtime_error((tmp / "state.json").string() + ": cannot write");
-  }
+  nlohmann::json json = state.to_json();
+  json["files"] = files;
+  write_file_synced((tmp / "state.json").string(), seal_checkpoint_state(json).dump(2) + "\n");
+  sync_path(tmp.string());
   const fs::path old = target.string() + ".old";
   fs::remove_all(old);
-  if (fs::exists(target)) fs::rename(target, old);
-  fs::rename(tmp, target);
+  if (fs::exists(target)) rename_durably(target.string(), old.string());
+  rename_durably(tmp.string(), target.string());
   fs::remove_all(old);
-  if (set_latest) {
-    std::ofstream latest((target.parent_path() / "latest").string(), std::ios::trunc);
-    latest << target.filename().string() << "\n";
-  }
+  if (set_latest) write_file_durably((target.parent_path() / "latest").string(), target.filename().string() + "\n");
 }
 
 CheckpointState read_checkpoint_state(const std::string& directory) {
-  const std::string path = directory + "/state.json";
-  std::ifstream in(path);
-  if (!in) throw std::invalid_argument(path + ": cannot read the checkpoint state");
-  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw std::invalid_argument(path + ": not valid JSON");
-  return CheckpointState::from_json(j, path);
+  return CheckpointState::from_json(read_state_json(directory), directory + "/state.json");
+}
+
+CheckpointState verify_checkpoint(const std::string& directory) {
+  const nlohmann::json j = read_state_json(directory);
+  CheckpointState state = CheckpointState::from_json(j, directory + "/state.json");
+  if (!j.contains("files") || !j["files"].is_object() || !j["files"].contains("model.pt")) {
+    throw CorruptCheckpoint(directory + "/state.json: files: expected the size and checksum of model.pt");
+  }
+  for (const auto& item : j["files"].items()) read_verified(directory, j, item.key());
+  return state;
+}
+
+// A truncated or garbage .pt file is an error naming the file, in one line (no LibTorch backtrace).
+static void open_archive(torch::serialize::InputArchive& archive, const std::string& bytes, const std::string& path) {
+  try {
+    archive.load_from(bytes.data(), bytes.size());
+  } catch (const std::exception& e) {
+    // e.what() keeps LibTorch's backtrace for --log-level debug; the CLI shows error_line() of it.
+    throw std::invalid_argument(path + ": not a readable LibTorch archive (truncated or not a checkpoint file?): " +
+                                e.what());
+  }
 }
 
 void load_model_weights(const std::string& directory, Model& model) {
   const std::string path = directory + "/model.pt";
   if (!fs::exists(path)) throw std::invalid_argument(path + ": no such checkpoint file");
-  if (!model.has_scalar_head()) {
-    std::ifstream in(directory + "/state.json");
-    const auto state = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (state.is_object() && state.value("scalar_head", false)) model.add_scalar_head();
-  }
+  const nlohmann::json state = read_state_json(directory);
+  const std::string bytes = read_verified(directory, state, "model.pt");
+  if (!model.has_scalar_head() && state.value("scalar_head", false)) model.add_scalar_head();
   torch::serialize::InputArchive archive;
-  archive.load_from(path);
+  open_archive(archive, bytes, path);
   at::NoGradGuard no_grad;
-  for (auto& item : model.named_parameters(true)) {
+  // Every tensor is checked before any is copied: a checkpoint that does not fit leaves the model as it was.
+  auto parameters = model.named_parameters(true);
+  std::vector<at::Tensor> values;
+  for (const auto& item : parameters) {
     at::Tensor value;
     if (!archive.try_read(item.key(), value)) {
-      throw std::invalid_argument(path + ": tensor '" + item.key() + "' is missing");
+      throw std::invalid_argument(path + ": tensor '" + item.key() + "' (shape " + shape_text(item.value()) +
+                                  " in the model) is missing from the checkpoint (it was written for another model)");
     }
     if (value.sizes() != item.value().sizes()) {
-      throw std::invalid_argument(path + ": tensor '" + item.key() + "' has the wrong shape");
+      throw std::invalid_argument(path + ": tensor '" + item.key() + "' has shape " + shape_text(value) +
+                                  " in the checkpoint, " + shape_text(item.value()) +
+                                  " in the model (it was written for another model)");
     }
-    item.value().copy_(value);
+    values.push_back(value);
   }
+  const auto buffers = model.named_buffers(true);
+  for (const auto& key : archive.keys()) {
+    at::Tensor unused;
+    const bool tensor = archive.try_read(key, unused) || archive.try_read(key, unused, /*is_buffer=*/true);
+    if (tensor && parameters.find(key) == nullptr && buffers.find(key) == nullptr) {
+      throw std::invalid_argument(path + ": tensor '" + key + "' is in the checkpoint but not in the model (it was "
+                                  "written for another model)");
+    }
+  }
+  size_t k = 0;
+  for (auto& item : parameters) item.value().copy_(values[k++]);
   for (auto& item : model.named_buffers(true)) {
     at::Tensor value;
     if (archive.try_read(item.key(), value, /*is_buffer=*/true)) item.value().copy_(value);
@@ -156,8 +267,9 @@ void load_model_weights(const std::string& directory, Model& model) {
 }
 
 void load_optimizer_state(const std::string& directory, FlatOptimizer& optimizer) {
+  const std::string bytes = read_verified(directory, read_state_json(directory), "optimizer.pt");
   torch::serialize::InputArchive archive;
-  archive.load_from(directory + "/optimizer.pt");
+  open_archive(archive, bytes, directory + "/optimizer.pt");
   std::vector<std::pair<std::string, at::Tensor>> state;
   for (const char* name : {"step", "first_moment", "second_moment"}) {
     at::Tensor value;
@@ -173,8 +285,9 @@ void load_loss_state(const std::string& directory, Loss& loss) {
     if (!expected.empty()) throw std::invalid_argument(path + ": missing (the loss plugin keeps a state)");
     return;
   }
+  const std::string bytes = read_verified(directory, read_state_json(directory), "loss.pt");
   torch::serialize::InputArchive archive;
-  archive.load_from(path);
+  open_archive(archive, bytes, path);
   NamedTensors state;
   for (const auto& [name, tensor] : expected) {
     at::Tensor value;

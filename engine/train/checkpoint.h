@@ -3,11 +3,14 @@
 //   model.pt      named parameters and buffers
 //   optimizer.pt  the optimizer's moments and step count (the schedule's position)
 //   loss.pt       the loss plugin's state (Loss::state()), when it has one
-//   state.json    CheckpointState below
-// written next to the target and renamed into place, so a checkpoint is either whole or absent.
+//   state.json    CheckpointState below, "files" (each file's size and CRC-32C) and "checksum"
+//                 (the CRC-32C of state.json's own content without that field)
+// built in <target>.tmp (every file fsynced), renamed into place and the folder fsynced, so a
+// checkpoint is either whole or absent; reading one verifies every checksum.
 // Regular checkpoints live in RUN_DIR/checkpoints/<stage> and checkpoints/latest names the newest;
 // a failure's state goes to RUN_DIR/failures/<stage>-step-<N> and never touches them.
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include <ATen/core/Generator.h>
@@ -20,7 +23,7 @@ class Model;
 class FlatOptimizer;
 
 struct CheckpointState {
-  static constexpr int kFormat = 2;  // bumped when the fields change
+  static constexpr int kFormat = 3;  // bumped when the fields change (3: files and checksum)
   std::string stage;                 // the stage's name
   std::string kind;                  // its kind (sft, pairwise, ppo, ...)
   int64_t stage_index = 0;           // its position in the experiment
@@ -43,8 +46,19 @@ struct CheckpointState {
 // `latest` at it (regular checkpoints only).
 void save_checkpoint(const std::string& directory, const Model& model, const FlatOptimizer* optimizer,
                      const Loss* loss, const CheckpointState& state, bool set_latest = true);
-// state.json of a checkpoint directory, checked (std::invalid_argument naming the file).
+// A checkpoint file that is missing, unreadable, partial or fails its checksum (the message names
+// the file). Resume falls back to an older checkpoint on this error, never on other ones.
+struct CorruptCheckpoint : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+// state.json of a checkpoint directory, its checksum verified (CorruptCheckpoint) and its fields
+// checked (std::invalid_argument naming the file).
 CheckpointState read_checkpoint_state(const std::string& directory);
+// read_checkpoint_state, and every file state.json lists has its size and checksum (CorruptCheckpoint).
+CheckpointState verify_checkpoint(const std::string& directory);
+// state.json's content with its "checksum" field (re)computed (also for tests that edit a state).
+nlohmann::json seal_checkpoint_state(nlohmann::json state);
 
 // Loads model.pt into `model` (names and shapes must match; the message names the tensor). When
 // the checkpoint's model had a scalar head and `model` has none, the head is added first.

@@ -12,11 +12,15 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/dist/data_parallel.h"
+#include "engine/io/durable_file.h"
+#include "engine/metrics/error_line.h"
 #include "engine/metrics/logging.h"
 #include "engine/metrics/metrics_logger.h"
 #include "engine/plugins/plugin_factory.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/init_from.h"
+#include "engine/train/interrupt.h"
 #include "engine/train/resume.h"
 #include "engine/train/run_directory.h"
 #include "engine/train/stage_unit.h"
@@ -59,6 +63,7 @@ void ExperimentRunner::prepare() {
     losses_.push_back(loss);
     units_.push_back(spec.create());
   }
+  for (const auto& stage : config_.stages) check_weights_sources(config_, stage, [this] { return make_model(); });
   prepared_ = true;
 }
 
@@ -79,9 +84,9 @@ RunResult ExperimentRunner::run() {
   const DistributedEnv env = DistributedEnv::from_environment();
   const bool writer = env.rank == 0;
   if (!writer) spdlog::set_level(std::max(spdlog::get_level(), spdlog::level::warn));
+  if (writer) create_reserve(directory_);  // run.json's last write must succeed on a full disk
   if (writer && !resume_) {
-    std::ofstream out(directory_ + "/config.yaml");
-    out << "# resolved from " << config_.source << "\n" << config_.resolved_yaml;
+    write_file_durably(directory_ + "/config.yaml", "# resolved from " + config_.source + "\n" + config_.resolved_yaml);
   }
   std::unique_ptr<ScopedLogFile> log_file;
   if (writer) log_file = std::make_unique<ScopedLogFile>(directory_ + "/run.log");
@@ -89,7 +94,7 @@ RunResult ExperimentRunner::run() {
   status["stages"] = nlohmann::json::array();
   std::optional<ResumePoint> point;
   if (resume_) {
-    point = find_resume_point(directory_);
+    point = find_resume_point(directory_, /*repair=*/writer);
     if (!point) {
       // Stopped before its first checkpoint: the run starts again from the beginning, in its folder.
       spdlog::warn("{}: no checkpoint yet; the run starts again from its first step", directory_);
@@ -107,8 +112,8 @@ RunResult ExperimentRunner::run() {
   if (env.world_size > 1) status["world_size"] = env.world_size;
   if (writer) write_run_status(directory_, status);
   std::unique_ptr<MetricsLogger> metrics;
-  if (writer) metrics = std::make_unique<MetricsLogger>(directory_, /*append=*/resume_);
   try {
+    if (writer) metrics = std::make_unique<MetricsLogger>(directory_, /*append=*/resume_);  // may hit a full disk
     dp_ = std::make_unique<DataParallel>(create_communicator(config_.distributed, env), config_.distributed);
     if (dp_->world_size() > 1) {
       spdlog::info("data parallel: {} ranks over {}", dp_->world_size(), dp_->communicator().backend());
@@ -121,12 +126,18 @@ RunResult ExperimentRunner::run() {
     size_t first_stage = 0;
     if (point) first_stage = begin_resume(*point);
     for (size_t i = first_stage; i < config_.stages.size(); ++i) {
+      if (const int signal = dp_->agree_on_signal(pending_interrupt())) {  // between stages
+        throw Interrupted(signal, global_step_, "before stage '" + config_.stages[i].name + "'");
+      }
       const auto start = Clock::now();
       const int64_t steps_before = global_step_;
       nlohmann::json report = nlohmann::json::object();
       StageContext context{config_,  config_.stages[i], i, directory_, model_, losses_[i].get(), dp_.get(),
                            [this] { return make_model(); }, report, reward_override_};
       const bool mid_stage = point && static_cast<size_t>(point->state.stage_index) == i;
+      // The stage's start weights (mid-stage resume too: its reference copies them; the loop then
+      // loads the stage's checkpoint over them).
+      if (!config_.stages[i].init_from.empty()) apply_init_from(context);
       run_train_loop(*units_[i], context, metrics.get(), global_step_, mid_stage ? &*point : nullptr);
       units_[i].reset();  // the stage's data and reference are no longer needed
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -139,11 +150,20 @@ RunResult ExperimentRunner::run() {
       status["stages"].push_back(entry);
       if (writer) write_run_status(directory_, status);
     }
+  } catch (const Interrupted& stop) {
+    throw interrupted(stop, status, writer);
   } catch (const std::exception& e) {
     status["status"] = "failed";
-    status["error"] = e.what();
+    status["error"] = error_line(e);  // one line, without LibTorch's backtrace
     status["global_step"] = global_step_;
-    if (writer) write_run_status(directory_, status);
+    if (writer) {
+      release_reserve(directory_);  // the room for this write when the disk is full
+      try {
+        write_run_status(directory_, status);
+      } catch (const std::exception& write_error) {
+        spdlog::warn("{} (run.json keeps its previous status)", write_error.what());
+      }
+    }
     throw;
   }
   dp_->communicator().barrier();  // the run is complete when every rank is
@@ -153,9 +173,27 @@ RunResult ExperimentRunner::run() {
   }
   status["status"] = "completed";
   status["global_step"] = global_step_;
+  if (writer) release_reserve(directory_);
   if (writer) write_run_status(directory_, status);
   spdlog::info("done: {} steps; metrics in {}/metrics.jsonl", global_step_, directory_);
   return {directory_, global_step_};
+}
+
+Interrupted ExperimentRunner::interrupted(const Interrupted& stop, nlohmann::json& status, bool writer) {
+  const std::string name = signal_name(stop.signal());
+  status["status"] = "interrupted";
+  status["signal"] = name;
+  status["global_step"] = global_step_;
+  if (writer) write_run_status(directory_, status);
+  const bool checkpoint = static_cast<bool>(std::ifstream(directory_ + "/checkpoints/latest"));
+  const int world = dp_ ? dp_->world_size() : 1;
+  std::string message = "interrupted by " + name + " at step " + std::to_string(global_step_) + " (" + stop.what() + ")";
+  if (checkpoint) {
+    message += "; resume with: prefengine run --resume " + directory_ + (world > 1 ? " --nproc " + std::to_string(world) : "");
+  } else {
+    message += "; no checkpoint was written yet: start the run again";
+  }
+  return Interrupted(stop.signal(), global_step_, message);
 }
 
 size_t ExperimentRunner::begin_resume(const ResumePoint& point) {

@@ -14,6 +14,7 @@
 namespace prefengine {
 
 class DataParallel;
+class Interrupted;
 class Loss;
 class MetricsLogger;
 class Model;
@@ -39,7 +40,8 @@ class ExperimentRunner {
   // reuses what validate() built and read.
   void validate();
   // Trains. On failure writes run.json with the error, keeps the metrics and the last checkpoint,
-  // and rethrows.
+  // and rethrows. On SIGINT/SIGTERM (engine/train/interrupt.h) stops at the next step boundary,
+  // checkpoints that step, marks run.json "interrupted" and throws Interrupted.
   RunResult run();
 
   Model& model() { return *model_; }
@@ -55,6 +57,9 @@ class ExperimentRunner {
   std::shared_ptr<Model> make_model() const;
   // Resuming: the first stage to run, with the model as that stage saw it at its start.
   size_t begin_resume(const ResumePoint& point);
+  // SIGINT/SIGTERM: marks run.json "interrupted" (signal, global_step); returns the error to rethrow,
+  // which says how to resume.
+  Interrupted interrupted(const Interrupted& stop, nlohmann::json& status, bool writer);
 
   ExperimentConfig config_;
   std::string directory_;

@@ -4,11 +4,15 @@
 #include <cstdlib>
 #include <sstream>
 
+#include <unistd.h>
+
 #include <ATen/ATen.h>
 #include <boost/filesystem.hpp>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
+#include <spdlog/spdlog.h>
 
+#include "engine/metrics/error_line.h"
 #include "prefengine/model.h"
 
 namespace prefengine {
@@ -86,11 +90,33 @@ std::string reference_cache_directory(const ExperimentConfig& config) {
   return dir;
 }
 
+void check_reference_cache_directory(const ExperimentConfig& config) {
+  const std::string directory = reference_cache_directory(config);
+  if (directory.empty()) return;
+  const std::string where = config.source + ": reference_cache: '" + directory + "'";
+  boost::system::error_code error;
+  fs::path existing = fs::absolute(directory);
+  while (!fs::exists(existing, error) && existing.has_parent_path()) existing = existing.parent_path();
+  if (!fs::is_directory(existing, error)) {
+    const std::string what = existing == fs::absolute(directory) ? "is not a directory"
+                                                                 : "cannot be created: '" + existing.string() + "' is not a directory";
+    throw std::invalid_argument(where + " " + what + " (expected a directory for the reference log-prob cache)");
+  }
+  if (::access(existing.c_str(), W_OK | X_OK) != 0) {
+    throw std::invalid_argument(where + ": '" + existing.string() + "' is not writable (expected a directory the cache can write)");
+  }
+}
+
 std::optional<at::Tensor> load_cached_reference(const std::string& directory, const std::string& key, int64_t rows) {
   const fs::path path = fs::path(directory) / (key + ".pt");
   if (!fs::exists(path)) return std::nullopt;
   torch::serialize::InputArchive archive;
-  archive.load_from(path.string());
+  try {
+    archive.load_from(path.string());
+  } catch (const std::exception& e) {  // a damaged cache entry is a miss: it is recomputed and replaced
+    spdlog::warn("{}: unreadable reference cache entry, recomputing it: {}", path.string(), error_line(e));
+    return std::nullopt;
+  }
   at::Tensor logps;
   if (!archive.try_read("logps", logps) || logps.dim() != 1 || logps.size(0) != rows) return std::nullopt;
   return logps;

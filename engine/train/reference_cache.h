@@ -24,6 +24,12 @@ std::string reference_cache_key(const ExperimentConfig& config, const StageOptio
 // The cache directory (with "~/" expanded); empty when caching is off.
 std::string reference_cache_directory(const ExperimentConfig& config);
 
+// Throws std::invalid_argument "<config source>: reference_cache: '<dir>' ..." when the directory
+// could not be used to store entries: it exists and is not a writable directory, or it does not
+// exist and its nearest existing ancestor is not a writable directory. Nothing is created.
+// `prefengine validate` calls it so that a run does not fail after computing the reference.
+void check_reference_cache_directory(const ExperimentConfig& config);
+
 // The cached log-probs for `key` when present with `rows` entries; nullopt otherwise.
 std::optional<at::Tensor> load_cached_reference(const std::string& directory, const std::string& key, int64_t rows);
 void store_cached_reference(const std::string& directory, const std::string& key, const at::Tensor& logps);

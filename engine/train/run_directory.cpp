@@ -14,6 +14,8 @@
 #include <boost/filesystem.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "engine/io/durable_file.h"
+
 namespace prefengine {
 
 namespace fs = boost::filesystem;
@@ -154,13 +156,16 @@ RunDirectoryLock::~RunDirectoryLock() {
 }
 
 void write_run_status(const std::string& directory, const nlohmann::json& status) {
-  const std::string path = directory + "/run.json";
-  {
-    std::ofstream out(path + ".tmp", std::ios::trunc);
-    out << status.dump(2) << "\n";
-    if (!out) throw std::runtime_error(path + ": cannot write");
-  }
-  fs::rename(path + ".tmp", path);
+  write_file_durably(directory + "/run.json", status.dump(2) + "\n");
+}
+
+void create_reserve(const std::string& directory) {
+  write_file_synced(directory + "/.reserve", std::string(64 * 1024, '\0'));
+}
+
+void release_reserve(const std::string& directory) {
+  boost::system::error_code ignored;
+  fs::remove(directory + "/.reserve", ignored);
 }
 
 }  // namespace prefengine

@@ -41,7 +41,12 @@ class RunDirectoryLock {
   int fd_ = -1;
 };
 
-// Writes run.json atomically.
+// Writes run.json durably (write_file_durably: a crash or a full disk leaves the previous one).
 void write_run_status(const std::string& directory, const nlohmann::json& status);
+
+// DIRECTORY/.reserve, 64 KiB held while a run writes, so that its last run.json (status failed or
+// completed) can still be written when the disk is full: release_reserve deletes it first.
+void create_reserve(const std::string& directory);
+void release_reserve(const std::string& directory);
 
 }  // namespace prefengine

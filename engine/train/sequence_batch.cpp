@@ -1,11 +1,13 @@
 #include "engine/train/sequence_batch.h"
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 #include <vector>
 
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "engine/metrics/error_line.h"
 #include "prefengine/model.h"
 
 namespace prefengine {
@@ -219,6 +221,27 @@ SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool w
     out.scalar = output.scalar.gather(1, last).squeeze(1);
   }
   return out;
+}
+
+void check_prompt_ids_accepted(Model& model, const std::vector<const std::vector<int64_t>*>& prompts,
+                               const std::vector<const std::string*>& sources) {
+  if (dynamic_cast<const SingleTokenResponses*>(&model) == nullptr) return;
+  std::map<int64_t, size_t> first_record;  // distinct id -> the first record with it
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    for (int64_t id : *prompts[i]) first_record.emplace(id, i);
+  }
+  at::NoGradGuard no_grad;
+  for (const auto& [id, record] : first_record) {
+    ModelInput input;
+    input.input_ids = at::full({1, 1}, id, at::kLong);
+    if (!model.parameters().empty()) input.input_ids = input.input_ids.to(model.parameters().front().device());
+    try {
+      (void)model.forward(input);
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(*sources[record] + ": field 'prompt_ids': token id " + std::to_string(id) +
+                                  " is not accepted by the model: " + error_line(e));
+    }
+  }
 }
 
 }  // namespace prefengine

@@ -3,6 +3,7 @@
 // model over them. Rows are right-padded; position t of response_mask is 1 when token t belongs
 // to the response, so logp(y|x) = sum_t response_mask[t] * log p(token t | tokens < t).
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -57,5 +58,24 @@ struct SequenceScores {
 // computed: without the scalar head the last position is dropped (causal models do not need it).
 SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
                                bool want_scalar, bool want_token_logps = false);
+
+// A model whose responses are single tokens (SingleTokenResponses, the toy model) takes prompt
+// ids from its own domain, not its output vocabulary: each distinct prompt id goes through the
+// model once as a one-token row (no gradients), and an id it refuses is std::invalid_argument
+// "file:line: field 'prompt_ids': token id N is not accepted by the model: ...", naming the first
+// record with it. `validate` runs it so that `run` does not fail on such an id. Other models: nothing
+// (check_token_range covers their ids).
+void check_prompt_ids_accepted(Model& model, const std::vector<const std::vector<int64_t>*>& prompts,
+                               const std::vector<const std::string*>& sources);
+template <typename Record>
+void check_prompt_ids(Model& model, const std::vector<Record>& records) {
+  std::vector<const std::vector<int64_t>*> prompts;
+  std::vector<const std::string*> sources;
+  for (const auto& r : records) {
+    prompts.push_back(&r.prompt);
+    sources.push_back(&r.source);
+  }
+  check_prompt_ids_accepted(model, prompts, sources);
+}
 
 }  // namespace prefengine

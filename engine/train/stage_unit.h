@@ -36,7 +36,7 @@ struct StageContext {
   const StageOptions& stage;
   size_t index;                         // the stage's position in the experiment
   const std::string& run_directory;     // "" when validating
-  std::shared_ptr<Model>& model;        // the policy; a unit may replace it (ppo's init_from)
+  std::shared_ptr<Model>& model;        // the policy; a unit may replace it
   Loss* loss;                           // the stage's loss plugin (null for kinds without one)
   DataParallel* dp;                     // null when validating
   std::function<std::shared_ptr<Model>()> make_model;  // a fresh model of the experiment's plugin

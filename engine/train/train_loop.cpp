@@ -12,6 +12,7 @@
 #include "engine/train/batch_sampler.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/flat_optimizer.h"
+#include "engine/train/interrupt.h"
 #include "engine/train/progress.h"
 #include "prefengine/model.h"
 
@@ -132,6 +133,10 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
     return state;
   };
 
+  // A signal during the stage's preparation: stop before its first step (nothing new to save).
+  if (const int signal = dp.agree_on_signal(pending_interrupt())) {
+    throw Interrupted(signal, global_step, "before stage '" + stage.name + "' step " + std::to_string(first_step));
+  }
   Progress progress(stage.name, first_step, steps);
   StepTimer timer(first_step);
   const bool feedback_wanted = loss != nullptr && loss->wants_step_feedback();
@@ -242,8 +247,11 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
     }
     timer.end(step);
     if (step == steps) dp.check_replicas(flat.values(), "stage '" + stage.name + "'");
+    // SIGINT/SIGTERM (engine/train/interrupt.h): every rank agrees, so all stop after this step.
+    const int signal = dp.agree_on_signal(pending_interrupt());
     if (dp.is_writer() && !context.run_directory.empty() &&
-        ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps)) {
+        ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps || signal != 0)) {
+      if (metrics != nullptr) metrics->sync();  // the checkpoint's rows are on disk before it is
       save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss,
                       state_at(step, global_step, sampler, generator_state()));
       last_good = checkpoints + "/" + stage.name + " (step " + std::to_string(step) + ")";
@@ -251,6 +259,10 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
         throw std::runtime_error("stopped after global step " + std::to_string(global_step) +
                                  " (PREFENGINE_STOP_AFTER_STEP)");
       }
+    }
+    if (signal != 0 && step < steps) {  // at its last step the stage ends first; the runner stops before the next
+      throw Interrupted(signal, global_step, "at stage '" + stage.name + "' step " + std::to_string(step) + " of " +
+                                                 std::to_string(steps));
     }
   }
   context.report["step_time"] = timer.to_json();

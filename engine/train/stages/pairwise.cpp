@@ -14,6 +14,7 @@
 #include "engine/metrics/diagnostics.h"
 #include "engine/metrics/metrics_logger.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/init_from.h"
 #include "engine/train/pairwise_eval.h"
 #include "engine/train/reference_cache.h"
 #include "engine/train/sequence_batch.h"
@@ -31,20 +32,20 @@ at::Tensor reference_logps(StageContext& context, const SequenceTensors& packed)
   Model& model = *context.model;
   const int64_t rows = packed.rows();
   const std::string cache_dir = reference_cache_directory(context.config);
+  // reference_from: the reference's own weights (not the policy's) key the cache.
+  std::shared_ptr<Model> reference;
+  if (!stage.reference_from.empty()) reference = make_frozen_reference(context);
   std::string key;
   if (!cache_dir.empty()) {
-    key = reference_cache_key(context.config, stage, model);
+    key = reference_cache_key(context.config, stage, reference ? *reference : model);
     if (auto cached = load_cached_reference(cache_dir, key, rows)) {
       spdlog::info("stage '{}': reference log-probs for {} sequences from {}/{}.pt", stage.name, rows, cache_dir, key);
       context.report["reference"] = "cache";
       return *cached;
     }
   }
-  // A frozen copy of the policy as it is now, used once, then dropped.
-  auto reference = context.make_model();
-  if (model.has_scalar_head()) reference->add_scalar_head();
-  copy_weights(model, *reference);
-  reference->eval();
+  // A frozen copy of the policy as it is now (or the reference_from weights), used once, then dropped.
+  if (!reference) reference = make_frozen_reference(context);
   at::NoGradGuard no_grad;
   // Each rank scores its shard of the rows; every rank gets them all back.
   at::Tensor logps = context.dp->sharded_rows(rows, [&](int64_t shard_begin, int64_t shard_end) {
@@ -107,8 +108,14 @@ class PairwiseStage : public StageUnit {
     }
     records_ = load_stage_pairs(context.config, context.stage, &stats_);
     check_token_range(records_, context.model->vocab_size());
+    check_prompt_ids(*context.model, records_);
+    // The reference cache is written after the reference is computed: refuse an unusable folder now.
+    const auto* loss = dynamic_cast<const PairwiseLoss*>(context.loss);
+    if (loss != nullptr && loss->requirements().reference_logps) check_reference_cache_directory(context.config);
     if (context.stage.eval.enabled()) {  // the held-out pairs, as the evaluator will read them
-      check_token_range(read_pair_records(context.stage.eval.path), context.model->vocab_size());
+      const auto held_out = read_pair_records(context.stage.eval.path);
+      check_token_range(held_out, context.model->vocab_size());
+      check_prompt_ids(*context.model, held_out);
     }
     loaded_ = true;
   }

@@ -14,8 +14,10 @@
 #include "engine/metrics/diagnostics.h"
 #include "engine/metrics/metrics_logger.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/init_from.h"
 #include "engine/train/ppo_stage.h"
 #include "engine/train/reward_source.h"
+#include "engine/train/sequence_batch.h"
 #include "engine/train/stage_unit.h"
 #include "prefengine/model.h"
 #include "prefengine/rollout_loss.h"
@@ -39,12 +41,6 @@ class PpoStage : public StageUnit {
                                   "the ppo stage runs in one process; data parallelism covers sft and pairwise stages");
     }
     prompts_ = read_prompt_records(stage.data.path, stage.data.max_records);
-    if (!opt_.init_from.empty()) {
-      auto fresh = context.make_model();
-      load_model_weights(context.run_directory + "/checkpoints/" + opt_.init_from, *fresh);
-      context.model = fresh;
-      spdlog::info("stage '{}': policy reloaded from stage '{}'", stage.name, opt_.init_from);
-    }
     model_ = context.model.get();
     if (!model_->has_scalar_head()) model_->add_scalar_head();  // the value head
     if (context.reward != nullptr) {
@@ -53,11 +49,7 @@ class PpoStage : public StageUnit {
       owned_reward_ = make_reward_source(stage, context.run_directory, context.make_model);
       reward_ = owned_reward_.get();
     }
-    reference_ = context.make_model();
-    reference_->add_scalar_head();
-    copy_weights(*model_, *reference_);
-    reference_->eval();
-    for (auto& p : reference_->parameters()) p.set_requires_grad(false);
+    reference_ = make_frozen_reference(context);  // after the value head: the copy has it too
     if (!opt_.probe_path.empty() && dynamic_cast<const SingleTokenResponses*>(model_) != nullptr) {
       const auto pairs = read_pair_records(opt_.probe_path);
       if (ResponseDistributionProbe::applicable(pairs)) {
@@ -74,6 +66,14 @@ class PpoStage : public StageUnit {
 
   void validate(StageContext& context) override {
     validate_ppo_stage_data(context.stage, context.model->vocab_size());
+    check_prompt_ids(*context.model, read_prompt_records(context.stage.data.path, context.stage.data.max_records));
+    // An outside reward model (reward.checkpoint) is loaded as run will load it: a missing,
+    // damaged or mis-shaped model.pt is found before training.
+    if (!context.stage.ppo.reward_checkpoint.empty()) {
+      auto reward = context.make_model();
+      reward->add_scalar_head();
+      load_model_weights(context.stage.ppo.reward_checkpoint, *reward);
+    }
   }
 
   int64_t rows_per_step(const StageOptions& stage) const override { return stage.batch_size; }
@@ -179,7 +179,6 @@ StageKindSpec ppo_stage_kind() {
   spec.read_options = [](PluginOptions& o, StageOptions& stage, const std::vector<std::string>& earlier) {
     stage.reference = o.get_choice("reference", stage.reference, {"frozen_copy", "none"});
     PpoStageOptions& ppo = stage.ppo;
-    ppo.init_from = o.get_string("init_from", "");
     ppo.reward_stage = o.get_string("reward.stage", "");
     ppo.reward_checkpoint = o.get_string("reward.checkpoint", "");
     ppo.probe_path = o.get_string("probe.path", "");
@@ -198,11 +197,9 @@ StageKindSpec ppo_stage_kind() {
       o.fail("grad_accum", "1 (a ppo stage makes one update per minibatch: see minibatch_size)",
              std::to_string(stage.grad_accum));
     }
-    for (const std::string* ref : {&ppo.init_from, &ppo.reward_stage}) {
-      if (!ref->empty() && std::find(earlier.begin(), earlier.end(), *ref) == earlier.end()) {
-        o.fail(ref == &ppo.init_from ? "init_from" : "reward.stage",
-               "the name of an earlier stage (a ppo stage reads its checkpoint)", "'" + *ref + "'");
-      }
+    if (!ppo.reward_stage.empty() && std::find(earlier.begin(), earlier.end(), ppo.reward_stage) == earlier.end()) {
+      o.fail("reward.stage", "the name of an earlier stage (a ppo stage reads its checkpoint)",
+             "'" + ppo.reward_stage + "'");
     }
   };
   spec.check_fit = [](const StageOptions& stage, const Loss* loss, const Model& model) {

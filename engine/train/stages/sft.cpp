@@ -49,6 +49,7 @@ class SftStage : public StageUnit {
   void validate(StageContext& context) override {
     records_ = load_stage_sft(context.config, context.stage, &stats_);
     check_token_range(records_, context.model->vocab_size());
+    check_prompt_ids(*context.model, records_);
     loaded_ = true;
   }
 
