@@ -152,16 +152,23 @@ TEST(PairsStageTest, ConfigErrorsNameTheKey) {
     }
     return "no error";
   };
-  std::string yaml = loop_yaml(prompts);
-  std::string e = error_of(std::string(yaml).replace(yaml.find("grader: {plugin: checksum}, "), 28, ""));
-  EXPECT_NE(e.find("grader"), std::string::npos) << e;
-  e = error_of(std::string(yaml).replace(yaml.find("n: 3"), 4, "n: 1"));
+  const std::string yaml = loop_yaml(prompts);
+  auto with = [&](const std::string& from, const std::string& to) {
+    const size_t at = yaml.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? yaml : std::string(yaml).replace(at, from.size(), to);
+  };
+  EXPECT_EQ(error_of(yaml), "no error");
+  std::string e = error_of(with("grader: {plugin: checksum},", ""));
+  EXPECT_NE(e.find("grader: expected a grader plugin"), std::string::npos) << e;
+  e = error_of(with("n: 3", "n: 1"));
   EXPECT_NE(e.find("sampling.n: expected at least 2"), std::string::npos) << e;
-  e = error_of(std::string(yaml).replace(yaml.find("from_stage: pairs"), 17, "from_stage: nope"));
+  e = error_of(with("from_stage: pairs", "from_stage: nope"));
   EXPECT_NE(e.find("data.from_stage: expected the name of an earlier `pairs` stage, got 'nope'"), std::string::npos) << e;
-  e = error_of(std::string(yaml).replace(yaml.find("rejected_from") == std::string::npos ? yaml.find("batch_size: 4") : 0,
-                                         13, "batch_size: 4, rejected_from: /nonexistent/ckpt"));
+  e = error_of(with("batch_size: 4", "batch_size: 4, rejected_from: /nonexistent/ckpt"));
   EXPECT_NE(e.find("rejected_from: expected `policy` or a checkpoint folder"), std::string::npos) << e;
+  e = error_of(with("grader: {plugin: checksum}", "grader: {plugin: nosuchgrader}"));
+  EXPECT_NE(e.find("unknown grader plugin"), std::string::npos) << e;
 }
 
 TEST(SamplingTest, InvalidUtf8BecomesReplacementCharacters) {

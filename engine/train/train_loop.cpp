@@ -158,6 +158,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       const std::vector<int64_t> drawn = sampler.next(rows_per_step);
       unit.begin_step(drawn, info);
       const std::vector<UpdatePlan> updates = unit.plan(drawn, stage, dp, sampler.rng());
+      if (updates.empty()) ++global_step;  // a step without updates (pairs) still counts as one
       for (size_t u = 0; u < updates.size(); ++u) {
         flat.zero_grad();
         info.micro_batches = static_cast<int64_t>(updates[u].size());
@@ -255,7 +256,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss,
                       state_at(step, global_step, sampler, generator_state()));
       last_good = checkpoints + "/" + stage.name + " (step " + std::to_string(step) + ")";
-      if (stop_after_global_step() == global_step) {
+      if (stop_after_global_step() > 0 && stop_after_global_step() == global_step) {
         throw std::runtime_error("stopped after global step " + std::to_string(global_step) +
                                  " (PREFENGINE_STOP_AFTER_STEP)");
       }
