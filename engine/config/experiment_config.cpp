@@ -63,7 +63,15 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   if (!o.has("kind")) o.fail("kind", expected_kinds, "nothing (the key is required)");
   stage.kind = o.get_choice("kind", "", kinds);
   const StageKindSpec& spec = *find_stage_kind(stage.kind);
-  stage.data.path = o.require_string("data.path");
+  stage.data.from_stage = o.get_string("data.from_stage", "");
+  if (stage.data.from_stage.empty()) {
+    stage.data.path = o.require_string("data.path");
+  } else {
+    if (o.has("data.path")) o.fail("data.from_stage", "either data.path or data.from_stage, not both", "both");
+    if (std::find(earlier_stages.begin(), earlier_stages.end(), stage.data.from_stage) == earlier_stages.end()) {
+      o.fail("data.from_stage", "the name of an earlier `pairs` stage", "'" + stage.data.from_stage + "'");
+    }
+  }
   stage.data.shuffle = o.get_bool("data.shuffle", stage.data.shuffle);
   stage.data.max_records = o.get_int("data.max_records", 0, 0);
   stage.data.max_prompt_length = o.get_int("data.max_prompt_length", 0, 0);
@@ -97,6 +105,12 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   } else {
     stage.loss_plugin = spec.default_loss;
     stage.loss = PluginOptions(path + ".loss", stage.location);
+  }
+  if (o.has("grader.plugin") || o.has("grader")) {
+    stage.grader.plugin = o.require_string("grader.plugin");
+    stage.grader.options = sub_options(o, "grader");
+    (void)stage.grader.options.get_string("plugin", "");
+    mark_read(o, "grader");
   }
   if (spec.read_options) spec.read_options(o, stage, earlier_stages);
   if (!stage.reference_from.empty() && (!o.known_keys().count("reference") || stage.reference == "none")) {
@@ -181,6 +195,15 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
                                   "].name: expected a unique stage name, got '" + stage.name +
                                   "' twice");
     }
+    if (!stage.data.from_stage.empty()) {
+      for (const auto& earlier_stage : config.stages) {
+        if (earlier_stage.name == stage.data.from_stage && earlier_stage.kind != "pairs") {
+          throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) +
+                                      "].data.from_stage: expected an earlier `pairs` stage, got '" +
+                                      stage.data.from_stage + "' (kind " + earlier_stage.kind + ")");
+        }
+      }
+    }
     config.stages.push_back(std::move(stage));
   }
   YAML::Emitter emitter;
@@ -199,7 +222,7 @@ void OptimizerOptions::validate() const {
 }
 
 void DataOptions::validate() const {
-  if (path.empty()) throw std::invalid_argument("data.path: expected a file path, got ''");
+  if (path.empty() && from_stage.empty()) throw std::invalid_argument("data.path: expected a file path, got ''");
   if (max_length > 0 && max_prompt_length >= max_length) {
     throw std::invalid_argument("data.max_prompt_length: expected < max_length (" + std::to_string(max_length) +
                                 "), got " + std::to_string(max_prompt_length));

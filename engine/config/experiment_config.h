@@ -36,6 +36,8 @@ struct OptimizerOptions {
 
 struct DataOptions {
   std::string path;         // JSONL file, relative to the working directory
+  std::string from_stage;   // instead of path: the pairs an earlier `pairs` stage wrote
+                            // (RUN_DIR/pairs/<stage>.jsonl; the runner sets `path`)
   bool shuffle = true;      // reshuffle every epoch (seeded)
   int64_t max_records = 0;  // keep the first N records; 0 = all
   // Text datasets only (TRL formats, tokenized with the experiment's tokenizer):
@@ -44,6 +46,12 @@ struct DataOptions {
   bool skip_bad_rows = false;     // skip and count malformed rows instead of failing
 
   void validate() const;
+};
+
+// A grader plugin and its options (`grader: {plugin: math, ...}`): judges sampled responses.
+struct GraderOptions {
+  std::string plugin;     // "" = none
+  PluginOptions options;  // the grader's own options (without `plugin`)
 };
 
 // Held-out preference accuracy during a pairwise stage (eval/accuracy, eval/loss).
@@ -89,6 +97,7 @@ struct StageOptions {
   PluginOptions loss;             // pairwise, ppo: the loss plugin's options (without `plugin`)
   EvalOptions eval;               // pairwise: held-out evaluation
   PpoStageOptions ppo;            // ppo: rollouts and reward
+  GraderOptions grader;           // pairs: the judge of the samples
   nlohmann::json kind_options;    // options of stage kinds without fields here (their read_options)
   std::string location;           // file:line:column of the stage
 

@@ -5,6 +5,7 @@
 
 #include <c10/util/Exception.h>
 
+#include "prefengine/grader.h"
 #include "prefengine/loss.h"
 #include "prefengine/model.h"
 
@@ -58,6 +59,12 @@ std::shared_ptr<Model> create_model(const PluginLoader& loader, const Experiment
 std::shared_ptr<Loss> create_loss(const PluginLoader& loader, const StageOptions& stage) {
   return create_from_block(stage.loss, "loss", [&](PluginOptions& options) {
     return loader.create_loss(stage.loss_plugin, options);
+  });
+}
+
+std::shared_ptr<Grader> create_grader(const PluginLoader& loader, const GraderOptions& grader) {
+  return create_from_block(grader.options, "grader", [&](PluginOptions& options) {
+    return loader.create_grader(grader.plugin, options);
   });
 }
 

@@ -120,6 +120,9 @@ RunResult ExperimentRunner::run() {
     }
     prepare();
     spdlog::info("run directory {}", directory_);
+    for (auto& stage : config_.stages) {  // pairs written by an earlier stage of this run
+      if (!stage.data.from_stage.empty()) stage.data.path = directory_ + "/pairs/" + stage.data.from_stage + ".jsonl";
+    }
     size_t first_stage = 0;
     if (point) first_stage = begin_resume(*point);
     for (size_t i = first_stage; i < config_.stages.size(); ++i) {

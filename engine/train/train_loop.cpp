@@ -158,6 +158,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       const std::vector<int64_t> drawn = sampler.next(rows_per_step);
       unit.begin_step(drawn, info);
       const std::vector<UpdatePlan> updates = unit.plan(drawn, stage, dp, sampler.rng());
+      if (updates.empty()) ++global_step;  // a step without updates (pairs) still counts as one
       for (size_t u = 0; u < updates.size(); ++u) {
         flat.zero_grad();
         info.micro_batches = static_cast<int64_t>(updates[u].size());
@@ -228,14 +229,18 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       row.stage = stage.name;
       row.step = step;
       row.global_step = global_step;
-      row.set("loss", loss_sum / static_cast<double>(micro_count));
-      unit.step_metrics(row, info);
-      plugin_metrics.write(row);
-      // Everything so far is a mean over this rank's rows: make it the mean over all ranks' rows.
-      dp.reduce_means(row, static_cast<double>(micro_count));
+      if (micro_count > 0) {  // a kind without updates (pairs) logs only its own metrics
+        row.set("loss", loss_sum / static_cast<double>(micro_count));
+        unit.step_metrics(row, info);
+        plugin_metrics.write(row);
+        // Everything so far is a mean over this rank's rows: make it the mean over all ranks' rows.
+        dp.reduce_means(row, static_cast<double>(micro_count));
+      }
       unit.end_step(row, info);
-      row.set("grad_norm", grad_norm);
-      row.set("lr", optimizer.current_lr());
+      if (updates_done > 0) {
+        row.set("grad_norm", grad_norm);
+        row.set("lr", optimizer.current_lr());
+      }
       if (metrics != nullptr) {
         metrics->log(row);
         progress.report(step, row, unit.progress_keys());
@@ -251,7 +256,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss,
                       state_at(step, global_step, sampler, generator_state()));
       last_good = checkpoints + "/" + stage.name + " (step " + std::to_string(step) + ")";
-      if (stop_after_global_step() == global_step) {
+      if (stop_after_global_step() > 0 && stop_after_global_step() == global_step) {
         throw std::runtime_error("stopped after global step " + std::to_string(global_step) +
                                  " (PREFENGINE_STOP_AFTER_STEP)");
       }

@@ -100,6 +100,12 @@ class PairwiseStage : public StageUnit {
 
   // Reads and checks the pairs; prepare() reuses them.
   void validate(StageContext& context) override {
+    if (context.stage.data.path.empty()) {
+      // data.from_stage: the pairs file does not exist before that stage has run; its text needs
+      // the experiment's tokenizer.
+      (void)make_experiment_tokenizer(context.config, stage_prefix(context.stage) + "data.from_stage (text pairs)");
+      return;
+    }
     records_ = load_stage_pairs(context.config, context.stage, &stats_);
     check_token_range(records_, context.model->vocab_size());
     check_prompt_ids(*context.model, records_);

@@ -8,12 +8,14 @@ namespace prefengine {
 StageKindSpec sft_stage_kind();
 StageKindSpec pairwise_stage_kind();
 StageKindSpec ppo_stage_kind();
+StageKindSpec pairs_stage_kind();
 
 const std::vector<StageKindSpec>& stage_kinds() {
   static const std::vector<StageKindSpec> kinds = {
       sft_stage_kind(),
       pairwise_stage_kind(),
       ppo_stage_kind(),
+      pairs_stage_kind(),
   };
   return kinds;
 }

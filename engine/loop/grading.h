@@ -1,0 +1,38 @@
+#pragma once
+// Grading sampled responses with a grader plugin: what the pairs stage, evaluation by generation
+// and grader rewards share.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/data/records.h"
+#include "engine/loop/sampling.h"
+
+namespace prefengine {
+
+class Grader;
+
+struct GradedText {
+  std::string text;
+  double score = 0;
+  bool error = false;  // the grader refused the input: scored its min_score()
+};
+
+// Counts of one step of pair building.
+struct PairCounts {
+  int64_t prompts = 0;       // prompts sampled
+  int64_t kept = 0;          // pairs written
+  int64_t dropped_ties = 0;  // prompts whose chosen did not score above the rejected
+  int64_t samples = 0;       // responses graded
+  int64_t grade_errors = 0;  // responses the grader refused (scored min_score)
+  double score_sum = 0;      // over all graded responses
+  double score_chosen = 0;   // sums over kept pairs
+  double score_rejected = 0;
+};
+
+// Grades each sample of `prompt` (its text, reference). A grader exception scores min_score() and
+// counts in counts.grade_errors (the first is logged as a warning).
+std::vector<GradedText> grade_texts(const Grader& grader, const PromptRecord& prompt,
+                                    const std::vector<Sample>& samples, PairCounts& counts);
+
+}  // namespace prefengine

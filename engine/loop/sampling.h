@@ -1,0 +1,52 @@
+#pragma once
+// Sampling several responses per prompt from a model, decoded to text: what `prefengine generate`,
+// the pairs stage and evaluation by generation share. Generation is the engine's
+// (engine/generation/generator.h: batched, left-padded, the model's KV cache).
+//
+// Config block (a stage's `sampling:`; every key optional):
+//   sampling: {n: 4, max_new_tokens: 64, temperature: 1.0, top_k: 0, top_p: 1.0, batch_size: 8}
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Generator.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/data/records.h"
+#include "engine/generation/generator.h"
+#include "prefengine/plugin_options.h"
+
+namespace prefengine {
+
+class Model;
+class Tokenizer;
+
+struct SamplingOptions {
+  int64_t n = 1;                // samples per prompt
+  int64_t max_new_tokens = 64;  // most tokens a sample has
+  double temperature = 1.0;     // 0 = greedy
+  int64_t top_k = 0;            // 0 = no limit
+  double top_p = 1.0;           // 1 = no limit
+  int64_t batch_size = 8;       // prompts per generation batch (each n times)
+
+  // Reads `prefix.n`, `prefix.max_new_tokens`, ... from `o` (each optional), range-checked.
+  static SamplingOptions read(PluginOptions& o, const std::string& prefix);
+  nlohmann::json to_json() const;
+};
+
+struct Sample {
+  std::vector<int64_t> tokens;  // the generated ids (EOS included when the sample stopped there)
+  std::string text;             // decoded; invalid UTF-8 replaced by U+FFFD
+  bool stopped = false;         // ended with EOS (else cut at max_new_tokens)
+};
+
+// samples[p][s]: sample s of prompt p. Draws from `generator` (the default CPU generator for
+// runs, so that a checkpoint's generator state resumes sampling exactly).
+std::vector<std::vector<Sample>> sample_responses_text(Model& model, const Tokenizer& tokenizer,
+                                                      const std::vector<const PromptRecord*>& prompts,
+                                                      const SamplingOptions& options, at::Generator& generator);
+
+// `text` with every invalid UTF-8 sequence replaced by U+FFFD (graders and JSON need valid text).
+std::string valid_utf8(const std::string& text);
+
+}  // namespace prefengine

@@ -1,0 +1,11 @@
+# The closed loop: sampling and grading in the engine, the pairs stage, pairs as stage data.
+if(TARGET prefengine AND TARGET prefengine_cli)
+  set(PREFENGINE_LOOP_PLUGIN_DIR ${CMAKE_BINARY_DIR}/test_plugins_loop)
+  prefengine_add_plugin(NAME checksum KIND grader SOURCES ${CMAKE_CURRENT_LIST_DIR}/plugins/checksum_grader.cpp
+                        OUTPUT_DIR ${PREFENGINE_LOOP_PLUGIN_DIR})
+  prefengine_add_test(NAME loop_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/loop_test.cpp LIBRARIES prefengine)
+  target_compile_definitions(loop_test PRIVATE PREFENGINE_LOOP_PLUGIN_DIR="${PREFENGINE_LOOP_PLUGIN_DIR}"
+                             PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
+  add_dependencies(loop_test prefengine_cli prefengine_plugin_checksum prefengine_plugin_transformer
+                   prefengine_plugin_dpo)
+endif()
