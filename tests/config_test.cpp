@@ -119,7 +119,7 @@ TEST(ConfigTest, MissingRequiredKeysAreNamed) {
                 .find("stages[1].loss.plugin: expected a string, got nothing"),
             std::string::npos);
   EXPECT_NE(error_of(replace(kValid, "  - name: sft\n    kind: sft\n", "  - name: sft\n"))
-                .find("stages[0].kind: expected sft, pairwise or ppo"),
+                .find("stages[0].kind: expected sft, pairwise, ppo or pairs"),
             std::string::npos)
       << error_of(replace(kValid, "  - name: sft\n    kind: sft\n", "  - name: sft\n"));
   EXPECT_NE(error_of("name: x\nmodel: {plugin: toy_mlp}\n").find("stages: expected a list of stages"),

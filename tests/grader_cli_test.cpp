@@ -2,27 +2,16 @@
 // --max-response-bytes option and the summary line.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
-#include <sys/wait.h>
 
 #include "test_util.h"
 
 namespace {
 
-struct Result {
-  int code;
-  std::string output;
-};
+using Result = prefengine::testing::CommandResult;
 
 Result run(const std::string& args) {
-  FILE* pipe = popen((std::string(PREFENGINE_CLI) + " " + args + " 2>&1").c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
+  return prefengine::testing::run_shell(std::string(PREFENGINE_CLI) + " " + args + " 2>&1");
 }
 
 }  // namespace

@@ -2,11 +2,8 @@
 // inputs, a live run is locked against a second run or resume, sweep points get distinct folders.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <set>
 #include <string>
 
@@ -21,19 +18,9 @@ namespace {
 
 namespace fs = boost::filesystem;
 
-struct Result {
-  int code;
-  std::string output;
-};
+using Result = testing::CommandResult;
 
-Result run(const std::string& args) {
-  FILE* pipe = popen((std::string(PREFENGINE_CLI) + " " + args + " 2>&1").c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
-}
+Result run(const std::string& args) { return testing::run_shell(std::string(PREFENGINE_CLI) + " " + args + " 2>&1"); }
 
 const std::string kFast = " --set stages.sft.steps=3 --set stages.dpo.steps=3 --log-level warn";
 

@@ -1,5 +1,9 @@
 #pragma once
 // Small helpers shared by the tests: temporary directories and files, metrics files.
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -41,6 +45,21 @@ inline std::vector<nlohmann::json> read_metrics(const std::string& run_dir, cons
     if (stage.empty() || row["stage"] == stage) rows.push_back(row);
   }
   return rows;
+}
+
+// Runs a shell command; its exit status (128 + the signal when one ended it) and its stdout
+// (append 2>&1 to the command for stderr too).
+struct CommandResult {
+  int code;
+  std::string output;
+};
+inline CommandResult run_shell(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer{};
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
 }
 
 inline std::string source_path(const std::string& relative) {
