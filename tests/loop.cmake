@@ -6,6 +6,6 @@ if(TARGET prefengine AND TARGET prefengine_cli)
   prefengine_add_test(NAME loop_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/loop_test.cpp LIBRARIES prefengine)
   target_compile_definitions(loop_test PRIVATE PREFENGINE_LOOP_PLUGIN_DIR="${PREFENGINE_LOOP_PLUGIN_DIR}"
                              PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
-  add_dependencies(loop_test prefengine_cli prefengine_plugin_checksum prefengine_plugin_transformer
+  add_dependencies(loop_test prefengine_cli prefengine_plugin_checksum prefengine_plugin_transformer prefengine_plugin_ppo
                    prefengine_plugin_dpo)
 endif()

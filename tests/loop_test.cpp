@@ -11,7 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/config/experiment_config.h"
+#include "engine/data/stage_data.h"
+#include "engine/data/tokenizer.h"
 #include "engine/loop/sampling.h"
+#include "engine/plugins/plugin_factory.h"
+#include "engine/train/reward_source.h"
+#include "engine/train/sequence_batch.h"
+#include "prefengine/grader.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/train/experiment_runner.h"
 #include "test_util.h"
 
@@ -169,6 +176,61 @@ TEST(PairsStageTest, ConfigErrorsNameTheKey) {
   EXPECT_NE(e.find("rejected_from: expected `policy` or a checkpoint folder"), std::string::npos) << e;
   e = error_of(with("grader: {plugin: checksum}", "grader: {plugin: nosuchgrader}"));
   EXPECT_NE(e.find("unknown grader plugin"), std::string::npos) << e;
+}
+
+TEST(GraderRewardTest, TheScoreOfTheDecodedResponseMappedOntoMinusOneToOne) {
+  ExperimentConfig config = parse_experiment(loop_yaml("unused.jsonl"), "loop.yaml");
+  auto make = [&](double center, double half_range) {
+    auto loader = std::make_unique<PluginLoader>(std::vector<std::string>{PREFENGINE_LOOP_PLUGIN_DIR});
+    GraderOptions options;
+    options.plugin = "checksum";
+    auto grader = create_grader(*loader, options);
+    return GraderRewardSource(std::move(loader), std::move(grader), "checksum",
+                              make_experiment_tokenizer(config, "test"), center, half_range);
+  };
+  std::vector<PromptRecord> prompts(2);
+  prompts[0].prompt = {256, 81};  // BOS "Q"
+  prompts[0].prompt_text = "Q";
+  prompts[1].prompt = {256, 84};
+  prompts[1].prompt_text = "TIE";
+  const std::vector<int64_t> ab = {97, 98}, ac = {97, 99, 257};  // "ab"; "ac" then EOS
+  const SequenceTensors rows = pack_sequences({{&prompts[0].prompt, &ab}, {&prompts[0].prompt, &ac},
+                                               {&prompts[1].prompt, &ab}});
+  const at::Tensor index = at::tensor(std::vector<int64_t>{0, 0, 1}, at::kLong);
+  // The checksum grader: 1 + (byte sum mod 5); 3 for a prompt with TIE. Its range 1-5: (s - 3) / 2.
+  const double ab_score = checksum_score("Q", "ab"), ac_score = checksum_score("Q", "ac");
+  GraderRewardSource source = make(std::nan(""), std::nan(""));
+  EXPECT_EQ(source.center(), 3);
+  EXPECT_EQ(source.half_range(), 2);
+  const at::Tensor r = source.score(rows, index, prompts);
+  ASSERT_EQ(r.numel(), 3);
+  EXPECT_FLOAT_EQ(r[0].item<float>(), static_cast<float>((ab_score - 3) / 2));
+  EXPECT_FLOAT_EQ(r[1].item<float>(), static_cast<float>((ac_score - 3) / 2));
+  EXPECT_FLOAT_EQ(r[2].item<float>(), 0.0f);
+  const at::Tensor custom = make(1, 4).score(rows, index, prompts);
+  EXPECT_FLOAT_EQ(custom[0].item<float>(), static_cast<float>((ab_score - 1) / 4));
+}
+
+TEST(GraderRewardTest, PpoOnTextPromptsRewardedByAGrader) {
+  const std::string dir = testing::make_temp_dir("ppo-grader");
+  const std::string prompts = prompts_file(dir);
+  const std::string yaml = std::string("name: ppo-grader\nseed: 5\nthreads: 1\nplugin_paths: [") +
+                           PREFENGINE_LOOP_PLUGIN_DIR + "]\ntokenizer: {kind: byte}\n"
+                           "model: {plugin: transformer, vocab_size: 259, hidden_size: 32, intermediate_size: 64, "
+                           "num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 64}\n"
+                           "stages:\n  - {name: ppo, kind: ppo, loss: {plugin: ppo}, reward: {grader: checksum},\n"
+                           "     data: {path: " + prompts + "}, max_new_tokens: 4, batch_size: 4, steps: 2, log_every: 1}\n";
+  const std::string run = dir + "/run";
+  fs::create_directories(run);
+  ExperimentRunner(parse_experiment(yaml, "ppo.yaml"), run).run();
+  const auto rows = read_metrics(run, "ppo");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    const double mean = row["ppo/mean_score"];
+    EXPECT_GE(mean, -1.0);
+    EXPECT_LE(mean, 1.0);
+  }
+  EXPECT_NE(testing::read_file(run + "/run.log").find("grader checksum (reward = (score - 3"), std::string::npos);
 }
 
 TEST(SamplingTest, InvalidUtf8BecomesReplacementCharacters) {

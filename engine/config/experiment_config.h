@@ -8,6 +8,7 @@
 //     - {name: sft, kind: sft, data: {path: ...}, optimizer: {name: adam, lr: 1.0e-2}, steps: 1500}
 //     - {name: dpo, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, data: {path: ...}, steps: 2000}
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,9 @@ struct EvalOptions {
 struct PpoStageOptions {
   std::string reward_stage;       // reward model = this earlier stage's checkpoint (model plugin + scalar head)
   std::string reward_checkpoint;  // or a checkpoint directory from another run
+  GraderOptions reward_grader;    // or a grader plugin: reward = (score - center) / half_range
+  double reward_center = std::numeric_limits<double>::quiet_NaN();      // NaN = the middle of the grader's range
+  double reward_half_range = std::numeric_limits<double>::quiet_NaN();  // NaN = half the grader's range
   std::string probe_path;         // pairs JSONL naming the seen responses for probs/*; "" = no probe
   int64_t max_new_tokens = 1;     // sampled tokens per response (the toy model needs 1)
   int64_t eos_id = -1;            // stop a response at this token; -1 = only max_new_tokens

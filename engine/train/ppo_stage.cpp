@@ -8,6 +8,11 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/data/prompt_records.h"
+#include "engine/data/stage_data.h"
+#include "engine/data/text_dataset.h"
+#include "engine/plugins/plugin_factory.h"
+#include "engine/train/stage_unit.h"
+#include "prefengine/plugin_loader.h"
 #include "engine/data/token_records.h"
 #include "engine/generation/generator.h"
 #include "engine/train/checkpoint.h"
@@ -16,13 +21,41 @@
 
 namespace prefengine {
 
-void validate_ppo_stage_data(const StageOptions& stage, int64_t vocab_size) {
-  check_token_range(read_prompt_records(stage.data.path, stage.data.max_records), vocab_size);
+void validate_ppo_stage_data(const ExperimentConfig& config, const StageOptions& stage, int64_t vocab_size) {
+  check_token_range(load_ppo_prompts(config, stage).records, vocab_size);
   if (!stage.ppo.probe_path.empty()) check_token_range(read_pair_records(stage.ppo.probe_path), vocab_size);
 }
 
-std::unique_ptr<RewardSource> make_reward_source(const StageOptions& stage, const std::string& run_directory,
+PpoPrompts load_ppo_prompts(const ExperimentConfig& config, const StageOptions& stage) {
+  PpoPrompts out;
+  if (is_pretokenized_jsonl(stage.data.path)) {
+    out.records = read_prompt_records(stage.data.path, stage.data.max_records);
+    return out;
+  }
+  const auto tokenizer = make_experiment_tokenizer(config, stage_prefix(stage) + "text prompts");
+  TextDatasetOptions input;
+  input.path = stage.data.path;
+  input.max_prompt_length = stage.data.max_prompt_length;
+  input.skip_bad_rows = stage.data.skip_bad_rows;
+  out.records = read_prompt_jsonl(input, *tokenizer, make_experiment_chat_template(config)).records;
+  if (stage.data.max_records > 0 && static_cast<int64_t>(out.records.size()) > stage.data.max_records) {
+    out.records.resize(static_cast<size_t>(stage.data.max_records));
+  }
+  out.text = true;
+  out.eos_id = tokenizer->eos_id();
+  return out;
+}
+
+std::unique_ptr<RewardSource> make_reward_source(const ExperimentConfig& config, const StageOptions& stage,
+                                                 const std::string& run_directory,
                                                  const std::function<std::shared_ptr<Model>()>& make_model) {
+  if (!stage.ppo.reward_grader.plugin.empty()) {
+    auto loader = std::make_unique<PluginLoader>(config.plugin_paths);
+    auto grader = create_grader(*loader, stage.ppo.reward_grader);
+    return std::make_unique<GraderRewardSource>(std::move(loader), std::move(grader), stage.ppo.reward_grader.plugin,
+                                                make_experiment_tokenizer(config, stage_prefix(stage) + "reward.grader"),
+                                                stage.ppo.reward_center, stage.ppo.reward_half_range);
+  }
   const std::string dir = !stage.ppo.reward_checkpoint.empty()
                               ? stage.ppo.reward_checkpoint
                               : run_directory + "/checkpoints/" + stage.ppo.reward_stage;

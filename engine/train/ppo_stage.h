@@ -20,12 +20,23 @@ namespace prefengine {
 class Model;
 class RewardSource;
 
+// The stage's prompts: pre-tokenized ({"prompt_ids", ...}) or text ({"prompt", "reference"?},
+// tokenized with the experiment's tokenizer; their responses then stop at its EOS).
+struct PpoPrompts {
+  std::vector<PromptRecord> records;
+  bool text = false;
+  int64_t eos_id = -1;  // the tokenizer's EOS for text prompts
+};
+PpoPrompts load_ppo_prompts(const ExperimentConfig& config, const StageOptions& stage);
+
 // Reads the prompts (and the probe's pairs) and checks their token ranges.
-void validate_ppo_stage_data(const StageOptions& stage, int64_t vocab_size);
+void validate_ppo_stage_data(const ExperimentConfig& config, const StageOptions& stage, int64_t vocab_size);
 
 // The reward source the stage config names: reward.stage (this run's checkpoint of an earlier
-// stage) or reward.checkpoint, loaded into a fresh model (make_model) with a scalar head.
-std::unique_ptr<RewardSource> make_reward_source(const StageOptions& stage, const std::string& run_directory,
+// stage) or reward.checkpoint, loaded into a fresh model (make_model) with a scalar head; or
+// reward.grader, a grader plugin scoring the decoded response (GraderRewardSource).
+std::unique_ptr<RewardSource> make_reward_source(const ExperimentConfig& config, const StageOptions& stage,
+                                                 const std::string& run_directory,
                                                  const std::function<std::shared_ptr<Model>()>& make_model);
 
 // Samples a response for every prompt in `index`: up to max_new_tokens tokens, stopping a row at

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/config/yaml_options.h"
 #include "engine/data/prompt_records.h"
 #include "engine/data/token_records.h"
 #include "engine/dist/data_parallel.h"
@@ -40,13 +41,15 @@ class PpoStage : public StageUnit {
       throw std::invalid_argument(stage_prefix(stage) +
                                   "the ppo stage runs in one process; data parallelism covers sft and pairwise stages");
     }
-    prompts_ = read_prompt_records(stage.data.path, stage.data.max_records);
+    PpoPrompts prompts = load_ppo_prompts(context.config, stage);
+    prompts_ = std::move(prompts.records);
+    eos_id_ = opt_.eos_id >= 0 || !prompts.text ? opt_.eos_id : prompts.eos_id;
     model_ = context.model.get();
     if (!model_->has_scalar_head()) model_->add_scalar_head();  // the value head
     if (context.reward != nullptr) {
       reward_ = context.reward;
     } else {
-      owned_reward_ = make_reward_source(stage, context.run_directory, context.make_model);
+      owned_reward_ = make_reward_source(context.config, stage, context.run_directory, context.make_model);
       reward_ = owned_reward_.get();
     }
     reference_ = make_frozen_reference(context);  // after the value head: the copy has it too
@@ -65,8 +68,11 @@ class PpoStage : public StageUnit {
   }
 
   void validate(StageContext& context) override {
-    validate_ppo_stage_data(context.stage, context.model->vocab_size());
-    check_prompt_ids(*context.model, read_prompt_records(context.stage.data.path, context.stage.data.max_records));
+    validate_ppo_stage_data(context.config, context.stage, context.model->vocab_size());
+    check_prompt_ids(*context.model, load_ppo_prompts(context.config, context.stage).records);
+    if (!context.stage.ppo.reward_grader.plugin.empty()) {  // the grader and its options, as run makes them
+      (void)make_reward_source(context.config, context.stage, context.run_directory, context.make_model);
+    }
     // An outside reward model (reward.checkpoint) is loaded as run will load it: a missing,
     // damaged or mis-shaped model.pt is found before training.
     if (!context.stage.ppo.reward_checkpoint.empty()) {
@@ -81,7 +87,7 @@ class PpoStage : public StageUnit {
 
   void begin_step(const std::vector<int64_t>& records, const StepInfo& /*info*/) override {
     const at::Tensor prompt_index = at::tensor(records, at::kLong);
-    rows_ = sample_responses(*model_, prompts_, prompt_index, opt_.max_new_tokens, opt_.eos_id, opt_.temperature);
+    rows_ = sample_responses(*model_, prompts_, prompt_index, opt_.max_new_tokens, eos_id_, opt_.temperature);
     batch_ = RolloutBatch();
     at::NoGradGuard no_grad;
     const TokenScores old = score_tokens(*model_, rows_, true, opt_.temperature);
@@ -165,6 +171,7 @@ class PpoStage : public StageUnit {
   std::unique_ptr<RewardSource> owned_reward_;
   std::shared_ptr<Model> reference_;
   std::unique_ptr<ResponseDistributionProbe> probe_;
+  int64_t eos_id_ = -1;
   int64_t b_ = 0, minibatch_ = 0, minibatches_ = 1, epochs_ = 1;
   SequenceTensors rows_;
   RolloutBatch batch_;
@@ -186,9 +193,23 @@ StageKindSpec ppo_stage_kind() {
     ppo.eos_id = o.get_int("eos_id", ppo.eos_id, -1);
     ppo.temperature = o.get_double("temperature", ppo.temperature, 0, 1e6, /*min_exclusive=*/true);
     ppo.minibatch_size = o.get_int("minibatch_size", 0, 0, 1 << 20);
-    if (ppo.reward_stage.empty() == ppo.reward_checkpoint.empty()) {
-      o.fail("reward", "exactly one of reward.stage (an earlier stage of this experiment) or reward.checkpoint",
-             ppo.reward_stage.empty() ? "neither" : "both");
+    if (o.has("reward.grader")) {  // reward: {grader: math}
+      ppo.reward_grader.plugin = o.get_string("reward.grader", "");
+    } else if (o.has("reward.grader.plugin")) {  // reward: {grader: {plugin: math, ...options}}
+      ppo.reward_grader.plugin = o.require_string("reward.grader.plugin");
+      ppo.reward_grader.options = sub_options(o, "reward.grader");
+      (void)ppo.reward_grader.options.get_string("plugin", "");
+      mark_read(o, "reward.grader");
+    }
+    ppo.reward_center = o.get_double("reward.center", ppo.reward_center);
+    ppo.reward_half_range = o.get_double("reward.half_range", ppo.reward_half_range, 0, 1e300, /*min_exclusive=*/true);
+    const int sources = !ppo.reward_stage.empty() + !ppo.reward_checkpoint.empty() + !ppo.reward_grader.plugin.empty();
+    if (sources != 1) {
+      o.fail("reward", "exactly one of reward.stage (an earlier stage of this experiment), reward.checkpoint "
+             "or reward.grader (a grader plugin)", sources == 0 ? "none" : "several");
+    }
+    if (ppo.reward_grader.plugin.empty() && (o.has("reward.center") || o.has("reward.half_range"))) {
+      o.fail("reward.center", "reward.center and reward.half_range only with reward.grader", "a reward model");
     }
     if (stage.reference != "frozen_copy") {
       o.fail("reference", "frozen_copy (PPO's KL penalty needs the reference)", "'" + stage.reference + "'");
