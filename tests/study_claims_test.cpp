@@ -213,18 +213,18 @@ TEST(StudyClaimsTest, IpoKeepsTheRejectedProbabilityAwayFromZero) {
 TEST(StudyClaimsTest, HeldOutAccuracyOfTheRewardModelHoldsWhileDposDecays) {
   const StudyRun dpo = run_config("configs/toy/rm_vs_dpo.yaml", "pref", {}, "acc-dpo");
   const StudyRun rm = run_config("configs/toy/rm_vs_dpo.yaml", "pref", {"stages.pref.loss={plugin: rm}"}, "acc-rm");
-  ASSERT_TRUE(dpo.rows.back().contains("eval/accuracy"));
-  ASSERT_TRUE(rm.rows.back().contains("eval/accuracy"));
-  const double dpo_change = mean_abs_change(dpo.rows, "eval/accuracy");
-  const double rm_change = mean_abs_change(rm.rows, "eval/accuracy");
-  std::printf("mean |step-to-step change| of eval/accuracy: rm %.4f, dpo %.4f; final rm %.3f, dpo %.3f\n",
-              rm_change, dpo_change, value(rm.rows.back(), "eval/accuracy"), value(dpo.rows.back(), "eval/accuracy"));
+  ASSERT_TRUE(dpo.rows.back().contains("eval/pair_accuracy"));
+  ASSERT_TRUE(rm.rows.back().contains("eval/pair_accuracy"));
+  const double dpo_change = mean_abs_change(dpo.rows, "eval/pair_accuracy");
+  const double rm_change = mean_abs_change(rm.rows, "eval/pair_accuracy");
+  std::printf("mean |step-to-step change| of eval/pair_accuracy: rm %.4f, dpo %.4f; final rm %.3f, dpo %.3f\n",
+              rm_change, dpo_change, value(rm.rows.back(), "eval/pair_accuracy"), value(dpo.rows.back(), "eval/pair_accuracy"));
   // the RM: once learnt, held-out accuracy stays at its peak to the end
-  const double rm_peak = peak(rm.rows, "eval/accuracy");
-  EXPECT_DOUBLE_EQ(value(rm.rows.back(), "eval/accuracy"), rm_peak);
+  const double rm_peak = peak(rm.rows, "eval/pair_accuracy");
+  EXPECT_DOUBLE_EQ(value(rm.rows.back(), "eval/pair_accuracy"), rm_peak);
   // DPO: held-out accuracy ends below its peak (the degradation the paper attributes to dispersion)
-  EXPECT_LT(value(dpo.rows.back(), "eval/accuracy"), peak(dpo.rows, "eval/accuracy"));
-  EXPECT_GT(value(rm.rows.back(), "eval/accuracy"), value(dpo.rows.back(), "eval/accuracy"));
+  EXPECT_LT(value(dpo.rows.back(), "eval/pair_accuracy"), peak(dpo.rows, "eval/pair_accuracy"));
+  EXPECT_GT(value(rm.rows.back(), "eval/pair_accuracy"), value(dpo.rows.back(), "eval/pair_accuracy"));
 }
 
 // RLHF-PPO against the trained RM raises the optimal response and moves no mass to unseen responses.

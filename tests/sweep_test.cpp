@@ -92,9 +92,9 @@ TEST(SweepTest, RunSummaryFromAMetricsFile) {
   const std::string dir = testing::make_temp_dir("summary-run");
   testing::write_file(dir + "/metrics.jsonl",
                       R"({"stage":"sft","step":1,"loss":1.0}
-{"stage":"pref","step":1,"probs/chosen":0.30,"probs/rejected":0.10,"probs/unseen":0.2,"probs/never_seen":0.1,"eval/accuracy":0.5}
-{"stage":"pref","step":20,"probs/chosen":0.70,"probs/rejected":0.0005,"probs/unseen":0.1,"probs/never_seen":0.05,"eval/accuracy":0.75}
-{"stage":"pref","step":40,"probs/chosen":0.60,"probs/rejected":0.0001,"probs/unseen":0.3,"probs/never_seen":0.2,"eval/accuracy":0.5}
+{"stage":"pref","step":1,"probs/chosen":0.30,"probs/rejected":0.10,"probs/unseen":0.2,"probs/never_seen":0.1,"eval/pair_accuracy":0.5}
+{"stage":"pref","step":20,"probs/chosen":0.70,"probs/rejected":0.0005,"probs/unseen":0.1,"probs/never_seen":0.05,"eval/pair_accuracy":0.75}
+{"stage":"pref","step":40,"probs/chosen":0.60,"probs/rejected":0.0001,"probs/unseen":0.3,"probs/never_seen":0.2,"eval/pair_accuracy":0.5}
 )");
   const RunMetricsSummary s = summarize_run(dir);
   EXPECT_EQ(s.stage, "pref");

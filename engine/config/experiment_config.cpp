@@ -42,6 +42,57 @@ void check_folder_name(PluginOptions& o, const std::string& key, const std::stri
   }
 }
 
+bool has_prefix(const PluginOptions& o, const std::string& key) {
+  const std::string head = key + ".";
+  for (const auto& [name, entry] : o.entries()) {
+    if (name == key || name.compare(0, head.size(), head) == 0) return true;
+  }
+  return false;
+}
+
+// The `eval:` block of any stage (engine/train/evaluation.h checks the files and the grader).
+EvalOptions read_eval(PluginOptions& o, const std::string& path) {
+  EvalOptions e;
+  if (!has_prefix(o, "eval")) return e;
+  const auto& entries = o.entries();
+  e.location = entries.lower_bound("eval")->second.location + ": " + path + ".eval";
+  e.path = o.get_string("eval.path", "");
+  e.prompts = o.get_string("eval.prompts", "");
+  e.every = o.get_int("eval.every", 0, 0);
+  if (e.path.empty() && e.prompts.empty()) {
+    o.fail("eval", "eval.path (held-out pairs) or eval.prompts (text prompts to generate from and grade)", "neither");
+  }
+  e.grader = read_grader_options(o, "eval.grader");
+  e.sampling = SamplingOptions::read(o, "eval.sampling");
+  e.max_prompts = o.get_int("eval.max_prompts", 0, 0);
+  e.sample_kl = o.get_bool("eval.sample_kl", e.sample_kl);
+  e.save_samples = o.get_bool("eval.save_samples", e.save_samples);
+  if (o.has("eval.correct_at")) e.correct_at = o.get_double("eval.correct_at", 0);
+  std::vector<double> ks = o.get_double_list("eval.pass_at", {});
+  if (ks.empty()) {  // pass@1, and pass@n when there are several samples
+    ks.push_back(1);
+    if (e.sampling.n > 1) ks.push_back(static_cast<double>(e.sampling.n));
+  }
+  for (double k : ks) {
+    if (k != static_cast<double>(static_cast<int64_t>(k)) || k < 1 || k > static_cast<double>(e.sampling.n)) {
+      o.fail("eval.pass_at", "whole numbers from 1 to eval.sampling.n (" + std::to_string(e.sampling.n) + ")",
+             std::to_string(k));
+    }
+    e.pass_at.push_back(static_cast<int64_t>(k));
+  }
+  const bool generation = !e.prompts.empty();
+  if (generation && e.grader.plugin.empty()) {
+    o.fail("eval.grader", "a grader plugin for eval.prompts (eval.grader: math or {plugin: math, ...})", "nothing");
+  }
+  if (!generation) {  // options of the generation part without prompts to use them on
+    for (const std::string key : {"eval.grader", "eval.sampling", "eval.pass_at", "eval.correct_at", "eval.max_prompts",
+                                  "eval.sample_kl", "eval.save_samples"}) {
+      if (has_prefix(o, key)) o.fail(key, "eval.prompts (it applies to generated answers)", "no eval.prompts");
+    }
+  }
+  return e;
+}
+
 StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t index,
                         const std::vector<std::string>& earlier_stages) {
   const std::string path = "stages[" + std::to_string(index) + "]";
@@ -106,12 +157,8 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
     stage.loss_plugin = spec.default_loss;
     stage.loss = PluginOptions(path + ".loss", stage.location);
   }
-  if (o.has("grader.plugin") || o.has("grader")) {
-    stage.grader.plugin = o.require_string("grader.plugin");
-    stage.grader.options = sub_options(o, "grader");
-    (void)stage.grader.options.get_string("plugin", "");
-    mark_read(o, "grader");
-  }
+  stage.grader = read_grader_options(o, "grader");
+  stage.eval = read_eval(o, path);
   if (spec.read_options) spec.read_options(o, stage, earlier_stages);
   if (!stage.reference_from.empty() && (!o.known_keys().count("reference") || stage.reference == "none")) {
     o.fail("reference_from", "a stage with a frozen reference (kind pairwise or ppo, reference: frozen_copy)",
@@ -227,6 +274,21 @@ void DataOptions::validate() const {
     throw std::invalid_argument("data.max_prompt_length: expected < max_length (" + std::to_string(max_length) +
                                 "), got " + std::to_string(max_prompt_length));
   }
+}
+
+GraderOptions read_grader_options(PluginOptions& o, const std::string& key) {
+  GraderOptions g;
+  if (o.has(key)) {  // key: NAME
+    g.plugin = o.get_string(key, "");
+    if (g.plugin.empty()) o.fail(key, "a grader plugin's name (e.g. math) or {plugin: NAME, ...}", "''");
+    g.options = PluginOptions(o.path().empty() ? key : o.path() + "." + key, o.location());
+  } else if (has_prefix(o, key)) {  // key: {plugin: NAME, ...options}
+    g.plugin = o.require_string(key + ".plugin");
+    g.options = sub_options(o, key);
+    (void)g.options.get_string("plugin", "");  // consumed here, not by the grader
+    mark_read(o, key);
+  }
+  return g;
 }
 
 void StageOptions::validate() const {

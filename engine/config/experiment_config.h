@@ -16,6 +16,7 @@
 
 #include "engine/dist/distributed_options.h"
 #include "engine/data/tokenizer.h"
+#include "engine/loop/sampling_options.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine {
@@ -55,12 +56,29 @@ struct GraderOptions {
   PluginOptions options;  // the grader's own options (without `plugin`)
 };
 
-// Held-out preference accuracy during a pairwise stage (eval/accuracy, eval/loss).
+// Evaluation during any stage (`eval:`; engine/train/evaluation.h), every `every` steps and at the
+// stage's end:
+//   path     held-out pairs (text or pre-tokenized, read like the stage's data): per-token log-probs
+//            of their chosen and rejected responses; in a pairwise stage also eval/pair_accuracy
+//            and eval/loss;
+//   prompts  text prompts ({"prompt", "reference"?}): `sampling.n` answers each are generated and
+//            graded by `grader`: eval/score_mean, eval/accuracy, eval/pass@k, eval/length_mean and
+//            the dispersion measure eval/sample_kl_per_token.
 struct EvalOptions {
-  std::string path;   // held-out pairs JSONL; empty = no evaluation
-  int64_t every = 0;  // steps between evaluations; 0 = at every metrics row
+  std::string path;        // held-out pairs JSONL; "" = none
+  std::string prompts;     // text prompts JSONL; "" = no generation
+  int64_t every = 0;       // steps between evaluations; 0 = at every metrics row
+  GraderOptions grader;    // judges the generated answers (with `prompts`)
+  SamplingOptions sampling;           // how the answers are sampled
+  std::vector<int64_t> pass_at;       // the k of eval/pass@k (each <= sampling.n)
+  double correct_at = std::numeric_limits<double>::quiet_NaN();  // an answer scoring at least this is
+                                      // correct (accuracy, pass@k); NaN = 3/4 up the grader's range
+  int64_t max_prompts = 0;            // evaluate the first N prompts; 0 = all
+  bool sample_kl = true;              // also score the answers with the stage's reference
+  bool save_samples = true;           // write RUN_DIR/eval/<stage>-<step>.jsonl
+  std::string location;               // "file:line:column: stages[i].eval", for messages
 
-  bool enabled() const { return !path.empty(); }
+  bool enabled() const { return !path.empty() || !prompts.empty(); }
 };
 
 // The ppo stage: rollouts from `data.path` prompts, scored by a reward source.
@@ -99,7 +117,7 @@ struct StageOptions {
   std::string reference = "frozen_copy";  // pairwise, ppo: frozen_copy (of the policy at stage start) or none
   std::string loss_plugin;        // the loss plugin's name (sft: "sft" unless the stage names one)
   PluginOptions loss;             // pairwise, ppo: the loss plugin's options (without `plugin`)
-  EvalOptions eval;               // pairwise: held-out evaluation
+  EvalOptions eval;               // evaluation: held-out pairs, generate and grade
   PpoStageOptions ppo;            // ppo: rollouts and reward
   GraderOptions grader;           // pairs: the judge of the samples
   nlohmann::json kind_options;    // options of stage kinds without fields here (their read_options)
@@ -107,6 +125,10 @@ struct StageOptions {
 
   void validate() const;
 };
+
+// Reads a grader block at `key`: `key: NAME` or `key: {plugin: NAME, ...options}`; none when the
+// key is absent.
+GraderOptions read_grader_options(PluginOptions& o, const std::string& key);
 
 struct ExperimentConfig {
   std::string name = "experiment";        // names the run directory

@@ -3,8 +3,7 @@
 // the pairs stage and evaluation by generation share. Generation is the engine's
 // (engine/generation/generator.h: batched, left-padded, the model's KV cache).
 //
-// Config block (a stage's `sampling:`; every key optional):
-//   sampling: {n: 4, max_new_tokens: 64, temperature: 1.0, top_k: 0, top_p: 1.0, batch_size: 8}
+// The options: engine/loop/sampling_options.h.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -14,25 +13,13 @@
 
 #include "engine/data/records.h"
 #include "engine/generation/generator.h"
+#include "engine/loop/sampling_options.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine {
 
 class Model;
 class Tokenizer;
-
-struct SamplingOptions {
-  int64_t n = 1;                // samples per prompt
-  int64_t max_new_tokens = 64;  // most tokens a sample has
-  double temperature = 1.0;     // 0 = greedy
-  int64_t top_k = 0;            // 0 = no limit
-  double top_p = 1.0;           // 1 = no limit
-  int64_t batch_size = 8;       // prompts per generation batch (each n times)
-
-  // Reads `prefix.n`, `prefix.max_new_tokens`, ... from `o` (each optional), range-checked.
-  static SamplingOptions read(PluginOptions& o, const std::string& prefix);
-  nlohmann::json to_json() const;
-};
 
 struct Sample {
   std::vector<int64_t> tokens;  // the generated ids (EOS included when the sample stopped there)

@@ -84,8 +84,8 @@ RunMetricsSummary summarize_run(const std::string& run_directory) {
           out.values["rejected_1e-3_step"] = row["step"].get<double>();
         }
       }
-      if (row.contains("eval/accuracy")) {
-        const double acc = row["eval/accuracy"].get<double>();
+      if (row.contains("eval/pair_accuracy")) {
+        const double acc = row["eval/pair_accuracy"].get<double>();
         if (!std::isnan(last_acc)) {
           change_sum += std::abs(acc - last_acc);
           ++changes;

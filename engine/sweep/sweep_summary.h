@@ -8,8 +8,8 @@
 //   final_unseen      probs/unseen on its last row
 //   final_never_seen  probs/never_seen on its last row
 //   rejected_1e-3_step  first stage step with probs/rejected < 1e-3 (absent when never)
-//   final_eval_accuracy, eval_accuracy_change  eval/accuracy on the last row and the mean
-//                     |step-to-step change| of eval/accuracy (only when the stage evaluates)
+//   final_eval_accuracy, eval_accuracy_change  eval/pair_accuracy on the last row and the mean
+//                     |step-to-step change| of eval/pair_accuracy (only when the stage evaluates)
 #include <map>
 #include <optional>
 #include <string>

@@ -19,6 +19,7 @@
 #include "engine/plugins/plugin_factory.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/evaluation.h"
 #include "engine/train/init_from.h"
 #include "engine/train/interrupt.h"
 #include "engine/train/resume.h"
@@ -75,6 +76,7 @@ void ExperimentRunner::validate() {
     StageContext context{config_,  config_.stages[i], i, directory_, model_, losses_[i].get(), nullptr,
                          [this] { return make_model(); }, report};
     units_[i]->validate(context);
+    StageEvaluator::validate(context);
   }
   validated_ = true;
 }

@@ -11,6 +11,7 @@
 #include "engine/metrics/metrics_logger.h"
 #include "engine/train/batch_sampler.h"
 #include "engine/train/checkpoint.h"
+#include "engine/train/evaluation.h"
 #include "engine/train/flat_optimizer.h"
 #include "engine/train/interrupt.h"
 #include "engine/train/progress.h"
@@ -85,6 +86,8 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
   const StageOptions& stage = context.stage;
   DataParallel& dp = *context.dp;
   const int64_t records = unit.prepare(context);
+  // Before the resume weights load: the evaluator's reference is the policy at the stage's start.
+  const std::unique_ptr<StageEvaluator> evaluator = StageEvaluator::create(context);
   Model& model = *context.model;  // after prepare: a unit may have replaced it
   Loss* loss = context.loss;
 
@@ -145,7 +148,8 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
     StepInfo info;
     info.step = step;
     info.steps = steps;
-    info.log_now = step == 1 || step % stage.log_every == 0 || step == steps || unit.forces_row(step);
+    info.log_now = step == 1 || step % stage.log_every == 0 || step == steps || unit.forces_row(step) ||
+                   (evaluator && evaluator->due(step, steps, /*log_row=*/false));
     // The state before this step, for the failure folder.
     const BatchSampler sampler_before = sampler;
     at::Generator generator_before = at::detail::getDefaultCPUGenerator().clone();
@@ -237,6 +241,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
         dp.reduce_means(row, static_cast<double>(micro_count));
       }
       unit.end_step(row, info);
+      if (evaluator && evaluator->due(step, steps, /*log_row=*/true)) evaluator->measure(step, row);
       if (updates_done > 0) {
         row.set("grad_norm", grad_norm);
         row.set("lr", optimizer.current_lr());

@@ -9,6 +9,8 @@
 //   4. on log steps: one metrics row ("loss", the unit's metrics, the plugin's metrics averaged
 //      over the micro-batches and ranks, the unit's end-of-step metrics, grad_norm, lr) and the
 //      progress line;
+//      The stage's evaluation (its `eval:` block, engine/train/evaluation.h) adds its values to the
+//      row on the steps it is due, which always write a row;
 //   5. every checkpoint_every steps and at the stage's end: a checkpoint (engine/train/checkpoint.h).
 // Failure policy: an error inside a step (a plugin that throws, a non-finite loss or gradient)
 // writes the state before that step to RUN_DIR/failures/<stage>-step-<N> (the regular checkpoints

@@ -1,7 +1,7 @@
 // The pairwise stage: preference pairs (prompt, chosen, rejected) for the DPO family and the
 // reward model. Builds the policy's (and the frozen reference's) log-probs or the scalar head's
 // rewards for each micro-batch, calls the PairwiseLoss, and adds the 3D diagnostics: logps/*,
-// probs/* (single-token responses), grad/* (dL/dpi magnitudes) and eval/* (held-out pairs).
+// probs/* (single-token responses) and grad/* (dL/dpi magnitudes).
 #include <algorithm>
 #include <array>
 #include <stdexcept>
@@ -15,7 +15,6 @@
 #include "engine/metrics/metrics_logger.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/init_from.h"
-#include "engine/train/pairwise_eval.h"
 #include "engine/train/reference_cache.h"
 #include "engine/train/sequence_batch.h"
 #include "engine/train/stage_unit.h"
@@ -92,7 +91,6 @@ class PairwiseStage : public StageUnit {
         ResponseDistributionProbe::applicable(records_)) {
       probe_ = std::make_unique<ResponseDistributionProbe>(records_, model_->vocab_size());
     }
-    evaluator_ = make_pairwise_evaluator(context.stage, req_, *model_);
     feedback_wanted_ = context.loss->wants_step_feedback();
     model_->train();
     return n_;
@@ -112,11 +110,6 @@ class PairwiseStage : public StageUnit {
     // The reference cache is written after the reference is computed: refuse an unusable folder now.
     const auto* loss = dynamic_cast<const PairwiseLoss*>(context.loss);
     if (loss != nullptr && loss->requirements().reference_logps) check_reference_cache_directory(context.config);
-    if (context.stage.eval.enabled()) {  // the held-out pairs, as the evaluator will read them
-      const auto held_out = read_pair_records(context.stage.eval.path);
-      check_token_range(held_out, context.model->vocab_size());
-      check_prompt_ids(*context.model, held_out);
-    }
     loaded_ = true;
   }
 
@@ -152,6 +145,7 @@ class PairwiseStage : public StageUnit {
       pairs.ref_rejected_logps = ref.slice(0, b);
     }
     pairs.want_metrics = info.log_now;
+    if (info.log_now && req_.policy_logps) sequence_diagnostics(pairs, ref, b);
     if (req_.scalar_head) {
       pairs.chosen_rewards = scores.scalar.slice(0, 0, b);
       pairs.rejected_rewards = scores.scalar.slice(0, b);
@@ -167,6 +161,23 @@ class PairwiseStage : public StageUnit {
     return call_loss_plugin(loss_name_, [&] { return loss_->pairwise(pairs); });
   }
 
+  // The sequence 3D diagnostics of a micro-batch (docs/algorithms.md, "Sequence diagnostics"):
+  // per-token mean log-probs of chosen and rejected, and how far the pair's per-token likelihood
+  // fell below the reference's (mass moved off the preference data).
+  void sequence_diagnostics(const PairwiseBatch& pairs, const at::Tensor& ref, int64_t b) {
+    at::NoGradGuard no_grad;
+    const at::Tensor len_w = pairs.chosen_lengths.to(at::kDouble).clamp_min(1);
+    const at::Tensor len_l = pairs.rejected_lengths.to(at::kDouble).clamp_min(1);
+    const at::Tensor w = pairs.chosen_logps.detach().to(at::kDouble) / len_w;
+    const at::Tensor l = pairs.rejected_logps.detach().to(at::kDouble) / len_l;
+    per_token_w_.push_back(w);
+    per_token_l_.push_back(l);
+    if (!ref.defined()) return;
+    const at::Tensor ref_w = ref.slice(0, 0, b).to(at::kDouble) / len_w;
+    const at::Tensor ref_l = ref.slice(0, b).to(at::kDouble) / len_l;
+    off_data_.push_back(at::logsumexp(at::stack({ref_w, ref_l}), 0) - at::logsumexp(at::stack({w, l}), 0));
+  }
+
   void after_backward(const StepInfo& info) override {
     if (!info.log_now || !logps_all_.defined() || !logps_all_.grad().defined()) return;
     // per-pair dL_i/dlogp: the loss is a mean over b pairs and the step's micro-batches
@@ -178,14 +189,22 @@ class PairwiseStage : public StageUnit {
   }
 
   void step_metrics(MetricsRow& row, const StepInfo& /*info*/) override {
-    if (logp_w_.empty()) return;
-    row.set("logps/chosen", at::cat(logp_w_).mean().item<double>());
-    row.set("logps/rejected", at::cat(logp_l_).mean().item<double>());
+    if (!logp_w_.empty()) {
+      row.set("logps/chosen", at::cat(logp_w_).mean().item<double>());
+      row.set("logps/rejected", at::cat(logp_l_).mean().item<double>());
+    }
+    if (!per_token_w_.empty()) {
+      row.set("logps/chosen_per_token", at::cat(per_token_w_).mean().item<double>());
+      row.set("logps/rejected_per_token", at::cat(per_token_l_).mean().item<double>());
+    }
+    if (!off_data_.empty()) row.set("dispersion/off_data_per_token", at::cat(off_data_).mean().item<double>());
+    per_token_w_.clear();
+    per_token_l_.clear();
+    off_data_.clear();
   }
 
-  void end_step(MetricsRow& row, const StepInfo& info) override {
+  void end_step(MetricsRow& row, const StepInfo& /*info*/) override {
     if (probe_) probe_->measure(*model_, row);
-    if (evaluator_ && evaluator_->due(info.step, info.log_now)) evaluator_->measure(*model_, *loss_, row);
     if (!grad_w_.empty()) {
       add_gradient_diagnostics(dp_->gather_rows(at::cat(grad_w_)), dp_->gather_rows(at::cat(grad_l_)),
                                dp_->gather_rows(at::cat(logp_w_)), dp_->gather_rows(at::cat(logp_l_)), row);
@@ -213,8 +232,6 @@ class PairwiseStage : public StageUnit {
     feedback.rejected_tokens = s[5] / s[6];
   }
 
-  bool forces_row(int64_t step) const override { return evaluator_ && evaluator_->due(step, false); }
-
   std::vector<std::string> progress_keys() const override {
     return {"loss", "probs/chosen", "probs/rejected", "probs/unseen", "logps/chosen", "logps/rejected",
             "grad/rejected_log10"};
@@ -241,10 +258,10 @@ class PairwiseStage : public StageUnit {
   SequenceTensors packed_;
   at::Tensor ref_logps_;
   std::unique_ptr<ResponseDistributionProbe> probe_;
-  std::unique_ptr<PairwiseEvaluator> evaluator_;
   at::Tensor logps_all_;
   int64_t micro_rows_ = 0;
   std::vector<at::Tensor> grad_w_, grad_l_, logp_w_, logp_l_;
+  std::vector<at::Tensor> per_token_w_, per_token_l_, off_data_;  // sequence diagnostics of the step
   bool feedback_wanted_ = false;
   std::vector<std::array<double, 7>> fb_;
 };
@@ -257,11 +274,6 @@ StageKindSpec pairwise_stage_kind() {
   spec.summary = "preference pairs: the DPO family and the reward model";
   spec.read_options = [](PluginOptions& o, StageOptions& stage, const std::vector<std::string>& /*earlier*/) {
     stage.reference = o.get_choice("reference", stage.reference, {"frozen_copy", "none"});
-    stage.eval.path = o.get_string("eval.path", "");
-    stage.eval.every = o.get_int("eval.every", 0, 0);
-    if (o.has("eval.every") && stage.eval.path.empty()) {
-      o.fail("eval.path", "a held-out pairs file (eval.every needs it)", "nothing");
-    }
   };
   spec.check_fit = [](const StageOptions& stage, const Loss* loss, const Model& model) {
     const auto* pairwise = dynamic_cast<const PairwiseLoss*>(loss);

@@ -193,14 +193,7 @@ StageKindSpec ppo_stage_kind() {
     ppo.eos_id = o.get_int("eos_id", ppo.eos_id, -1);
     ppo.temperature = o.get_double("temperature", ppo.temperature, 0, 1e6, /*min_exclusive=*/true);
     ppo.minibatch_size = o.get_int("minibatch_size", 0, 0, 1 << 20);
-    if (o.has("reward.grader")) {  // reward: {grader: math}
-      ppo.reward_grader.plugin = o.get_string("reward.grader", "");
-    } else if (o.has("reward.grader.plugin")) {  // reward: {grader: {plugin: math, ...options}}
-      ppo.reward_grader.plugin = o.require_string("reward.grader.plugin");
-      ppo.reward_grader.options = sub_options(o, "reward.grader");
-      (void)ppo.reward_grader.options.get_string("plugin", "");
-      mark_read(o, "reward.grader");
-    }
+    ppo.reward_grader = read_grader_options(o, "reward.grader");  // reward: {grader: math} or {grader: {plugin, ...}}
     ppo.reward_center = o.get_double("reward.center", ppo.reward_center);
     ppo.reward_half_range = o.get_double("reward.half_range", ppo.reward_half_range, 0, 1e300, /*min_exclusive=*/true);
     const int sources = !ppo.reward_stage.empty() + !ppo.reward_checkpoint.empty() + !ppo.reward_grader.plugin.empty();
