@@ -3,6 +3,7 @@
 // of the dispersion measure, held-out text pairs, resume, and config errors.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -253,6 +254,50 @@ TEST(EvalTest, ConfigAndInputErrorsNameTheKeyAndTheFile) {
             std::string::npos);
   const std::string missing = error_of(sft + "eval: {path: " + dir + "/missing.jsonl}}\n");
   EXPECT_NE(missing.find("missing.jsonl"), std::string::npos) << missing;
+}
+
+
+// configs/lm/onpolicy.yaml, shrunk to seconds: sft -> pairs (math grader) -> dpo with eval. The
+// shrunk policy rarely writes a gradable answer, so its chosen side is the prompt's reference
+// (the paper's scenario 2), which keeps pairs in the file.
+TEST(EvalTest, TheOnPolicyExampleRunsShrunk) {
+  const std::string run = testing::make_temp_dir("onpolicy");
+  ExperimentConfig config = load_experiment(
+      testing::source_path("configs/lm/onpolicy.yaml"),
+      {"threads=1", "model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=1",
+       "model.num_attention_heads=2", "stages.sft.steps=10", "stages.pairs.data.max_records=16",
+       "stages.pairs.batch_size=8", "stages.pairs.sampling.max_new_tokens=8", "stages.pairs.chosen_from=reference",
+       "stages.dpo.epochs=1", "stages.dpo.batch_size=4", "stages.dpo.eval.max_prompts=4",
+       "stages.dpo.eval.max_pairs=8", "stages.dpo.eval.every=2", "stages.dpo.eval.sampling.max_new_tokens=8"});
+  // Relative data paths in the config are the repository's.
+  for (auto& stage : config.stages) {
+    if (!stage.data.path.empty()) stage.data.path = testing::source_path(stage.data.path);
+    if (!stage.eval.path.empty()) stage.eval.path = testing::source_path(stage.eval.path);
+    if (!stage.eval.prompts.empty()) stage.eval.prompts = testing::source_path(stage.eval.prompts);
+  }
+  ExperimentRunner(config, run).run();
+  const auto pairs = read_lines(run + "/pairs/pairs.jsonl");
+  ASSERT_FALSE(pairs.empty());
+  for (const auto& p : pairs) {
+    EXPECT_EQ(p["chosen"], p["reference"]);
+    std::vector<double> scores = p["scores"];
+    EXPECT_EQ(p["score_rejected"].get<double>(), *std::min_element(scores.begin(), scores.end()));
+    EXPECT_GT(p["score_chosen"].get<double>(), p["score_rejected"].get<double>());
+  }
+  const auto dpo = read_metrics(run, "dpo");
+  ASSERT_FALSE(dpo.empty());
+  const int64_t last = dpo.back()["step"];
+  for (const auto& r : dpo) {
+    const int64_t step = r["step"];
+    if (step != 1 && step % 2 != 0 && step != last) continue;
+    for (const char* key : {"eval/score_mean", "eval/accuracy", "eval/pass@1", "eval/pass@4", "eval/length_mean",
+                            "eval/logps_chosen_per_token", "eval/pair_accuracy", "eval/sample_kl_per_token"}) {
+      EXPECT_TRUE(r.contains(key)) << key << " at step " << step;
+    }
+    EXPECT_EQ(read_lines(run + "/eval/dpo-" + std::to_string(step) + ".jsonl").size(), 16u);  // 4 prompts x 4
+  }
+  EXPECT_TRUE(dpo.front().contains("logps/chosen_per_token"));
+  EXPECT_TRUE(dpo.front().contains("dispersion/off_data_per_token"));
 }
 
 }  // namespace

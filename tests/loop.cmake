@@ -14,5 +14,5 @@ if(TARGET prefengine AND TARGET prefengine_cli)
   prefengine_add_test(NAME eval_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/eval_test.cpp LIBRARIES prefengine)
   target_compile_definitions(eval_test PRIVATE PREFENGINE_LOOP_PLUGIN_DIR="${PREFENGINE_LOOP_PLUGIN_DIR}")
   add_dependencies(eval_test prefengine_plugin_checksum prefengine_plugin_transformer prefengine_plugin_dpo
-                   prefengine_plugin_sft)
+                   prefengine_plugin_sft prefengine_plugin_math)
 endif()

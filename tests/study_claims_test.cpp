@@ -75,19 +75,25 @@ double mean_abs_change(const Rows& rows, const char* key) {
 
 // Figure 3: Scenario 1 (chosen and rejected both on-policy) is the mildest of the four.
 TEST(StudyClaimsTest, ScenarioOneHasTheHighestChosenPeakAndTheLeastUnseenMass) {
-  std::vector<double> peaks, unseen;
+  std::vector<double> peaks, unseen, off_data;
   for (int s = 1; s <= 4; ++s) {
     const StudyRun run = run_config("configs/toy/scenario" + std::to_string(s) + ".yaml", "pref", {},
                                "scenario" + std::to_string(s));
     ASSERT_FALSE(run.rows.empty());
     peaks.push_back(peak(run.rows, "probs/chosen"));
     unseen.push_back(value(run.rows.back(), "probs/unseen"));
+    // The sequence dispersion measure: 0 before the first update (the policy is its reference),
+    // positive once mass has left the pairs' responses.
+    EXPECT_NEAR(value(run.rows.front(), "dispersion/off_data_per_token"), 0.0, 1e-9);
+    off_data.push_back(value(run.rows.back(), "dispersion/off_data_per_token"));
+    EXPECT_GT(off_data.back(), 0.0);
     std::printf("scenario %d: peak chosen %.4f, final unseen %.4f, final never_seen %.4f\n", s, peaks.back(),
                 unseen.back(), value(run.rows.back(), "probs/never_seen"));
   }
   for (int s = 1; s < 4; ++s) {
     EXPECT_GT(peaks[0], peaks[s]) << "scenario " << s + 1;
     EXPECT_LT(unseen[0], unseen[s]) << "scenario " << s + 1;
+    EXPECT_LT(off_data[0], off_data[s]) << "scenario " << s + 1;
   }
 }
 

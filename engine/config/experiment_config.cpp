@@ -65,6 +65,8 @@ EvalOptions read_eval(PluginOptions& o, const std::string& path) {
   e.grader = read_grader_options(o, "eval.grader");
   e.sampling = SamplingOptions::read(o, "eval.sampling");
   e.max_prompts = o.get_int("eval.max_prompts", 0, 0);
+  e.max_pairs = o.get_int("eval.max_pairs", 0, 0);
+  if (e.path.empty() && o.has("eval.max_pairs")) o.fail("eval.max_pairs", "eval.path (held-out pairs)", "no eval.path");
   e.sample_kl = o.get_bool("eval.sample_kl", e.sample_kl);
   e.save_samples = o.get_bool("eval.save_samples", e.save_samples);
   if (o.has("eval.correct_at")) e.correct_at = o.get_double("eval.correct_at", 0);

@@ -74,6 +74,7 @@ struct EvalOptions {
   double correct_at = std::numeric_limits<double>::quiet_NaN();  // an answer scoring at least this is
                                       // correct (accuracy, pass@k); NaN = 3/4 up the grader's range
   int64_t max_prompts = 0;            // evaluate the first N prompts; 0 = all
+  int64_t max_pairs = 0;              // score the first N held-out pairs; 0 = all
   bool sample_kl = true;              // also score the answers with the stage's reference
   bool save_samples = true;           // write RUN_DIR/eval/<stage>-<step>.jsonl
   std::string location;               // "file:line:column: stages[i].eval", for messages

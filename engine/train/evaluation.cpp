@@ -58,7 +58,7 @@ std::vector<PairRecord> load_eval_pairs(const ExperimentConfig& config, const St
   StageOptions as_data = stage;
   as_data.data.path = stage.eval.path;
   as_data.data.from_stage.clear();
-  as_data.data.max_records = 0;
+  as_data.data.max_records = stage.eval.max_pairs;
   as_data.data.skip_bad_rows = false;
   try {
     return load_stage_pairs(config, as_data);

@@ -4,7 +4,8 @@
 sft.jsonl      {"prompt", "completion"}: a problem and its worked solution
 pairs.jsonl    {"prompt", "chosen", "rejected"}: chosen = the correct worked solution, rejected =
                the same solution with a corrupted result (off by 1..3, or the wrong operation)
-prompts.jsonl  {"prompt", "reference"}: held-out problems for `prefengine generate`
+prompts.jsonl  {"prompt", "reference"}: held-out problems for `prefengine generate` and evaluation
+train_prompts.jsonl  {"prompt", "reference"}: problems outside the SFT set, for on-policy pairs
 
 Run from the repository root: python3 configs/lm/data/make_arith.py
 """
@@ -61,6 +62,9 @@ def main():
                                   "rejected": corrupt(rng, a, op, b, result)}) + "\n")
     with open(os.path.join(here, "prompts.jsonl"), "w") as out:
         for prompt, a, op, b, result in held_out:
+            out.write(json.dumps({"prompt": prompt, "reference": str(result)}) + "\n")
+    with open(os.path.join(here, "train_prompts.jsonl"), "w") as out:
+        for prompt, a, op, b, result in rows[1500:1900]:
             out.write(json.dumps({"prompt": prompt, "reference": str(result)}) + "\n")
 
 

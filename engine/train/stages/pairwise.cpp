@@ -6,6 +6,7 @@
 #include <array>
 #include <stdexcept>
 
+#include <boost/filesystem.hpp>
 #include <spdlog/spdlog.h>
 
 #include "engine/data/stage_data.h"
@@ -103,6 +104,13 @@ class PairwiseStage : public StageUnit {
       // the experiment's tokenizer.
       (void)make_experiment_tokenizer(context.config, stage_prefix(context.stage) + "data.from_stage (text pairs)");
       return;
+    }
+    if (!context.stage.data.from_stage.empty() && boost::filesystem::exists(context.stage.data.path) &&
+        boost::filesystem::file_size(context.stage.data.path) == 0) {
+      throw std::invalid_argument(stage_prefix(context.stage) + "data.from_stage: stage '" + context.stage.data.from_stage +
+                                  "' kept no pairs (" + context.stage.data.path + " is empty: on every prompt the "
+                                  "chosen did not grade above the rejected); more samples (sampling.n), a higher "
+                                  "sampling.temperature, more prompts or chosen_from: reference give pairs");
     }
     records_ = load_stage_pairs(context.config, context.stage, &stats_);
     check_token_range(records_, context.model->vocab_size());
