@@ -16,3 +16,11 @@ if(TARGET prefengine AND TARGET prefengine_cli)
   add_dependencies(eval_test prefengine_plugin_checksum prefengine_plugin_transformer prefengine_plugin_dpo
                    prefengine_plugin_sft prefengine_plugin_math)
 endif()
+# PPO rewarded by the math grader on a tiny arithmetic task, through the prefengine binary
+# (configs/lm/ppo_math.yaml; ~15 s on one core).
+if(TARGET prefengine_cli)
+  prefengine_add_test(NAME ppo_math_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/ppo_math_test.cpp LIBRARIES prefengine)
+  target_compile_definitions(ppo_math_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
+  add_dependencies(ppo_math_test prefengine_cli prefengine_plugin_transformer prefengine_plugin_ppo
+                   prefengine_plugin_math)
+endif()
