@@ -257,6 +257,26 @@ TEST(EvalTest, ConfigAndInputErrorsNameTheKeyAndTheFile) {
 }
 
 
+TEST(EvalTest, AnEvalBlockDoesNotChangeWhatTheRunDraws) {
+  // The pairs stage samples from the run's generator: its pairs are the same whether or not the
+  // stage before it evaluates (the evaluation has its own stream and restores the run's).
+  const std::string dir = testing::make_temp_dir("eval-draws");
+  const EvalFiles f = eval_files(dir);
+  auto pairs_of = [&](const std::string& eval) {
+    const std::string run = dir + "/run" + std::to_string(eval.size());
+    fs::create_directories(run);
+    const std::string yaml = eval_yaml("  - {name: sft, kind: sft, data: {path: " + f.sft +
+                                       "}, optimizer: {lr: 1.0e-2}, batch_size: 2, steps: 3" + eval + "}\n"
+                                       "  - {name: pairs, kind: pairs, data: {path: " + f.prompts +
+                                       "}, grader: {plugin: checksum}, sampling: {n: 3, max_new_tokens: 6}, batch_size: 6}\n");
+    ExperimentRunner(parse_experiment(yaml, "eval.yaml"), run).run();
+    return testing::read_file(run + "/pairs/pairs.jsonl");
+  };
+  const std::string plain = pairs_of("");
+  EXPECT_FALSE(plain.empty());
+  EXPECT_EQ(pairs_of(", " + eval_block(f, ", every: 1")), plain);
+}
+
 // configs/lm/onpolicy.yaml, shrunk to seconds: sft -> pairs (math grader) -> dpo with eval. The
 // shrunk policy rarely writes a gradable answer, so its chosen side is the prompt's reference
 // (the paper's scenario 2), which keeps pairs in the file.

@@ -2,7 +2,7 @@
 // the `prefengine` binary: configs/lm/ppo_math.yaml (an sft stage that teaches only the answer
 // format, then a ppo stage with reward: {grader: math}) on data this test writes, then greedy
 // answers from each stage's checkpoint (`prefengine generate --temperature 0`) graded by
-// `prefengine grade --grader math`.
+// `prefengine grade --grader math`, which the stages' own eval/score_mean must equal.
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -82,7 +82,8 @@ TEST(PpoMathTest, PpoRewardedByTheMathGraderRaisesTheGreedyScore) {
   const Task task = write_task(dir);
   const std::string run = dir + "/run";
   const auto result = cli("run " + testing::source_path("configs/lm/ppo_math.yaml") + " --output " + run +
-                          " --set stages.sft.data.path=" + task.sft + " --set stages.ppo.data.path=" + task.prompts);
+                          " --set stages.sft.data.path=" + task.sft + " --set stages.ppo.data.path=" + task.prompts +
+                          " --set stages.sft.eval.prompts=" + task.prompts + " --set stages.ppo.eval.prompts=" + task.prompts);
   ASSERT_EQ(result.code, 0) << result.output;
 
   const Graded sft = greedy_answers_graded(run, "sft", task.prompts);
@@ -97,6 +98,20 @@ TEST(PpoMathTest, PpoRewardedByTheMathGraderRaisesTheGreedyScore) {
   // more answered right.
   EXPECT_GT(ppo.mean_score, sft.mean_score + 0.5) << "greedy mean score after sft " << sft.mean_score
                                                   << ", after ppo " << ppo.mean_score;
+
+  // The stages' own evaluation (greedy answers graded in the engine) gives the same scores as the
+  // generate + grade path above, and shows the rise.
+  const auto sft_rows = testing::read_metrics(run, "sft");
+  const auto ppo_rows = testing::read_metrics(run, "ppo");
+  ASSERT_TRUE(sft_rows.back().contains("eval/score_mean"));
+  ASSERT_TRUE(ppo_rows.back().contains("eval/score_mean"));
+  const double sft_eval = sft_rows.back()["eval/score_mean"].get<double>();
+  const double ppo_eval = ppo_rows.back()["eval/score_mean"].get<double>();
+  std::cout << "eval/score_mean: after sft " << sft_eval << ", after ppo " << ppo_eval << "\n";
+  EXPECT_NEAR(sft_eval, sft.mean_score, 1e-6);
+  EXPECT_NEAR(ppo_eval, ppo.mean_score, 1e-6);
+  EXPECT_GT(ppo_eval, sft_eval + 0.5);
+  EXPECT_GT(ppo_rows.back()["eval/accuracy"].get<double>(), sft_rows.back()["eval/accuracy"].get<double>());
 
   // The rollouts' mapped reward (+0.5 right, -1 wrong) rises too, the last tenth of the ppo rows
   // against the first: +0.25 is a sixth of the rollouts more right.

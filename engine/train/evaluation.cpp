@@ -136,7 +136,14 @@ class Evaluator : public StageEvaluator {
     pair_logps_ = loss_ == nullptr || requirements_.policy_logps;
     const bool pair_reference = !in_.pairs.empty() && loss_ != nullptr && requirements_.reference_logps;
     const bool sample_reference = !in_.prompts.empty() && options_.sample_kl;
-    if (pair_reference || sample_reference) reference_ = make_frozen_reference(context);
+    if (pair_reference || sample_reference) {
+      // Building the reference draws initial weights from the default generator: put its state
+      // back, so a run draws the same training numbers with or without an eval block.
+      at::Generator global = at::detail::getDefaultCPUGenerator();
+      const at::Tensor state = global.get_state();
+      reference_ = make_frozen_reference(context);
+      global.set_state(state);
+    }
     if (!in_.pairs.empty()) {
       std::vector<TokenSequence> rows;
       for (const auto& r : in_.pairs) rows.push_back({&r.prompt, &r.chosen});
