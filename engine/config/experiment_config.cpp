@@ -77,8 +77,9 @@ EvalOptions read_eval(PluginOptions& o, const std::string& path) {
   }
   for (double k : ks) {
     if (k != static_cast<double>(static_cast<int64_t>(k)) || k < 1 || k > static_cast<double>(e.sampling.n)) {
-      o.fail("eval.pass_at", "whole numbers from 1 to eval.sampling.n (" + std::to_string(e.sampling.n) + ")",
-             std::to_string(k));
+      std::ostringstream got;
+      got << k;
+      o.fail("eval.pass_at", "whole numbers from 1 to eval.sampling.n (" + std::to_string(e.sampling.n) + ")", got.str());
     }
     e.pass_at.push_back(static_cast<int64_t>(k));
   }

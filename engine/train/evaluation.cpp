@@ -63,7 +63,11 @@ std::vector<PairRecord> load_eval_pairs(const ExperimentConfig& config, const St
   try {
     return load_stage_pairs(config, as_data);
   } catch (const std::invalid_argument& e) {
-    throw std::invalid_argument(eval_prefix(stage) + "path: " + e.what());
+    // The reader names the stage; name the eval block's key instead.
+    std::string message = e.what();
+    const std::string stage_part = stage_prefix(stage);
+    if (message.rfind(stage_part, 0) == 0) message.erase(0, stage_part.size());
+    throw std::invalid_argument(eval_prefix(stage) + "path: " + message);
   }
 }
 
@@ -110,11 +114,7 @@ EvalInputs read_inputs(StageContext& context) {
     in.prompts = load_eval_prompts(context.config, stage, *in.tokenizer);
     check_token_range(in.prompts, model.vocab_size());
     in.loader = std::make_unique<PluginLoader>(context.config.plugin_paths);
-    try {
-      in.grader = create_grader(*in.loader, eval.grader);
-    } catch (const std::exception& e) {
-      throw std::invalid_argument(eval_prefix(stage) + "grader: " + e.what());
-    }
+    in.grader = create_grader(*in.loader, eval.grader);  // its errors name the eval.grader key
   }
   return in;
 }
