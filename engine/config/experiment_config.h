@@ -17,6 +17,7 @@
 #include "engine/dist/distributed_options.h"
 #include "engine/data/tokenizer.h"
 #include "engine/loop/sampling_options.h"
+#include "engine/metrics/early_warning.h"
 #include "prefengine/plugin_options.h"
 
 namespace prefengine {
@@ -121,6 +122,7 @@ struct StageOptions {
   EvalOptions eval;               // evaluation: held-out pairs, generate and grade
   PpoStageOptions ppo;            // ppo: rollouts and reward
   GraderOptions grader;           // pairs: the judge of the samples
+  EarlyWarningOptions warn_3d;    // pairwise: the 3D early warning (on_3d, warn_3d.*)
   nlohmann::json kind_options;    // options of stage kinds without fields here (their read_options)
   std::string location;           // file:line:column of the stage
 

@@ -93,6 +93,8 @@ class StageUnit {
   // True when step `step` must write a metrics row although log_every does not ask for one (e.g.
   // an evaluation is due).
   virtual bool forces_row(int64_t /*step*/) const { return false; }
+  // True when the stage logs the 3D diagnostics the early warning watches (pairwise stages).
+  virtual bool logs_3d_diagnostics() const { return false; }
   // The columns the progress line shows.
   virtual std::vector<std::string> progress_keys() const { return {"loss"}; }
   // The records of a micro-batch, for error messages ("file:line, ..."); "" when unknown.

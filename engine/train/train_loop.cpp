@@ -3,6 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <algorithm>
 #include <cmath>
+#include <deque>
+#include <fstream>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +14,7 @@
 #include "engine/train/batch_sampler.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/evaluation.h"
+#include "engine/metrics/early_warning.h"
 #include "engine/train/flat_optimizer.h"
 #include "engine/train/interrupt.h"
 #include "engine/train/progress.h"
@@ -72,6 +75,23 @@ std::string non_finite_tensors(const Model& model, bool grads) {
   for (size_t i = 1; i < std::min<size_t>(names.size(), 3); ++i) out += ", '" + names[i] + "'";
   if (names.size() > 3) out += " and " + std::to_string(names.size() - 3) + " more";
   return " (in " + out + ")";
+}
+
+// A resumed stage's watch sees the rows the stage logged before its checkpoint again, so that it
+// fires as in an uninterrupted run.
+void replay_rows(ThreeDWatch& watch, const std::string& run_directory, const std::string& stage, int64_t up_to) {
+  std::ifstream in(run_directory + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || j.value("stage", "") != stage || !j.contains("step") || j["step"].get<int64_t>() > up_to) continue;
+    MetricsRow row;
+    row.stage = stage;
+    row.step = j["step"].get<int64_t>();
+    for (const auto& [key, value] : j.items()) {
+      if (value.is_number() && key != "step" && key != "global_step") row.set(key, value.get<double>());
+    }
+    (void)watch.observe(row);
+  }
 }
 
 }  // namespace
@@ -140,6 +160,42 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
   if (const int signal = dp.agree_on_signal(pending_interrupt())) {
     throw Interrupted(signal, global_step, "before stage '" + stage.name + "' step " + std::to_string(first_step));
   }
+  // The 3D early warning (engine/metrics/early_warning.h) of stages that log the diagnostics.
+  std::unique_ptr<ThreeDWatch> watch;
+  std::deque<std::pair<int64_t, at::Tensor>> snapshots;  // on_3d: checkpoint: the last rows' weights
+  if (unit.logs_3d_diagnostics() && stage.warn_3d.enabled()) {
+    watch = std::make_unique<ThreeDWatch>(stage.warn_3d);
+    if (resume != nullptr && !context.run_directory.empty()) {
+      replay_rows(*watch, context.run_directory, stage.name, resume->state.step);
+    }
+  }
+  int64_t last_step = steps;  // on_3d: stop ends the stage early
+  // on_3d: checkpoint: the weights of the newest row before the onset (the oldest kept when the
+  // onset is the first row seen), weights only, in RUN_DIR/warnings/ (never a resume point).
+  auto save_before_onset = [&](const ThreeDWarning& w) -> std::string {
+    if (snapshots.empty()) return "";
+    auto chosen = snapshots.begin();
+    for (auto it = snapshots.begin(); it != snapshots.end(); ++it) {
+      if (it->first < w.onset) chosen = it;
+    }
+    const std::string dir = context.run_directory + "/warnings/" + stage.name + "-" + w.property + "-step-" +
+                            std::to_string(chosen->first);
+    const at::Tensor now = flat.values().clone();
+    {
+      at::NoGradGuard no_grad;
+      flat.values().copy_(chosen->second);
+    }
+    CheckpointState state = state_at(chosen->first, global_step, sampler, generator_state());
+    state.resumable = false;
+    save_checkpoint(dir, model, nullptr, nullptr, state, /*set_latest=*/false);
+    {
+      at::NoGradGuard no_grad;
+      flat.values().copy_(now);
+    }
+    spdlog::warn("stage '{}': the weights of step {} (before the {} onset) are in {}", stage.name, chosen->first,
+                 w.property, dir);
+    return dir;
+  };
   Progress progress(stage.name, first_step, steps);
   StepTimer timer(first_step);
   const bool feedback_wanted = loss != nullptr && loss->wants_step_feedback();
@@ -242,6 +298,22 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       }
       unit.end_step(row, info);
       if (evaluator && evaluator->due(step, steps, /*log_row=*/true)) evaluator->measure(step, row);
+      if (watch) {
+        for (const ThreeDWarning& w : watch->observe(row)) {
+          spdlog::warn("stage '{}' step {}: 3D early warning: {} since step {}: {}", stage.name, step, w.property,
+                       w.onset, w.detail);
+          nlohmann::json entry = w.to_json();
+          if (stage.warn_3d.on_3d == "checkpoint" && dp.is_writer() && !context.run_directory.empty()) {
+            entry["checkpoint"] = save_before_onset(w);
+          }
+          context.report["warnings"].push_back(entry);
+          if (stage.warn_3d.on_3d == "stop") last_step = step;
+        }
+        if (stage.warn_3d.on_3d == "checkpoint") {
+          snapshots.emplace_back(step, flat.values().clone());
+          while (static_cast<int64_t>(snapshots.size()) > stage.warn_3d.patience + 1) snapshots.pop_front();
+        }
+      }
       if (updates_done > 0) {
         row.set("grad_norm", grad_norm);
         row.set("lr", optimizer.current_lr());
@@ -252,27 +324,33 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       }
     }
     timer.end(step);
-    if (step == steps) dp.check_replicas(flat.values(), "stage '" + stage.name + "'");
+    if (step == last_step) dp.check_replicas(flat.values(), "stage '" + stage.name + "'");
     // SIGINT/SIGTERM (engine/train/interrupt.h): every rank agrees, so all stop after this step.
     const int signal = dp.agree_on_signal(pending_interrupt());
     if (dp.is_writer() && !context.run_directory.empty() &&
-        ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == steps || signal != 0)) {
+        ((stage.checkpoint_every > 0 && step % stage.checkpoint_every == 0) || step == last_step || signal != 0)) {
       if (metrics != nullptr) metrics->sync();  // the checkpoint's rows are on disk before it is
-      save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss,
-                      state_at(step, global_step, sampler, generator_state()));
+      CheckpointState state = state_at(step, global_step, sampler, generator_state());
+      if (step == last_step) state.steps = last_step;  // a stage ended by on_3d: stop is finished there
+      save_checkpoint(checkpoints + "/" + stage.name, model, &optimizer, loss, state);
       last_good = checkpoints + "/" + stage.name + " (step " + std::to_string(step) + ")";
       if (stop_after_global_step() > 0 && stop_after_global_step() == global_step) {
         throw std::runtime_error("stopped after global step " + std::to_string(global_step) +
                                  " (PREFENGINE_STOP_AFTER_STEP)");
       }
     }
-    if (signal != 0 && step < steps) {  // at its last step the stage ends first; the runner stops before the next
+    if (signal != 0 && step < last_step) {  // at its last step the stage ends first; the runner stops before the next
       throw Interrupted(signal, global_step, "at stage '" + stage.name + "' step " + std::to_string(step) + " of " +
                                                  std::to_string(steps));
     }
+    if (step == last_step && last_step < steps) {
+      spdlog::warn("stage '{}' ends at step {} of {} (on_3d: stop)", stage.name, step, steps);
+      context.report["stopped_at_step"] = step;
+      break;
+    }
   }
   context.report["step_time"] = timer.to_json();
-  return {records, steps};
+  return {records, last_step};
 }
 
 }  // namespace prefengine

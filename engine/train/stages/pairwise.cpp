@@ -240,6 +240,8 @@ class PairwiseStage : public StageUnit {
     feedback.rejected_tokens = s[5] / s[6];
   }
 
+  bool logs_3d_diagnostics() const override { return true; }
+
   std::vector<std::string> progress_keys() const override {
     return {"loss", "probs/chosen", "probs/rejected", "probs/unseen", "logps/chosen", "logps/rejected",
             "grad/rejected_log10"};
@@ -282,6 +284,7 @@ StageKindSpec pairwise_stage_kind() {
   spec.summary = "preference pairs: the DPO family and the reward model";
   spec.read_options = [](PluginOptions& o, StageOptions& stage, const std::vector<std::string>& /*earlier*/) {
     stage.reference = o.get_choice("reference", stage.reference, {"frozen_copy", "none"});
+    stage.warn_3d = EarlyWarningOptions::read(o);
   };
   spec.check_fit = [](const StageOptions& stage, const Loss* loss, const Model& model) {
     const auto* pairwise = dynamic_cast<const PairwiseLoss*>(loss);
