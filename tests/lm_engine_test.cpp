@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -133,6 +134,46 @@ TEST(StageDataTest, TextDataNeedsATokenizerBlock) {
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("no `tokenizer:` block"), std::string::npos) << e.what();
+  }
+}
+
+// The pairs and ppo stages read their text prompts through load_stage_prompts: the stage's data
+// options apply and errors carry the stage's prefix.
+TEST(StageDataTest, TextPromptsTakeTheStagesDataOptions) {
+  const std::string dir = testing::make_temp_dir("text-prompts");
+  const std::string data = testing::write_file(dir + "/prompts.jsonl",
+      "{\"prompt\": \"Q: 1+1?\", \"reference\": \"2\"}\n"
+      "{\"nothing\": 1}\n"
+      "{\"prompt\": \"Q: 2+2?\"}\n"
+      "{\"prompt\": \"Q: 3+3?\"}\n");
+  ExperimentConfig config = parse_experiment(
+      tiny_lm_stage("sft", "{path: " + data + ", max_prompt_length: 4, skip_bad_rows: true, max_records: 2}"), "p.yaml");
+  const StagePrompts prompts = load_stage_prompts(config, config.stages[0], "test prompts");
+  ASSERT_EQ(prompts.records.size(), 2u);  // the bad row skipped, the last one past max_records
+  // BOS + the prompt's last 3 bytes
+  EXPECT_EQ(prompts.records[0].prompt, (std::vector<int64_t>{256, '+', '1', '?'}));
+  EXPECT_EQ(prompts.records[0].reference, std::optional<std::string>("2"));
+  EXPECT_EQ(prompts.records[1].source, data + ":3");
+  ASSERT_NE(prompts.tokenizer, nullptr);
+  EXPECT_EQ(prompts.tokenizer->eos_id(), 257);
+
+  config = parse_experiment(tiny_lm_stage("sft", "{path: " + data + "}"), "p.yaml");
+  try {
+    load_stage_prompts(config, config.stages[0], "test prompts");
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("p.yaml:", 0), 0u) << message;
+    EXPECT_NE(message.find("stage 's': " + data + ":2:"), std::string::npos) << message;
+  }
+  std::string yaml = tiny_lm_stage("sft", "{path: " + data + "}");
+  yaml.replace(yaml.find("tokenizer: {kind: byte}\n"), 24, "");
+  config = parse_experiment(yaml, "p.yaml");
+  try {
+    load_stage_prompts(config, config.stages[0], "test prompts");
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("stage 's': test prompts needs a tokenizer"), std::string::npos) << e.what();
   }
 }
 

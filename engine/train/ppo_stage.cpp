@@ -9,7 +9,6 @@
 
 #include "engine/data/prompt_records.h"
 #include "engine/data/stage_data.h"
-#include "engine/data/text_dataset.h"
 #include "engine/plugins/plugin_factory.h"
 #include "engine/train/stage_unit.h"
 #include "prefengine/plugin_loader.h"
@@ -32,17 +31,10 @@ PpoPrompts load_ppo_prompts(const ExperimentConfig& config, const StageOptions& 
     out.records = read_prompt_records(stage.data.path, stage.data.max_records);
     return out;
   }
-  const auto tokenizer = make_experiment_tokenizer(config, stage_prefix(stage) + "text prompts");
-  TextDatasetOptions input;
-  input.path = stage.data.path;
-  input.max_prompt_length = stage.data.max_prompt_length;
-  input.skip_bad_rows = stage.data.skip_bad_rows;
-  out.records = read_prompt_jsonl(input, *tokenizer, make_experiment_chat_template(config)).records;
-  if (stage.data.max_records > 0 && static_cast<int64_t>(out.records.size()) > stage.data.max_records) {
-    out.records.resize(static_cast<size_t>(stage.data.max_records));
-  }
+  StagePrompts text = load_stage_prompts(config, stage, "text prompts");
+  out.records = std::move(text.records);
   out.text = true;
-  out.eos_id = tokenizer->eos_id();
+  out.eos_id = text.tokenizer->eos_id();
   return out;
 }
 

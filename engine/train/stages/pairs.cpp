@@ -27,7 +27,6 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/data/stage_data.h"
-#include "engine/data/text_dataset.h"
 #include "engine/data/token_records.h"
 #include "engine/dist/data_parallel.h"
 #include "engine/loop/grading.h"
@@ -89,19 +88,9 @@ class PairsStage : public StageUnit {
 
   void validate(StageContext& context) override {
     const StageOptions& stage = context.stage;
-    tokenizer_ = make_experiment_tokenizer(context.config, stage_prefix(stage) + "a pairs stage samples text");
-    TextDatasetOptions input;
-    input.path = stage.data.path;
-    input.max_prompt_length = stage.data.max_prompt_length;
-    input.skip_bad_rows = stage.data.skip_bad_rows;
-    try {
-      prompts_ = read_prompt_jsonl(input, *tokenizer_, make_experiment_chat_template(context.config)).records;
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(stage_prefix(stage) + e.what());
-    }
-    if (stage.data.max_records > 0 && static_cast<int64_t>(prompts_.size()) > stage.data.max_records) {
-      prompts_.resize(static_cast<size_t>(stage.data.max_records));
-    }
+    StagePrompts text = load_stage_prompts(context.config, stage, "a pairs stage samples text");
+    prompts_ = std::move(text.records);
+    tokenizer_ = std::move(text.tokenizer);
     check_token_range(prompts_, context.model->vocab_size());
     const PairsOptions options = pairs_options(stage);
     if (options.chosen_from == "reference") {
