@@ -37,32 +37,12 @@ std::string run_yaml(const std::string& yaml, const std::string& tag, const std:
   return dir;
 }
 
-struct CliResult {
-  int code;
-  std::string output;
-};
+using CliResult = testing::CommandResult;
 
-CliResult cli(const std::string& args, const std::string& env = "") {
-  const std::string command = env + (env.empty() ? "" : " ") + std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
-
-// A tiny transformer over bytes, for the text-data tests.
-const char* kTinyLm = R"(name: tiny-lm
-seed: 3
-threads: 1
-tokenizer: {kind: byte}
-model: {plugin: transformer, vocab_size: 259, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
-        num_attention_heads: 2, max_position_embeddings: 128}
-)";
+CliResult cli(const std::string& args, const std::string& env = "") { return testing::run_cli(args, env); }
 
 std::string tiny_lm_stage(const std::string& kind, const std::string& data, int steps = 3) {
-  std::string s = std::string(kTinyLm) + "stages:\n  - {name: s, kind: " + kind + ", data: " + data +
+  std::string s = testing::tiny_lm_yaml() + "stages:\n  - {name: s, kind: " + kind + ", data: " + data +
                   ", optimizer: {lr: 1.0e-3}, batch_size: 2, steps: " + std::to_string(steps) + ", log_every: 1";
   if (kind == "pairwise") s += ", loss: {plugin: dpo, beta: 0.1}";
   return s + "}\n";
