@@ -29,6 +29,7 @@
 #include "engine/data/stage_data.h"
 #include "engine/data/token_records.h"
 #include "engine/dist/data_parallel.h"
+#include "engine/io/durable_file.h"
 #include "engine/loop/grading.h"
 #include "engine/loop/sampling.h"
 #include "engine/metrics/metrics_logger.h"
@@ -131,11 +132,7 @@ class PairsStage : public StageUnit {
     const auto policy_samples = sample_responses_text(*policy_, *tokenizer_, prompts, options_.sampling, generator);
     std::vector<std::vector<Sample>> other_samples;
     if (other_) other_samples = sample_responses_text(*other_, *tokenizer_, prompts, options_.sampling, generator);
-    std::ofstream out;
-    if (writer_) {
-      out.open(path_, std::ios::app);
-      if (!out) throw std::runtime_error(path_ + ": cannot write");
-    }
+    std::string lines;  // the step's pairs, appended at once
     for (size_t p = 0; p < prompts.size(); ++p) {
       const PromptRecord& prompt = *prompts[p];
       const std::vector<GradedText> policy = grade_texts(*grader_, prompt, policy_samples[p], step_);
@@ -166,13 +163,12 @@ class PairsStage : public StageUnit {
                                {"sampling", options_.sampling.to_json()}};
         if (prompt.reference) line["reference"] = *prompt.reference;
         if (other_) line["rejected_scores"] = scores_of(rejected_pool);
-        out << line.dump() << "\n";
+        lines += line.dump() + "\n";
       }
     }
-    if (writer_) {
-      out.close();
-      if (!out) throw std::runtime_error(path_ + ": cannot write");
-    }
+    // Checked (a full disk is an error naming the file); even a step without pairs creates the
+    // file, which a later stage's data.from_stage reads.
+    if (writer_) append_file_checked(path_, lines);
   }
 
   std::vector<UpdatePlan> plan(const std::vector<int64_t>&, const StageOptions&, DataParallel&,
@@ -231,20 +227,19 @@ class PairsStage : public StageUnit {
 
   // A resumed stage continues after its checkpoint's step: lines of later steps go.
   void keep_pair_lines_before(int64_t step) {
-    std::vector<std::string> kept;
+    std::string kept;
     {
       std::ifstream in(path_);
       for (std::string line; std::getline(in, line);) {
         const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
         if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() < step) {
-          kept.push_back(line);
+          kept += line + "\n";
         }
       }
     }
-    std::ofstream out(path_, std::ios::trunc);
-    for (const auto& line : kept) out << line << "\n";
-    out.close();
-    if (!out) throw std::runtime_error(path_ + ": cannot write");
+    // Replaced whole (write and rename): a crash here leaves the old lines, which the next
+    // resume drops again, never a half-written file.
+    write_file_durably(path_, kept);
   }
 
   PairsOptions options_;
