@@ -1,7 +1,8 @@
 #pragma once
-// Sampling several responses per prompt from a model, decoded to text: what `prefengine generate`,
-// the pairs stage and evaluation by generation share. Generation is the engine's
-// (engine/generation/generator.h: batched, left-padded, the model's KV cache).
+// Sampling several responses per prompt from a model, as token ids or decoded to text: what
+// `prefengine generate`, the pairs stage, the ppo stage's rollouts and evaluation by generation
+// share. Generation is the engine's (engine/generation/generator.h: batched, left-padded, the
+// model's KV cache).
 //
 // Config block (a stage's `sampling:`; every key optional):
 //   sampling: {n: 4, max_new_tokens: 64, temperature: 1.0, top_k: 0, top_p: 1.0, batch_size: 8}
@@ -32,6 +33,8 @@ struct SamplingOptions {
   // Reads `prefix.n`, `prefix.max_new_tokens`, ... from `o` (each optional), range-checked.
   static SamplingOptions read(PluginOptions& o, const std::string& prefix);
   nlohmann::json to_json() const;
+  // The generator's options for these settings, validated (std::invalid_argument naming the field).
+  GenerationOptions generation(int64_t eos_id, int64_t pad_id) const;
 };
 
 struct Sample {
@@ -39,6 +42,16 @@ struct Sample {
   std::string text;             // decoded; invalid UTF-8 replaced by U+FFFD
   bool stopped = false;         // ended with EOS (else cut at max_new_tokens)
 };
+
+// The generated ids of every prompt, options.n samples each: out[p * n + s] (EOS included when
+// the row stopped there). options.batch_size prompts (each n times, left-padded with pad_id) go
+// through one generate() call, in order, each drawing from `generator`: the same prompts, options
+// and generator state give the same samples. A row stops at eos_id (-1: never). The model is run
+// as it is (its training mode unchanged). std::invalid_argument naming the prompt's source when a
+// prompt has no tokens.
+std::vector<std::vector<int64_t>> sample_completions(Model& model, const std::vector<const PromptRecord*>& prompts,
+                                                     const SamplingOptions& options, int64_t eos_id, int64_t pad_id,
+                                                     at::Generator& generator);
 
 // samples[p][s]: sample s of prompt p. Draws from `generator` (the default CPU generator for
 // runs, so that a checkpoint's generator state resumes sampling exactly).
