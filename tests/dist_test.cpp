@@ -380,32 +380,8 @@ TEST(NcclCommunicatorTest, CompiledInAndRefusesClearlyWithoutAGpu) {
 // ---------------------------------------------------------------------------------------------
 // The executable: `--nproc 2` against one rank, and faults.
 
-struct Result {
-  int code;
-  std::string output;
-};
-
-Result run_cli(const std::string& args, const std::string& env = "") {
-  const std::string command = env + " " + std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
-}
-
-// Toy DPO after SFT; both global batch sizes split over 2 ranks; shuffled with the same seed.
-const char* kToyDpo = R"(name: dist
-seed: 3
-threads: 1
-model: {plugin: toy_mlp, hidden: 16}
-distributed: {timeout_s: 60, bucket_mb: 0.001}
-stages:
-  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl}, optimizer: {lr: 1.0e-2}, batch_size: 4, steps: 30, log_every: 5}
-  - {name: dpo, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, data: {path: configs/toy/data/pairs.jsonl},
-     optimizer: {name: sgd, lr: 0.5}, batch_size: 8, grad_accum: 2, steps: 40, log_every: 5}
-)";
+using Result = testing::CommandResult;
+using testing::run_cli;
 
 std::string write_experiment(const std::string& dir, const std::string& yaml) {
   return testing::write_file(dir + "/exp.yaml", yaml);
@@ -422,7 +398,7 @@ constexpr double kAbsTolerance = 1e-6;
 
 TEST(DataParallelRunTest, TwoGlooRanksMatchOneRankWithTheSameGlobalBatch) {
   const std::string dir = testing::make_temp_dir("dist-match");
-  const std::string exp = write_experiment(dir, kToyDpo);
+  const std::string exp = write_experiment(dir, testing::toy_sft_dpo_yaml("dist"));
   Result one = run_cli("run " + exp + " --output " + dir + "/one");
   ASSERT_EQ(one.code, 0) << one.output;
   Result two = run_cli("run " + exp + " --nproc 2 --output " + dir + "/two");
@@ -468,7 +444,7 @@ TEST(DataParallelRunTest, TwoGlooRanksMatchOneRankWithTheSameGlobalBatch) {
 
 TEST(DataParallelRunTest, GlobalBatchThatDoesNotSplitIsAnError) {
   const std::string dir = testing::make_temp_dir("dist-split");
-  const std::string exp = write_experiment(dir, kToyDpo);
+  const std::string exp = write_experiment(dir, testing::toy_sft_dpo_yaml("dist"));
   Result r = run_cli("run " + exp + " --nproc 2 --set stages.sft.batch_size=3 --output " + dir + "/run");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("batch_size 3 is the global batch and must split evenly over WORLD_SIZE 2"),
@@ -479,7 +455,7 @@ TEST(DataParallelRunTest, GlobalBatchThatDoesNotSplitIsAnError) {
 
 TEST(DataParallelRunTest, LauncherNamesTheRankThatFailedAndStopsTheOthers) {
   const std::string dir = testing::make_temp_dir("dist-exit");
-  const std::string exp = write_experiment(dir, kToyDpo);
+  const std::string exp = write_experiment(dir, testing::toy_sft_dpo_yaml("dist"));
   const auto start = Clock::now();
   Result r = run_cli("run " + exp + " --nproc 2 --output " + dir + "/run", "PREFENGINE_TEST_FAULT=1:10:exit");
   EXPECT_EQ(r.code, 1) << r.output;
@@ -493,7 +469,7 @@ TEST(DataParallelRunTest, LauncherNamesTheRankThatFailedAndStopsTheOthers) {
 TEST(DataParallelRunTest, LauncherPortInUseIsAClearError) {
   BusyPort busy;
   const std::string dir = testing::make_temp_dir("dist-port");
-  const std::string exp = write_experiment(dir, kToyDpo);
+  const std::string exp = write_experiment(dir, testing::toy_sft_dpo_yaml("dist"));
   Result r = run_cli("run " + exp + " --nproc 2 --master-port " + std::to_string(busy.port()) + " --output " + dir + "/run");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("--master-port " + std::to_string(busy.port()) + ": the port is already in use"),
@@ -549,7 +525,7 @@ int wait_for(pid_t pid, double seconds) {
 void check_survivor(const std::string& mode, int faulty, double timeout_s, double margin_s) {
   const int survivor = 1 - faulty;
   const std::string dir = testing::make_temp_dir("dist-" + mode);
-  const std::string exp = write_experiment(dir, kToyDpo);
+  const std::string exp = write_experiment(dir, testing::toy_sft_dpo_yaml("dist"));
   const int port = find_free_port();
   const std::vector<std::string> args{"run", exp, "--output", dir + "/run",
                                       "--set", "distributed.timeout_s=" + std::to_string(timeout_s),

@@ -4,10 +4,8 @@
 // checkpoint). The bad-input corpus (tests/reliability/bad_inputs) covers many more cases.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <sstream>
 #include <string>
-#include <sys/wait.h>
 #include <vector>
 
 #include <boost/filesystem.hpp>
@@ -21,20 +19,9 @@
 namespace prefengine {
 namespace {
 
-struct CliResult {
-  int code;
-  std::string output;  // stdout and stderr
-};
+using CliResult = testing::CommandResult;
 
-CliResult cli(const std::string& args) {
-  const std::string command = std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
-}
+CliResult cli(const std::string& args) { return testing::run_cli(args); }
 
 // The lines of `text` that are not the progress log ("HH:MM:SS info ...").
 std::vector<std::string> user_lines(const std::string& text) {
@@ -53,13 +40,7 @@ bool has_backtrace(const std::string& text) {
   return text.find("Exception raised from") != std::string::npos || text.find("frame #") != std::string::npos;
 }
 
-const char* kTinyLm = R"(name: tiny-lm
-seed: 3
-threads: 1
-tokenizer: {kind: byte}
-model: {plugin: transformer, vocab_size: 259, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1,
-        num_attention_heads: 2, max_position_embeddings: 64}
-stages:
+const std::string kTinyLm = testing::tiny_lm_yaml(/*hidden_size=*/16, /*max_positions=*/64) + R"(stages:
   - {name: s, kind: sft, data: {path: configs/lm/data/sft.jsonl, max_records: 4}, batch_size: 2, steps: 1}
 )";
 

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <functional>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -36,32 +37,12 @@ std::string run_yaml(const std::string& yaml, const std::string& tag, const std:
   return dir;
 }
 
-struct CliResult {
-  int code;
-  std::string output;
-};
+using CliResult = testing::CommandResult;
 
-CliResult cli(const std::string& args, const std::string& env = "") {
-  const std::string command = env + (env.empty() ? "" : " ") + std::string(PREFENGINE_CLI) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
-
-// A tiny transformer over bytes, for the text-data tests.
-const char* kTinyLm = R"(name: tiny-lm
-seed: 3
-threads: 1
-tokenizer: {kind: byte}
-model: {plugin: transformer, vocab_size: 259, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1,
-        num_attention_heads: 2, max_position_embeddings: 128}
-)";
+CliResult cli(const std::string& args, const std::string& env = "") { return testing::run_cli(args, env); }
 
 std::string tiny_lm_stage(const std::string& kind, const std::string& data, int steps = 3) {
-  std::string s = std::string(kTinyLm) + "stages:\n  - {name: s, kind: " + kind + ", data: " + data +
+  std::string s = testing::tiny_lm_yaml() + "stages:\n  - {name: s, kind: " + kind + ", data: " + data +
                   ", optimizer: {lr: 1.0e-3}, batch_size: 2, steps: " + std::to_string(steps) + ", log_every: 1";
   if (kind == "pairwise") s += ", loss: {plugin: dpo, beta: 0.1}";
   return s + "}\n";
@@ -133,6 +114,46 @@ TEST(StageDataTest, TextDataNeedsATokenizerBlock) {
     FAIL() << "expected an error";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("no `tokenizer:` block"), std::string::npos) << e.what();
+  }
+}
+
+// The pairs and ppo stages read their text prompts through load_stage_prompts: the stage's data
+// options apply and errors carry the stage's prefix.
+TEST(StageDataTest, TextPromptsTakeTheStagesDataOptions) {
+  const std::string dir = testing::make_temp_dir("text-prompts");
+  const std::string data = testing::write_file(dir + "/prompts.jsonl",
+      "{\"prompt\": \"Q: 1+1?\", \"reference\": \"2\"}\n"
+      "{\"nothing\": 1}\n"
+      "{\"prompt\": \"Q: 2+2?\"}\n"
+      "{\"prompt\": \"Q: 3+3?\"}\n");
+  ExperimentConfig config = parse_experiment(
+      tiny_lm_stage("sft", "{path: " + data + ", max_prompt_length: 4, skip_bad_rows: true, max_records: 2}"), "p.yaml");
+  const StagePrompts prompts = load_stage_prompts(config, config.stages[0], "test prompts");
+  ASSERT_EQ(prompts.records.size(), 2u);  // the bad row skipped, the last one past max_records
+  // BOS + the prompt's last 3 bytes
+  EXPECT_EQ(prompts.records[0].prompt, (std::vector<int64_t>{256, '+', '1', '?'}));
+  EXPECT_EQ(prompts.records[0].reference, std::optional<std::string>("2"));
+  EXPECT_EQ(prompts.records[1].source, data + ":3");
+  ASSERT_NE(prompts.tokenizer, nullptr);
+  EXPECT_EQ(prompts.tokenizer->eos_id(), 257);
+
+  config = parse_experiment(tiny_lm_stage("sft", "{path: " + data + "}"), "p.yaml");
+  try {
+    load_stage_prompts(config, config.stages[0], "test prompts");
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("p.yaml:", 0), 0u) << message;
+    EXPECT_NE(message.find("stage 's': " + data + ":2:"), std::string::npos) << message;
+  }
+  std::string yaml = tiny_lm_stage("sft", "{path: " + data + "}");
+  yaml.replace(yaml.find("tokenizer: {kind: byte}\n"), 24, "");
+  config = parse_experiment(yaml, "p.yaml");
+  try {
+    load_stage_prompts(config, config.stages[0], "test prompts");
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("stage 's': test prompts needs a tokenizer"), std::string::npos) << e.what();
   }
 }
 

@@ -5,11 +5,15 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include "engine/data/prompt_records.h"
+#include "engine/loop/sampling.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/train/ppo_stage.h"
 #include "engine/train/sequence_batch.h"
@@ -60,13 +64,25 @@ SequenceTensors reference_sample_responses(Model& model, const std::vector<Promp
   return pack_sequences(rows);
 }
 
-TEST(PpoSamplerTest, RolloutsDrawWhatTheStagesOwnSamplerDrew) {
+// The seeded toy model and the toy prompts, which the tests below sample. The loader is kept (and
+// outlives the model): the model's code is in the plugin library it loaded.
+class ToyModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PluginOptions options;
+    options.set_scalar("hidden", "16");
+    at::manual_seed(3);
+    model = loader.create_model("toy_mlp", options);
+  }
+
   PluginLoader loader;
-  PluginOptions options;
-  options.set_scalar("hidden", "16");
-  at::manual_seed(3);
-  auto model = loader.create_model("toy_mlp", options);
+  std::shared_ptr<Model> model;
   const std::vector<PromptRecord> prompts = read_prompt_records(testing::source_path("configs/toy/data/prompts.jsonl"));
+};
+class PpoSamplerTest : public ToyModelTest {};
+class SampleCompletionsTest : public ToyModelTest {};
+
+TEST_F(PpoSamplerTest, RolloutsDrawWhatTheStagesOwnSamplerDrew) {
   const at::Tensor index = at::tensor({0, 3, 1, 2, 0, 1, 3, 2}, at::kLong);
   struct Case {
     int64_t max_new_tokens;
@@ -92,6 +108,47 @@ TEST(PpoSamplerTest, RolloutsDrawWhatTheStagesOwnSamplerDrew) {
     if (c.eos_id >= 0 && want.lengths.lt(double(c.max_new_tokens)).any().item<bool>()) some_row_stopped_early = true;
   }
   EXPECT_TRUE(some_row_stopped_early) << "no case stopped a row at EOS: the cases test too little";
+}
+
+// sample_completions, which the ppo stage, the pairs stage and `prefengine generate` share: n rows
+// a prompt in prompt order, options.batch_size prompts a generate() call drawing in turn from the
+// generator (so generate's batch-by-batch calls draw what one call over all prompts draws).
+TEST_F(SampleCompletionsTest, BatchesDrawInOrderFromTheGenerator) {
+  ASSERT_GE(prompts.size(), 4u);
+  const std::vector<const PromptRecord*> picked{&prompts[0], &prompts[1], &prompts[2], &prompts[3]};
+  SamplingOptions options;
+  options.n = 3;
+  options.max_new_tokens = 4;
+  options.batch_size = 2;
+
+  at::Generator whole_generator = at::make_generator<at::CPUGeneratorImpl>(5);
+  const auto whole = sample_completions(*model, picked, options, /*eos_id=*/-1, /*pad_id=*/0, whole_generator);
+  ASSERT_EQ(whole.size(), 12u);
+  for (const auto& row : whole) EXPECT_EQ(row.size(), 4u);  // no EOS: every row runs to max_new_tokens
+  at::Generator split_generator = at::make_generator<at::CPUGeneratorImpl>(5);
+  auto split = sample_completions(*model, {picked[0], picked[1]}, options, -1, 0, split_generator);
+  const auto rest = sample_completions(*model, {picked[2], picked[3]}, options, -1, 0, split_generator);
+  split.insert(split.end(), rest.begin(), rest.end());
+  EXPECT_EQ(split, whole);
+
+  // Greedy: the n rows of a prompt are equal and sit together, prompt after prompt.
+  options.temperature = 0;
+  model->train();
+  const auto greedy = sample_completions(*model, picked, options, -1, 0, whole_generator);
+  EXPECT_TRUE(model->is_training());  // the caller's mode is left as it was
+  for (size_t p = 0; p < 4; ++p) {
+    EXPECT_EQ(greedy[p * 3], greedy[p * 3 + 1]);
+    EXPECT_EQ(greedy[p * 3], greedy[p * 3 + 2]);
+  }
+
+  PromptRecord empty;
+  empty.source = "x.jsonl:7";
+  try {
+    sample_completions(*model, {picked[0], &empty}, options, -1, 0, whole_generator);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), "x.jsonl:7: the prompt has no tokens");
+  }
 }
 
 }  // namespace

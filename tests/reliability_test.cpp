@@ -136,6 +136,21 @@ TEST(DurableFileTest, ReplacesTheFileAndLeavesNoTemporary) {
   }
 }
 
+TEST(DurableFileTest, AppendsCreatingTheFileAndNamesAFailure) {
+  const std::string dir = testing::make_temp_dir("durable-append");
+  append_file_checked(dir + "/a.jsonl", "");  // creates the file, empty
+  EXPECT_TRUE(fs::exists(dir + "/a.jsonl"));
+  append_file_checked(dir + "/a.jsonl", "one\n");
+  append_file_checked(dir + "/a.jsonl", "two\n");
+  EXPECT_EQ(testing::read_file(dir + "/a.jsonl"), "one\ntwo\n");
+  try {
+    append_file_checked(dir + "/missing/a.jsonl", "x");
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), dir + "/missing/a.jsonl: cannot write: No such file or directory");
+  }
+}
+
 // --- a write that fails mid-run ---------------------------------------------------------------
 
 struct Fault {

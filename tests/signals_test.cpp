@@ -14,10 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,18 +31,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-// Toy SFT (30 steps) then DPO (40 steps); both batches split over 2 ranks.
-const char* kToy = R"(name: sig
-seed: 3
-threads: 1
-model: {plugin: toy_mlp, hidden: 16}
-distributed: {timeout_s: 60, bucket_mb: 0.001}
-stages:
-  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl}, optimizer: {lr: 1.0e-2}, batch_size: 4, steps: 30, log_every: 5}
-  - {name: dpo, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, data: {path: configs/toy/data/pairs.jsonl},
-     optimizer: {name: sgd, lr: 0.5}, batch_size: 8, grad_accum: 2, steps: 40, log_every: 5}
-)";
 
 struct Child {
   pid_t pid = -1;
@@ -145,7 +131,7 @@ class SignalTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = testing::make_temp_dir("signals");
-    exp_ = testing::write_file(dir_ + "/exp.yaml", kToy);
+    exp_ = testing::write_file(dir_ + "/exp.yaml", testing::toy_sft_dpo_yaml("sig"));
   }
   // The uninterrupted run to compare with (1 or 2 ranks).
   std::string whole(int nproc) {

@@ -62,6 +62,37 @@ inline CommandResult run_shell(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
 }
 
+#ifdef PREFENGINE_CLI
+// Runs the prefengine executable with `args`, stderr into the output; `env` ("A=1 B=2") before it.
+inline CommandResult run_cli(const std::string& args, const std::string& env = "") {
+  return run_shell((env.empty() ? "" : env + " ") + std::string(PREFENGINE_CLI) + " " + args + " 2>&1");
+}
+#endif
+
+// An experiment's header for a tiny transformer over bytes (the byte tokenizer), without its
+// stages: text data, generation and checkpoints of a language model in seconds.
+inline std::string tiny_lm_yaml(int hidden_size = 32, int max_positions = 128) {
+  return "name: tiny-lm\nseed: 3\nthreads: 1\ntokenizer: {kind: byte}\n"
+         "model: {plugin: transformer, vocab_size: 259, hidden_size: " + std::to_string(hidden_size) +
+         ", intermediate_size: " + std::to_string(2 * hidden_size) + ", num_hidden_layers: 1,\n"
+         "        num_attention_heads: 2, max_position_embeddings: " + std::to_string(max_positions) + "}\n";
+}
+
+// Toy SFT (30 steps) then DPO (40 steps, SGD), both global batches even so that they split over
+// 2 ranks: the run the data-parallel and signal tests start, stop and compare.
+inline std::string toy_sft_dpo_yaml(const std::string& name) {
+  return "name: " + name + R"(
+seed: 3
+threads: 1
+model: {plugin: toy_mlp, hidden: 16}
+distributed: {timeout_s: 60, bucket_mb: 0.001}
+stages:
+  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl}, optimizer: {lr: 1.0e-2}, batch_size: 4, steps: 30, log_every: 5}
+  - {name: dpo, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, data: {path: configs/toy/data/pairs.jsonl},
+     optimizer: {name: sgd, lr: 0.5}, batch_size: 8, grad_accum: 2, steps: 40, log_every: 5}
+)";
+}
+
 inline std::string source_path(const std::string& relative) {
   return std::string(PREFENGINE_SOURCE_DIR) + "/" + relative;
 }

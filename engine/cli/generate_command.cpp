@@ -20,6 +20,7 @@
 #include "engine/data/text_dataset.h"
 #include "engine/data/tokenizer.h"
 #include "engine/generation/generator.h"
+#include "engine/loop/sampling.h"
 #include "engine/metrics/logging.h"
 #include "engine/plugins/plugin_factory.h"
 #include "prefengine/plugin_loader.h"
@@ -116,37 +117,34 @@ int generate_command(const std::vector<std::string>& args) {
   if (!checkpoint.empty()) load_model_weights(checkpoint, *model);
   model->eval();
 
-  GenerationOptions gen;
-  gen.max_new_tokens = vars["max-new-tokens"].as<int64_t>();
-  gen.temperature = vars["temperature"].as<double>();
-  gen.top_k = vars["top-k"].as<int64_t>();
-  gen.top_p = vars["top-p"].as<double>();
-  gen.eos_id = tokenizer->eos_id();
-  gen.pad_id = tokenizer->pad_id() >= 0 ? tokenizer->pad_id() : 0;
-  gen.seed = vars["seed"].as<uint64_t>();
-  gen.validate();
-  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(gen.seed);
+  SamplingOptions sampling;
+  sampling.n = n;
+  sampling.max_new_tokens = vars["max-new-tokens"].as<int64_t>();
+  sampling.temperature = vars["temperature"].as<double>();
+  sampling.top_k = vars["top-k"].as<int64_t>();
+  sampling.top_p = vars["top-p"].as<double>();
+  sampling.batch_size = batch_prompts;
+  const int64_t pad_id = tokenizer->pad_id() >= 0 ? tokenizer->pad_id() : 0;
+  (void)generation_options(sampling, tokenizer->eos_id(), pad_id);  // bad options are refused before the prompts are read
+  at::Generator generator = at::make_generator<at::CPUGeneratorImpl>(vars["seed"].as<uint64_t>());
 
   TextDatasetOptions input;
   input.path = vars["input"].as<std::string>();
   const auto prompts = read_prompt_jsonl(input, *tokenizer, chat_template).records;
   const std::string output_path = vars["output"].as<std::string>();
   refuse_output_over_input(input.path, output_path, "--output");
-  check_generation_fits(*model, prompts, n, batch_prompts, gen.max_new_tokens);
+  check_generation_fits(*model, prompts, n, batch_prompts, sampling.max_new_tokens);
   std::ofstream out(output_path, std::ios::trunc);
   if (!out) throw std::runtime_error(output_path + ": cannot write");
-  spdlog::info("generate: {} prompts x {} samples, up to {} new tokens", prompts.size(), n, gen.max_new_tokens);
+  spdlog::info("generate: {} prompts x {} samples, up to {} new tokens", prompts.size(), n, sampling.max_new_tokens);
+  std::vector<const PromptRecord*> batch;
   for (size_t first = 0; first < prompts.size(); first += static_cast<size_t>(batch_prompts)) {
+    // One generation batch at a time, written as soon as it is sampled.
     const size_t last = std::min(prompts.size(), first + static_cast<size_t>(batch_prompts));
-    // Each prompt n times, left-padded: every row's last column is its last prompt token.
-    std::vector<const std::vector<int64_t>*> rows;
-    for (size_t p = first; p < last; ++p) {
-      if (prompts[p].prompt.empty()) throw std::invalid_argument(prompts[p].source + ": the prompt has no tokens");
-      for (int64_t s = 0; s < n; ++s) rows.push_back(&prompts[p].prompt);
-    }
-    const PromptBatch batch = left_pad_prompts(rows, gen.pad_id);
+    batch.clear();
+    for (size_t p = first; p < last; ++p) batch.push_back(&prompts[p]);
     const std::vector<std::vector<int64_t>> completions =
-        completion_tokens(generate(*model, batch.input_ids, batch.attention_mask, gen, generator));
+        sample_completions(*model, batch, sampling, tokenizer->eos_id(), pad_id, generator);
     for (size_t p = first; p < last; ++p) {
       nlohmann::json line = {{"prompt", prompts[p].prompt_text}, {"source", prompts[p].source}};
       if (prompts[p].reference) line["reference"] = *prompts[p].reference;

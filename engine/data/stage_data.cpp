@@ -19,6 +19,14 @@ std::string stage_prefix(const StageOptions& stage) {
   return stage.location + ": stage '" + stage.name + "': ";
 }
 
+// Called in a handler of `e`: rethrows it as it is when it already names the stage's location,
+// else with the stage's prefix.
+[[noreturn]] void throw_with_stage_prefix(const StageOptions& stage, const std::invalid_argument& e) {
+  const std::string message = e.what();
+  if (message.rfind(stage.location, 0) == 0) throw;
+  throw std::invalid_argument(stage_prefix(stage) + message);
+}
+
 TextDatasetOptions text_options(const StageOptions& stage) {
   TextDatasetOptions o;
   o.path = stage.data.path;
@@ -91,9 +99,7 @@ std::vector<Record> load(const ExperimentConfig& config, const StageOptions& sta
       local.truncated_rows = dataset.stats.truncated_rows;
     }
   } catch (const std::invalid_argument& e) {
-    const std::string message = e.what();
-    if (message.rfind(stage.location, 0) == 0) throw;
-    throw std::invalid_argument(stage_prefix(stage) + message);
+    throw_with_stage_prefix(stage, e);
   }
   local.records = static_cast<int64_t>(records.size());
   if (local.format != "pretokenized" || local.truncated_rows > 0) {
@@ -157,6 +163,23 @@ std::vector<SftRecord> load_stage_sft(const ExperimentConfig& config, const Stag
       config, stage, stats,
       [](const TextDatasetOptions& o, const Tokenizer& t, const ChatTemplate& c) { return read_sft_jsonl(o, t, c); },
       [](const std::string& path, int64_t max) { return read_sft_records(path, max); });
+}
+
+StagePrompts load_stage_prompts(const ExperimentConfig& config, const StageOptions& stage, const std::string& what) {
+  StagePrompts out;
+  out.tokenizer = make_experiment_tokenizer(config, stage_prefix(stage) + what);
+  try {
+    // Only the prompt is read: data.max_length (prompt + response) has nothing to cut here.
+    TextDatasetOptions input;
+    input.path = stage.data.path;
+    input.max_prompt_length = stage.data.max_prompt_length;
+    input.skip_bad_rows = stage.data.skip_bad_rows;
+    out.records = keep_first(read_prompt_jsonl(input, *out.tokenizer, make_experiment_chat_template(config)).records,
+                             stage.data.max_records);
+  } catch (const std::invalid_argument& e) {
+    throw_with_stage_prefix(stage, e);
+  }
+  return out;
 }
 
 }  // namespace prefengine

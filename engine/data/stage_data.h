@@ -11,10 +11,10 @@
 
 #include "engine/config/experiment_config.h"
 #include "engine/data/records.h"
+#include "engine/data/tokenizer.h"
 
 namespace prefengine {
 
-class Tokenizer;
 class ChatTemplate;
 
 struct StageDataStats {
@@ -42,5 +42,16 @@ std::vector<PairRecord> load_stage_pairs(const ExperimentConfig& config, const S
                                          StageDataStats* stats = nullptr);
 std::vector<SftRecord> load_stage_sft(const ExperimentConfig& config, const StageOptions& stage,
                                       StageDataStats* stats = nullptr);
+
+// A stage's text prompt file ({"prompt", "reference"?} rows: read_prompt_jsonl) tokenized with the
+// experiment's tokenizer and chat template, with data.max_prompt_length, data.skip_bad_rows and
+// data.max_records. The tokenizer comes back with the prompts: the stages that sample decode with
+// it and stop at its EOS. `what` says what needs the tokenizer (the message when the experiment has
+// none). Errors are std::invalid_argument "stage location: stage 'x': ...".
+struct StagePrompts {
+  std::vector<PromptRecord> records;
+  std::unique_ptr<Tokenizer> tokenizer;
+};
+StagePrompts load_stage_prompts(const ExperimentConfig& config, const StageOptions& stage, const std::string& what);
 
 }  // namespace prefengine

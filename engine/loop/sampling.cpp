@@ -23,39 +23,58 @@ nlohmann::json SamplingOptions::to_json() const {
           {"top_p", top_p}};
 }
 
-std::vector<std::vector<Sample>> sample_responses_text(Model& model, const Tokenizer& tokenizer,
-                                                      const std::vector<const PromptRecord*>& prompts,
-                                                      const SamplingOptions& options, at::Generator& generator) {
+GenerationOptions generation_options(const SamplingOptions& options, int64_t eos_id, int64_t pad_id) {
   GenerationOptions gen;
   gen.max_new_tokens = options.max_new_tokens;
   gen.temperature = options.temperature;
   gen.top_k = options.top_k;
   gen.top_p = options.top_p;
-  gen.eos_id = tokenizer.eos_id();
-  gen.pad_id = tokenizer.pad_id() >= 0 ? tokenizer.pad_id() : 0;
+  gen.eos_id = eos_id;
+  gen.pad_id = pad_id;
   gen.validate();
-  const bool was_training = model.is_training();
-  model.eval();
-  std::vector<std::vector<Sample>> out(prompts.size());
+  return gen;
+}
+
+std::vector<std::vector<int64_t>> sample_completions(Model& model, const std::vector<const PromptRecord*>& prompts,
+                                                     const SamplingOptions& options, int64_t eos_id, int64_t pad_id,
+                                                     at::Generator& generator) {
+  const GenerationOptions gen = generation_options(options, eos_id, pad_id);
+  const size_t n = static_cast<size_t>(options.n);
   const size_t per_batch = static_cast<size_t>(options.batch_size);
+  std::vector<std::vector<int64_t>> out;
+  out.reserve(prompts.size() * n);
   for (size_t first = 0; first < prompts.size(); first += per_batch) {
     const size_t last = std::min(prompts.size(), first + per_batch);
-    std::vector<const std::vector<int64_t>*> rows;  // each prompt n times, left-padded
+    // Each prompt n times, left-padded: every row's last column is its last prompt token.
+    std::vector<const std::vector<int64_t>*> rows;
     for (size_t p = first; p < last; ++p) {
       if (prompts[p]->prompt.empty()) throw std::invalid_argument(prompts[p]->source + ": the prompt has no tokens");
-      for (int64_t s = 0; s < options.n; ++s) rows.push_back(&prompts[p]->prompt);
+      for (size_t s = 0; s < n; ++s) rows.push_back(&prompts[p]->prompt);
     }
     const PromptBatch batch = left_pad_prompts(rows, gen.pad_id);
-    const std::vector<std::vector<int64_t>> completions =
-        completion_tokens(generate(model, batch.input_ids, batch.attention_mask, gen, generator));
-    for (size_t p = first; p < last; ++p) {
-      for (int64_t s = 0; s < options.n; ++s) {
-        Sample sample;
-        sample.tokens = completions[(p - first) * static_cast<size_t>(options.n) + static_cast<size_t>(s)];
-        sample.stopped = !sample.tokens.empty() && sample.tokens.back() == gen.eos_id;
-        sample.text = valid_utf8(tokenizer.decode(sample.tokens));
-        out[p].push_back(std::move(sample));
-      }
+    for (auto& completion : completion_tokens(generate(model, batch.input_ids, batch.attention_mask, gen, generator))) {
+      out.push_back(std::move(completion));
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<Sample>> sample_responses_text(Model& model, const Tokenizer& tokenizer,
+                                                      const std::vector<const PromptRecord*>& prompts,
+                                                      const SamplingOptions& options, at::Generator& generator) {
+  const bool was_training = model.is_training();
+  model.eval();
+  std::vector<std::vector<int64_t>> completions =
+      sample_completions(model, prompts, options, tokenizer.eos_id(),
+                         tokenizer.pad_id() >= 0 ? tokenizer.pad_id() : 0, generator);
+  std::vector<std::vector<Sample>> out(prompts.size());
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    for (int64_t s = 0; s < options.n; ++s) {
+      Sample sample;
+      sample.tokens = std::move(completions[p * static_cast<size_t>(options.n) + static_cast<size_t>(s)]);
+      sample.stopped = !sample.tokens.empty() && sample.tokens.back() == tokenizer.eos_id();
+      sample.text = valid_utf8(tokenizer.decode(sample.tokens));
+      out[p].push_back(std::move(sample));
     }
   }
   if (was_training) model.train();

@@ -11,7 +11,6 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/data/stage_data.h"
-#include "engine/data/text_dataset.h"
 #include "engine/data/token_records.h"
 #include "engine/data/tokenizer.h"
 #include "engine/dist/data_parallel.h"
@@ -53,38 +52,42 @@ SequenceScores score_all(Model& model, const SequenceTensors& packed, bool logps
   return out;
 }
 
-// The held-out pairs, read and truncated like the stage's own data.
-std::vector<PairRecord> load_eval_pairs(const ExperimentConfig& config, const StageOptions& stage) {
+// An error of a reader that named the stage, re-raised naming the eval block's key instead.
+[[noreturn]] void throw_for_key(const StageOptions& stage, const std::string& key, const std::exception& e) {
+  std::string message = e.what();
+  const std::string stage_part = stage_prefix(stage);
+  if (message.rfind(stage_part, 0) == 0) message.erase(0, stage_part.size());
+  throw std::invalid_argument(eval_prefix(stage) + key + ": " + message);
+}
+
+// The eval block's file read as if it were the stage's data (same truncation), first `max` records.
+StageOptions as_stage_data(const StageOptions& stage, const std::string& path, int64_t max) {
   StageOptions as_data = stage;
-  as_data.data.path = stage.eval.path;
+  as_data.data.path = path;
   as_data.data.from_stage.clear();
-  as_data.data.max_records = stage.eval.max_pairs;
+  as_data.data.max_records = max;
   as_data.data.skip_bad_rows = false;
+  return as_data;
+}
+
+std::vector<PairRecord> load_eval_pairs(const ExperimentConfig& config, const StageOptions& stage) {
   try {
-    return load_stage_pairs(config, as_data);
-  } catch (const std::invalid_argument& e) {
-    // The reader names the stage; name the eval block's key instead.
-    std::string message = e.what();
-    const std::string stage_part = stage_prefix(stage);
-    if (message.rfind(stage_part, 0) == 0) message.erase(0, stage_part.size());
-    throw std::invalid_argument(eval_prefix(stage) + "path: " + message);
+    return load_stage_pairs(config, as_stage_data(stage, stage.eval.path, stage.eval.max_pairs));
+  } catch (const std::exception& e) {
+    throw_for_key(stage, "path", e);
   }
 }
 
-std::vector<PromptRecord> load_eval_prompts(const ExperimentConfig& config, const StageOptions& stage,
-                                            const Tokenizer& tokenizer) {
-  TextDatasetOptions input;
-  input.path = stage.eval.prompts;
-  input.max_prompt_length = stage.data.max_prompt_length;
-  std::vector<PromptRecord> prompts;
+StagePrompts load_eval_prompts(const ExperimentConfig& config, const StageOptions& stage) {
+  StagePrompts prompts;
   try {
-    prompts = read_prompt_jsonl(input, tokenizer, make_experiment_chat_template(config)).records;
+    prompts = load_stage_prompts(config, as_stage_data(stage, stage.eval.prompts, stage.eval.max_prompts),
+                                 "eval.prompts (generation)");
   } catch (const std::exception& e) {
-    throw std::invalid_argument(eval_prefix(stage) + "prompts: " + e.what());
+    throw_for_key(stage, "prompts", e);
   }
-  if (prompts.empty()) throw std::invalid_argument(eval_prefix(stage) + "prompts: " + stage.eval.prompts + " has no prompts");
-  if (stage.eval.max_prompts > 0 && static_cast<int64_t>(prompts.size()) > stage.eval.max_prompts) {
-    prompts.resize(static_cast<size_t>(stage.eval.max_prompts));
+  if (prompts.records.empty()) {
+    throw std::invalid_argument(eval_prefix(stage) + "prompts: " + stage.eval.prompts + " has no prompts");
   }
   return prompts;
 }
@@ -110,8 +113,9 @@ EvalInputs read_inputs(StageContext& context) {
     check_prompt_ids(model, in.pairs);
   }
   if (!eval.prompts.empty()) {
-    in.tokenizer = make_experiment_tokenizer(context.config, eval_prefix(stage) + "prompts (generation)");
-    in.prompts = load_eval_prompts(context.config, stage, *in.tokenizer);
+    StagePrompts prompts = load_eval_prompts(context.config, stage);
+    in.tokenizer = std::move(prompts.tokenizer);
+    in.prompts = std::move(prompts.records);
     check_token_range(in.prompts, model.vocab_size());
     in.loader = std::make_unique<PluginLoader>(context.config.plugin_paths);
     in.grader = create_grader(*in.loader, eval.grader);  // its errors name the eval.grader key

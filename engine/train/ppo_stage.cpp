@@ -9,12 +9,11 @@
 
 #include "engine/data/prompt_records.h"
 #include "engine/data/stage_data.h"
-#include "engine/data/text_dataset.h"
 #include "engine/plugins/plugin_factory.h"
 #include "engine/train/stage_unit.h"
 #include "prefengine/plugin_loader.h"
 #include "engine/data/token_records.h"
-#include "engine/generation/generator.h"
+#include "engine/loop/sampling.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/reward_source.h"
 #include "prefengine/model.h"
@@ -32,17 +31,10 @@ PpoPrompts load_ppo_prompts(const ExperimentConfig& config, const StageOptions& 
     out.records = read_prompt_records(stage.data.path, stage.data.max_records);
     return out;
   }
-  const auto tokenizer = make_experiment_tokenizer(config, stage_prefix(stage) + "text prompts");
-  TextDatasetOptions input;
-  input.path = stage.data.path;
-  input.max_prompt_length = stage.data.max_prompt_length;
-  input.skip_bad_rows = stage.data.skip_bad_rows;
-  out.records = read_prompt_jsonl(input, *tokenizer, make_experiment_chat_template(config)).records;
-  if (stage.data.max_records > 0 && static_cast<int64_t>(out.records.size()) > stage.data.max_records) {
-    out.records.resize(static_cast<size_t>(stage.data.max_records));
-  }
+  StagePrompts text = load_stage_prompts(config, stage, "text prompts");
+  out.records = std::move(text.records);
   out.text = true;
-  out.eos_id = tokenizer->eos_id();
+  out.eos_id = text.tokenizer->eos_id();
   return out;
 }
 
@@ -69,20 +61,21 @@ SequenceTensors sample_responses(Model& model, const std::vector<PromptRecord>& 
                                  const at::Tensor& index, int64_t max_new_tokens, int64_t eos_id,
                                  double temperature) {
   const int64_t b = index.numel();
-  std::vector<const std::vector<int64_t>*> prompt_rows(b);
-  for (int64_t i = 0; i < b; ++i) prompt_rows[i] = &prompts[index[i].item<int64_t>()].prompt;
-  GenerationOptions options;
-  options.max_new_tokens = max_new_tokens;
-  options.eos_id = eos_id;
-  options.temperature = temperature;
-  // The default CPU generator, which at::multinomial used here before the engine generator: a
-  // seeded run draws the same numbers in the same order (one call per step over the live rows).
-  const PromptBatch batch = left_pad_prompts(prompt_rows, /*pad_id=*/0);
-  const GenerationResult result = generate(model, batch.input_ids, batch.attention_mask, options,
-                                           at::detail::getDefaultCPUGenerator());
-  const std::vector<std::vector<int64_t>> response = completion_tokens(result);
+  std::vector<const PromptRecord*> picked(static_cast<size_t>(b));
+  for (int64_t i = 0; i < b; ++i) picked[static_cast<size_t>(i)] = &prompts[index[i].item<int64_t>()];
+  // One response a prompt, the whole step in one generate() call (one draw per step over the live
+  // rows) from the default CPU generator, which at::multinomial used here before the engine
+  // generator: a seeded run draws the same numbers in the same order.
+  SamplingOptions sampling;
+  sampling.n = 1;
+  sampling.batch_size = std::max<int64_t>(b, 1);
+  sampling.max_new_tokens = max_new_tokens;
+  sampling.temperature = temperature;
+  at::Generator generator = at::detail::getDefaultCPUGenerator();
+  const std::vector<std::vector<int64_t>> response =
+      sample_completions(model, picked, sampling, eos_id, /*pad_id=*/0, generator);
   std::vector<TokenSequence> rows;
-  for (int64_t i = 0; i < b; ++i) rows.push_back({prompt_rows[i], &response[i]});
+  for (size_t i = 0; i < picked.size(); ++i) rows.push_back({&picked[i]->prompt, &response[i]});
   return pack_sequences(rows);
 }
 

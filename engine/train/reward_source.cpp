@@ -47,16 +47,22 @@ GraderRewardSource::~GraderRewardSource() {
 at::Tensor GraderRewardSource::score(const SequenceTensors& rows, const at::Tensor& prompt_index,
                                      const std::vector<PromptRecord>& prompts) {
   const int64_t b = rows.input_ids.size(0);
-  const at::Tensor ids = rows.input_ids.to(at::kLong).contiguous();
-  const at::Tensor mask = rows.response_mask.to(at::kLong).contiguous();
+  // One copy to host memory, then plain reads: an .item() per token is a device sync (and a
+  // dispatch) each.
+  const at::Tensor ids = rows.input_ids.to(at::kCPU, at::kLong).contiguous();
+  const at::Tensor mask = rows.response_mask.to(at::kCPU, at::kLong).contiguous();
+  const at::Tensor index = prompt_index.to(at::kCPU, at::kLong).contiguous();
+  const auto ids_at = ids.accessor<int64_t, 2>();
+  const auto mask_at = mask.accessor<int64_t, 2>();
+  const auto index_at = index.accessor<int64_t, 1>();
   std::vector<float> rewards(static_cast<size_t>(b));
   int64_t refused = 0;
   for (int64_t i = 0; i < b; ++i) {
     std::vector<int64_t> response;
     for (int64_t t = 0; t < ids.size(1); ++t) {
-      if (mask[i][t].item<int64_t>() != 0) response.push_back(ids[i][t].item<int64_t>());
+      if (mask_at[i][t] != 0) response.push_back(ids_at[i][t]);
     }
-    const PromptRecord& prompt = prompts[static_cast<size_t>(prompt_index[i].item<int64_t>())];
+    const PromptRecord& prompt = prompts[static_cast<size_t>(index_at[i])];
     double score = grader_->min_score();
     try {
       score = grader_->grade({prompt.prompt_text, valid_utf8(tokenizer_->decode(response)), prompt.reference}).score;

@@ -27,9 +27,9 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/data/stage_data.h"
-#include "engine/data/text_dataset.h"
 #include "engine/data/token_records.h"
 #include "engine/dist/data_parallel.h"
+#include "engine/io/durable_file.h"
 #include "engine/loop/grading.h"
 #include "engine/loop/sampling.h"
 #include "engine/metrics/metrics_logger.h"
@@ -89,19 +89,9 @@ class PairsStage : public StageUnit {
 
   void validate(StageContext& context) override {
     const StageOptions& stage = context.stage;
-    tokenizer_ = make_experiment_tokenizer(context.config, stage_prefix(stage) + "a pairs stage samples text");
-    TextDatasetOptions input;
-    input.path = stage.data.path;
-    input.max_prompt_length = stage.data.max_prompt_length;
-    input.skip_bad_rows = stage.data.skip_bad_rows;
-    try {
-      prompts_ = read_prompt_jsonl(input, *tokenizer_, make_experiment_chat_template(context.config)).records;
-    } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument(stage_prefix(stage) + e.what());
-    }
-    if (stage.data.max_records > 0 && static_cast<int64_t>(prompts_.size()) > stage.data.max_records) {
-      prompts_.resize(static_cast<size_t>(stage.data.max_records));
-    }
+    StagePrompts text = load_stage_prompts(context.config, stage, "a pairs stage samples text");
+    prompts_ = std::move(text.records);
+    tokenizer_ = std::move(text.tokenizer);
     check_token_range(prompts_, context.model->vocab_size());
     const PairsOptions options = pairs_options(stage);
     if (options.chosen_from == "reference") {
@@ -142,11 +132,7 @@ class PairsStage : public StageUnit {
     const auto policy_samples = sample_responses_text(*policy_, *tokenizer_, prompts, options_.sampling, generator);
     std::vector<std::vector<Sample>> other_samples;
     if (other_) other_samples = sample_responses_text(*other_, *tokenizer_, prompts, options_.sampling, generator);
-    std::ofstream out;
-    if (writer_) {
-      out.open(path_, std::ios::app);
-      if (!out) throw std::runtime_error(path_ + ": cannot write");
-    }
+    std::string lines;  // the step's pairs, appended at once
     for (size_t p = 0; p < prompts.size(); ++p) {
       const PromptRecord& prompt = *prompts[p];
       const std::vector<GradedText> policy = grade_texts(*grader_, prompt, policy_samples[p], step_);
@@ -177,13 +163,12 @@ class PairsStage : public StageUnit {
                                {"sampling", options_.sampling.to_json()}};
         if (prompt.reference) line["reference"] = *prompt.reference;
         if (other_) line["rejected_scores"] = scores_of(rejected_pool);
-        out << line.dump() << "\n";
+        lines += line.dump() + "\n";
       }
     }
-    if (writer_) {
-      out.close();
-      if (!out) throw std::runtime_error(path_ + ": cannot write");
-    }
+    // Checked (a full disk is an error naming the file); even a step without pairs creates the
+    // file, which a later stage's data.from_stage reads.
+    if (writer_) append_file_checked(path_, lines);
   }
 
   std::vector<UpdatePlan> plan(const std::vector<int64_t>&, const StageOptions&, DataParallel&,
@@ -242,20 +227,19 @@ class PairsStage : public StageUnit {
 
   // A resumed stage continues after its checkpoint's step: lines of later steps go.
   void keep_pair_lines_before(int64_t step) {
-    std::vector<std::string> kept;
+    std::string kept;
     {
       std::ifstream in(path_);
       for (std::string line; std::getline(in, line);) {
         const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
         if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() < step) {
-          kept.push_back(line);
+          kept += line + "\n";
         }
       }
     }
-    std::ofstream out(path_, std::ios::trunc);
-    for (const auto& line : kept) out << line << "\n";
-    out.close();
-    if (!out) throw std::runtime_error(path_ + ": cannot write");
+    // Replaced whole (write and rename): a crash here leaves the old lines, which the next
+    // resume drops again, never a half-written file.
+    write_file_durably(path_, kept);
   }
 
   PairsOptions options_;
