@@ -61,8 +61,9 @@ TEST(AdaptiveDpoRunTest, ResumeMidStageEqualsAnUninterruptedRun) {
   EXPECT_EQ(rows.front()["beta/rejected"].get<double>(), 0.1);  // step 1 runs at the start value
   EXPECT_LT(lowest, 0.09) << "the controller never lowered beta_rejected";
 
-  // Stopped after the pref stage's step 13 (global 20 + 13; not a logged step), then resumed.
-  ::setenv("PREFENGINE_STOP_AFTER_STEP", "33", 1);
+  // Stopped after the pref stage's step 6 (global 20 + 6; not a logged step, and beta_rejected is still
+  // on its way down from 0.1, between 0.071 at step 4 and the floor by step 8), then resumed.
+  ::setenv("PREFENGINE_STOP_AFTER_STEP", "26", 1);
   EXPECT_THROW(ExperimentRunner(parse_experiment(toy_yaml(), "adaptive.yaml"), cut).run(), std::runtime_error);
   ::unsetenv("PREFENGINE_STOP_AFTER_STEP");
   ExperimentRunner resumed(load_experiment(cut + "/config.yaml"), cut);
