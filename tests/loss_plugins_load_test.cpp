@@ -124,6 +124,7 @@ INSTANTIATE_TEST_SUITE_P(
     Losses, LossPluginLoadTest,
     ::testing::Values(Case{"dpo", needs(true, true, false), "beta"},
                       Case{"flex_dpo", needs(true, true, false), "beta_rejected"},
+                      Case{"adaptive_dpo", needs(true, true, false), "gain"},
                       Case{"dpo_sft", needs(true, true, false), "sft_weight"},
                       Case{"ipo", needs(true, true, false), "tau"},
                       Case{"slic", needs(false, true, false), "delta"},

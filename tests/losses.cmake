@@ -55,3 +55,11 @@ if(loss_plugin_targets)
     LIBRARIES prefengine::plugin_api ${CMAKE_DL_LIBS})
   add_dependencies(loss_plugins_load_test ${loss_plugin_targets})
 endif()
+
+# adaptive_dpo through the engine: the controller's state survives a stop and resume exactly.
+if(TARGET prefengine AND TARGET prefengine_plugin_adaptive_dpo)
+  prefengine_add_test(NAME adaptive_dpo_run_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/adaptive_dpo_run_test.cpp
+                      LIBRARIES prefengine)
+  add_dependencies(adaptive_dpo_run_test prefengine_plugin_adaptive_dpo prefengine_plugin_sft
+                   prefengine_plugin_toy_mlp)
+endif()
