@@ -24,3 +24,9 @@ if(TARGET prefengine_cli)
   add_dependencies(ppo_math_test prefengine_cli prefengine_plugin_transformer prefengine_plugin_ppo
                    prefengine_plugin_math)
 endif()
+# The 3D early warning on hand-made rows and on the toy runs.
+if(TARGET prefengine)
+  prefengine_add_test(NAME early_warning_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/early_warning_test.cpp LIBRARIES prefengine)
+  add_dependencies(early_warning_test prefengine_plugin_toy_mlp prefengine_plugin_dpo prefengine_plugin_dpo_sft
+                   prefengine_plugin_sft)
+endif()

@@ -79,7 +79,10 @@ std::string non_finite_tensors(const Model& model, bool grads) {
 
 // A resumed stage's watch sees the rows the stage logged before its checkpoint again, so that it
 // fires as in an uninterrupted run.
-void replay_rows(ThreeDWatch& watch, const std::string& run_directory, const std::string& stage, int64_t up_to) {
+// Returns the warnings those rows fired (run.json keeps them).
+std::vector<ThreeDWarning> replay_rows(ThreeDWatch& watch, const std::string& run_directory, const std::string& stage,
+                                       int64_t up_to) {
+  std::vector<ThreeDWarning> fired;
   std::ifstream in(run_directory + "/metrics.jsonl");
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
@@ -90,8 +93,9 @@ void replay_rows(ThreeDWatch& watch, const std::string& run_directory, const std
     for (const auto& [key, value] : j.items()) {
       if (value.is_number() && key != "step" && key != "global_step") row.set(key, value.get<double>());
     }
-    (void)watch.observe(row);
+    for (auto& w : watch.observe(row)) fired.push_back(std::move(w));
   }
+  return fired;
 }
 
 }  // namespace
@@ -166,7 +170,9 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
   if (unit.logs_3d_diagnostics() && stage.warn_3d.enabled()) {
     watch = std::make_unique<ThreeDWatch>(stage.warn_3d);
     if (resume != nullptr && !context.run_directory.empty()) {
-      replay_rows(*watch, context.run_directory, stage.name, resume->state.step);
+      for (const auto& w : replay_rows(*watch, context.run_directory, stage.name, resume->state.step)) {
+        context.report["warnings"].push_back(w.to_json());
+      }
     }
   }
   int64_t last_step = steps;  // on_3d: stop ends the stage early
