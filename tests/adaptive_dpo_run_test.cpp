@@ -72,5 +72,54 @@ TEST(AdaptiveDpoRunTest, ResumeMidStageEqualsAnUninterruptedRun) {
   EXPECT_EQ(testing::read_file(cut + "/metrics.jsonl"), testing::read_file(whole + "/metrics.jsonl"));
 }
 
+// control "ratio" through the engine: the gradient ratio the engine measures by autograd
+// (grad/ratio_log10, the mean over pairs of log10 |dL/dpi_l| / |dL/dpi_w|) stays at the target
+// while beta_rejected is inside its bounds, where plain DPO's climbs past it. Every step is logged
+// so the controller (ema 0) always acts on the previous step's batch.
+std::string toy_ratio_yaml(const std::string& loss) {
+  return "name: toy-adaptive-ratio\nseed: 0\nthreads: 1\n"
+         "model: {plugin: toy_mlp, prompts: 4, responses: 10, hidden: 64, layers: 3}\n"
+         "stages:\n"
+         "  - {name: sft, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl},\n"
+         "     optimizer: {name: adam, lr: 1.0e-2}, batch_size: 4, steps: 100, log_every: 50}\n"
+         "  - name: pref\n"
+         "    kind: pairwise\n"
+         "    loss: " + loss + "\n"
+         "    data: {path: configs/toy/data/pairs.jsonl}\n"
+         "    optimizer: {name: adam, lr: 1.0e-3}\n"
+         "    batch_size: 16\n"
+         "    steps: 300\n"
+         "    log_every: 1\n";
+}
+
+TEST(AdaptiveDpoRunTest, RatioControlHoldsTheMeasuredGradientRatioAtItsTarget) {
+  const std::string dir = testing::make_temp_dir("adaptive-ratio");
+  fs::create_directories(dir + "/dpo");
+  fs::create_directories(dir + "/ratio");
+  ExperimentRunner(parse_experiment(toy_ratio_yaml("{plugin: dpo, beta: 0.1}"), "dpo.yaml"), dir + "/dpo").run();
+  ExperimentRunner(parse_experiment(toy_ratio_yaml("{plugin: adaptive_dpo, control: ratio, target_ratio_log10: 1,"
+                                                   " beta_min: 1.0e-6, ema: 0}"),
+                                    "ratio.yaml"),
+                   dir + "/ratio")
+      .run();
+  double dpo_max = -1e9;
+  for (const auto& row : testing::read_metrics(dir + "/dpo", "pref")) {
+    dpo_max = std::max(dpo_max, row["grad/ratio_log10"].get<double>());
+  }
+  ASSERT_GT(dpo_max, 2.0) << "DPO's ratio should pass the target by far for the test to mean anything";
+  int64_t inside = 0;
+  double worst = 0;
+  for (const auto& row : testing::read_metrics(dir + "/ratio", "pref")) {
+    const double beta_l = row["beta/rejected"].get<double>();
+    if (row["step"].get<int64_t>() == 1 || beta_l >= 0.1 || beta_l <= 1.0e-6) continue;  // clipped: not held
+    ++inside;
+    worst = std::max(worst, std::abs(row["grad/ratio_log10"].get<double>() - 1.0));
+  }
+  EXPECT_GT(inside, 100) << "beta_rejected should be inside its bounds on most steps";
+  // One step's change of the batch's log ratio (and the next batch being other pairs) is all
+  // that separates the measured ratio from the target.
+  EXPECT_LT(worst, 0.25) << "grad/ratio_log10 strayed from the target by " << worst;
+}
+
 }  // namespace
 }  // namespace prefengine

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <vector>
 
 #include "adaptive_dpo_loss.h"
@@ -210,11 +211,88 @@ TEST(LossAdaptiveDpoTest, LoadStateRefusesAMissingTensorOrAnotherBetaChosen) {
   PluginOptions options = make_options({});
   AdaptiveDpoLoss loss(options);
   NamedTensors state = loss.state();
-  state.pop_back();
+  state.erase(std::remove_if(state.begin(), state.end(), [](const auto& t) { return t.first == "measured_steps"; }),
+              state.end());
   EXPECT_THROW(loss.load_state(state), std::invalid_argument);
   PluginOptions other_options = make_options({{"beta_chosen", "0.3"}});
   AdaptiveDpoLoss other(other_options);
   EXPECT_THROW(other.load_state(loss.state()), std::invalid_argument);
+}
+
+// control "ratio": the step's mean log(pi_w/pi_l) over whole responses, smoothed, sets beta_l so
+// that (beta_l/beta_w) * pi_w/pi_l = 10^target (Corollary 1's gradient ratio), within the bounds.
+StepFeedback feedback_with_logps(int64_t step, double chosen, double rejected) {
+  StepFeedback f;
+  f.step = step;
+  f.chosen_logps = chosen;
+  f.rejected_logps = rejected;
+  f.ref_chosen_logps = -1.0;
+  f.ref_rejected_logps = -1.0;
+  f.chosen_tokens = 3.0;  // lengths do not enter: the ratio is of whole-response probabilities
+  f.rejected_tokens = 5.0;
+  return f;
+}
+
+TEST(LossAdaptiveDpoTest, RatioControlHoldsCorollaryOnesRatioAtTheTarget) {
+  PluginOptions options = make_options({{"control", "ratio"}, {"beta_chosen", "0.1"}, {"beta_rejected", "0.1"},
+                                        {"beta_min", "0.001"}, {"target_ratio_log10", "0"}, {"ema", "0.5"}});
+  AdaptiveDpoLoss loss(options);
+  options.reject_unread();
+  // Step 1: -3 - (-4) = 1 nat; m = 1; beta_l = 0.1 * 10^0 * e^-1.
+  loss.on_step(feedback_with_logps(1, -3.0, -4.0));
+  EXPECT_NEAR(loss.smoothed_drop(), 1.0, 1e-15);
+  EXPECT_NEAR(loss.beta_rejected(), 0.036787944117144233, 1e-16);
+  // Step 2: -2 - (-5) = 3; m = 0.5*1 + 0.5*3 = 2; beta_l = 0.1 * e^-2.
+  loss.on_step(feedback_with_logps(2, -2.0, -5.0));
+  EXPECT_NEAR(loss.smoothed_drop(), 2.0, 1e-15);
+  EXPECT_NEAR(loss.beta_rejected(), 0.013533528323661270, 1e-16);
+  // The gradient ratio the next step will have, by Corollary 1, at the smoothed log ratio: 10^0.
+  EXPECT_NEAR(std::log10(loss.beta_rejected() / 0.1) + loss.smoothed_drop() / std::log(10.0), 0.0, 1e-12);
+  expect_flex_closed_form(loss, 0.1, loss.beta_rejected());
+  // A collapsed rejected response (m = 0.5*2 + 0.5*40 = 21) sends beta_l to its floor ...
+  loss.on_step(feedback_with_logps(3, -1.0, -41.0));
+  EXPECT_EQ(loss.beta_rejected(), 0.001);
+  // ... and a rejected response likelier than the chosen one to its ceiling (0.1 * e^+1 > 0.1).
+  PluginOptions fresh_options = make_options({{"control", "ratio"}, {"target_ratio_log10", "0"}, {"ema", "0"}});
+  AdaptiveDpoLoss fresh(fresh_options);
+  fresh.on_step(feedback_with_logps(1, -2.0, -1.0));
+  EXPECT_EQ(fresh.beta_rejected(), 0.1);
+  // A positive target allows a larger rejected push: target 1 at a ratio of 100 gives 0.1 * 10 / 100.
+  PluginOptions ten_options = make_options({{"control", "ratio"}, {"target_ratio_log10", "1"}, {"ema", "0"}});
+  AdaptiveDpoLoss ten(ten_options);
+  ten.on_step(feedback_with_logps(1, 0.0, -std::log(100.0)));
+  EXPECT_NEAR(ten.beta_rejected(), 0.01, 1e-15);
+}
+
+TEST(LossAdaptiveDpoTest, RatioControlStateResumesAndRefusesAnotherControl) {
+  const std::map<std::string, std::string> values{{"control", "ratio"}, {"target_ratio_log10", "0.5"},
+                                                  {"ema", "0.8"}, {"beta_min", "0.0001"}};
+  PluginOptions whole_options = make_options(values);
+  AdaptiveDpoLoss whole(whole_options);
+  PluginOptions resumed_options = make_options(values);
+  AdaptiveDpoLoss resumed(resumed_options);
+  std::vector<double> whole_betas, resumed_betas;
+  for (int k = 0; k < 12; ++k) {
+    whole.on_step(feedback_with_logps(k + 1, -1.0 - 0.1 * k, -1.0 - 0.7 * k));
+    whole_betas.push_back(whole.beta_rejected());
+    if (k == 6) resumed.load_state(whole.state());
+  }
+  for (int k = 7; k < 12; ++k) {
+    resumed.on_step(feedback_with_logps(k + 1, -1.0 - 0.1 * k, -1.0 - 0.7 * k));
+    resumed_betas.push_back(resumed.beta_rejected());
+  }
+  EXPECT_EQ(resumed_betas, std::vector<double>(whole_betas.begin() + 7, whole_betas.end()));  // bit for bit
+  // A level checkpoint cannot continue under ratio, nor the other way round; nor can one written
+  // before the control was saved (it was level) continue under ratio.
+  PluginOptions level_options = make_options({});
+  AdaptiveDpoLoss level(level_options);
+  EXPECT_THROW(level.load_state(whole.state()), std::invalid_argument);
+  EXPECT_THROW(resumed.load_state(level.state()), std::invalid_argument);
+  NamedTensors old_state = level.state();
+  old_state.erase(std::remove_if(old_state.begin(), old_state.end(), [](const auto& t) { return t.first == "control"; }),
+                  old_state.end());
+  EXPECT_NO_THROW(level.load_state(old_state));
+  EXPECT_THROW(resumed.load_state(old_state), std::invalid_argument);
 }
 
 TEST(LossAdaptiveDpoTest, Requirements) {
@@ -236,7 +314,9 @@ TEST(LossAdaptiveDpoTest, OptionErrorsNameTheKey) {
       {"beta_max", {"0", "-1", "abc", "inf"}},
       {"gain", {"-0.1", "abc", "inf"}},
       {"target_rejected_drop", {"-1", "abc", "inf"}},
-      {"ema", {"-0.1", "1", "1.5", "abc"}}};
+      {"ema", {"-0.1", "1", "1.5", "abc"}},
+      {"control", {"rate", "Level", ""}},
+      {"target_ratio_log10", {"abc", "inf"}}};
   for (const auto& [key, values] : bad) {
     for (const char* value : values) {
       expect_option_error(
@@ -271,7 +351,8 @@ TEST(LossAdaptiveDpoTest, OptionErrorsNameTheKey) {
 TEST(LossAdaptiveDpoTest, ReadsEveryKeyItAccepts) {
   PluginOptions options = make_options({{"beta_chosen", "0.1"}, {"beta_rejected", "0.05"}, {"beta_min", "0.01"},
                                         {"beta_max", "0.1"}, {"gain", "0.1"}, {"target_rejected_drop", "2"},
-                                        {"ema", "0.5"}, {"beta", "0.1"}});
+                                        {"ema", "0.5"}, {"control", "level"}, {"target_ratio_log10", "1"},
+                                        {"beta", "0.1"}});
   AdaptiveDpoLoss loss(options);
   EXPECT_EQ(options.unread_keys(), std::vector<std::string>{"beta"});
 }

@@ -24,6 +24,7 @@ std::string number(double v) {
 
 AdaptiveDpoLoss::AdaptiveDpoLoss(PluginOptions& options) {
   AdaptiveDpoOptions& o = options_;
+  o.control = options.get_choice("control", "level", {"level", "ratio"});
   o.beta_chosen = options.get_double("beta_chosen", 0.1, /*min=*/0.0, kMaxOption, /*min_exclusive=*/true);
   o.beta_rejected = options.get_double("beta_rejected", 0.1, /*min=*/0.0, kMaxOption, /*min_exclusive=*/true);
   o.beta_min = options.get_double("beta_min", std::min(0.001, o.beta_rejected), /*min=*/0.0, kMaxOption,
@@ -33,6 +34,7 @@ AdaptiveDpoLoss::AdaptiveDpoLoss(PluginOptions& options) {
   o.beta_max = options.get_double("beta_max", o.beta_rejected, /*min=*/0.0, kMaxOption, /*min_exclusive=*/true);
   o.target_rejected_drop = options.get_double("target_rejected_drop", 1.0, /*min=*/0.0, kMaxOption);
   o.gain = options.get_double("gain", 0.01, /*min=*/0.0, kMaxOption);
+  o.target_ratio_log10 = options.get_double("target_ratio_log10", 1.0, -kMaxOption, kMaxOption);
   o.ema = options.get_double("ema", 0.9, /*min=*/0.0, /*max=*/1.0);
   // ema = 1 would freeze the first measurement for ever: the controller would never see a change.
   if (o.ema >= 1.0) options.fail("ema", "a number in [0, 1)", number(o.ema));
@@ -81,14 +83,22 @@ LossOutput AdaptiveDpoLoss::pairwise(const PairwiseBatch& batch) {
 }
 
 void AdaptiveDpoLoss::on_step(const StepFeedback& feedback) {
-  const double tokens = feedback.rejected_tokens;
-  const double drop = -(feedback.rejected_logps - feedback.ref_rejected_logps) / tokens;
+  const bool ratio = options_.control == "ratio";
+  // "ratio" measures Corollary 1's pi_w/pi_l on whole responses, as grad/ratio_log10 does (the
+  // mean over pairs of the log ratio); "level" the drop per token.
+  const double measured = ratio ? feedback.chosen_logps - feedback.rejected_logps
+                                : -(feedback.rejected_logps - feedback.ref_rejected_logps) / feedback.rejected_tokens;
   // A step that measured nothing (no pairs, no reference) leaves the controller where it was
   // rather than steering on a NaN.
-  if (!std::isfinite(drop) || !(tokens > 0)) return;
-  smoothed_drop_ = measured_steps_ == 0 ? drop : options_.ema * smoothed_drop_ + (1.0 - options_.ema) * drop;
+  if (!std::isfinite(measured) || (!ratio && !(feedback.rejected_tokens > 0))) return;
+  smoothed_drop_ =
+      measured_steps_ == 0 ? measured : options_.ema * smoothed_drop_ + (1.0 - options_.ema) * measured;
   ++measured_steps_;
-  const double moved = beta_rejected_ * std::exp(-options_.gain * (smoothed_drop_ - options_.target_rejected_drop));
+  // "ratio" sets beta_l outright from the measurement (no integral term, nothing to wind up);
+  // "level" moves it by a factor. Either way the bounds hold.
+  const double moved =
+      ratio ? options_.beta_chosen * std::pow(10.0, options_.target_ratio_log10) * std::exp(-smoothed_drop_)
+            : beta_rejected_ * std::exp(-options_.gain * (smoothed_drop_ - options_.target_rejected_drop));
   beta_rejected_ = std::clamp(moved, options_.beta_min, options_.beta_max);
 }
 
@@ -99,11 +109,14 @@ NamedTensors AdaptiveDpoLoss::state() const {
   return {{"beta_chosen", at::scalar_tensor(options_.beta_chosen, d)},
           {"beta_rejected", at::scalar_tensor(beta_rejected_, d)},
           {"smoothed_drop", at::scalar_tensor(smoothed_drop_, d)},
-          {"measured_steps", at::scalar_tensor(measured_steps_, at::TensorOptions().dtype(at::kLong))}};
+          {"measured_steps", at::scalar_tensor(measured_steps_, at::TensorOptions().dtype(at::kLong))},
+          // 0 = level, 1 = ratio: the smoothed value means a different thing under each.
+          {"control", at::scalar_tensor(options_.control == "ratio" ? 1 : 0, at::TensorOptions().dtype(at::kLong))}};
 }
 
 void AdaptiveDpoLoss::load_state(const NamedTensors& state) {
   bool seen[4] = {false, false, false, false};
+  bool seen_control = false;
   for (const auto& [name, tensor] : state) {
     if (!tensor.defined() || tensor.numel() != 1) {
       throw std::invalid_argument("adaptive_dpo: state tensor '" + name + "' is not a scalar");
@@ -125,7 +138,19 @@ void AdaptiveDpoLoss::load_state(const NamedTensors& state) {
     } else if (name == "measured_steps") {
       seen[3] = true;
       measured_steps_ = tensor.item<int64_t>();
+    } else if (name == "control") {
+      seen_control = true;
+      // Absent in checkpoints written before "ratio" existed: those were "level".
+      const std::string saved = tensor.item<int64_t>() == 1 ? "ratio" : "level";
+      if (saved != options_.control) {
+        throw std::invalid_argument("adaptive_dpo: the checkpoint's control '" + saved + "' differs from the config's '" +
+                                    options_.control + "'");
+      }
     }
+  }
+  if (!seen_control && options_.control != "level") {
+    throw std::invalid_argument("adaptive_dpo: the checkpoint has no 'control' (it was written under control 'level'), "
+                                "the config asks for '" + options_.control + "'");
   }
   for (int k = 0; k < 4; ++k) {
     if (!seen[k]) {
