@@ -106,6 +106,59 @@ TEST(SweepTest, RunSummaryFromAMetricsFile) {
   EXPECT_DOUBLE_EQ(s.values.at("rejected_1e-3_step"), 20);
   EXPECT_DOUBLE_EQ(s.values.at("final_eval_accuracy"), 0.5);
   EXPECT_DOUBLE_EQ(s.values.at("eval_accuracy_change"), 0.25);  // (0.25 + 0.25) / 2
+  EXPECT_DOUBLE_EQ(s.values.at("peak_chosen_step"), 20);
+  // Half of the rise 0.30 -> 0.70 is lost at 0.50; the last row (0.60) is not there yet.
+  EXPECT_EQ(s.values.count("half_gain_lost_step"), 0u);
+  EXPECT_EQ(s.values.count("warn_degradation_step"), 0u);  // no run.json
+}
+
+TEST(SweepTest, RunSummaryHasTheTurnOfTheChosenCurveAndTheWarningSteps) {
+  const std::string dir = testing::make_temp_dir("summary-warnings");
+  testing::write_file(dir + "/metrics.jsonl",
+                      R"({"stage":"pref","step":1,"probs/chosen":0.20,"logps/rejected":-1.5}
+{"stage":"pref","step":20,"probs/chosen":0.90,"logps/rejected":-9.0}
+{"stage":"pref","step":40,"probs/chosen":0.90,"logps/rejected":-20.0}
+{"stage":"pref","step":60,"probs/chosen":0.56,"logps/rejected":-30.0}
+{"stage":"pref","step":80,"probs/chosen":0.54,"logps/rejected":-41.5}
+)");
+  // Warnings of another stage are not this stage's; a property fired once per stage.
+  testing::write_file(dir + "/run.json", R"({"status":"completed","stages":[
+{"name":"sft","warnings":[{"property":"degradation","onset_step":3,"step":5,"detail":""}]},
+{"name":"pref","warnings":[{"property":"drastic_drop","onset_step":20,"step":40,"detail":""},
+                           {"property":"degradation","onset_step":40,"step":60,"detail":""}]}]})");
+  const RunMetricsSummary s = summarize_run(dir);
+  EXPECT_DOUBLE_EQ(s.values.at("peak_chosen_step"), 20);  // the first row at the peak
+  EXPECT_DOUBLE_EQ(s.values.at("half_gain_lost_step"), 80);  // 0.54 <= (0.20 + 0.90) / 2 = 0.55 < 0.56
+  EXPECT_DOUBLE_EQ(s.values.at("final_logps_rejected"), -41.5);
+  EXPECT_DOUBLE_EQ(s.values.at("warn_drastic_drop_step"), 40);
+  EXPECT_DOUBLE_EQ(s.values.at("warn_degradation_step"), 60);
+  EXPECT_EQ(s.values.count("warn_dispersion_step"), 0u);
+  // A damaged warning entry names run.json.
+  testing::write_file(dir + "/run.json", R"({"stages":[{"name":"pref","warnings":[{"step":3}]}]})");
+  try {
+    summarize_run(dir);
+    ADD_FAILURE() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/run.json"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SweepTest, RunSummaryOfALanguageModelStageUsesItsPerTokenAndEvaluationMetrics) {
+  const std::string dir = testing::make_temp_dir("summary-lm");
+  testing::write_file(dir + "/metrics.jsonl",
+                      R"({"stage":"sft","step":20,"loss":2.0}
+{"stage":"dpo","step":1,"logps/chosen_per_token":-0.5,"beta/rejected":0.1,"eval/score_mean":1.25,"eval/accuracy":0.1,"eval/logps_chosen_per_token":-0.50,"eval/logps_rejected_per_token":-0.70}
+{"stage":"dpo","step":2,"logps/chosen_per_token":-0.6,"beta/rejected":0.05}
+{"stage":"dpo","step":4,"logps/chosen_per_token":-0.7,"beta/rejected":0.02,"eval/score_mean":1.5,"eval/accuracy":0.2,"eval/logps_chosen_per_token":-0.625,"eval/logps_rejected_per_token":-0.95}
+)");
+  const RunMetricsSummary s = summarize_run(dir);
+  EXPECT_EQ(s.stage, "dpo");
+  EXPECT_EQ(s.values.count("peak_chosen"), 0u);  // no probs/* on a language model
+  EXPECT_DOUBLE_EQ(s.values.at("final_eval_score"), 1.5);
+  EXPECT_DOUBLE_EQ(s.values.at("final_eval_correct"), 0.2);
+  EXPECT_DOUBLE_EQ(s.values.at("eval_chosen_per_token_change"), -0.125);
+  EXPECT_DOUBLE_EQ(s.values.at("eval_rejected_per_token_change"), -0.25);
+  EXPECT_DOUBLE_EQ(s.values.at("final_beta_rejected"), 0.02);
 }
 
 TEST(SweepTest, SummaryTableHasMeanAndSampleStdOverSeeds) {

@@ -3,7 +3,11 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -33,12 +37,36 @@ std::string format(double x) {
   return text;
 }
 
+// The step at which each 3D early warning of `stage` fired (run.json stages[].warnings), as
+// warn_<property>_step; nothing when run.json is absent (a run that never started its stages).
+void read_warning_steps(const std::string& run_directory, const std::string& stage, RunMetricsSummary* out) {
+  const std::string path = run_directory + "/run.json";
+  std::ifstream in(path);
+  if (!in) return;
+  const auto status = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!status.is_object() || !status.contains("stages") || !status["stages"].is_array()) return;
+  try {
+    for (const auto& entry : status["stages"]) {
+      if (!entry.is_object() || entry.value("name", "") != stage || !entry.contains("warnings")) continue;
+      for (const auto& w : entry["warnings"]) {
+        const std::string key = "warn_" + w.at("property").get<std::string>() + "_step";
+        if (!out->values.count(key)) out->values[key] = w.at("step").get<double>();
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(path + ": unexpected warnings entry: " + e.what());
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& summary_metric_names() {
   static const std::vector<std::string> names = {
-      "start_chosen", "peak_chosen", "final_chosen", "final_unseen", "final_never_seen",
-      "rejected_1e-3_step", "final_eval_accuracy", "eval_accuracy_change"};
+      "start_chosen",          "peak_chosen",         "peak_chosen_step",       "half_gain_lost_step",
+      "final_chosen",          "final_unseen",        "final_never_seen",       "final_logps_rejected",
+      "rejected_1e-3_step",    "final_eval_accuracy", "eval_accuracy_change",   "final_eval_score",
+      "final_eval_correct",    "eval_chosen_per_token_change", "eval_rejected_per_token_change",
+      "final_beta_rejected",   "warn_drastic_drop_step", "warn_degradation_step", "warn_dispersion_step"};
   return names;
 }
 
@@ -48,6 +76,7 @@ RunMetricsSummary summarize_run(const std::string& run_directory) {
   std::vector<nlohmann::json> rows;
   std::string line;
   std::string stage;
+  bool toy_stage = false;  // a stage with probs/chosen was seen: it wins over per-token ones
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.empty()) continue;
     // A damaged row names its file:line (not the JSON library's message alone).
@@ -55,34 +84,59 @@ RunMetricsSummary summarize_run(const std::string& run_directory) {
     auto row = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!row.is_object()) throw std::invalid_argument(where + ": expected a JSON object (a metrics row)");
     rows.push_back(std::move(row));
-    if (rows.back().contains("probs/chosen")) {
+    // The toy's stages log probs/*; a language model's pairwise stages logps/*_per_token.
+    const bool toy = rows.back().contains("probs/chosen");
+    if (toy || rows.back().contains("logps/chosen_per_token")) {
       if (!rows.back().contains("stage") || !rows.back()["stage"].is_string()) {
         throw std::invalid_argument(where + ": expected a string field 'stage'");
       }
-      stage = rows.back()["stage"].get<std::string>();
+      if (toy || !toy_stage) stage = rows.back()["stage"].get<std::string>();
+      toy_stage = toy_stage || toy;
     }
   }
   RunMetricsSummary out;
   out.stage = stage;
   if (stage.empty()) return out;
   bool first = true;
-  double peak = -1, last_acc = NAN, change_sum = 0;
+  double start = NAN, peak = -1, last_acc = NAN, change_sum = 0;
+  std::vector<std::pair<double, double>> chosen_curve;  // (step, probs/chosen)
+  std::map<std::string, double> first_of;                // first value of a metric in the stage
   int64_t changes = 0;
   try {  // a field of the wrong type: one line naming the file
     for (const auto& row : rows) {
       if (!row.contains("stage") || row["stage"] != stage) continue;
       if (row.contains("probs/chosen")) {
         const double chosen = row["probs/chosen"].get<double>();
-        if (first) out.values["start_chosen"] = chosen;
+        if (first) out.values["start_chosen"] = start = chosen;
         first = false;
-        peak = std::max(peak, chosen);
+        if (chosen > peak) {
+          peak = chosen;
+          out.values["peak_chosen_step"] = row["step"].get<double>();
+        }
+        chosen_curve.emplace_back(row["step"].get<double>(), chosen);
         out.values["final_chosen"] = chosen;
+        if (row.contains("logps/rejected")) out.values["final_logps_rejected"] = row["logps/rejected"].get<double>();
         if (row.contains("probs/unseen")) out.values["final_unseen"] = row["probs/unseen"].get<double>();
         if (row.contains("probs/never_seen")) out.values["final_never_seen"] = row["probs/never_seen"].get<double>();
         if (row.contains("probs/rejected") && row["probs/rejected"].get<double>() < 1e-3 &&
             !out.values.count("rejected_1e-3_step")) {
           out.values["rejected_1e-3_step"] = row["step"].get<double>();
         }
+      }
+      // Generation and held-out pair metrics of evaluation rows: the last value, or the change
+      // from the first evaluation to the last.
+      for (const auto& [column, metric] : {std::pair<const char*, const char*>{"final_eval_score", "eval/score_mean"},
+                                           {"final_eval_correct", "eval/accuracy"},
+                                           {"final_beta_rejected", "beta/rejected"}}) {
+        if (row.contains(metric) && row[metric].is_number()) out.values[column] = row[metric].get<double>();
+      }
+      for (const auto& [column, metric] :
+           {std::pair<const char*, const char*>{"eval_chosen_per_token_change", "eval/logps_chosen_per_token"},
+            {"eval_rejected_per_token_change", "eval/logps_rejected_per_token"}}) {
+        if (!row.contains(metric) || !row[metric].is_number()) continue;
+        const double v = row[metric].get<double>();
+        if (!first_of.count(metric)) first_of[metric] = v;
+        out.values[column] = v - first_of[metric];
       }
       if (row.contains("eval/pair_accuracy")) {
         const double acc = row["eval/pair_accuracy"].get<double>();
@@ -97,7 +151,21 @@ RunMetricsSummary summarize_run(const std::string& run_directory) {
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(run_directory + "/metrics.jsonl: unexpected metrics row: " + e.what());
   }
-  out.values["peak_chosen"] = peak;
+  if (!first) out.values["peak_chosen"] = peak;
+  // The first step after the peak at which the chosen probability is back below the middle of
+  // its rise (start + peak) / 2: it has given back half of what it gained.
+  if (peak > start) {
+    const double half = 0.5 * (start + peak);
+    bool past_peak = false;
+    for (const auto& [step, chosen] : chosen_curve) {
+      if (step == out.values["peak_chosen_step"]) past_peak = true;
+      if (past_peak && chosen <= half) {
+        out.values["half_gain_lost_step"] = step;
+        break;
+      }
+    }
+  }
+  read_warning_steps(run_directory, stage, &out);
   if (changes > 0) out.values["eval_accuracy_change"] = change_sum / static_cast<double>(changes);
   return out;
 }
@@ -146,7 +214,9 @@ void write_sweep_summary(const std::string& directory, const std::vector<Summary
     for (const auto& name : used) {
       auto it = row.samples.find(name);
       if (it == row.samples.end() || it->second.empty()) {
-        md << (name == "rejected_1e-3_step" ? " never |" : " – |");
+        const bool step_of_event = name == "rejected_1e-3_step" || name == "half_gain_lost_step" ||
+                                   name.rfind("warn_", 0) == 0;
+        md << (step_of_event ? " never |" : " – |");
         continue;
       }
       md << " " << format(mean_of(it->second)) << " ± " << format(std_of(it->second));
