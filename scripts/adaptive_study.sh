@@ -2,7 +2,7 @@
 # The evidence for adaptive beta and the 3D early warning (README, "3D early warning and adaptive
 # beta"): DPO, flex-beta, adaptive_dpo "level" and "ratio" at equal steps, three seeds each, with the
 # early warning on every run.
-#   configs/toy/adaptive_study.yaml   the four toy scenarios (48 runs, ~3 min on 2 cores)
+#   configs/toy/adaptive_study.yaml   the four toy scenarios (60 runs, ~4 min on 2 cores)
 #   configs/lm/onpolicy.yaml, then configs/lm/adaptive_math.yaml   the language-model math task:
 #                                     one SFT model and its graded on-policy pairs, then 12 DPO runs
 # Each sweep runs its children in parallel (up to the core count, or JOBS) and writes summary.md;
