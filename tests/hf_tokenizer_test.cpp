@@ -97,7 +97,8 @@ TEST(HfTokenizerTest, SentencePieceStyleByteFallback) {
 json byte_level_pieces(const json& pre_tokenizer, const json& added = json::array(),
                        const json& normalizer = nullptr) {
   json vocab = {{"a", 0}, {"b", 1}, {"-", 2}, {"a-", 3}, {"-b", 4}, {"--", 5}, {kSpace, 6},
-                {"<", 7}, {"w", 8}, {">", 9}};
+                {"<", 7}, {"w", 8}, {">", 9}, {"_", 25}, {"1", 26},
+                {"\xC3\x99\xC2\xA3" "4", 27}};  // "\u00D9\u00A34": the bytes D9 A3 34 of "\u06634"
   return json{{"added_tokens", added},
               {"normalizer", normalizer},
               {"pre_tokenizer", json{{"type", "Sequence"},
@@ -134,6 +135,16 @@ TEST(HfTokenizerTest, SplitDelimiterBehaviors) {
   EXPECT_EQ(encode("MergedWithPrevious", true), (Ids{0, 2, 4}));
 }
 
+TEST(HfTokenizerTest, DigitsAreUnicodeNumerals) {
+  // Digits splits on Rust's char::is_numeric, so ARABIC-INDIC DIGIT THREE (U+0663) joins the run
+  // with '4': pieces "a" | "\u06634" | "b", the middle one a single vocabulary entry after the
+  // byte map (D9 -> U+00D9, A3 -> U+00A3).
+  const HfBpeTokenizer t(write_tokenizer(
+      "hf-digits", byte_level_pieces(json{{"type", "Digits"}, {"individual_digits", false}})));
+  EXPECT_EQ(t.encode("a\xD9\xA3" "4b"), (Ids{0, 27, 1}));
+  EXPECT_EQ(t.decode({0, 27, 1}), "a\xD9\xA3" "4b");
+}
+
 TEST(HfTokenizerTest, AddedTokenFlags) {
   const json added = json::array({
       json{{"id", 10}, {"content", "<m>"}, {"lstrip", true}, {"special", true}},
@@ -153,6 +164,10 @@ TEST(HfTokenizerTest, AddedTokenFlags) {
   // single_word: only between non-word characters; glued to letters it is plain text.
   EXPECT_EQ(t.encode("a <w> b"), (Ids{0, 6, 12, 6, 1}));
   EXPECT_EQ(t.encode("a<w>b"), (Ids{0, 7, 8, 9, 1}));
+  // Word characters are the regex class \w: letters, digits and '_' too; '-' is not one.
+  EXPECT_EQ(t.encode("_<w>"), (Ids{25, 7, 8, 9}));
+  EXPECT_EQ(t.encode("<w>1"), (Ids{7, 8, 9, 26}));
+  EXPECT_EQ(t.encode("-<w>-"), (Ids{2, 12, 2}));
   // The longest added token at a position wins.
   EXPECT_EQ(t.encode("<w>>"), (Ids{13}));
   // The normalized token is found in the NFC form of the text, both spellings.

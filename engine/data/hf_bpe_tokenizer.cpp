@@ -105,13 +105,20 @@ bool valid_utf8(const std::string& text) {
   return true;
 }
 
-// Rust's char::is_numeric / is_alphanumeric / is_whitespace, which the tokenizers library uses.
+// The character classes the tokenizers library uses: Rust's char::is_numeric (Digits), and the
+// regex classes \w (single_word) and \s (lstrip / rstrip), Unicode-aware as in Rust's regex.
 bool is_numeric(UChar32 c) {
   if (c < 0) return false;
   const int8_t t = u_charType(c);
   return t == U_DECIMAL_DIGIT_NUMBER || t == U_LETTER_NUMBER || t == U_OTHER_NUMBER;
 }
-bool is_alphanumeric(UChar32 c) { return c >= 0 && (u_isUAlphabetic(c) || is_numeric(c)); }
+bool is_word_character(UChar32 c) {
+  if (c < 0) return false;
+  const int8_t t = u_charType(c);
+  return u_isUAlphabetic(c) || t == U_NON_SPACING_MARK || t == U_ENCLOSING_MARK ||
+         t == U_COMBINING_SPACING_MARK || t == U_DECIMAL_DIGIT_NUMBER || t == U_CONNECTOR_PUNCTUATION ||
+         u_hasBinaryProperty(c, UCHAR_JOIN_CONTROL);
+}
 bool is_whitespace(UChar32 c) { return c >= 0 && u_isUWhiteSpace(c); }
 
 std::string token_content(const json& value) {
@@ -349,8 +356,8 @@ std::vector<Piece> split_added(const std::string& text, const TokenTrie& trie,
     const AddedToken& t = tokens[static_cast<size_t>(value)];
     if (t.single_word) {
       size_t before = i, after = end;
-      const bool word_before = i > 0 && is_alphanumeric(previous_code_point(text, &before));
-      const bool word_after = end < text.size() && is_alphanumeric(next_code_point(text, &after));
+      const bool word_before = i > 0 && is_word_character(previous_code_point(text, &before));
+      const bool word_after = end < text.size() && is_word_character(next_code_point(text, &after));
       if (word_before || word_after) {
         ++i;
         continue;
