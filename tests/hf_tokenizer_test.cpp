@@ -92,6 +92,44 @@ TEST(HfTokenizerTest, SentencePieceStyleByteFallback) {
   EXPECT_THROW(t.decode({12}), std::invalid_argument);
 }
 
+// The same model behind a Metaspace pre-tokenizer and decoder (Mistral v0.3 and Llama files
+// converted with legacy=false), with one more merge, (x \u2581), ranked first.
+json metaspace_style(const std::string& prepend_scheme, bool split) {
+  json j = sentencepiece_style();
+  const json metaspace = {{"type", "Metaspace"}, {"replacement", kMeta}, {"prepend_scheme", prepend_scheme}, {"split", split}};
+  j["normalizer"] = nullptr;
+  j["pre_tokenizer"] = metaspace;
+  j["decoder"] = json{{"type", "Sequence"},
+                      {"decoders", json::array({metaspace, json{{"type", "ByteFallback"}}, json{{"type", "Fuse"}}})}};
+  j["model"]["vocab"]["x" + kMeta] = 12;
+  j["model"]["merges"] = json::array({"x " + kMeta, kMeta + " h", kMeta + "h i", "h i"});
+  return j;
+}
+
+TEST(HfTokenizerTest, Metaspace) {
+  const HfBpeTokenizer first(write_tokenizer("hf-meta", metaspace_style("first", false)));
+  // Spaces become \u2581 and one goes before the start of the input: "\u2581hi\u2581hi".
+  EXPECT_EQ(first.encode("hi hi"), (Ids{9, 9}));
+  // "first": not before a segment that follows an added token ("hi" -> h+i, rank 3).
+  EXPECT_EQ(first.encode("hi<s>hi"), (Ids{9, 1, 10}));
+  EXPECT_EQ(HfBpeTokenizer(write_tokenizer("hf-meta", metaspace_style("always", false))).encode("hi<s>hi"),
+            (Ids{9, 1, 9}));
+  // "never": "hi\u2581hi": (\u2581 h) rank 1, (\u2581h i) rank 2, then (h i) rank 3.
+  EXPECT_EQ(HfBpeTokenizer(write_tokenizer("hf-meta", metaspace_style("never", false))).encode("hi hi"),
+            (Ids{10, 9}));
+  // Without split, (x \u2581) (rank 0) joins across the word boundary: \u2581 | x\u2581 | h+i.
+  EXPECT_EQ(first.encode("x hi"), (Ids{5, 12, 10}));
+  // With split, each \u2581 begins a piece: "\u2581x" | "\u2581hi".
+  EXPECT_EQ(HfBpeTokenizer(write_tokenizer("hf-meta", metaspace_style("first", true))).encode("x hi"),
+            (Ids{5, 11, 9}));
+  // Decoder: \u2581 -> ' ', but dropped in the first token.
+  EXPECT_EQ(first.decode({9, 1, 10}), "hi<s>hi");
+  EXPECT_EQ(first.decode({5, 11, 9}), "x hi");
+  EXPECT_EQ(first.decode(first.encode("hi  x hi")), "hi  x hi");
+  expect_invalid(write_tokenizer("hf-meta-bad", metaspace_style("sometimes", false)),
+                 {"pre_tokenizer.prepend_scheme", "'sometimes'"});
+}
+
 // A byte-level file whose vocabulary holds the single characters and a few whole pieces, with
 // ignore_merges so that a piece in the vocabulary is one id: the ids show the pieces.
 json byte_level_pieces(const json& pre_tokenizer, const json& added = json::array(),
@@ -185,8 +223,8 @@ TEST(HfTokenizerTest, UnsupportedPartsAreErrorsNamingFileAndKey) {
   expect_invalid(write_tokenizer("hf-bad", j), {"normalizer.normalizers[1].type", "'Lowercase'", "not supported"});
 
   j = byte_level_pieces(split_on_dash("Isolated"));
-  j["pre_tokenizer"]["pretokenizers"][0] = json{{"type", "Metaspace"}};
-  expect_invalid(write_tokenizer("hf-bad", j), {"pre_tokenizer.pretokenizers[0].type", "'Metaspace'"});
+  j["pre_tokenizer"]["pretokenizers"][0] = json{{"type", "Whitespace"}};
+  expect_invalid(write_tokenizer("hf-bad", j), {"pre_tokenizer.pretokenizers[0].type", "'Whitespace'"});
 
   j = byte_level_pieces(split_on_dash("Bogus"));
   expect_invalid(write_tokenizer("hf-bad", j), {"pre_tokenizer.pretokenizers[0].behavior", "'Bogus'"});

@@ -387,6 +387,32 @@ std::vector<Piece> split_added(const std::string& text, const TokenTrie& trie,
   return out;
 }
 
+// Metaspace's prepend_scheme.
+enum class PrependScheme { kAlways, kFirst, kNever };
+
+// A Metaspace pre-tokenizer's or decoder's replacement character (one character).
+std::string metaspace_replacement(const json& node, const std::string& key) {
+  if (!node.contains("replacement") || !node["replacement"].is_string() ||
+      utf8_chars(node["replacement"].get<std::string>()).size() != 1) {
+    throw std::invalid_argument(key + ".replacement: expected one character");
+  }
+  return node["replacement"].get<std::string>();
+}
+
+// Its prepend_scheme: "always", "first" or "never"; older files write add_prefix_space instead
+// (true: always, false: never).
+PrependScheme metaspace_prepend(const json& node, const std::string& key) {
+  using P = PrependScheme;
+  if (node.contains("prepend_scheme") && !node["prepend_scheme"].is_null()) {
+    const std::string scheme = node["prepend_scheme"].is_string() ? node["prepend_scheme"].get<std::string>() : "";
+    if (scheme == "always") return P::kAlways;
+    if (scheme == "first") return P::kFirst;
+    if (scheme == "never") return P::kNever;
+    throw std::invalid_argument(key + ".prepend_scheme '" + scheme + "' is not one of always, first, never");
+  }
+  return node.value("add_prefix_space", true) ? P::kAlways : P::kNever;
+}
+
 }  // namespace
 
 struct HfBpeTokenizer::Pipeline {
@@ -404,7 +430,10 @@ struct HfBpeTokenizer::Pipeline {
   std::vector<Normalizer> normalizers;
 
   struct PreTokenizer {
-    enum Kind { kByteLevel, kSplit, kDigits } kind = kByteLevel;
+    enum Kind { kByteLevel, kSplit, kDigits, kMetaspace } kind = kByteLevel;
+    PrependScheme prepend = PrependScheme::kAlways;               // Metaspace
+    std::string replacement;                                      // Metaspace
+    bool split = true;                                            // Metaspace
     bool add_prefix_space = false;  // ByteLevel
     bool use_regex = true;          // ByteLevel
     bool individual_digits = false; // Digits
@@ -415,10 +444,11 @@ struct HfBpeTokenizer::Pipeline {
   std::vector<PreTokenizer> pre_tokenizers;
 
   struct Decoder {
-    enum Kind { kByteLevel, kReplace, kByteFallback, kFuse, kStrip } kind = kFuse;
+    enum Kind { kByteLevel, kReplace, kByteFallback, kFuse, kStrip, kMetaspace } kind = kFuse;
     std::string from, to;  // Replace
     std::string strip;     // Strip: the character
     size_t start = 0, stop = 0;
+    bool metaspace_prepends = true;  // Metaspace: drop the replacement in the first token
   };
   std::vector<Decoder> decoders;
 
@@ -639,10 +669,16 @@ HfBpeTokenizer::HfBpeTokenizer(const std::string& path) : pipeline_(std::make_un
         } else if (type == "Digits") {
           s.kind = Pipeline::PreTokenizer::kDigits;
           s.individual_digits = node->value("individual_digits", false);
+        } else if (type == "Metaspace") {
+          s.kind = Pipeline::PreTokenizer::kMetaspace;
+          s.replacement = metaspace_replacement(*node, key);
+          s.prepend = metaspace_prepend(*node, key);
+          s.split = node->value("split", true);
+          s.pattern.literal = s.replacement;
         } else {
           throw std::invalid_argument(key + ".type '" + type +
                                       "' is not supported (supported pre-tokenizers: ByteLevel, Split, "
-                                      "Digits, Sequence)");
+                                      "Digits, Metaspace, Sequence)");
         }
         p.pre_tokenizers.push_back(std::move(s));
       }
@@ -677,6 +713,10 @@ HfBpeTokenizer::HfBpeTokenizer(const std::string& path) : pipeline_(std::make_un
           }
           d.from = pattern["String"].get<std::string>();
           d.to = (*node)["content"].get<std::string>();
+        } else if (type == "Metaspace") {
+          d.kind = Pipeline::Decoder::kMetaspace;
+          d.from = metaspace_replacement(*node, key);
+          d.metaspace_prepends = metaspace_prepend(*node, key) != PrependScheme::kNever;
         } else if (type == "Strip") {
           d.kind = Pipeline::Decoder::kStrip;
           if (!node->contains("content") || !(*node)["content"].is_string() ||
@@ -689,7 +729,7 @@ HfBpeTokenizer::HfBpeTokenizer(const std::string& path) : pipeline_(std::make_un
         } else {
           throw std::invalid_argument(key + ".type '" + type +
                                       "' is not supported (supported decoders: ByteLevel, Replace, "
-                                      "ByteFallback, Fuse, Strip, Sequence)");
+                                      "ByteFallback, Fuse, Strip, Metaspace, Sequence)");
         }
         p.decoders.push_back(std::move(d));
       }
@@ -755,21 +795,23 @@ std::vector<int64_t> HfBpeTokenizer::encode(const std::string& text, bool add_bo
   if (add_bos && bos_ >= 0) ids.push_back(bos_);
   const Pipeline& p = *pipeline_;
   if (p.raw_trie.empty()) {
-    encode_segment(text, &ids);
+    encode_segment(text, true, &ids);
     return ids;
   }
+  bool first = true;
   for (const Piece& piece : split_added(text, p.raw_trie, p.raw_tokens)) {
     if (piece.id >= 0) {
       ids.push_back(piece.id);
     } else {
-      encode_segment(piece.text, &ids);
+      encode_segment(piece.text, first, &ids);
     }
+    first = false;
   }
   return ids;
 }
 
 // A segment between added tokens: normalized, then split around the normalized added tokens.
-void HfBpeTokenizer::encode_segment(const std::string& segment, std::vector<int64_t>* ids) const {
+void HfBpeTokenizer::encode_segment(const std::string& segment, bool at_start, std::vector<int64_t>* ids) const {
   const Pipeline& p = *pipeline_;
   std::string text = segment;
   for (const auto& n : p.normalizers) {
@@ -800,26 +842,34 @@ void HfBpeTokenizer::encode_segment(const std::string& segment, std::vector<int6
     }
   }
   if (p.normalized_trie.empty()) {
-    encode_normalized(text, ids);
+    encode_normalized(text, at_start, ids);
     return;
   }
+  bool first = at_start;
   for (const Piece& piece : split_added(text, p.normalized_trie, p.normalized_tokens)) {
     if (piece.id >= 0) {
       ids->push_back(piece.id);
     } else {
-      encode_normalized(piece.text, ids);
+      encode_normalized(piece.text, first, ids);
     }
+    first = false;
   }
 }
 
 // Normalized text: pre-tokenized into words, each word through the BPE model.
-void HfBpeTokenizer::encode_normalized(const std::string& text, std::vector<int64_t>* ids) const {
+void HfBpeTokenizer::encode_normalized(const std::string& text, bool at_start, std::vector<int64_t>* ids) const {
   const Pipeline& p = *pipeline_;
   if (text.empty()) return;
+  // The pieces, and whether each begins the input (only the first piece can).
   std::vector<std::string> pieces = {text};
+  bool first_at_start = at_start;
   for (const auto& step : p.pre_tokenizers) {
     std::vector<std::string> next;
-    for (auto& piece : pieces) {
+    bool next_first_at_start = false;
+    for (size_t k = 0; k < pieces.size(); ++k) {
+      std::string& piece = pieces[k];
+      const bool piece_at_start = k == 0 && first_at_start;
+      const size_t before = next.size();
       switch (step.kind) {
         case Pipeline::PreTokenizer::kByteLevel: {
           if (step.add_prefix_space && piece.rfind(' ', 0) != 0) piece.insert(0, " ");
@@ -852,9 +902,26 @@ void HfBpeTokenizer::encode_normalized(const std::string& text, std::vector<int6
                       step.individual_digits ? Behavior::kIsolated : Behavior::kContiguous, &next);
           break;
         }
+        case Pipeline::PreTokenizer::kMetaspace: {
+          // Spaces become the replacement; the replacement goes first (always, or only at the
+          // start of the input); then, with split, each replacement begins a new piece.
+          std::string replaced = replace_all(piece, " ", step.replacement);
+          const bool prepend = step.prepend == PrependScheme::kAlways ||
+                               (step.prepend == PrependScheme::kFirst && piece_at_start);
+          if (prepend && replaced.rfind(step.replacement, 0) != 0) replaced.insert(0, step.replacement);
+          if (step.split) {
+            split_spans(replaced, step.pattern.find_all(replaced), false, Behavior::kMergedWithNext, &next);
+          } else {
+            next.push_back(std::move(replaced));
+          }
+          break;
+        }
       }
+      // The first piece still begins the input unless something before it was dropped.
+      if (piece_at_start && next.size() > before) next_first_at_start = true;
     }
     pieces = std::move(next);
+    first_at_start = next_first_at_start;
   }
   for (const auto& piece : pieces) encode_word(piece, ids);
 }
@@ -1009,6 +1076,13 @@ std::string HfBpeTokenizer::decode(const std::vector<int64_t>& ids) const {
         flush();
         break;
       }
+      case Pipeline::Decoder::kMetaspace:
+        // The replacement becomes a space, except in the first token, where (unless the
+        // prepend scheme is "never") every replacement is dropped, as the Rust decoder does.
+        for (size_t k = 0; k < tokens.size(); ++k) {
+          next.push_back(replace_all(tokens[k], d.from, k == 0 && d.metaspace_prepends ? "" : " "));
+        }
+        break;
       case Pipeline::Decoder::kFuse: {
         std::string all;
         for (const auto& t : tokens) all += t;

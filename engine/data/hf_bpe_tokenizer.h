@@ -4,8 +4,8 @@
 //  - byte-level BPE (GPT-2, SmolLM, Qwen2/2.5/3, Llama 3): ByteLevel pre-tokenizer (optionally
 //    after Split regexes and Digits), GPT-2's byte-to-unicode alphabet, ByteLevel decoder;
 //  - SentencePiece-style BPE with byte_fallback (Mistral / Llama 2, Gemma 3): normalizers Prepend /
-//    Replace (" " -> "\u2581"), unknown characters as <0xXX> byte tokens, decoders Replace /
-//    ByteFallback / Fuse / Strip.
+//    Replace (" " -> "\u2581") or a Metaspace pre-tokenizer, unknown characters as <0xXX> byte
+//    tokens, decoders Replace / ByteFallback / Fuse / Strip / Metaspace.
 // The pipeline follows the Rust library: added tokens are split out of the raw text first (those
 // with normalized=false; the others after normalization), honouring lstrip / rstrip /
 // single_word, longest match first; each remaining segment is normalized, pre-tokenized and run
@@ -56,8 +56,9 @@ class HfBpeTokenizer : public Tokenizer {
 
  private:
   struct Pipeline;  // normalizers, pre-tokenizers, decoders, added-token tries (ICU inside)
-  void encode_segment(const std::string& text, std::vector<int64_t>* ids) const;
-  void encode_normalized(const std::string& text, std::vector<int64_t>* ids) const;
+  // at_start: the text begins the input (Metaspace's prepend_scheme "first").
+  void encode_segment(const std::string& text, bool at_start, std::vector<int64_t>* ids) const;
+  void encode_normalized(const std::string& text, bool at_start, std::vector<int64_t>* ids) const;
   void encode_word(const std::string& word, std::vector<int64_t>* ids) const;
 
   std::unordered_map<std::string, int64_t> vocab_;
