@@ -90,6 +90,15 @@ TEST(HfTokenizerTest, SentencePieceStyleByteFallback) {
   EXPECT_EQ(t.decode({9, 3}), "hi\xEF\xBF\xBD");
   EXPECT_EQ(t.decode({9, 4, 3}), "hi\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_THROW(t.decode({12}), std::invalid_argument);
+
+  // A Regex Replace (any whitespace run -> one \u2581) after NFKC (fullwidth 'ｈ' -> 'h').
+  json j = sentencepiece_style();
+  j["normalizer"]["normalizers"] = json::array(
+      {json{{"type", "NFKC"}}, json{{"type", "Prepend"}, {"prepend", kMeta}},
+       json{{"type", "Replace"}, {"pattern", json{{"Regex", "\\s+"}}}, {"content", kMeta}}});
+  const HfBpeTokenizer regex(write_tokenizer("hf-sp-regex", j));
+  EXPECT_EQ(regex.encode("hi \t\n hi"), (Ids{9, 9}));
+  EXPECT_EQ(regex.encode("\xEF\xBD\x88i"), (Ids{9}));
 }
 
 // The same model behind a Metaspace pre-tokenizer and decoder (Mistral v0.3 and Llama files
