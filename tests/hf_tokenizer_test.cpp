@@ -253,6 +253,26 @@ TEST(HfTokenizerTest, UnsupportedPartsAreErrorsNamingFileAndKey) {
   j["model"]["merges"].push_back("x q");
   expect_invalid(write_tokenizer("hf-bad", j), {"model.merges[3]", "'q' is not in the vocabulary"});
 
+  // Malformed model parts (read while parsing, without building them as JSON values).
+  j = sentencepiece_style();
+  j["model"]["merges"].push_back(json::array({"x"}));
+  expect_invalid(write_tokenizer("hf-bad", j), {"model.merges[3]", "neither 'left right' nor [left, right]"});
+  j = sentencepiece_style();
+  j["model"]["merges"][1] = "xq";
+  expect_invalid(write_tokenizer("hf-bad", j), {"model.merges[1]"});
+  j = sentencepiece_style();
+  j["model"]["vocab"]["q"] = "seven";
+  expect_invalid(write_tokenizer("hf-bad", j), {"model.vocab['q'] is not an id"});
+  j = sentencepiece_style();
+  j["model"]["vocab"]["q"] = json{{"id", 7}};
+  expect_invalid(write_tokenizer("hf-bad", j), {"model.vocab['q'] is not an id"});
+  j = sentencepiece_style();
+  j["model"]["vocab"] = json::array({json::array({"h", 0.0})});  // Unigram's layout
+  expect_invalid(write_tokenizer("hf-bad", j), {"model.vocab"});
+  j = sentencepiece_style();
+  j["model"].erase("merges");
+  expect_invalid(write_tokenizer("hf-bad", j), {"model.merges"});
+
   j = sentencepiece_style();
   j["model"]["continuing_subword_prefix"] = "##";
   expect_invalid(write_tokenizer("hf-bad", j), {"model.continuing_subword_prefix"});
