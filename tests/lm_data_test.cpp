@@ -209,11 +209,11 @@ TEST(HfBpeTokenizerTest, FollowsNormalizerAndPreTokenizerSettings) {
   expect_invalid([&] { HfBpeTokenizer((dir / "wordpiece.json").string()); }, "model.type");
   write_file(dir / "lower.json", hf_tokenizer_json(R"({"type": "Lowercase"})", kByteLevel));
   expect_invalid([&] { HfBpeTokenizer((dir / "lower.json").string()); }, "Lowercase");
-  write_file(dir / "meta.json", hf_tokenizer_json("null", R"({"type": "Metaspace"})"));
-  expect_invalid([&] { HfBpeTokenizer((dir / "meta.json").string()); }, "Metaspace");
+  write_file(dir / "meta.json", hf_tokenizer_json("null", R"({"type": "Whitespace"})"));
+  expect_invalid([&] { HfBpeTokenizer((dir / "meta.json").string()); }, "Whitespace");
   write_file(dir / "merged.json",
              hf_tokenizer_json("null", R"({"type": "Sequence", "pretokenizers": [
-                 {"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Removed"}, )" + kByteLevel + "]}"));
+                 {"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Bogus"}, )" + kByteLevel + "]}"));
   expect_invalid([&] { HfBpeTokenizer((dir / "merged.json").string()); }, "Isolated");
   write_file(dir / "no_bytelevel.json", hf_tokenizer_json("null", R"({"type": "Digits"})"));
   expect_invalid([&] { HfBpeTokenizer((dir / "no_bytelevel.json").string()); }, "ByteLevel");

@@ -1,10 +1,18 @@
 #pragma once
-// A Hugging Face `tokenizer.json` byte-level BPE tokenizer (GPT-2, SmolLM/SmolLM2, Qwen2/2.5,
-// Llama 3): added tokens matched atomically, an optional NFC normalizer, the pre-tokenizer's
-// regex splits (ICU regex, so \p{L} and look-ahead work as in the Rust tokenizers), digit
-// splitting, the byte-to-unicode map and rank-ordered merges. Other pipelines (Metaspace /
-// byte_fallback tokenizers of Llama 2 and Mistral: use their tokenizer.model instead, WordPiece,
-// Unigram) are errors naming the unsupported part.
+// A Hugging Face `tokenizer.json` BPE tokenizer, read from the file the Rust `tokenizers` library
+// writes. Two families are covered:
+//  - byte-level BPE (GPT-2, SmolLM, Qwen2/2.5/3, Llama 3): ByteLevel pre-tokenizer (optionally
+//    after Split regexes and Digits), GPT-2's byte-to-unicode alphabet, ByteLevel decoder;
+//  - SentencePiece-style BPE with byte_fallback (Mistral / Llama 2, Gemma 3): normalizers Prepend /
+//    Replace (" " -> "\u2581") or a Metaspace pre-tokenizer, unknown characters as <0xXX> byte
+//    tokens, decoders Replace / ByteFallback / Fuse / Strip / Metaspace.
+// The pipeline follows the Rust library: added tokens are split out of the raw text first (those
+// with normalized=false; the others after normalization), honouring lstrip / rstrip /
+// single_word, longest match first; each remaining segment is normalized, pre-tokenized and run
+// through the model (merges by rank, ignore_merges, byte_fallback, unk_token with fuse_unk).
+// Anything else in the file (a model, normalizer, pre-tokenizer or decoder type not listed in
+// README.md) is an std::invalid_argument naming the file and the key, never a silent wrong
+// tokenization.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -25,6 +33,9 @@ class HfBpeTokenizer : public Tokenizer {
   ~HfBpeTokenizer() override;
 
   std::vector<int64_t> encode(const std::string& text, bool add_bos = false) const override;
+  // Runs the file's decoder over the tokens of `ids` (BOS, EOS and PAD left out). Byte-level
+  // tokenizers give back the exact bytes encoded; SentencePiece-style ones give back the text up
+  // to the normalizer's prefix space (the decoder's Strip).
   std::string decode(const std::vector<int64_t>& ids) const override;
   int64_t bos_id() const override { return bos_; }
   int64_t eos_id() const override { return eos_; }
@@ -33,26 +44,29 @@ class HfBpeTokenizer : public Tokenizer {
 
   // The id of a token string (as the vocabulary spells it), -1 when unknown.
   int64_t token_id(const std::string& token) const;
+  // The token string of an id (as the vocabulary spells it); std::invalid_argument when unknown.
+  const std::string& token(int64_t id) const;
+  // Whether the tokenizer is byte-level (ByteLevel pre-tokenizer and decoder).
+  bool byte_level() const { return byte_level_; }
+  // The id the file's post_processor puts before a single sequence (a TemplateProcessing whose
+  // `single` starts with a SpecialToken: <s> for Mistral, <bos> for Gemma 3), -1 when it adds
+  // none (Qwen3, the first Llama 3 release's ByteLevel post-processor). For callers that must
+  // know whether `transformers` would add a BOS on its own.
+  int64_t post_processor_bos_id() const { return post_processor_bos_; }
 
  private:
-  struct Regexes;  // ICU patterns, kept out of this header
-  void encode_segment(const std::string& text, std::vector<int64_t>* ids) const;
+  struct Pipeline;  // normalizers, pre-tokenizers, decoders, added-token tries (ICU inside)
+  // at_start: the text begins the input (Metaspace's prepend_scheme "first").
+  void encode_segment(const std::string& text, bool at_start, std::vector<int64_t>* ids) const;
+  void encode_normalized(const std::string& text, bool at_start, std::vector<int64_t>* ids) const;
   void encode_word(const std::string& word, std::vector<int64_t>* ids) const;
 
   std::unordered_map<std::string, int64_t> vocab_;
   std::vector<std::string> id_to_token_;
-  std::unordered_map<std::string, int64_t> merge_ranks_;  // "left right" -> rank
-  std::vector<std::pair<std::string, int64_t>> added_;    // content, id; longest first
-  std::vector<bool> is_added_;                            // per id
-  std::unique_ptr<Regexes> regexes_;
-  bool nfc_ = false;
-  bool split_digits_ = false;       // Digits pre-tokenizer present
-  bool individual_digits_ = false;  // ... with individual_digits
-  bool add_prefix_space_ = false;
-  bool ignore_merges_ = false;
-  std::string byte_char_[256];                           // byte -> its unicode stand-in (UTF-8)
-  std::unordered_map<std::string, unsigned char> char_byte_;
+  std::unique_ptr<Pipeline> pipeline_;
+  bool byte_level_ = false;
   int64_t bos_ = -1, eos_ = -1, pad_ = -1;
+  int64_t post_processor_bos_ = -1;
 };
 
 }  // namespace prefengine

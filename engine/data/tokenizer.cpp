@@ -40,8 +40,8 @@ std::unique_ptr<Tokenizer> make_tokenizer(const TokenizerOptions& options) {
       throw std::invalid_argument("tokenizer.path: kind auto needs a directory, got '" +
                                   options.path + "'");
     }
-    // A SentencePiece model wins: Llama 2 / Mistral ship both, and their tokenizer.json is a
-    // byte_fallback pipeline that hf_bpe does not read.
+    // A SentencePiece model wins when both are there (Llama 2 / Mistral ship both; their
+    // tokenizer.json, a byte_fallback BPE, can be read with kind hf_bpe too).
     if (std::filesystem::exists(path / "tokenizer.model")) {
       return std::make_unique<SentencePieceTokenizer>((path / "tokenizer.model").string());
     }

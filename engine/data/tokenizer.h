@@ -1,7 +1,8 @@
 #pragma once
 // The tokenizer interface the data readers and generation use, and a factory for the kinds:
 // "byte" (ByteTokenizer, no files), "sentencepiece" (SentencePieceTokenizer, tokenizer.model) and
-// "hf_bpe" (HfBpeTokenizer, a byte-level BPE tokenizer.json).
+// "hf_bpe" (HfBpeTokenizer, a BPE tokenizer.json: byte-level, or SentencePiece-style with
+// byte_fallback).
 #include <cstdint>
 #include <memory>
 #include <string>
