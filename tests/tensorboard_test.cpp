@@ -12,6 +12,7 @@
 
 #include <boost/filesystem.hpp>
 
+#include "engine/config/experiment_config.h"
 #include "engine/metrics/tensorboard_writer.h"
 #include "test_util.h"
 
@@ -308,17 +309,6 @@ TEST(TensorBoardRunTest, EveryStageWritesItsMetricsRowsAsScalars) {
   EXPECT_EQ(testing::read_metrics(dir + "/run", "quiet").size(), 2u);
 }
 
-TEST(TensorBoardRunTest, OffByDefaultAndPerStage) {
-  const std::string dir = testing::make_temp_dir("tb-off");
-  // Only the dpo stage asks for it; the single string form.
-  const std::string exp = testing::write_file(dir + "/exp.yaml", toy_yaml("", ", report_to: tensorboard"));
-  const auto r = testing::run_cli("run " + exp + " --output " + dir + "/run");
-  ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_FALSE(fs::exists(dir + "/run/tensorboard/sft"));
-  EXPECT_FALSE(fs::exists(dir + "/run/tensorboard/quiet"));
-  expect_events_match_metrics(dir + "/run", "dpo");
-}
-
 TEST(TensorBoardRunTest, AResumedRunRewritesTheStageFileWithoutDuplicatedSteps) {
   const std::string dir = testing::make_temp_dir("tb-resume");
   const std::string exp = testing::write_file(dir + "/exp.yaml", toy_yaml("report_to: [tensorboard]\n", ""));
@@ -356,21 +346,35 @@ TEST(TensorBoardRunTest, AResumedRunRewritesTheStageFileWithoutDuplicatedSteps) 
   }
 }
 
-TEST(TensorBoardConfigTest, UnknownEntriesAreAnErrorNamingTheKey) {
-  const std::string dir = testing::make_temp_dir("tb-config");
-  const std::string exp = testing::write_file(dir + "/exp.yaml", toy_yaml("report_to: [tensorboard, wandb]\n", ""));
-  const auto r = testing::run_cli("validate " + exp);
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("exp.yaml:4:"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("report_to: expected a list of tensorboard"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("'wandb'"), std::string::npos) << r.output;
-  const std::string both = testing::write_file(dir + "/both.yaml", toy_yaml("report_to: [tensorboard, none]\n", ""));
-  const auto b = testing::run_cli("validate " + both);
-  EXPECT_NE(b.code, 0);
-  EXPECT_NE(b.output.find("tensorboard or none, not both"), std::string::npos) << b.output;
-  const std::string empty = testing::write_file(dir + "/empty.yaml", toy_yaml("report_to: []\n", ""));
-  const auto e = testing::run_cli("validate " + empty);
-  EXPECT_EQ(e.code, 0) << e.output;
+std::string config_error(const std::string& yaml) {
+  try {
+    parse_experiment(yaml, "exp.yaml");
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(TensorBoardConfigTest, ReportToValuesAndErrors) {
+  std::string e = config_error(toy_yaml("report_to: [tensorboard, wandb]\n", ""));
+  EXPECT_EQ(e.rfind("exp.yaml:4:", 0), 0u) << e;
+  EXPECT_NE(e.find("report_to: expected a list of tensorboard"), std::string::npos) << e;
+  EXPECT_NE(e.find("'wandb'"), std::string::npos) << e;
+  e = config_error(toy_yaml("", ", report_to: [all]"));
+  EXPECT_NE(e.find("stages[1].report_to: expected a list of tensorboard"), std::string::npos) << e;
+  e = config_error(toy_yaml("report_to: [tensorboard, none]\n", ""));
+  EXPECT_NE(e.find("tensorboard or none, not both"), std::string::npos) << e;
+  // On for every stage but the one with report_to: none; [] and none are off; a stage overrides.
+  auto on = [](const ExperimentConfig& c) {
+    std::string s;
+    for (const auto& stage : c.stages) s += stage.tensorboard ? "1" : "0";
+    return s;
+  };
+  EXPECT_EQ(on(parse_experiment(toy_yaml("report_to: [tensorboard]\n", ""), "exp.yaml")), "110");
+  EXPECT_EQ(on(parse_experiment(toy_yaml("report_to: tensorboard\n", ""), "exp.yaml")), "110");
+  EXPECT_EQ(on(parse_experiment(toy_yaml("report_to: []\n", ""), "exp.yaml")), "000");
+  EXPECT_EQ(on(parse_experiment(toy_yaml("report_to: none\n", ", report_to: [tensorboard]"), "exp.yaml")), "010");
+  EXPECT_EQ(on(parse_experiment(toy_yaml("", ""), "exp.yaml")), "000");
 }
 
 }  // namespace
