@@ -14,17 +14,35 @@
 namespace prefengine {
 namespace {
 
+// report_to: [tensorboard] | tensorboard | none | []. `fallback` when the key is absent.
+bool read_report_to(PluginOptions& o, bool fallback) {
+  if (!o.has("report_to")) return fallback;
+  bool tensorboard = false, none = false;
+  for (const auto& item : o.get_string_list("report_to", {})) {
+    if (item == "tensorboard") tensorboard = true;
+    else if (item == "none") none = true;
+    else o.fail("report_to", "a list of tensorboard (e.g. report_to: [tensorboard]), or none / [] for no reports", "'" + item + "'");
+  }
+  if (tensorboard && none) o.fail("report_to", "tensorboard or none, not both", "both");
+  return tensorboard;
+}
+
 OptimizerOptions read_optimizer(PluginOptions& o) {
   OptimizerOptions opt;
   opt.name = o.get_choice("optimizer.name", opt.name, {"adam", "adamw", "sgd"});
-  opt.lr = o.get_double("optimizer.lr", opt.lr, 0, 10, /*min_exclusive=*/true);
+  opt.lr = o.get_double(trl_key(o, "optimizer.lr", "learning_rate"), opt.lr, 0, 10, /*min_exclusive=*/true);
   opt.weight_decay = o.get_double("optimizer.weight_decay", opt.weight_decay, 0, 1);
   opt.beta1 = o.get_double("optimizer.beta1", opt.beta1, 0, 1);
   opt.beta2 = o.get_double("optimizer.beta2", opt.beta2, 0, 1);
   opt.eps = o.get_double("optimizer.eps", opt.eps, 0, 1, /*min_exclusive=*/true);
   opt.momentum = o.get_double("optimizer.momentum", opt.momentum, 0, 1);
-  opt.grad_clip = o.get_double("optimizer.grad_clip", opt.grad_clip, 0);
+  opt.grad_clip = o.get_double(trl_key(o, "optimizer.grad_clip", "max_grad_norm"), opt.grad_clip, 0);
   opt.warmup_steps = o.get_int("optimizer.warmup_steps", opt.warmup_steps, 0);
+  const std::string ratio = trl_key(o, "optimizer.warmup_ratio", "warmup_ratio");
+  opt.warmup_ratio = o.get_double(ratio, opt.warmup_ratio, 0, 1);
+  if (opt.warmup_ratio > 0 && opt.warmup_steps > 0) {
+    o.fail(ratio, "either " + ratio + " or optimizer.warmup_steps, not both", "both");
+  }
   opt.schedule = o.get_choice("optimizer.schedule", opt.schedule, {"constant", "linear", "cosine"});
   return opt;
 }
@@ -97,7 +115,7 @@ EvalOptions read_eval(PluginOptions& o, const std::string& path) {
 }
 
 StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t index,
-                        const std::vector<std::string>& earlier_stages) {
+                        const std::vector<std::string>& earlier_stages, bool experiment_tensorboard) {
   const std::string path = "stages[" + std::to_string(index) + "]";
   if (!node.IsMap()) {
     throw std::invalid_argument(node_location(node, file) + ": " + path +
@@ -132,12 +150,20 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   stage.data.max_length = o.get_int("data.max_length", 0, 0);
   stage.data.skip_bad_rows = o.get_bool("data.skip_bad_rows", false);
   stage.optimizer = read_optimizer(o);
-  stage.steps = o.get_int("steps", 0, 0);
+  const std::string steps_key = trl_key(o, "steps", "max_steps");
+  stage.steps = o.get_int(steps_key, 0, 0);
   stage.epochs = o.get_int("epochs", 0, 0);
-  stage.batch_size = o.get_int("batch_size", stage.batch_size, 1, 1 << 20);
-  stage.grad_accum = o.get_int("grad_accum", stage.grad_accum, 1, 1 << 20);
-  stage.log_every = o.get_int("log_every", stage.log_every, 1);
-  stage.checkpoint_every = o.get_int("checkpoint_every", 0, 0);
+  const std::string batch_key = trl_key(o, "batch_size", "per_device_train_batch_size");
+  if (batch_key == "batch_size") {
+    stage.batch_size = o.get_int("batch_size", stage.batch_size, 1, 1 << 20);
+  } else {  // per rank: batch_size = this * WORLD_SIZE (ExperimentRunner)
+    stage.per_device_batch_size = o.get_int(batch_key, 1, 1, 1 << 20);
+    stage.batch_size = stage.per_device_batch_size;
+  }
+  stage.grad_accum = o.get_int(trl_key(o, "grad_accum", "gradient_accumulation_steps"), stage.grad_accum, 1, 1 << 20);
+  stage.log_every = o.get_int(trl_key(o, "log_every", "logging_steps"), stage.log_every, 1);
+  stage.checkpoint_every = o.get_int(trl_key(o, "checkpoint_every", "save_steps"), 0, 0);
+  stage.tensorboard = read_report_to(o, experiment_tensorboard);
   // Weights from a checkpoint: an earlier stage's name or a folder (a path with '/').
   auto read_weights_source = [&](const std::string& key, std::string& value, std::string& where) {
     value = o.get_string(key, "");
@@ -162,6 +188,12 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   }
   stage.grader = read_grader_options(o, "grader");
   stage.eval = read_eval(o, path);
+  if (o.has("max_completion_length") && stage.kind != "ppo") {  // ppo: its max_new_tokens (ppo.cpp)
+    o.fail("max_completion_length", "a ppo stage (TRL's max_completion_length of generated completions is "
+           "max_new_tokens there); for pairs and SFT data prefengine limits prompt + response with "
+           "data.max_length (TRL's max_length) and the prompt with data.max_prompt_length",
+           "kind " + stage.kind);
+  }
   if (spec.read_options) spec.read_options(o, stage, earlier_stages);
   if (!stage.reference_from.empty() && (!o.known_keys().count("reference") || stage.reference == "none")) {
     o.fail("reference_from", "a stage with a frozen reference (kind pairwise or ppo, reference: frozen_copy)",
@@ -169,10 +201,10 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   }
   o.reject_unread();  // before the checks across fields: a misspelt key explains them
   if (stage.steps == 0 && stage.epochs == 0) {
-    o.fail("steps", "steps > 0 or epochs > 0", "neither");
+    o.fail(steps_key, steps_key + " > 0 or epochs > 0", "neither");
   }
   if (stage.steps > 0 && stage.epochs > 0) {
-    o.fail("epochs", "either steps or epochs, not both", "both");
+    o.fail("epochs", "either " + steps_key + " or epochs, not both", "both");
   }
   return stage;
 }
@@ -224,6 +256,7 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   config.tokenizer.special_tokens = o.get_string_list("tokenizer.special_tokens", {});
   config.chat_template = o.get_choice("tokenizer.chat_template", "default", {"default", "chatml", "llama3"});
   config.reference_cache = o.get_string("reference_cache", "");
+  config.tensorboard = read_report_to(o, false);
 
   if (!root["stages"]) {
     o.fail("stages", "a list of stages", "nothing (the key is required)");
@@ -239,7 +272,7 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   for (size_t i = 0; i < stages.size(); ++i) {
     std::vector<std::string> earlier;
     for (const auto& s : config.stages) earlier.push_back(s.name);
-    StageOptions stage = read_stage(stages[i], file, i, earlier);
+    StageOptions stage = read_stage(stages[i], file, i, earlier, config.tensorboard);
     if (!names.insert(stage.name).second) {
       throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) +
                                   "].name: expected a unique stage name, got '" + stage.name +
@@ -264,6 +297,15 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
 }
 
 }  // namespace
+
+std::string trl_key(PluginOptions& o, const std::string& native, const std::string& alias) {
+  if (!o.has(alias)) return native;
+  if (o.has(native)) {
+    o.fail(alias, "either " + alias + " (TRL's name) or " + native + " (the same setting), not both",
+           "both (" + native + " at " + o.entries().at(native).location + ")");
+  }
+  return alias;
+}
 
 void OptimizerOptions::validate() const {
   if (lr <= 0) throw std::invalid_argument("optimizer.lr: expected > 0, got " + std::to_string(lr));

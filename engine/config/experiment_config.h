@@ -32,6 +32,8 @@ struct OptimizerOptions {
   double momentum = 0;        // SGD momentum; 0 = plain SGD
   double grad_clip = 0;       // clip the global gradient norm to this; 0 = no clipping
   int64_t warmup_steps = 0;   // linear learning-rate warm-up steps; 0 = none
+  double warmup_ratio = 0;    // or warm-up over ceil(ratio * the stage's optimizer updates) (TRL's
+                              // warmup_ratio); 0 = use warmup_steps
   std::string schedule = "constant";  // constant, linear (decay to 0) or cosine, after warm-up
 
   void validate() const;
@@ -104,7 +106,9 @@ struct StageOptions {
   OptimizerOptions optimizer;     // a fresh optimizer per stage
   int64_t steps = 0;              // optimizer steps; 0 = derive from epochs
   int64_t epochs = 0;             // passes over the data; 0 = use steps
-  int64_t batch_size = 8;         // records per micro-batch
+  int64_t batch_size = 8;         // records per micro-batch, all ranks together (the global batch)
+  int64_t per_device_batch_size = 0;  // TRL's per_device_train_batch_size: records per micro-batch
+                                  // per rank; the runner sets batch_size = this * WORLD_SIZE; 0 = unused
   int64_t grad_accum = 1;         // micro-batches per optimizer step
   int64_t log_every = 10;         // steps between metrics rows (the first and last step always)
   int64_t checkpoint_every = 0;   // steps between checkpoints; 0 = only at the end of the stage
@@ -123,11 +127,17 @@ struct StageOptions {
   PpoStageOptions ppo;            // ppo: rollouts and reward
   GraderOptions grader;           // pairs: the judge of the samples
   EarlyWarningOptions warn_3d;    // pairwise: the 3D early warning (on_3d, warn_3d.*)
+  bool tensorboard = false;       // report_to includes tensorboard (the stage's, else the experiment's)
   nlohmann::json kind_options;    // options of stage kinds without fields here (their read_options)
   std::string location;           // file:line:column of the stage
 
   void validate() const;
 };
+
+// TRL's names (TrainingArguments / DPOConfig) accepted for a stage's own keys where the meaning is
+// the same (README "Coming from TRL"): returns `alias` when the user wrote it (so every later
+// message names the key as written), else `native`; both given is an error naming both.
+std::string trl_key(PluginOptions& o, const std::string& native, const std::string& alias);
 
 // Reads a grader block at `key`: `key: NAME` or `key: {plugin: NAME, ...options}`; none when the
 // key is absent.
@@ -146,6 +156,7 @@ struct ExperimentConfig {
   TokenizerOptions tokenizer;             // tokenizes text datasets and generation prompts
   std::string chat_template = "default";  // preset for conversational rows: default, chatml, llama3
   std::string reference_cache;            // directory caching reference log-probs; empty = off
+  bool tensorboard = false;               // report_to: [tensorboard]: events files in RUN_DIR/tensorboard/<stage>/
   std::string source;                     // the file it was read from
   std::string resolved_yaml;              // the config after overrides, as YAML
   std::string sweep_point;                // a sweep child's point, "path=value, ..." (from the

@@ -8,9 +8,11 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <boost/filesystem.hpp>
 #include <nlohmann/json.hpp>
 
 #include "engine/io/durable_file.h"
+#include "engine/metrics/tensorboard_writer.h"
 
 namespace prefengine {
 namespace {
@@ -85,6 +87,32 @@ MetricsLogger::MetricsLogger(const std::string& directory, bool append)
   }
 }
 
+MetricsLogger::~MetricsLogger() = default;
+
+void MetricsLogger::enable_tensorboard(const std::string& root, const std::set<std::string>& stages) {
+  namespace fs = boost::filesystem;
+  tensorboard_root_ = root;
+  tensorboard_stages_ = stages;
+  tensorboard_.clear();
+  for (const auto& stage : stages) {
+    const fs::path dir = fs::path(root) / stage;
+    boost::system::error_code error;
+    if (fs::is_directory(dir, error)) {
+      for (const auto& entry : fs::directory_iterator(dir)) {
+        if (entry.path().filename().string().rfind("events.out.tfevents.", 0) != 0) continue;
+        fs::remove(entry.path(), error);
+        if (error) throw std::runtime_error(entry.path().string() + ": cannot remove: " + error.message());
+      }
+    }
+  }
+  for (const auto& row : rows_) {
+    if (!stages.count(row.stage)) continue;
+    auto& writer = tensorboard_[row.stage];
+    if (!writer) writer = std::make_unique<TensorBoardWriter>(root + "/" + row.stage);
+    writer->add_scalars(row.step, row.values);
+  }
+}
+
 void MetricsLogger::log(const MetricsRow& row) {
   const size_t columns_before = columns_.size();
   nlohmann::ordered_json json;
@@ -102,6 +130,11 @@ void MetricsLogger::log(const MetricsRow& row) {
     write_csv();  // a new column: rewrite under the new header
   } else {
     append_file_checked(csv_path_, csv_line(row) + "\n");
+  }
+  if (tensorboard_stages_.count(row.stage)) {
+    auto& writer = tensorboard_[row.stage];
+    if (!writer) writer = std::make_unique<TensorBoardWriter>(tensorboard_root_ + "/" + row.stage);
+    writer->add_scalars(row.step, row.values);
   }
 }
 
@@ -125,6 +158,7 @@ void MetricsLogger::write_csv() const {
 void MetricsLogger::sync() const {
   sync_path(jsonl_path_);
   if (!rows_.empty()) sync_path(csv_path_);
+  for (const auto& [stage, writer] : tensorboard_) writer->sync();
 }
 
 }  // namespace prefengine

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -116,7 +117,15 @@ RunResult ExperimentRunner::run() {
   std::unique_ptr<MetricsLogger> metrics;
   try {
     if (writer) metrics = std::make_unique<MetricsLogger>(directory_, /*append=*/resume_);  // may hit a full disk
+    std::set<std::string> tensorboard_stages;  // report_to: [tensorboard]
+    for (const auto& stage : config_.stages) {
+      if (stage.tensorboard) tensorboard_stages.insert(stage.name);
+    }
+    if (metrics && !tensorboard_stages.empty()) metrics->enable_tensorboard(directory_ + "/tensorboard", tensorboard_stages);
     dp_ = std::make_unique<DataParallel>(create_communicator(config_.distributed, env), config_.distributed);
+    for (auto& stage : config_.stages) {  // per_device_train_batch_size: records per rank
+      if (stage.per_device_batch_size > 0) stage.batch_size = stage.per_device_batch_size * dp_->world_size();
+    }
     if (dp_->world_size() > 1) {
       spdlog::info("data parallel: {} ranks over {}", dp_->world_size(), dp_->communicator().backend());
     }

@@ -44,6 +44,10 @@ FlatParameters::FlatParameters(torch::nn::Module& module) {
 FlatOptimizer::FlatOptimizer(FlatParameters& parameters, const OptimizerOptions& options,
                              int64_t total_steps)
     : parameters_(parameters), options_(options), total_steps_(total_steps) {
+  // warmup_ratio (TRL's): ceil(ratio * updates), as transformers' get_warmup_steps.
+  if (options_.warmup_ratio > 0) {
+    options_.warmup_steps = static_cast<int64_t>(std::ceil(options_.warmup_ratio * static_cast<double>(total_steps)));
+  }
   first_moment_ = at::zeros_like(parameters_.values());
   if (options_.name != "sgd") second_moment_ = at::zeros_like(parameters_.values());
 }

@@ -189,7 +189,7 @@ at::Tensor sequence_logps(const at::Tensor& logits, const at::Tensor& input_ids,
 }
 
 SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
-                               bool want_scalar, bool want_token_logps) {
+                               bool want_scalar, bool want_token_logps, bool want_logit_sums) {
   SequenceScores out;
   ModelInput input;
   input.want_logits = want_logps;
@@ -213,6 +213,13 @@ SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool w
     } else {
       // The same sum without the [N, T] tensor: position t of the logits scores token t+1.
       out.logps = sequence_logps(output.logits, rows.input_ids, rows.response_mask);
+    }
+    if (want_logit_sums) {
+      // logits[:, p] scores token p+1: weighted by response_mask[:, p+1].
+      at::NoGradGuard no_grad;
+      const int64_t positions = std::min(output.logits.size(1), length - 1);
+      const at::Tensor means = output.logits.detach().narrow(1, 0, positions).to(at::kDouble).mean(-1);
+      out.logit_sums = (means * rows.response_mask.narrow(1, 1, positions).to(at::kDouble)).sum(1);
     }
   }
   if (want_scalar) {

@@ -52,12 +52,14 @@ struct SequenceScores {
   at::Tensor token_logps;  // [N, T] masked by response_mask (0 elsewhere), when asked
   at::Tensor logps;        // [N] summed over response tokens
   at::Tensor scalar;       // [N] scalar head at the last real token, when asked
+  at::Tensor logit_sums;   // [N] fp64, no gradient: sum over the response tokens of the mean over the
+                           // vocabulary of the logits that score them, when asked (TRL's logits/*)
 };
 
 // Runs the model over the rows and scores the response tokens. Only the logits needed are
 // computed: without the scalar head the last position is dropped (causal models do not need it).
 SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
-                               bool want_scalar, bool want_token_logps = false);
+                               bool want_scalar, bool want_token_logps = false, bool want_logit_sums = false);
 
 // A model whose responses are single tokens (SingleTokenResponses, the toy model) takes prompt
 // ids from its own domain, not its output vocabulary: each distinct prompt id goes through the

@@ -303,7 +303,15 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
         dp.reduce_means(row, static_cast<double>(micro_count));
       }
       unit.end_step(row, info);
-      if (evaluator && evaluator->due(step, steps, /*log_row=*/true)) evaluator->measure(step, row);
+      if (evaluator && evaluator->due(step, steps, /*log_row=*/true)) {
+        evaluator->measure(step, row);
+        // TRL's names of the evaluation metrics (its log history's eval_loss, ...): eval/X -> eval_X.
+        std::vector<std::pair<std::string, double>> trl_names;
+        for (const auto& [name, value] : row.values) {
+          if (name.compare(0, 5, "eval/") == 0) trl_names.emplace_back("eval_" + name.substr(5), value);
+        }
+        for (const auto& [name, value] : trl_names) row.set(name, value);
+      }
       if (watch) {
         for (const ThreeDWarning& w : watch->observe(row)) {
           spdlog::warn("stage '{}' step {}: 3D early warning: {} since step {}: {}", stage.name, step, w.property,
@@ -323,7 +331,10 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
       if (updates_done > 0) {
         row.set("grad_norm", grad_norm);
         row.set("lr", optimizer.current_lr());
+        row.set("learning_rate", optimizer.current_lr());  // TRL's name
       }
+      // TRL's epoch: the records drawn so far over the data set's size (fractional).
+      if (records > 0) row.set("epoch", static_cast<double>(step * rows_per_step) / static_cast<double>(records));
       if (metrics != nullptr) {
         metrics->log(row);
         progress.report(step, row, unit.progress_keys());

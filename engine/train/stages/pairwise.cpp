@@ -126,7 +126,15 @@ class PairwiseStage : public StageUnit {
     std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
     for (int64_t i : batch_index) rows_index.push_back(i + n_);
     const SequenceTensors batch = packed_.select(rows_index);
-    SequenceScores scores = score_sequences(*model_, batch, req_.policy_logps, req_.scalar_head, req_.token_logps);
+    SequenceScores scores = score_sequences(*model_, batch, req_.policy_logps, req_.scalar_head, req_.token_logps,
+                                            /*want_logit_sums=*/info.log_now && req_.policy_logps);
+    if (scores.logit_sums.defined()) {  // TRL's logits/chosen, logits/rejected: over the step's response tokens
+      const at::Tensor tokens = batch.lengths.to(at::kDouble);
+      logit_sum_w_ += scores.logit_sums.slice(0, 0, b).sum().item<double>();
+      logit_sum_l_ += scores.logit_sums.slice(0, b).sum().item<double>();
+      logit_tokens_w_ += tokens.slice(0, 0, b).sum().item<double>();
+      logit_tokens_l_ += tokens.slice(0, b).sum().item<double>();
+    }
     PairwiseBatch pairs;
     pairs.chosen_lengths = batch.lengths.slice(0, 0, b);
     pairs.rejected_lengths = batch.lengths.slice(0, b);
@@ -206,6 +214,11 @@ class PairwiseStage : public StageUnit {
       row.set("logps/rejected_per_token", at::cat(per_token_l_).mean().item<double>());
     }
     if (!off_data_.empty()) row.set("dispersion/off_data_per_token", at::cat(off_data_).mean().item<double>());
+    // TRL's logits/*: the policy's logits averaged over the vocabulary and over the step's response
+    // tokens (of this rank; the loop then averages the ranks).
+    if (logit_tokens_w_ > 0) row.set("logits/chosen", logit_sum_w_ / logit_tokens_w_);
+    if (logit_tokens_l_ > 0) row.set("logits/rejected", logit_sum_l_ / logit_tokens_l_);
+    logit_sum_w_ = logit_sum_l_ = logit_tokens_w_ = logit_tokens_l_ = 0;
     per_token_w_.clear();
     per_token_l_.clear();
     off_data_.clear();
@@ -272,6 +285,7 @@ class PairwiseStage : public StageUnit {
   int64_t micro_rows_ = 0;
   std::vector<at::Tensor> grad_w_, grad_l_, logp_w_, logp_l_;
   std::vector<at::Tensor> per_token_w_, per_token_l_, off_data_;  // sequence diagnostics of the step
+  double logit_sum_w_ = 0, logit_sum_l_ = 0, logit_tokens_w_ = 0, logit_tokens_l_ = 0;  // TRL's logits/*
   bool feedback_wanted_ = false;
   std::vector<std::array<double, 7>> fb_;
 };

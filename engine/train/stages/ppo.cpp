@@ -189,7 +189,7 @@ StageKindSpec ppo_stage_kind() {
     ppo.reward_stage = o.get_string("reward.stage", "");
     ppo.reward_checkpoint = o.get_string("reward.checkpoint", "");
     ppo.probe_path = o.get_string("probe.path", "");
-    ppo.max_new_tokens = o.get_int("max_new_tokens", ppo.max_new_tokens, 1, 1 << 20);
+    ppo.max_new_tokens = o.get_int(trl_key(o, "max_new_tokens", "max_completion_length"), ppo.max_new_tokens, 1, 1 << 20);
     ppo.eos_id = o.get_int("eos_id", ppo.eos_id, -1);
     ppo.temperature = o.get_double("temperature", ppo.temperature, 0, 1e6, /*min_exclusive=*/true);
     ppo.minibatch_size = o.get_int("minibatch_size", 0, 0, 1 << 20);
