@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -183,16 +184,27 @@ TEST(MathTask, WrongAnswersGradeLow) {
                                 {"reference", train[i]["reference"]}});
     }
   }
-  const std::string dir = make_temp_dir("lm-math-wrong");
-  for (const json& g : grade("math", bare, dir)) EXPECT_EQ(g.value("score", 0.0), 1.0) << g.dump();
-  for (const json& g : grade("math", pairs_chosen, dir)) {
-    EXPECT_EQ(g.value("score", 0.0), 5.0) << g.dump();
+  std::vector<json> all;
+  for (auto [name, rows] : {std::pair{"bare", &bare}, {"chosen", &pairs_chosen}, {"rejected", &pairs_rejected}}) {
+    for (json r : *rows) {
+      r["case"] = name;
+      all.push_back(r);
+    }
   }
-  // The rejected solutions keep the right working and state a wrong answer: the rubric's 3
-  // ("wrong answer with a mostly correct process") at best, never 4 or 5.
-  for (const json& g : grade("math", pairs_rejected, dir)) {
-    EXPECT_LE(g.value("score", 5.0), 3.0) << g.dump();
-    EXPECT_EQ(g["scores"].value("answer", 1.0), 0.0) << g.dump();
+  for (const json& g : grade("math", all, make_temp_dir("lm-math-wrong"))) {
+    const std::string c = g.at("case");
+    if (c == "bare") {
+      EXPECT_EQ(g.value("score", 0.0), 1.0) << g.dump();
+    }
+    if (c == "chosen") {
+      EXPECT_EQ(g.value("score", 0.0), 5.0) << g.dump();
+    }
+    // The rejected solutions keep the right working and state a wrong answer: the rubric's 3
+    // ("wrong answer with a mostly correct process") at best, never 4 or 5.
+    if (c == "rejected") {
+      EXPECT_LE(g.value("score", 5.0), 3.0) << g.dump();
+      EXPECT_EQ(g["scores"].value("answer", 1.0), 0.0) << g.dump();
+    }
   }
 }
 
@@ -271,17 +283,26 @@ TEST(PoemTask, GraderFindsTheRealQuatrainsAndRegulatedVersesInTheirForm) {
       const std::string form = r.at("form"), title = r.at("title");
       if (form == "other" || title.find("绝句") != std::string::npos) continue;  // 梅花绝句
       const std::string response = "《" + title + "》\n" + r.at("body").get<std::string>();
-      asked.push_back({{"prompt", "请以《" + title + "》为题，写一首" + form + "。"}, {"response", response}});
+      asked.push_back({{"prompt", "请以《" + title + "》为题，写一首" + form + "。"}, {"response", response},
+                       {"case", "asked"}});
       wrong_form.push_back({{"prompt", "请以《" + title + "》为题，写一首" + other.at(form) + "。"},
-                            {"response", response}});
+                            {"response", response}, {"case", "wrong_form"}});
     }
   }
   ASSERT_GE(asked.size(), 300u);
-  const std::string dir = make_temp_dir("lm-poem-grade");
+  std::vector<json> all = asked;
+  all.insert(all.end(), wrong_form.begin(), wrong_form.end());
+  const std::vector<json> graded = grade("poem", all, make_temp_dir("lm-poem-grade"));
   size_t structure = 0, rhyme = 0, title = 0;
   double score = 0, tone = 0;
-  for (const json& g : grade("poem", asked, dir)) {
+  for (const json& g : graded) {
     const json& s = g.at("scores");
+    if (g.at("case") != "asked") {
+      // Asked for the other length and the other number of rows, no poem fits either.
+      EXPECT_EQ(s.at("row_number"), 0.0) << g.dump();
+      EXPECT_EQ(s.at("chars_per_row"), 0.0) << g.dump();
+      continue;
+    }
     structure += s.at("row_number") == 1.0 && s.at("chars_per_row") == 1.0 ? 1 : 0;
     rhyme += s.at("rhyme") == 1.0 ? 1 : 0;
     title += s.at("title") == 1.0 ? 1 : 0;
@@ -298,10 +319,99 @@ TEST(PoemTask, GraderFindsTheRealQuatrainsAndRegulatedVersesInTheirForm) {
   EXPECT_GE(structure / n, 0.95);
   EXPECT_GE(rhyme / n, 0.70);
   EXPECT_GE(score / n, 0.85);
-  // Asked for the other length and the other number of rows, no poem fits either.
-  for (const json& g : grade("poem", wrong_form, dir)) {
-    EXPECT_EQ(g.at("scores").at("row_number"), 0.0) << g.dump();
-    EXPECT_EQ(g.at("scores").at("chars_per_row"), 0.0) << g.dump();
+}
+
+// ---------------------------------------------------------------------------------------- slogan
+
+const std::vector<std::string> kSloganFiles = {"corpus.jsonl", "sft.jsonl", "train_prompts.jsonl",
+                                               "prompts.jsonl"};
+
+// (product, keyword) of a slogan prompt, read with this test's own pattern.
+std::pair<std::string, std::string> product_and_keyword(const std::string& prompt) {
+  static const std::regex en("^Write a slogan for (.+) in .* Include the word \"(.+)\"\\.");
+  static const std::regex zh("^请为(.+)写一句广告语，.*需包含“(.+)”。");
+  std::smatch m;
+  if (std::regex_search(prompt, m, en) || std::regex_search(prompt, m, zh)) return {m[1], m[2]};
+  ADD_FAILURE() << "unexpected slogan prompt: " << prompt;
+  return {};
+}
+
+TEST(SloganTask, GeneratorReproducesTheCommittedFilesAndSplitsByProductAndKeyword) {
+  const std::string dir = make_temp_dir("lm-slogan");
+  run_script("configs/lm/slogan/make_slogan.py", "--out " + dir);
+  expect_same_files("configs/lm/slogan", dir, kSloganFiles);
+  const std::string d = kSource + "/configs/lm/slogan/";
+  const auto held = read_jsonl(d + "prompts.jsonl");
+  std::set<std::pair<std::string, std::string>> held_pairs, train_pairs;
+  for (const json& r : held) held_pairs.insert(product_and_keyword(r.at("prompt")));
+  for (const auto* file : {"train_prompts.jsonl", "sft.jsonl"}) {
+    for (const json& r : read_jsonl(d + file)) train_pairs.insert(product_and_keyword(r.at("prompt")));
+  }
+  EXPECT_GE(held_pairs.size(), 20u);
+  EXPECT_GE(train_pairs.size(), 200u);
+  for (const auto& p : held_pairs) {
+    EXPECT_EQ(train_pairs.count(p), 0u) << "held-out product and keyword in training: " << p.first
+                                        << " / " << p.second;
+  }
+  EXPECT_GE(read_jsonl(d + "corpus.jsonl").size(), 1000u);
+}
+
+TEST(SloganTask, ReferencesMeetTheirPromptsAndViolationsAreCaught) {
+  const std::string d = kSource + "/configs/lm/slogan/";
+  std::vector<json> good, no_keyword, too_long, banned, repeated;
+  for (const auto* file : {"prompts.jsonl", "train_prompts.jsonl"}) {
+    for (const json& r : read_jsonl(d + file)) {
+      const std::string prompt = r.at("prompt"), slogan = r.at("reference");
+      const std::string keyword = product_and_keyword(prompt).second;
+      const bool zh = r.at("lang") == "zh";
+      good.push_back({{"prompt", prompt}, {"response", slogan}});
+      // The keyword replaced by another word of the same kind.
+      std::string without = slogan;
+      for (size_t at; (at = without.find(keyword)) != std::string::npos;) {
+        without.replace(at, keyword.size(), zh ? "优雅" : "lovely");
+      }
+      std::string capital = keyword;
+      capital[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(capital[0])));
+      for (size_t at; !zh && (at = without.find(capital)) != std::string::npos;) {
+        without.replace(at, capital.size(), "Lovely");
+      }
+      no_keyword.push_back({{"prompt", prompt}, {"response", without}});
+      too_long.push_back({{"prompt", prompt},
+                          {"response", slogan + (zh ? "春夏秋冬日月星辰山川湖海风雨雷电" :
+                                                      " and so much more than you ever imagined today")}});
+      if (zh) banned.push_back({{"prompt", prompt}, {"response", " 国家级" + slogan.substr(1)}});
+      repeated.push_back({{"prompt", prompt}, {"response", slogan + slogan}});
+    }
+  }
+  ASSERT_FALSE(banned.empty());
+  // One run of the executable for all cases (each start loads the plugin): a "case" field tags them.
+  std::vector<json> all;
+  for (auto [name, rows] : {std::pair{"good", &good}, {"no_keyword", &no_keyword}, {"too_long", &too_long},
+                            {"banned", &banned}, {"repeated", &repeated}}) {
+    for (json r : *rows) {
+      r["case"] = name;
+      all.push_back(r);
+    }
+  }
+  for (const json& g : grade("slogan", all, make_temp_dir("lm-slogan-grade"))) {
+    const std::string c = g.at("case");
+    const json& s = g.at("scores");
+    if (c == "good") {
+      EXPECT_EQ(g.value("score", 0.0), 1.0) << g.dump();
+    }
+    if (c == "no_keyword") {
+      EXPECT_EQ(s.at("keywords"), 0.0) << g.dump();
+    }
+    if (c == "too_long") {
+      EXPECT_LT(s.at("word_count"), 1.0) << g.dump();
+    }
+    if (c == "banned") {
+      EXPECT_LT(s.at("banned_words"), 1.0) << g.dump();
+    }
+    if (c == "repeated") {
+      EXPECT_LT(s.at("repetition"), 1.0) << g.dump();
+      EXPECT_LT(g.value("score", 1.0), 1.0) << g.dump();
+    }
   }
 }
 
