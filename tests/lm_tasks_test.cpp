@@ -270,10 +270,8 @@ TEST(PoemTask, CorpusComesFromTheSourceAndIsSplitByTitle) {
   }
 }
 
+// Reads the committed corpus (made from fortunes-zh), so it runs without the package installed.
 TEST(PoemTask, GraderFindsTheRealQuatrainsAndRegulatedVersesInTheirForm) {
-  if (!have_fortunes()) {
-    GTEST_SKIP() << kFortunes << "/tang300 and song100 are not installed (Debian package fortunes-zh)";
-  }
   const std::string d = kSource + "/configs/lm/poem/";
   std::vector<json> asked, wrong_form;
   const std::map<std::string, std::string> other = {
@@ -292,12 +290,29 @@ TEST(PoemTask, GraderFindsTheRealQuatrainsAndRegulatedVersesInTheirForm) {
   ASSERT_GE(asked.size(), 300u);
   std::vector<json> all = asked;
   all.insert(all.end(), wrong_form.begin(), wrong_form.end());
+  // The SFT rows and the prompt rows' references, against their own prompts.
+  size_t own = 0;
+  for (const json& r : read_jsonl(d + "sft.jsonl")) {
+    all.push_back({{"prompt", r["prompt"]}, {"response", r["completion"]}, {"case", "own"}}), ++own;
+  }
+  for (const std::string file : {"train_prompts.jsonl", "prompts.jsonl"}) {
+    for (const json& r : read_jsonl(d + file)) {
+      if (!r.contains("reference")) continue;
+      all.push_back({{"prompt", r["prompt"]}, {"response", r["reference"]}, {"case", "own"}}), ++own;
+    }
+  }
   const std::vector<json> graded = grade("poem", all, make_temp_dir("lm-poem-grade"));
-  size_t structure = 0, rhyme = 0, title = 0;
+  size_t structure = 0, rhyme = 0, title = 0, own_structure = 0;
   double score = 0, tone = 0;
   for (const json& g : graded) {
     const json& s = g.at("scores");
-    if (g.at("case") != "asked") {
+    if (g.at("case") == "own") {
+      // Every prompt's title is one the grader finds in the answer (long titles are left out).
+      EXPECT_EQ(s.at("title"), 1.0) << g.dump();
+      own_structure += s.at("row_number") == 1.0 && s.at("chars_per_row") == 1.0 ? 1 : 0;
+      continue;
+    }
+    if (g.at("case") == "wrong_form") {
       // Asked for the other length and the other number of rows, no poem fits either.
       EXPECT_EQ(s.at("row_number"), 0.0) << g.dump();
       EXPECT_EQ(s.at("chars_per_row"), 0.0) << g.dump();
@@ -319,6 +334,8 @@ TEST(PoemTask, GraderFindsTheRealQuatrainsAndRegulatedVersesInTheirForm) {
   EXPECT_GE(structure / n, 0.95);
   EXPECT_GE(rhyme / n, 0.70);
   EXPECT_GE(score / n, 0.85);
+  ASSERT_GE(own, 500u);
+  EXPECT_GE(static_cast<double>(own_structure) / own, 0.95);  // 558 of 561 measured
 }
 
 // ---------------------------------------------------------------------------------------- slogan

@@ -22,7 +22,8 @@ Files (OUT defaults to this script's folder):
                    {"prompt", "form", "reference"?}; "reference" (the real poem, as an SFT
                    completion) only where the title's poem is in the asked form
 The poem grader reads the asked form (五言/七言, 绝句/律诗) and title (以《题》为题) from the prompt;
-titles that themselves name a form (梅花绝句) are left out of the prompts and SFT rows.
+titles that name a form (梅花绝句) or have 10+ Han characters are left out of the prompts and SFT
+rows (see unfit_title).
 
   python3 configs/lm/poem/make_poem.py [--fortunes DIR] [--out DIR]
 """
@@ -108,10 +109,13 @@ def base_title(title):
     return title.split("・")[0]
 
 
-def asks_a_form(title):
-    """Whether a title names a form itself (梅花绝句): the grader reads the asked form from the
-    prompt's words, so such a title would contradict the form asked."""
-    return any(w in title for w in ("绝句", "律诗", "五言", "七言", "五绝", "七绝", "五律", "七律"))
+def unfit_title(title):
+    """Whether a title is left out of the prompts: one that names a form itself (梅花绝句; the
+    grader reads the asked form from the prompt's words, so it would contradict the form asked), or
+    one of 10 or more Han characters (the grader reads such a row as chat text, not a title)."""
+    if any(w in title for w in ("绝句", "律诗", "五言", "七言", "五绝", "七绝", "五律", "七律")):
+        return True
+    return sum(1 for c in title if "\u3400" <= c <= "\u9fff") >= 10
 
 
 def prompt(title, form):
@@ -155,12 +159,12 @@ def main():
     write(os.path.join(args.out, "corpus_heldout.jsonl"), [corpus_row(p) for p in held])
     write(os.path.join(args.out, "sft.jsonl"),
           [{"prompt": prompt(p["title"], p["form"]), "completion": completion(p), "form": p["form"]}
-           for p in train if p["form"] in FORMS and not asks_a_form(p["title"])])
+           for p in train if p["form"] in FORMS and not unfit_title(p["title"])])
 
     def prompt_rows(group):
         rows, seen = [], set()
         for p in group:
-            if p["title"] in seen or asks_a_form(p["title"]):
+            if p["title"] in seen or unfit_title(p["title"]):
                 continue
             seen.add(p["title"])
             for form in FORMS:
