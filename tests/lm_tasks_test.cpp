@@ -111,6 +111,25 @@ TEST(MathTask, SplitsAreDisjointAndHeldOutCoversEveryKindAndLevel) {
     EXPECT_EQ(c.size(), held.size());
     for (const auto& p : c) EXPECT_EQ(a.count(p) + b.count(p), 0u) << "held-out prompt in training: " << p;
     for (const auto& p : b) EXPECT_EQ(a.count(p), 0u) << "train prompt in the SFT set: " << p;
+    // Word problems differ in their numbers too, not only in names and things.
+    const auto numbers_of = [](const std::vector<json>& rows) {
+      std::set<std::string> keys;
+      for (const json& r : rows) {
+        if (r.at("kind") != "word" && r.at("kind") != "zh") continue;
+        std::string key = r.at("kind").get<std::string>() + std::to_string(r.at("level").get<int>());
+        const std::string p = r.at("prompt");
+        for (size_t i = 0; i < p.size(); ++i) {
+          const bool digit = p[i] >= '0' && p[i] <= '9';
+          if (digit && (i == 0 || !(p[i - 1] >= '0' && p[i - 1] <= '9'))) key += ' ';
+          if (digit) key += p[i];
+        }
+        keys.insert(key);
+      }
+      return keys;
+    };
+    const auto na = numbers_of(sft), nb = numbers_of(train), nc = numbers_of(held);
+    EXPECT_GE(nc.size(), suffix[0] ? 200u : 36u);
+    for (const auto& k : nc) EXPECT_EQ(na.count(k) + nb.count(k), 0u) << "held-out word problem in training: " << k;
     std::set<std::pair<std::string, int>> kinds_sft, kinds_held;
     for (const json& r : sft) kinds_sft.insert({r.at("kind").get<std::string>(), r.at("level").get<int>()});
     for (const json& r : held) kinds_held.insert({r.at("kind").get<std::string>(), r.at("level").get<int>()});

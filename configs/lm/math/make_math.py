@@ -19,7 +19,8 @@ Files (OUT defaults to this script's folder):
   pairs.jsonl, pairs_zh.jsonl                  {"prompt", "chosen", "rejected"}: the train prompts,
                                                chosen = the worked solution, rejected = the same
                                                working with the last step's result wrong
-The three sets of each language are disjoint in prompt text. References are the final answer
+The three sets of each language are disjoint in prompt text, and word problems also in their
+numbers (kind, level and the numbers in order): no held-out word problem is a training one renamed. References are the final answer
 alone ("19", "\\frac{5}{6}", "-3"), which the math grader compares by value.
 
   python3 configs/lm/math/make_math.py [--out DIR] [--seed N]
@@ -29,6 +30,7 @@ import json
 import math
 import os
 import random
+import re
 
 SIZES = {"en": (3000, 400, 200), "zh": (2000, 400, 200)}  # sft, train prompts, held out
 
@@ -379,6 +381,14 @@ def wrong_answer(answer):
     return str(int(answer) + 1)
 
 
+def problem_key(kind, level, prompt):
+    """What makes two problems the same: the text, or for word problems (whose names and things
+    vary) the kind, level and numbers, so no held-out word problem is a training one renamed."""
+    if kind in ("word", "zh"):
+        return (kind, level, tuple(re.findall(r"\d+", prompt)))
+    return prompt
+
+
 def make(lang, rng):
     kinds = EN_KINDS if lang == "en" else ZH_KINDS
     sft_n, train_n, held_n = SIZES[lang]
@@ -389,9 +399,10 @@ def make(lang, rng):
         i += 1
         question, lines, answer, final = MAKERS[kind](rng, level)
         prompt = f"问：{question}\n解：" if lang == "zh" else f"Q: {question}\nA:"
-        if prompt in seen:
+        key = problem_key(kind, level, prompt)
+        if key in seen:
             continue
-        seen.add(prompt)
+        seen.add(key)
         completion = " " + "\n".join(lines + [final])
         rows.append({"prompt": prompt, "completion": completion, "reference": answer,
                      "kind": kind, "level": level, "final": final})
