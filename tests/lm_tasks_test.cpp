@@ -87,9 +87,20 @@ const std::vector<std::string> kMathFiles = {
     "sft.jsonl",    "train_prompts.jsonl",    "prompts.jsonl",    "pairs.jsonl",
     "sft_zh.jsonl", "train_prompts_zh.jsonl", "prompts_zh.jsonl", "pairs_zh.jsonl"};
 
+// The generator's output in a temporary folder, made once per test process: what the tests below
+// read (GeneratorReproducesTheCommittedFiles shows it equals the committed files).
+const std::string& generated_math() {
+  static const std::string dir = [] {
+    const std::string d = make_temp_dir("lm-math");
+    const CommandResult r = run_shell("python3 " + kSource + "/configs/lm/math/make_math.py --out " + d + " 2>&1");
+    EXPECT_EQ(r.code, 0) << r.output;
+    return d + "/";
+  }();
+  return dir;
+}
+
 TEST(MathTask, GeneratorReproducesTheCommittedFiles) {
-  const std::string dir = make_temp_dir("lm-math");
-  run_script("configs/lm/math/make_math.py", "--out " + dir);
+  const std::string dir = generated_math();
   expect_same_files("configs/lm/math", dir, kMathFiles);
   // Another seed gives other problems.
   run_script("configs/lm/math/make_math.py", "--seed 1 --out " + dir + "/seed1");
@@ -97,7 +108,7 @@ TEST(MathTask, GeneratorReproducesTheCommittedFiles) {
 }
 
 TEST(MathTask, SplitsAreDisjointAndHeldOutCoversEveryKindAndLevel) {
-  const std::string d = kSource + "/configs/lm/math/";
+  const std::string d = generated_math();
   for (const std::string suffix : {"", "_zh"}) {
     const auto sft = read_jsonl(d + "sft" + suffix + ".jsonl");
     const auto train = read_jsonl(d + "train_prompts" + suffix + ".jsonl");
@@ -147,7 +158,7 @@ TEST(MathTask, SplitsAreDisjointAndHeldOutCoversEveryKindAndLevel) {
 }
 
 TEST(MathTask, EveryReferenceSolutionGradesFullMarks) {
-  const std::string d = kSource + "/configs/lm/math/";
+  const std::string d = generated_math();
   std::vector<json> records;
   for (const std::string suffix : {"", "_zh"}) {
     for (const std::string file : {"train_prompts", "prompts"}) {
@@ -183,7 +194,7 @@ std::string wrong_answer(const std::string& reference) {
 }
 
 TEST(MathTask, WrongAnswersGradeLow) {
-  const std::string d = kSource + "/configs/lm/math/";
+  const std::string d = generated_math();
   std::vector<json> bare, pairs_chosen, pairs_rejected;
   for (const std::string suffix : {"", "_zh"}) {
     for (const json& r : read_jsonl(d + "prompts" + suffix + ".jsonl")) {
@@ -372,11 +383,20 @@ std::pair<std::string, std::string> product_and_keyword(const std::string& promp
   return {};
 }
 
+// The generator's output in a temporary folder, made once per test process.
+const std::string& generated_slogan() {
+  static const std::string dir = [] {
+    const std::string d = make_temp_dir("lm-slogan");
+    const CommandResult r = run_shell("python3 " + kSource + "/configs/lm/slogan/make_slogan.py --out " + d + " 2>&1");
+    EXPECT_EQ(r.code, 0) << r.output;
+    return d + "/";
+  }();
+  return dir;
+}
+
 TEST(SloganTask, GeneratorReproducesTheCommittedFilesAndSplitsByProductAndKeyword) {
-  const std::string dir = make_temp_dir("lm-slogan");
-  run_script("configs/lm/slogan/make_slogan.py", "--out " + dir);
-  expect_same_files("configs/lm/slogan", dir, kSloganFiles);
-  const std::string d = kSource + "/configs/lm/slogan/";
+  const std::string d = generated_slogan();
+  expect_same_files("configs/lm/slogan", d, kSloganFiles);
   const auto held = read_jsonl(d + "prompts.jsonl");
   std::set<std::pair<std::string, std::string>> held_pairs, train_pairs;
   for (const json& r : held) held_pairs.insert(product_and_keyword(r.at("prompt")));
@@ -393,7 +413,7 @@ TEST(SloganTask, GeneratorReproducesTheCommittedFilesAndSplitsByProductAndKeywor
 }
 
 TEST(SloganTask, ReferencesMeetTheirPromptsAndViolationsAreCaught) {
-  const std::string d = kSource + "/configs/lm/slogan/";
+  const std::string d = generated_slogan();
   std::vector<json> good, no_keyword, too_long, banned, repeated;
   for (const auto* file : {"prompts.jsonl", "train_prompts.jsonl"}) {
     for (const json& r : read_jsonl(d + file)) {
