@@ -471,4 +471,52 @@ TEST(SloganTask, ReferencesMeetTheirPromptsAndViolationsAreCaught) {
   }
 }
 
+// ---------------------------------------------------------------------------------------- engine
+
+// `prefengine validate` reads every stage's data: each task file in the format its stage expects
+// (the extra fields kind, level, solution, form, lang are ignored), none skipped.
+TEST(TaskFiles, EngineReadsEveryFile) {
+  std::string yaml = R"(name: lm-tasks-validate
+seed: 0
+threads: 1
+tokenizer: {kind: byte}
+model: {plugin: transformer, vocab_size: 259, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, max_position_embeddings: 512, tie_word_embeddings: true}
+stages:
+  - {name: math, kind: sft, data: {path: @/math/sft.jsonl, max_length: 512}, optimizer: {name: adamw, lr: 1.0e-3}, batch_size: 4, steps: 1}
+  - {name: math_zh, kind: sft, data: {path: @/math/sft_zh.jsonl, max_length: 512}, optimizer: {name: adamw, lr: 1.0e-3}, batch_size: 4, steps: 1}
+  - {name: poem_corpus, kind: sft, data: {path: @/poem/corpus.jsonl, max_length: 512}, optimizer: {name: adamw, lr: 1.0e-3}, batch_size: 4, steps: 1}
+  - {name: poem, kind: sft, data: {path: @/poem/sft.jsonl, max_length: 512}, optimizer: {name: adamw, lr: 1.0e-3}, batch_size: 4, steps: 1}
+  - {name: slogan, kind: sft, data: {path: @/slogan/sft.jsonl, max_length: 512}, optimizer: {name: adamw, lr: 1.0e-3}, batch_size: 4, steps: 1}
+  - {name: math_pairs, kind: pairs, data: {path: @/math/train_prompts_zh.jsonl}, grader: {plugin: math}, sampling: {n: 2, max_new_tokens: 8}}
+  - {name: poem_pairs, kind: pairs, data: {path: @/poem/train_prompts.jsonl}, grader: {plugin: poem}, sampling: {n: 2, max_new_tokens: 8}}
+  - {name: slogan_pairs, kind: pairs, data: {path: @/slogan/prompts.jsonl}, grader: {plugin: slogan}, sampling: {n: 2, max_new_tokens: 8}}
+  - name: dpo
+    kind: pairwise
+    loss: {plugin: dpo, beta: 0.1}
+    data: {path: @/math/pairs_zh.jsonl, max_length: 512}
+    optimizer: {name: adamw, lr: 1.0e-4}
+    batch_size: 4
+    steps: 1
+    eval: {prompts: @/math/prompts.jsonl, grader: math, sampling: {n: 1, max_new_tokens: 8}, path: @/math/pairs.jsonl, every: 1}
+)";
+  for (size_t at; (at = yaml.find('@')) != std::string::npos;) yaml.replace(at, 1, kSource + "/configs/lm");
+  const std::string dir = make_temp_dir("lm-tasks-validate");
+  const std::string config = prefengine::testing::write_file(dir + "/tasks.yaml", yaml);
+  const CommandResult r = run_shell(std::string(PREFENGINE_CLI) + " validate " + config + " 2>&1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("ok (9 stages)"), std::string::npos) << r.output;
+  for (const std::string line :
+       {"math/sft.jsonl (prompt_completion format): 3000 rows, 3000 records",
+        "math/sft_zh.jsonl (prompt_completion format): 2000 rows, 2000 records",
+        "poem/corpus.jsonl (text format): 370 rows, 370 records",
+        "slogan/sft.jsonl (prompt_completion format): 1176 rows, 1176 records",
+        "math/pairs_zh.jsonl (standard format): 400 rows, 400 records"}) {
+    EXPECT_NE(r.output.find(line), std::string::npos) << line << "\n" << r.output;
+  }
+  // Nothing skipped: every "N skipped" count is 0.
+  for (size_t at = r.output.find(" skipped"); at != std::string::npos; at = r.output.find(" skipped", at + 1)) {
+    EXPECT_EQ(r.output.substr(at - 2, 2), " 0") << r.output;
+  }
+}
+
 }  // namespace
