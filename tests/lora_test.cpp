@@ -21,6 +21,7 @@
 #include <torch/serialize/input-archive.h>
 
 #include "engine/config/experiment_config.h"
+#include "engine/train/adapter_reference.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/init_from.h"
@@ -573,6 +574,61 @@ TEST(LoraEngineTest, CheckpointHoldsPeftAdapterFilesReadIndependently) {
   EXPECT_EQ(state["files"]["adapter_model.safetensors"]["bytes"],
             testing::read_file(ckpt + "/adapter_model.safetensors").size());
   EXPECT_TRUE(state["files"].contains("adapter_config.json"));
+}
+
+TEST(LoraEngineTest, CheckpointMergesForExport) {
+  const std::string dir = run_engine(engine_yaml(2, "{lr: 5.0e-2}"), "lora-merge-export");
+  const std::string ckpt = dir + "/checkpoints/dpo";
+  auto build = [] {
+    auto m = std::make_shared<TransformerModel>(engine_config());
+    m->load_pretrained(engine_data().base);
+    m->enable_lora(lora_options(kRank, kAlpha, kTargets));
+    return m;
+  };
+  const auto trained = build();
+  load_model_weights(ckpt, *trained);
+  ASSERT_FALSE(trained->adapters_are_identity());
+  const at::Tensor ids = some_ids(40);
+  const at::Tensor expected = logits_of(*trained, ids);
+
+  const auto merged = build();
+  EXPECT_TRUE(load_merged_weights(ckpt, *merged));
+  EXPECT_TRUE(merged->adapters_are_identity());
+  EXPECT_TRUE(at::allclose(logits_of(*merged, ids), expected, 1e-5, 1e-5));
+  // Written as plain weights and read by a model without adapters: the trained function.
+  merged->save_pretrained(dir + "/export");
+  TransformerModel plain(engine_config());
+  plain.load_pretrained(dir + "/export");
+  EXPECT_TRUE(at::allclose(logits_of(plain, ids), expected, 1e-5, 1e-5));
+  // And it is not the base model.
+  TransformerModel base(engine_config());
+  base.load_pretrained(engine_data().base);
+  EXPECT_GT(max_abs(logits_of(base, ids) - expected), 1e-4);
+}
+
+TEST(LoraEngineTest, ConfigErrorsNameTheKeyAndLine) {
+  std::string yaml = engine_yaml(1, "{lr: 1.0e-2}");
+  yaml.replace(yaml.find("alpha: 8"), 8, "alfa: 8");
+  try {
+    validate_experiment(parse_experiment(yaml, "lora.yaml"));
+    FAIL() << "an unknown lora key was accepted";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("lora.yaml:", 0), 0u) << message;
+    EXPECT_NE(message.find("lora.alfa"), std::string::npos) << message;
+    EXPECT_NE(message.find("lora.alpha"), std::string::npos) << message;  // the nearest known key
+  }
+  yaml = engine_yaml(1, "{lr: 1.0e-2}");
+  yaml.replace(yaml.find("v_proj, down_proj"), 17, "v_proj, mlp");
+  try {
+    validate_experiment(parse_experiment(yaml, "lora.yaml"));
+    FAIL() << "an unknown target module was accepted";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("lora.yaml:", 0), 0u) << message;
+    EXPECT_NE(message.find("lora.target_modules"), std::string::npos) << message;
+    EXPECT_NE(message.find("'mlp'"), std::string::npos) << message;
+  }
 }
 
 TEST(LoraEngineTest, ResumeKeepsTheAdaptersExactly) {

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/train/checkpoint.h"
 #include "engine/train/stage_unit.h"
 #include "prefengine/model.h"
 
@@ -63,6 +64,14 @@ std::shared_ptr<Model> adapters_off_reference(StageContext& context) {
   spdlog::info("stage '{}': reference = the policy with its adapters disabled (no copy of the weights)",
                context.stage.name);
   return std::make_shared<AdaptersOffReference>(context.model, adapters);
+}
+
+bool load_merged_weights(const std::string& checkpoint_directory, Model& model) {
+  load_model_weights(checkpoint_directory, model);
+  auto* adapters = dynamic_cast<AdapterModel*>(&model);
+  if (adapters == nullptr || !adapters->has_adapters()) return false;
+  adapters->merge_adapters();
+  return true;
 }
 
 }  // namespace prefengine

@@ -5,6 +5,7 @@
 // reference is then a view of the policy that switches the adapters off around each forward: no
 // second copy of the weights. make_frozen_reference (init_from.h) uses it automatically.
 #include <memory>
+#include <string>
 
 namespace prefengine {
 
@@ -15,5 +16,12 @@ struct StageContext;
 // them the identity now, and no reference_from); nullptr otherwise (the caller copies the policy).
 // Records context.report["reference_model"] = "policy with adapters disabled".
 std::shared_ptr<Model> adapters_off_reference(StageContext& context);
+
+// For export: loads a checkpoint's model.pt into `model` (built with the experiment's model block,
+// adapters included) and, when it is an AdapterModel with adapters, folds them into the base
+// weights (AdapterModel::merge_adapters): `model` then computes the trained function with
+// identity adapters, and its plugin's own writer can save plain base weights. Returns whether
+// adapters were merged.
+bool load_merged_weights(const std::string& checkpoint_directory, Model& model);
 
 }  // namespace prefengine

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "safetensors.h"
+#include "transformer.h"
 
 namespace prefengine::plugins::model {
 
@@ -56,6 +57,8 @@ LoraOptions lora_options_from(PluginOptions& options) {
   }
   return lora;
 }
+
+void merge_lora(TransformerModel& model) { model.merge_adapters(); }
 
 bool is_lora_parameter(const std::string& name) {
   return name.find(".lora_A.") != std::string::npos || name.find(".lora_B.") != std::string::npos;

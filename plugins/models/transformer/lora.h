@@ -43,6 +43,11 @@ LoraOptions lora_options_from(PluginOptions& options);
 // Whether a parameter name belongs to an adapter (".lora_A." or ".lora_B.").
 bool is_lora_parameter(const std::string& name);
 
+class TransformerModel;
+// Folds a model's adapters into its base weights (W += scale * B A, then B = 0): the same
+// function, identity adapters; save_pretrained then writes plain weights. No-op without adapters.
+void merge_lora(TransformerModel& model);
+
 // One adapted projection.
 class LoraLinear {
  public:
