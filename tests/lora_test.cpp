@@ -78,6 +78,8 @@ void randomize_b(TransformerModel& model) {
   }
 }
 
+double max_abs(const at::Tensor& t) { return t.abs().max().item<double>(); }
+
 std::map<std::string, at::Tensor> read_model_pt(const std::string& path) {
   torch::serialize::InputArchive archive;
   archive.load_from(path);
@@ -252,6 +254,38 @@ TEST(LoraModelTest, MergingGivesTheSameLogitsAsAdaptersOn) {
   EXPECT_TRUE(at::allclose(logits_of(model, ids), on, 1e-5, 1e-5));
 }
 
+TEST(LoraModelTest, GradientCheckpointingGivesTheSameAdapterGradients) {
+  // The checkpointed layers recompute the adapters in backward; the gradients must not change.
+  at::manual_seed(6);
+  TransformerModel plain(tiny_config());
+  TransformerModel checkpointed(tiny_config());
+  copy_weights(plain, checkpointed);
+  plain.enable_lora(lora_options(2, 4, plugins::model::lora_target_names()));
+  checkpointed.enable_lora(lora_options(2, 4, plugins::model::lora_target_names()));
+  randomize_b(plain);
+  copy_weights(plain, checkpointed);
+  checkpointed.set_gradient_checkpointing(true);
+  const at::Tensor ids = some_ids(37);
+  std::map<std::string, at::Tensor> grads[2];
+  TransformerModel* models[2] = {&plain, &checkpointed};
+  for (int i = 0; i < 2; ++i) {
+    models[i]->train();
+    ModelInput in;
+    in.input_ids = ids;
+    at::log_softmax(models[i]->forward(in).logits, -1).select(-1, 3).sum().backward();
+    for (const auto& item : models[i]->named_parameters()) {
+      if (is_lora_parameter(item.key())) grads[i][item.key()] = item.value().grad();
+    }
+  }
+  ASSERT_EQ(grads[0].size(), 28u);
+  for (const auto& [name, g] : grads[0]) {
+    ASSERT_TRUE(g.defined()) << name;
+    ASSERT_TRUE(grads[1][name].defined()) << name;
+    EXPECT_GT(max_abs(g), 0) << name;
+    EXPECT_TRUE(at::allclose(grads[1][name], g, 1e-4, 1e-6)) << name;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The reference
 
@@ -419,8 +453,6 @@ at::Tensor dpo_loss(TransformerModel& model, const std::vector<double>& ref_chos
   }
   return loss / double(d.rows.size());
 }
-
-double max_abs(const at::Tensor& t) { return t.abs().max().item<double>(); }
 
 // DPO on the full model, where the only trainable part is the low-rank factorisation of the target
 // weights: W = W0 + s B A. The full model's gradient G = dL/dW gives the adapters' by the chain
