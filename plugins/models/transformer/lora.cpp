@@ -150,7 +150,10 @@ std::string LoraSet::peft_config_json() const {
       {"peft_type", "LORA"},
       {"task_type", "CAUSAL_LM"},
       {"r", options_.rank},
-      {"lora_alpha", options_.alpha},
+      // An integer as PEFT writes it when it is one.
+      {"lora_alpha", options_.alpha == std::floor(options_.alpha) && options_.alpha < 1e15
+                         ? nlohmann::json(static_cast<int64_t>(options_.alpha))
+                         : nlohmann::json(options_.alpha)},
       {"lora_dropout", options_.dropout},
       {"target_modules", options_.target_modules},
       {"base_model_name_or_path", base_model_.empty() ? nlohmann::json(nullptr) : nlohmann::json(base_model_)},
