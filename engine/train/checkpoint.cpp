@@ -174,6 +174,11 @@ void save_checkpoint(const std::string& directory, const Model& model, const Fla
     }
     write("model.pt", archive_bytes(archive));
   }
+  // LoRA adapters also in PEFT's layout (adapter_config.json, adapter_model.safetensors), listed
+  // and checksummed like the other files; model.pt stays what resume reads.
+  if (const auto* adapters = dynamic_cast<const AdapterModel*>(&model); adapters != nullptr && adapters->has_adapters()) {
+    for (const std::string& name : adapters->save_adapters(tmp.string())) write(name, read_file_bytes((tmp / name).string()));
+  }
   if (optimizer != nullptr) {
     torch::serialize::OutputArchive archive;
     for (const auto& [name, tensor] : optimizer->state()) archive.write(name, tensor);

@@ -3,6 +3,8 @@
 //   model.pt      named parameters and buffers
 //   optimizer.pt  the optimizer's moments and step count (the schedule's position)
 //   loss.pt       the loss plugin's state (Loss::state()), when it has one
+//   adapter_config.json, adapter_model.safetensors  a model with LoRA adapters (AdapterModel): the
+//                 adapters in PEFT's layout, for PEFT and `transformers` (resume reads model.pt)
 //   state.json    CheckpointState below, "files" (each file's size and CRC-32C) and "checksum"
 //                 (the CRC-32C of state.json's own content without that field)
 // built in <target>.tmp (every file fsynced), renamed into place and the folder fsynced, so a

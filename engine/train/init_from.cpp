@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "engine/config/yaml_options.h"
+#include "engine/train/adapter_reference.h"
 #include "engine/train/checkpoint.h"
 #include "engine/train/stage_unit.h"
 #include "prefengine/model.h"
@@ -182,6 +183,7 @@ void apply_init_from(StageContext& context) {
 }
 
 std::shared_ptr<Model> make_frozen_reference(StageContext& context) {
+  if (auto view = adapters_off_reference(context)) return view;  // LoRA: no copy
   std::shared_ptr<Model> reference;
   if (context.stage.reference_from.empty()) {
     reference = context.make_model();

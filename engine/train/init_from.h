@@ -40,7 +40,8 @@ void apply_init_from(StageContext& context);
 
 // The stage's frozen reference (eval mode, no gradients): a copy of the policy as it is now (with
 // its scalar head, when it has one), or the `reference_from` checkpoint's weights (recorded in
-// context.report["reference_from"]).
+// context.report["reference_from"]). A policy with LoRA adapters that are still the identity
+// gives itself with its adapters disabled instead of a copy (adapter_reference.h).
 std::shared_ptr<Model> make_frozen_reference(StageContext& context);
 
 }  // namespace prefengine

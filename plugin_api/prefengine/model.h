@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
@@ -58,6 +59,29 @@ class PREFENGINE_API Model : public torch::nn::Module, public Plugin {
 class PREFENGINE_API SingleTokenResponses {
  public:
   virtual ~SingleTokenResponses();
+};
+
+// A capability a model adds beside Model: low-rank adapters (LoRA) trained on frozen base weights
+// (the transformer plugin's `lora:` option). With the adapters switched off the model computes its
+// base weights alone, so while the adapters are still the identity (a stage's start before any
+// update) the engine uses the policy itself with its adapters off as the frozen reference instead
+// of copying its weights (engine/train/init_from.h). dynamic_cast<AdapterModel*>(&model).
+class PREFENGINE_API AdapterModel {
+ public:
+  virtual ~AdapterModel();
+  // Whether adapters are attached (false: the capability is present but unused).
+  virtual bool has_adapters() const = 0;
+  // Switches the adapters' contribution on or off; off, forward() is the base model's.
+  virtual void set_adapters_enabled(bool enabled) = 0;
+  virtual bool adapters_enabled() const = 0;
+  // True when the adapters add exactly nothing now (every up-projection B is zero).
+  virtual bool adapters_are_identity() const = 0;
+  // Writes the adapters in PEFT's layout into `directory` (adapter_config.json,
+  // adapter_model.safetensors) and returns the file names written.
+  virtual std::vector<std::string> save_adapters(const std::string& directory) const = 0;
+  // Folds the adapters into the base weights (W += scale * B A) and zeroes B: the model computes
+  // the same function with identity adapters (for export).
+  virtual void merge_adapters() = 0;
 };
 
 }  // namespace prefengine

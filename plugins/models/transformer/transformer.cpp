@@ -14,6 +14,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "lora.h"
 #include "safetensors.h"
 
 namespace prefengine::plugins::model {
@@ -332,9 +333,13 @@ class Projection : public torch::nn::Module {
     weight = register_parameter("weight", at::empty({out, in}));
     if (bias) this->bias = register_parameter("bias", at::zeros({out}));
   }
-  at::Tensor forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+  at::Tensor forward(const at::Tensor& x) const {
+    const at::Tensor y = at::linear(x, weight, bias);
+    return lora ? lora->add_to(y, x, is_training()) : y;
+  }
   at::Tensor weight;
   at::Tensor bias;
+  std::shared_ptr<LoraLinear> lora;  // the LoRA adapter (lora.h); null when none
 };
 
 class RmsNorm : public torch::nn::Module {
@@ -547,6 +552,11 @@ TransformerModel::TransformerModel(const TransformerConfig& config) : config_(co
 TransformerModel::TransformerModel(PluginOptions& options) {
   std::string pretrained;
   config_ = transformer_config_from_options(options, &pretrained);
+  const LoraOptions lora = lora_options_from(options);
+  if (lora.enabled() && lora.dropout > 0 && config_.gradient_checkpointing) {
+    options.fail("lora.dropout", "0 with gradient_checkpointing (the recomputed layer would draw another mask)",
+                 std::to_string(lora.dropout));
+  }
   build();
   if (!pretrained.empty()) {
     try {
@@ -555,6 +565,45 @@ TransformerModel::TransformerModel(PluginOptions& options) {
       options.fail("pretrained", "a directory with loadable weights", e.what());
     }
   }
+  if (lora.enabled()) enable_lora(lora, pretrained);
+}
+
+void TransformerModel::enable_lora(const LoraOptions& options, const std::string& base_model_name_or_path) {
+  if (lora_) throw std::logic_error("transformer: LoRA adapters are already attached");
+  auto set = std::make_unique<LoraSet>(options, base_model_name_or_path);
+  for (size_t i = 0; i < decoder_->layers.size(); ++i) {
+    DecoderLayer& layer = *decoder_->layers[i];
+    const std::string prefix = "model.layers." + std::to_string(i) + ".";
+    const std::pair<std::string, Projection*> projections[] = {
+        {"self_attn.q_proj", layer.self_attn->q_proj.get()}, {"self_attn.k_proj", layer.self_attn->k_proj.get()},
+        {"self_attn.v_proj", layer.self_attn->v_proj.get()}, {"self_attn.o_proj", layer.self_attn->o_proj.get()},
+        {"mlp.gate_proj", layer.mlp->gate_proj.get()},        {"mlp.up_proj", layer.mlp->up_proj.get()},
+        {"mlp.down_proj", layer.mlp->down_proj.get()}};
+    for (const auto& [name, projection] : projections) {
+      projection->lora = set->maybe_attach(prefix + name, *projection);
+    }
+  }
+  for (auto& item : named_parameters()) {
+    item.value().set_requires_grad(is_lora_parameter(item.key()));
+  }
+  lora_ = std::move(set);
+}
+
+void TransformerModel::set_adapters_enabled(bool enabled) {
+  if (lora_) lora_->set_enabled(enabled);
+}
+
+bool TransformerModel::adapters_enabled() const { return lora_ && lora_->enabled(); }
+
+bool TransformerModel::adapters_are_identity() const { return !lora_ || lora_->identity(); }
+
+std::vector<std::string> TransformerModel::save_adapters(const std::string& directory) const {
+  if (!lora_) throw std::logic_error("transformer: no LoRA adapters to save");
+  return lora_->save_peft(directory);
+}
+
+void TransformerModel::merge_adapters() {
+  if (lora_) lora_->merge();
 }
 
 TransformerModel::~TransformerModel() = default;
@@ -717,8 +766,10 @@ void TransformerModel::save_pretrained(const std::string& directory) const {
   }
   std::map<std::string, at::Tensor> tensors;
   for (const auto& item : named_parameters()) {
+    if (is_lora_parameter(item.key())) continue;
     tensors.emplace(item.key(), item.value().detach().to(at::kFloat));
   }
+  if (lora_) lora_->fold_into(tensors);
   save_safetensors((fs::path(directory) / "model.safetensors").string(), tensors);
 }
 
@@ -760,6 +811,7 @@ void TransformerModel::load_pretrained(const std::string& directory) {
   std::set<std::string> used;
   for (auto& item : named_parameters()) {
     const std::string& name = item.key();
+    if (is_lora_parameter(name)) continue;  // adapters are not part of the base weights
     auto it = tensors.find(name);
     if (it == tensors.end()) {
       throw std::invalid_argument(directory + ": tensor '" + name + "' is missing");

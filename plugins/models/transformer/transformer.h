@@ -80,11 +80,15 @@ class TransformerCache : public KvCache {
   int64_t capacity_ = 0;
 };
 
-class TransformerModel : public Model {
+class LoraSet;
+struct LoraOptions;
+
+class TransformerModel : public Model, public AdapterModel {
  public:
   // Options: every TransformerConfig field by its config.json name, plus `pretrained: DIR`
   // (config.json + safetensors weights) or `config_json: FILE` (architecture only, random
-  // weights). Keys given next to either override the file's values.
+  // weights). Keys given next to either override the file's values. `lora: {rank, alpha,
+  // dropout, target_modules}` adds adapters after the weights are loaded (lora.h).
   explicit TransformerModel(PluginOptions& options);
   explicit TransformerModel(const TransformerConfig& config);
   ~TransformerModel() override;
@@ -100,13 +104,27 @@ class TransformerModel : public Model {
   std::unique_ptr<KvCache> new_cache(int64_t batch_size, int64_t max_length) override;
 
   // Writes config.json and model.safetensors (f32, Hugging Face names; lm_head omitted when tied).
+  // With LoRA adapters the weights written are the merged ones (W + scale * B A).
   void save_pretrained(const std::string& directory) const;
-  // Reads model.safetensors, or the shards listed in model.safetensors.index.json; bf16/f16/f32
+  // Reads model.safetensors, or the shards listed in model.safetensors.index.json (the base
+  // weights; LoRA adapters, when attached, are left as they are); bf16/f16/f32
   // are converted to f32. A score.weight in the files adds the scalar head. Missing tensors, shape
   // mismatches and unknown tensors are errors naming the tensor and the file.
   void load_pretrained(const std::string& directory);
 
   const TransformerConfig& config() const { return config_; }
+
+  // LoRA (lora.h): attaches adapters to the target projections of every layer and freezes every
+  // other parameter (a scalar head added later stays trainable). Once per model.
+  void enable_lora(const LoraOptions& options, const std::string& base_model_name_or_path = "");
+  const LoraSet* lora() const { return lora_.get(); }
+  // AdapterModel
+  bool has_adapters() const override { return lora_ != nullptr; }
+  void set_adapters_enabled(bool enabled) override;
+  bool adapters_enabled() const override;
+  bool adapters_are_identity() const override;
+  std::vector<std::string> save_adapters(const std::string& directory) const override;
+  void merge_adapters() override;
   void set_gradient_checkpointing(bool on) { config_.gradient_checkpointing = on; }
 
  private:
@@ -116,6 +134,7 @@ class TransformerModel : public Model {
   std::shared_ptr<TransformerDecoder> decoder_;
   at::Tensor lm_head_;  // [V, hidden]; undefined when tied
   at::Tensor score_;    // [1, hidden]; undefined until add_scalar_head
+  std::unique_ptr<LoraSet> lora_;  // null without adapters
 };
 
 // Reads a TransformerConfig from plugin options (see TransformerModel's constructor); sets
