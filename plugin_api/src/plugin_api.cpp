@@ -34,6 +34,7 @@ PairwiseLoss::~PairwiseLoss() = default;
 RolloutLoss::~RolloutLoss() = default;
 SftLoss::~SftLoss() = default;
 SingleTokenResponses::~SingleTokenResponses() = default;
+HfExportable::~HfExportable() = default;
 Grader::~Grader() = default;
 
 void Model::add_scalar_head() {
