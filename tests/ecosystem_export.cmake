@@ -5,3 +5,10 @@ if(TARGET prefengine_model_transformer_core)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/transformer_config_test.cpp
     LIBRARIES prefengine_model_transformer_core)
 endif()
+if(TARGET prefengine AND TARGET prefengine_cli AND TARGET prefengine_model_transformer_core)
+  prefengine_add_test(NAME hf_export_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/hf_export_test.cpp
+    LIBRARIES prefengine prefengine_model_transformer_core)
+  target_compile_definitions(hf_export_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
+  add_dependencies(hf_export_test prefengine_cli prefengine_plugin_transformer prefengine_plugin_toy_mlp
+                   prefengine_plugin_sft)
+endif()
