@@ -211,84 +211,26 @@ std::unique_ptr<TransformerModel> checkpoint_model(const TrainedRun& r) {
 
 bool python_jinja2_available() { return prefengine::testing::run_shell("python3 -c 'import jinja2' 2>&1").code == 0; }
 
-}  // namespace
-
-TEST(HfExportTest, Float32ExportLoadsBackWithIdenticalLogits) {
-  const TrainedRun& r = trained_run();
-  const std::string out = r.dir + "/hf32";
-  const Cli result = cli("export " + r.run + "/checkpoints/sft --output " + out + " --log-level warn");
-  ASSERT_EQ(result.code, 0) << result.output;
-  auto reference = checkpoint_model(r);
-  auto loaded = load_pretrained(out);
-  const at::Tensor expected = logits(*reference);
-  EXPECT_TRUE(logits(*loaded).equal(expected));
-  // Trained: the weights are not the initial ones (the export is of the checkpoint).
-  PluginOptions fresh_options("model");
-  for (const auto& [key, entry] : r.config.model.entries()) {
-    if (key != "plugin") fresh_options.set(key, entry);
-  }
-  at::manual_seed(r.config.seed);
-  TransformerModel fresh(fresh_options);
-  EXPECT_FALSE(logits(fresh).equal(expected));
-}
-
-TEST(HfExportTest, Bfloat16ExportIsTheRoundedModel) {
-  const TrainedRun& r = trained_run();
-  const std::string out = r.dir + "/hf16";
-  const Cli result = cli("export " + r.run + "/checkpoints/sft --output " + out + " --dtype bfloat16 --log-level warn");
-  ASSERT_EQ(result.code, 0) << result.output;
-  auto rounded = checkpoint_model(r);
-  {
-    at::NoGradGuard no_grad;
-    for (auto& p : rounded->named_parameters()) {
-      at::Tensor v = p.value().contiguous();
-      float* values = v.data_ptr<float>();
-      for (int64_t i = 0; i < v.numel(); ++i) values[i] = bf16_value(bf16_bits(values[i]));
-      p.value().copy_(v);
-    }
-  }
-  auto loaded = load_pretrained(out);
-  EXPECT_TRUE(logits(*loaded).equal(logits(*rounded)));
-  auto full = checkpoint_model(r);
-  EXPECT_FALSE(logits(*loaded).equal(logits(*full)));  // the rounding is real
-  EXPECT_EQ(read_json(out + "/config.json")["torch_dtype"], "bfloat16");
-  // The stage's export: {dtype: bfloat16} wrote the same folder at the end of the stage.
-  const std::string stage_dir = r.run + "/hf/sft";
-  ASSERT_TRUE(fs::exists(stage_dir + "/model.safetensors"));
-  EXPECT_EQ(files_in(stage_dir), files_in(out));
-  for (const auto& name : files_in(out)) {
-    EXPECT_EQ(read_bytes(stage_dir + "/" + name), read_bytes(out + "/" + name)) << name;
+// Every tensor of DIR/model.safetensors, read by the test's reader: the Hugging Face names of the
+// model's configuration, the dtype, the shape and the bytes of the model's weights.
+void expect_safetensors_hold(const std::string& out, TransformerModel& model, const std::string& code) {
+  json metadata;
+  const auto stored = read_safetensors_independently(out + "/model.safetensors", &metadata);
+  EXPECT_EQ(metadata["format"], "pt");  // transformers refuses safetensors without it
+  std::set<std::string> names;
+  for (const auto& [name, t] : stored) names.insert(name);
+  EXPECT_EQ(names, hf_names(model.config()));
+  for (const auto& p : model.named_parameters()) {
+    ASSERT_TRUE(stored.count(p.key())) << p.key();
+    const StoredTensor& t = stored.at(p.key());
+    EXPECT_EQ(t.dtype, code) << p.key();
+    EXPECT_EQ(t.shape, p.value().sizes().vec()) << p.key();
+    EXPECT_EQ(t.bytes, expected_bytes(p.value(), code)) << p.key();
   }
 }
 
-TEST(HfExportTest, SafetensorsBytesMatchTheModelByAnIndependentReader) {
-  const TrainedRun& r = trained_run();
-  auto model = checkpoint_model(r);
-  for (const std::string dtype : {"float32", "bfloat16"}) {
-    SCOPED_TRACE(dtype);
-    const std::string out = r.dir + "/bytes-" + dtype;
-    ASSERT_EQ(cli("export " + r.run + "/checkpoints/sft --output " + out + " --dtype " + dtype + " --log-level warn").code, 0);
-    json metadata;
-    const auto stored = read_safetensors_independently(out + "/model.safetensors", &metadata);
-    EXPECT_EQ(metadata["format"], "pt");  // transformers refuses safetensors without it
-    std::set<std::string> names;
-    for (const auto& [name, t] : stored) names.insert(name);
-    EXPECT_EQ(names, hf_names(model->config()));
-    const std::string code = dtype == "float32" ? "F32" : "BF16";
-    for (const auto& p : model->named_parameters()) {
-      ASSERT_TRUE(stored.count(p.key())) << p.key();
-      const StoredTensor& t = stored.at(p.key());
-      EXPECT_EQ(t.dtype, code) << p.key();
-      EXPECT_EQ(t.shape, p.value().sizes().vec()) << p.key();
-      EXPECT_EQ(t.bytes, expected_bytes(p.value(), code)) << p.key();
-    }
-  }
-}
-
-TEST(HfExportTest, FileSetAndJsonKeysAreWhatTransformersReads) {
-  const TrainedRun& r = trained_run();
-  const std::string out = r.dir + "/files";
-  ASSERT_EQ(cli("export " + r.run + "/checkpoints/sft --output " + out + " --log-level warn").code, 0);
+// The file set and the JSON keys transformers reads, for the byte-tokenizer run.
+void expect_transformers_files(const std::string& out) {
   EXPECT_EQ(files_in(out), (std::set<std::string>{"config.json", "generation_config.json", "model.safetensors",
                                                   "special_tokens_map.json", "tokenizer.json",
                                                   "tokenizer_config.json"}));
@@ -322,6 +264,60 @@ TEST(HfExportTest, FileSetAndJsonKeysAreWhatTransformersReads) {
   const json tokenizer = read_json(out + "/tokenizer.json");
   EXPECT_EQ(tokenizer["model"]["type"], "BPE");
   EXPECT_EQ(tokenizer["model"]["vocab"].size(), 256u);
+}
+
+
+}  // namespace
+
+TEST(HfExportTest, Float32ExportLoadsBackWithIdenticalLogitsAndTheFilesTransformersReads) {
+  const TrainedRun& r = trained_run();
+  const std::string out = r.dir + "/hf32";
+  const Cli result = cli("export " + r.run + "/checkpoints/sft --output " + out + " --log-level warn");
+  ASSERT_EQ(result.code, 0) << result.output;
+  auto reference = checkpoint_model(r);
+  auto loaded = load_pretrained(out);
+  const at::Tensor expected = logits(*reference);
+  EXPECT_TRUE(logits(*loaded).equal(expected));
+  expect_transformers_files(out);
+  expect_safetensors_hold(out, *reference, "F32");
+  // Trained: the weights are not the initial ones (the export is of the checkpoint).
+  PluginOptions fresh_options("model");
+  for (const auto& [key, entry] : r.config.model.entries()) {
+    if (key != "plugin") fresh_options.set(key, entry);
+  }
+  at::manual_seed(r.config.seed);
+  TransformerModel fresh(fresh_options);
+  EXPECT_FALSE(logits(fresh).equal(expected));
+}
+
+TEST(HfExportTest, Bfloat16ExportIsTheRoundedModelByteForByte) {
+  const TrainedRun& r = trained_run();
+  const std::string out = r.dir + "/hf16";
+  const Cli result = cli("export " + r.run + "/checkpoints/sft --output " + out + " --dtype bfloat16 --log-level warn");
+  ASSERT_EQ(result.code, 0) << result.output;
+  auto rounded = checkpoint_model(r);
+  {
+    at::NoGradGuard no_grad;
+    for (auto& p : rounded->named_parameters()) {
+      at::Tensor v = p.value().contiguous();
+      float* values = v.data_ptr<float>();
+      for (int64_t i = 0; i < v.numel(); ++i) values[i] = bf16_value(bf16_bits(values[i]));
+      p.value().copy_(v);
+    }
+  }
+  auto loaded = load_pretrained(out);
+  EXPECT_TRUE(logits(*loaded).equal(logits(*rounded)));
+  auto full = checkpoint_model(r);
+  EXPECT_FALSE(logits(*loaded).equal(logits(*full)));  // the rounding is real
+  expect_safetensors_hold(out, *full, "BF16");
+  EXPECT_EQ(read_json(out + "/config.json")["torch_dtype"], "bfloat16");
+  // The stage's export: {dtype: bfloat16} wrote the same folder at the end of the stage.
+  const std::string stage_dir = r.run + "/hf/sft";
+  ASSERT_TRUE(fs::exists(stage_dir + "/model.safetensors"));
+  EXPECT_EQ(files_in(stage_dir), files_in(out));
+  for (const auto& name : files_in(out)) {
+    EXPECT_EQ(read_bytes(stage_dir + "/" + name), read_bytes(out + "/" + name)) << name;
+  }
 }
 
 TEST(HfExportTest, ShardedExportEqualsUnsharded) {
