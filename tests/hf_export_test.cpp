@@ -393,6 +393,14 @@ TEST(HfExportTest, TiedModelHasNoLmHeadAndShardsByTheLimit) {
   auto loaded = load_pretrained(dir);
   EXPECT_TRUE(loaded->config().tie_word_embeddings);
   EXPECT_TRUE(logits(*loaded).equal(logits(model)));
+  // A reward model's scalar head has no place in a *ForCausalLM folder: left out and reported.
+  model.add_scalar_head();
+  const std::string with_head = prefengine::testing::make_temp_dir("hf-head");
+  options.max_shard_size = 2000000000;
+  const auto head_result = prefengine::plugins::model::export_hugging_face(model, with_head, options);
+  EXPECT_EQ(head_result.dropped, std::vector<std::string>{"score.weight"});
+  EXPECT_EQ(read_safetensors_independently(with_head + "/model.safetensors").count("score.weight"), 0u);
+  EXPECT_TRUE(logits(*load_pretrained(with_head)).equal(logits(model)));
 }
 
 TEST(HfExportTest, ByteTokenizerJsonEncodesLikeTheByteTokenizer) {
