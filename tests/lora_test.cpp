@@ -637,6 +637,15 @@ TEST(LoraEngineTest, CheckpointMergesForExport) {
   TransformerModel base(engine_config());
   base.load_pretrained(engine_data().base);
   EXPECT_GT(max_abs(logits_of(base, ids) - expected), 1e-4);
+  // The Hugging Face export of the model with its adapters still attached (what `prefengine
+  // export` and a stage's `export:` do) folds them in too and writes no adapter tensor.
+  trained->export_hugging_face(dir + "/hf", R"({"dtype": "float32"})");
+  const std::string header = testing::read_file(dir + "/hf/model.safetensors").substr(0, 1 << 16);
+  EXPECT_EQ(header.find("lora_"), std::string::npos);
+  TransformerModel exported(engine_config());
+  exported.load_pretrained(dir + "/hf");
+  EXPECT_TRUE(at::allclose(logits_of(exported, ids), expected, 1e-5, 1e-5));
+  EXPECT_FALSE(trained->adapters_are_identity());  // the model itself is left as it was
 }
 
 TEST(LoraEngineTest, ConfigErrorsNameTheKeyAndLine) {

@@ -1,4 +1,5 @@
 #include "engine/cli/commands.h"
+#include "engine/cli/export_command.h"
 #include "engine/cli/generate_command.h"
 
 #include <cstdio>
@@ -48,6 +49,7 @@ const char* kUsage =
     "  report RUN_DIR...   write report.html (SVG charts) and summary.md/csv for runs\n"
     "  grade               score responses with a grader plugin (math, poem, slogan)\n"
     "  generate            sample completions for a JSONL of prompts from a model or checkpoint\n"
+    "  export CHECKPOINT   write a transformer checkpoint as a Hugging Face model folder\n"
     "\n"
     "'prefengine <command> --help' describes a command's options.\n";
 
@@ -377,7 +379,7 @@ int main_entry(int argc, char** argv) {
   args.erase(args.begin());
   const std::map<std::string, int (*)(const std::vector<std::string>&)> commands = {
       {"run", run_command}, {"validate", validate_command}, {"plugins", plugins_command}, {"report", report_command},
-      {"grade", grade_command}, {"generate", generate_command}};
+      {"grade", grade_command}, {"generate", generate_command}, {"export", export_command}};
   auto it = commands.find(command);
   try {
     if (it == commands.end()) {

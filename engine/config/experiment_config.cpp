@@ -8,6 +8,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "engine/cli/export_command.h"
 #include "engine/config/yaml_options.h"
 #include "engine/train/stage_unit.h"
 
@@ -185,6 +186,23 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   } else {
     stage.loss_plugin = spec.default_loss;
     stage.loss = PluginOptions(path + ".loss", stage.location);
+  }
+  // export: true, or a block with its settings (the folder is RUN_DIR/hf/<stage>).
+  if (o.has("export")) {
+    stage.export_hf = o.get_bool("export", false);
+    stage.export_key = o.entries().at("export").location + ": " + path + ".export";
+  }
+  if (o.has("export.dtype") || o.has("export.max_shard_size")) {
+    stage.export_hf = true;
+    stage.export_key = o.entries().at(o.has("export.dtype") ? "export.dtype" : "export.max_shard_size").location +
+                       ": " + path + ".export";
+    stage.export_dtype = o.get_choice("export.dtype", stage.export_dtype, {"float32", "bfloat16", "float16"});
+    const std::string size = o.get_string("export.max_shard_size", "2GB");
+    try {
+      stage.export_max_shard_size = cli::parse_byte_size(size, "max_shard_size");
+    } catch (const std::invalid_argument&) {
+      o.fail("export.max_shard_size", "a size such as 2GB, 500MB or a byte count", "'" + size + "'");
+    }
   }
   stage.grader = read_grader_options(o, "grader");
   stage.eval = read_eval(o, path);

@@ -128,6 +128,12 @@ struct StageOptions {
   GraderOptions grader;           // pairs: the judge of the samples
   EarlyWarningOptions warn_3d;    // pairwise: the 3D early warning (on_3d, warn_3d.*)
   bool tensorboard = false;       // report_to includes tensorboard (the stage's, else the experiment's)
+  // export: true | {dtype: float32|bfloat16|float16, max_shard_size: 2GB}: at the stage's end the
+  // model is written as a Hugging Face folder RUN_DIR/hf/<name> (engine/cli/export_command.h).
+  bool export_hf = false;
+  std::string export_dtype = "float32";
+  int64_t export_max_shard_size = 2000000000;
+  std::string export_key;         // "file:line:column: stages[i].export", for messages
   nlohmann::json kind_options;    // options of stage kinds without fields here (their read_options)
   std::string location;           // file:line:column of the stage
 

@@ -12,6 +12,7 @@
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
+#include "engine/cli/export_command.h"
 #include "engine/dist/data_parallel.h"
 #include "engine/io/durable_file.h"
 #include "engine/metrics/error_line.h"
@@ -66,6 +67,13 @@ void ExperimentRunner::prepare() {
     units_.push_back(spec.create());
   }
   for (const auto& stage : config_.stages) check_weights_sources(config_, stage, [this] { return make_model(); });
+  for (const auto& stage : config_.stages) {  // export: needs a model that can write itself in HF format
+    if (stage.export_hf && !dynamic_cast<const HfExportable*>(model_.get())) {
+      throw std::invalid_argument(stage.export_key + ": the model ('" + config_.model_plugin +
+                                  "' plugin) cannot be written in Hugging Face format; only the transformer "
+                                  "plugin's models can");
+    }
+  }
   prepared_ = true;
 }
 
@@ -151,6 +159,11 @@ RunResult ExperimentRunner::run() {
       if (!config_.stages[i].init_from.empty()) apply_init_from(context);
       run_train_loop(*units_[i], context, metrics.get(), global_step_, mid_stage ? &*point : nullptr);
       units_[i].reset();  // the stage's data and reference are no longer needed
+      const StageOptions& done = config_.stages[i];
+      if (done.export_hf && writer) {
+        cli::HfExportSettings settings{done.export_dtype, done.export_max_shard_size};
+        cli::export_model_to_hf(config_, *model_, directory_ + "/hf/" + done.name, settings, "stage '" + done.name + "'");
+      }
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
       nlohmann::json entry = {{"name", config_.stages[i].name},
                               {"index", i},

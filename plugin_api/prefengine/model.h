@@ -84,4 +84,20 @@ class PREFENGINE_API AdapterModel {
   virtual void merge_adapters() = 0;
 };
 
+// A capability a model adds beside Model: it writes itself as a Hugging Face model folder that
+// `transformers` loads (config.json, safetensors, generation_config.json, tokenizer files). The
+// engine finds it with dynamic_cast<const HfExportable*>(&model) (`prefengine export`, a
+// stage's `export:`). JSON text crosses the plugin boundary:
+//   options: {"dtype": "float32"|"bfloat16"|"float16", "max_shard_size": bytes,
+//             "tokenizer": {"kind", "path", "special_tokens", "chat_template", "add_bos",
+//                           "bos_id", "eos_id", "pad_id"}}
+//   result:  {"files": [names written], "dropped": [tensors not written], "total_size": bytes}
+// Errors are exceptions (std::invalid_argument for bad options or an unexportable model).
+class PREFENGINE_API HfExportable {
+ public:
+  virtual ~HfExportable();
+  virtual std::string export_hugging_face(const std::string& directory,
+                                          const std::string& options_json) const = 0;
+};
+
 }  // namespace prefengine

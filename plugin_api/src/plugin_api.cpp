@@ -35,6 +35,7 @@ RolloutLoss::~RolloutLoss() = default;
 SftLoss::~SftLoss() = default;
 SingleTokenResponses::~SingleTokenResponses() = default;
 AdapterModel::~AdapterModel() = default;
+HfExportable::~HfExportable() = default;
 Grader::~Grader() = default;
 
 void Model::add_scalar_head() {

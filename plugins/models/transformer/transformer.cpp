@@ -1,5 +1,6 @@
 #include "transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -64,6 +65,30 @@ void TransformerConfig::validate() const {
              std::to_string(rope_original_max_position));
   }
   if (sliding_window < 0) fail("sliding_window", ">= 0", std::to_string(sliding_window));
+  if (model_type != "llama" && model_type != "qwen2" && model_type != "mistral") {
+    fail("model_type", "llama, qwen2 or mistral", "'" + model_type + "'");
+  }
+  if (model_type == "qwen2" && !attention_bias) {
+    fail("attention_bias", "true for qwen2 (Qwen2 always has q/k/v biases)", "false");
+  }
+  if (model_type == "mistral" && attention_bias) {
+    fail("attention_bias", "false for mistral (MistralConfig has no attention biases)", "true");
+  }
+  if (model_type == "llama" && sliding_window > 0) {
+    fail("sliding_window", "0 for llama (only mistral and qwen2 have sliding windows)",
+         std::to_string(sliding_window));
+  }
+  if (!layer_types.empty()) {
+    if (static_cast<int64_t>(layer_types.size()) != num_hidden_layers) {
+      fail("layer_types", std::to_string(num_hidden_layers) + " entries (one per layer)",
+           std::to_string(layer_types.size()));
+    }
+    for (const auto& t : layer_types) {
+      if (t != "full_attention" && t != "sliding_attention") {
+        fail("layer_types", "full_attention or sliding_attention entries", "'" + t + "'");
+      }
+    }
+  }
 }
 
 at::Tensor TransformerConfig::rotary_inv_freq() const {
@@ -93,7 +118,8 @@ int64_t TransformerConfig::num_parameters() const {
   const int64_t d = head_size();
   const int64_t q = hidden_size * num_attention_heads * d;
   const int64_t kv = 2 * hidden_size * num_key_value_heads * d;
-  const int64_t bias = attention_bias ? (num_attention_heads + 2 * num_key_value_heads) * d : 0;
+  const int64_t bias = (attention_bias ? (num_attention_heads + 2 * num_key_value_heads) * d : 0) +
+                       (output_bias() ? hidden_size : 0);
   const int64_t o = num_attention_heads * d * hidden_size;
   const int64_t mlp = 3 * hidden_size * intermediate_size;
   const int64_t layer = q + kv + bias + o + mlp + 2 * hidden_size;
@@ -123,6 +149,30 @@ TransformerConfig TransformerConfig::from_json_file(const std::string& path) {
   return from_json(text.str(), path);
 }
 
+const std::vector<std::string>& TransformerConfig::harmless_config_keys() {
+  // Bookkeeping, training-time or generation-time settings: none changes the logits of a forward.
+  static const std::vector<std::string> keys = {
+      "_name_or_path", "_attn_implementation", "_attn_implementation_autoset", "architectures",
+      "bad_words_ids", "begin_suppress_tokens", "chunk_size_feed_forward", "decoder_start_token_id",
+      "diversity_penalty", "do_sample", "dtype", "early_stopping", "encoder_no_repeat_ngram_size",
+      "exponential_decay_length_penalty", "finetuning_task", "forced_bos_token_id",
+      "forced_eos_token_id", "id2label", "initializer_range", "is_decoder", "label2id", "length_penalty",
+      "max_length", "min_length", "no_repeat_ngram_size", "num_beam_groups", "num_beams",
+      "num_return_sequences", "output_attentions", "output_hidden_states", "output_scores",
+      "prefix", "pretraining_tp", "problem_type", "remove_invalid_values", "repetition_penalty",
+      "return_dict", "return_dict_in_generate", "sep_token_id", "suppress_tokens",
+      "task_specific_params", "temperature", "tf_legacy_loss", "tokenizer_class", "top_k", "top_p",
+      "torch_dtype", "torchscript", "transformers_version", "typical_p", "use_bfloat16",
+      "use_cache"};
+  return keys;
+}
+
+int64_t TransformerConfig::layer_window(int64_t layer) const {
+  if (sliding_window <= 0) return 0;
+  if (layer_types.empty()) return sliding_window;
+  return layer_types.at(static_cast<size_t>(layer)) == "sliding_attention" ? sliding_window : 0;
+}
+
 TransformerConfig TransformerConfig::from_json(const std::string& text, const std::string& path) {
   nlohmann::json j;
   try {
@@ -132,8 +182,13 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
   }
   if (!j.is_object()) throw std::invalid_argument(path + ": expected a JSON object");
   TransformerConfig c;
+  std::set<std::string> read;  // the keys understood below
+  auto present = [&](const char* key) {
+    read.insert(key);
+    return j.contains(key) && !j[key].is_null();
+  };
   auto get_int = [&](const char* key, int64_t fallback, bool required) -> int64_t {
-    if (!j.contains(key) || j[key].is_null()) {
+    if (!present(key)) {
       if (required) throw std::invalid_argument(path + ": missing key '" + key + "'");
       return fallback;
     }
@@ -143,20 +198,31 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
     return j[key].get<int64_t>();
   };
   auto get_double = [&](const char* key, double fallback) -> double {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
+    if (!present(key)) return fallback;
     if (!j[key].is_number()) {
       throw std::invalid_argument(path + ": '" + key + "' must be a number, got " + j[key].dump());
     }
     return j[key].get<double>();
   };
   auto get_bool = [&](const char* key, bool fallback) -> bool {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
+    if (!present(key)) return fallback;
     if (!j[key].is_boolean()) {
       throw std::invalid_argument(path + ": '" + key + "' must be true or false, got " + j[key].dump());
     }
     return j[key].get<bool>();
   };
-  c.model_type = j.value("model_type", std::string("llama"));
+  auto get_string = [&](const char* key, const std::string& fallback) -> std::string {
+    if (!present(key)) return fallback;
+    if (!j[key].is_string()) {
+      throw std::invalid_argument(path + ": '" + key + "' must be a string, got " + j[key].dump());
+    }
+    return j[key].get<std::string>();
+  };
+  c.model_type = get_string("model_type", "llama");
+  if (c.model_type != "llama" && c.model_type != "qwen2" && c.model_type != "mistral") {
+    throw std::invalid_argument(path + ": model_type '" + c.model_type +
+                                "' is not supported (llama, qwen2 or mistral)");
+  }
   c.vocab_size = get_int("vocab_size", 0, true);
   c.hidden_size = get_int("hidden_size", 0, true);
   c.intermediate_size = get_int("intermediate_size", 0, true);
@@ -166,53 +232,189 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
   c.head_dim = get_int("head_dim", 0, false);
   if (c.head_dim * c.num_attention_heads == c.hidden_size) c.head_dim = 0;
   c.rms_norm_eps = get_double("rms_norm_eps", 1e-6);
-  c.rope_theta = get_double("rope_theta", 10000.0);
   c.max_position_embeddings = get_int("max_position_embeddings", 2048, false);
   // Llama, Qwen2 and Mistral configs all default to untied embeddings.
   c.tie_word_embeddings = get_bool("tie_word_embeddings", false);
-  // Qwen2 always has q/k/v biases and has no attention_bias key.
-  c.attention_bias = get_bool("attention_bias", c.model_type == "qwen2");
+  // Qwen2 always has q/k/v biases (Qwen2Attention ignores attention_bias); Mistral has none.
+  const bool bias = get_bool("attention_bias", false);
+  if (c.model_type == "qwen2") {
+    c.attention_bias = true;
+  } else if (c.model_type == "mistral" && bias) {
+    throw std::invalid_argument(path + ": attention_bias: true is not part of MistralConfig");
+  } else {
+    c.attention_bias = bias;
+  }
   c.bos_token_id = get_int("bos_token_id", -1, false);
   if (j.contains("eos_token_id") && j["eos_token_id"].is_array()) {
+    read.insert("eos_token_id");
     c.eos_token_id = j["eos_token_id"].empty() ? -1 : j["eos_token_id"][0].get<int64_t>();
   } else {
     c.eos_token_id = get_int("eos_token_id", -1, false);
   }
   c.pad_token_id = get_int("pad_token_id", -1, false);
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    const nlohmann::json& r = j["rope_scaling"];
-    const std::string type = r.is_object() ? r.value("rope_type", r.value("type", std::string())) : "";
-    if (type != "linear" && type != "llama3") {
-      throw std::invalid_argument(path + ": rope_scaling " + r.dump() +
-                                  " is not supported (only linear and llama3)");
+
+  // Rotary embeddings: rope_theta and rope_scaling (transformers 4.x), or rope_parameters
+  // {rope_type, rope_theta, factor, ...} (the newer layout). Both may be given if they agree.
+  struct Rope {
+    bool given = false;
+    std::string type;  // "" = default
+    double theta = 0;  // 0 = not given
+    double factor = 1.0, low = 1.0, high = 4.0;
+    int64_t original = 8192;
+  };
+  auto parse_rope = [&](const char* key) {
+    Rope rope;
+    if (!present(key)) return rope;
+    const nlohmann::json& r = j[key];
+    const std::string where = path + ": " + key;
+    if (!r.is_object()) throw std::invalid_argument(where + " must be an object, got " + r.dump());
+    rope.given = true;
+    std::string type;
+    for (const char* name : {"rope_type", "type"}) {
+      if (!r.contains(name)) continue;
+      if (!r[name].is_string()) throw std::invalid_argument(where + "." + name + " must be a string");
+      type = r[name].get<std::string>();
     }
-    auto number = [&](const char* key, double fallback) {
-      if (!r.contains(key)) return fallback;
-      if (!r[key].is_number()) {
-        throw std::invalid_argument(path + ": rope_scaling." + key + " must be a number");
-      }
-      return r[key].get<double>();
-    };
-    c.rope_scaling_type = type;
-    c.rope_scaling_factor = number("factor", 1.0);
+    if (type.empty() || type == "default") {
+      type = "";
+    } else if (type != "linear" && type != "llama3") {
+      throw std::invalid_argument(where + ": rope type '" + type + "' in " + r.dump() +
+                                  " is not supported (only default, linear and llama3)");
+    }
+    rope.type = type;
+    std::set<std::string> allowed = {"rope_type", "type", "rope_theta"};
+    if (type == "linear") allowed.insert("factor");
     if (type == "llama3") {
-      c.rope_low_freq_factor = number("low_freq_factor", 1.0);
-      c.rope_high_freq_factor = number("high_freq_factor", 4.0);
-      c.rope_original_max_position =
-          static_cast<int64_t>(number("original_max_position_embeddings", 8192));
+      allowed.insert({"factor", "low_freq_factor", "high_freq_factor",
+                      "original_max_position_embeddings"});
     }
+    for (const auto& item : r.items()) {
+      if (item.key() == "partial_rotary_factor" && item.value().is_number() &&
+          item.value().get<double>() == 1.0) {
+        continue;  // the whole head is rotated: what this model does
+      }
+      if (!allowed.count(item.key())) {
+        throw std::invalid_argument(where + "." + item.key() + " is not understood for rope type '" +
+                                    (type.empty() ? "default" : type) +
+                                    "' (it would change the rotary embeddings)");
+      }
+    }
+    auto number = [&](const char* name, double fallback) {
+      if (!r.contains(name) || r[name].is_null()) return fallback;
+      if (!r[name].is_number()) {
+        throw std::invalid_argument(where + "." + name + " must be a number, got " + r[name].dump());
+      }
+      return r[name].get<double>();
+    };
+    rope.theta = number("rope_theta", 0);
+    rope.factor = number("factor", 1.0);
+    rope.low = number("low_freq_factor", 1.0);
+    rope.high = number("high_freq_factor", 4.0);
+    rope.original = static_cast<int64_t>(number("original_max_position_embeddings", 8192));
+    return rope;
+  };
+  const Rope scaling = parse_rope("rope_scaling");
+  const Rope parameters = parse_rope("rope_parameters");
+  if (scaling.given && scaling.theta != 0) {
+    throw std::invalid_argument(path + ": rope_scaling.rope_theta is not a transformers key "
+                                "(rope_theta belongs at the top level or in rope_parameters)");
   }
-  const std::string act = j.value("hidden_act", std::string("silu"));
+  if (scaling.given && parameters.given &&
+      (scaling.type != parameters.type || scaling.factor != parameters.factor ||
+       scaling.low != parameters.low || scaling.high != parameters.high ||
+       scaling.original != parameters.original)) {
+    throw std::invalid_argument(path + ": rope_scaling " + j["rope_scaling"].dump() +
+                                " and rope_parameters " + j["rope_parameters"].dump() + " disagree");
+  }
+  const double top_theta = get_double("rope_theta", 0);
+  if (top_theta != 0 && parameters.theta != 0 && top_theta != parameters.theta) {
+    throw std::invalid_argument(path + ": rope_theta " + j["rope_theta"].dump() +
+                                " and rope_parameters.rope_theta " +
+                                j["rope_parameters"]["rope_theta"].dump() + " disagree");
+  }
+  c.rope_theta = parameters.theta != 0 ? parameters.theta : top_theta != 0 ? top_theta : 10000.0;
+  const Rope& rope = parameters.given ? parameters : scaling;
+  c.rope_scaling_type = rope.type;
+  if (!rope.type.empty()) c.rope_scaling_factor = rope.factor;
+  if (rope.type == "llama3") {
+    c.rope_low_freq_factor = rope.low;
+    c.rope_high_freq_factor = rope.high;
+    c.rope_original_max_position = rope.original;
+  }
+  if (present("partial_rotary_factor") &&
+      !(j["partial_rotary_factor"].is_number() && j["partial_rotary_factor"].get<double>() == 1.0)) {
+    throw std::invalid_argument(path + ": partial_rotary_factor " + j["partial_rotary_factor"].dump() +
+                                " is not supported (only 1.0: the whole head is rotated)");
+  }
+
+  const std::string act = get_string("hidden_act", "silu");
   if (act != "silu") {
     throw std::invalid_argument(path + ": hidden_act '" + act + "' is not supported (only silu)");
   }
   if (get_bool("mlp_bias", false)) {
-    throw std::invalid_argument(path + ": mlp_bias is not supported");
+    throw std::invalid_argument(path + ": mlp_bias: true is not supported");
   }
-  // Qwen2 has a sliding_window value even when use_sliding_window is false.
-  const bool window_used = j.contains("use_sliding_window") ? get_bool("use_sliding_window", false)
-                                                            : c.model_type == "mistral";
-  if (window_used) c.sliding_window = get_int("sliding_window", 0, false);
+  if (get_double("attention_dropout", 0.0) != 0.0) {
+    throw std::invalid_argument(path + ": attention_dropout " + j["attention_dropout"].dump() +
+                                " is not supported (only 0: this model applies no dropout)");
+  }
+  if (get_bool("is_encoder_decoder", false) || get_bool("add_cross_attention", false)) {
+    throw std::invalid_argument(path + ": is_encoder_decoder/add_cross_attention: true describe "
+                                "another architecture than a decoder-only transformer");
+  }
+
+  // Sliding windows. Mistral: every layer (sliding_window null = none). Qwen2: only when
+  // use_sliding_window is true, and then on the layers from max_window_layers on (Qwen2's
+  // layer_types default). The newer layout lists layer_types explicitly.
+  const int64_t window = get_int("sliding_window", 0, false);
+  const bool use_window = get_bool("use_sliding_window", c.model_type != "qwen2");
+  const int64_t max_window_layers = get_int("max_window_layers", 0, false);
+  if (c.model_type == "llama" && window != 0) {
+    throw std::invalid_argument(path + ": sliding_window " + j["sliding_window"].dump() +
+                                " is not a Llama setting (use model_type mistral or qwen2)");
+  }
+  if (use_window && window > 0) {
+    c.sliding_window = window;
+    if (c.model_type == "qwen2") {
+      for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+        c.layer_types.push_back(i >= max_window_layers ? "sliding_attention" : "full_attention");
+      }
+    }
+  } else if (window < 0) {
+    throw std::invalid_argument(path + ": sliding_window must be >= 0 or null, got " +
+                                std::to_string(window));
+  }
+  if (present("layer_types")) {
+    const nlohmann::json& types = j["layer_types"];
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_hidden_layers) {
+      throw std::invalid_argument(path + ": layer_types must be a list of " +
+                                  std::to_string(c.num_hidden_layers) + " layer types, got " +
+                                  types.dump());
+    }
+    std::vector<std::string> listed;
+    for (const auto& t : types) {
+      if (!t.is_string() || (t != "full_attention" && t != "sliding_attention")) {
+        throw std::invalid_argument(path + ": layer_types entries must be \"full_attention\" or "
+                                    "\"sliding_attention\", got " + t.dump());
+      }
+      listed.push_back(t.get<std::string>());
+    }
+    // Without a window in use (sliding_window null, Qwen2's use_sliding_window false) every
+    // layer attends to everything, as in transformers.
+    c.layer_types = c.sliding_window > 0 ? listed : std::vector<std::string>();
+  }
+
+  // Every other key must be known not to change the model.
+  const auto& harmless = harmless_config_keys();
+  for (const auto& item : j.items()) {
+    if (read.count(item.key())) continue;
+    if (std::find(harmless.begin(), harmless.end(), item.key()) != harmless.end()) continue;
+    throw std::invalid_argument(
+        path + ": key '" + item.key() + "' (" + item.value().dump() +
+        ") is not understood by the transformer plugin and may change the model's math; "
+        "supported: the LlamaConfig/Qwen2Config/MistralConfig keys, and the keys known to be "
+        "harmless (see docs/architecture.md)");
+  }
   try {
     c.validate();
   } catch (const std::invalid_argument& e) {
@@ -221,7 +423,7 @@ TransformerConfig TransformerConfig::from_json(const std::string& text, const st
   return c;
 }
 
-std::string TransformerConfig::to_json() const {
+std::string TransformerConfig::to_json(const std::string& torch_dtype) const {
   const std::string type = model_type.empty() ? "llama" : model_type;
   std::string arch = "LlamaForCausalLM";
   if (type == "qwen2") arch = "Qwen2ForCausalLM";
@@ -240,17 +442,38 @@ std::string TransformerConfig::to_json() const {
       {"rope_theta", rope_theta},
       {"max_position_embeddings", max_position_embeddings},
       {"tie_word_embeddings", tie_word_embeddings},
-      {"attention_bias", attention_bias},
       {"hidden_act", "silu"},
       {"rope_scaling", nullptr},
-      {"sliding_window", nullptr},
-      {"use_sliding_window", sliding_window > 0},
-      {"torch_dtype", "float32"},
+      {"attention_dropout", 0.0},
+      {"initializer_range", 0.02},
+      {"use_cache", true},
+      {"torch_dtype", torch_dtype},
+      {"transformers_version", "4.46.0"},
   };
+  if (type == "llama") {
+    j["attention_bias"] = attention_bias;
+    j["mlp_bias"] = false;
+    j["pretraining_tp"] = 1;
+  }
+  if (type != "llama") {
+    j["sliding_window"] = sliding_window > 0 ? nlohmann::json(sliding_window) : nlohmann::json();
+  }
+  if (type == "qwen2") {
+    // Qwen2: the window applies from max_window_layers on; layer_types says it per layer.
+    int64_t first_window = num_hidden_layers;
+    for (int64_t i = 0; i < num_hidden_layers; ++i) {
+      if (layer_window(i) > 0) {
+        first_window = i;
+        break;
+      }
+    }
+    j["use_sliding_window"] = sliding_window > 0;
+    j["max_window_layers"] = first_window;
+  }
+  if (sliding_window > 0 && !layer_types.empty()) j["layer_types"] = layer_types;
   if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
   if (eos_token_id >= 0) j["eos_token_id"] = eos_token_id;
   if (pad_token_id >= 0) j["pad_token_id"] = pad_token_id;
-  if (sliding_window > 0) j["sliding_window"] = sliding_window;
   if (rope_scaling_type == "linear") {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", rope_scaling_factor}};
   } else if (rope_scaling_type == "llama3") {
@@ -301,7 +524,12 @@ TransformerConfig transformer_config_from_options(PluginOptions& options,
   c.max_position_embeddings =
       options.get_int("max_position_embeddings", c.max_position_embeddings, 1);
   c.tie_word_embeddings = options.get_bool("tie_word_embeddings", c.tie_word_embeddings);
-  c.attention_bias = options.get_bool("attention_bias", c.attention_bias);
+  const bool type_given = options.has("model_type");
+  c.model_type = options.get_choice("model_type", c.model_type, {"llama", "qwen2", "mistral"});
+  // Qwen2 always has q/k/v biases.
+  c.attention_bias = options.get_bool("attention_bias", c.attention_bias ||
+                                                            (type_given && c.model_type == "qwen2"));
+  c.sliding_window = options.get_int("sliding_window", c.sliding_window, 0);
   c.gradient_checkpointing = options.get_bool("gradient_checkpointing", c.gradient_checkpointing);
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
     options.fail("num_key_value_heads",
@@ -407,7 +635,7 @@ class Attention : public torch::nn::Module {
     v_proj = register_module("v_proj", std::make_shared<Projection>(
                                            c.hidden_size, kv_heads_ * head_dim_, c.attention_bias));
     o_proj = register_module("o_proj", std::make_shared<Projection>(heads_ * head_dim_,
-                                                                    c.hidden_size, false));
+                                                                    c.hidden_size, c.output_bias()));
   }
 
   // x [B, T, hidden]; bias [B, 1, 1, T, S] additive mask over the S keys.
@@ -679,13 +907,6 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
   const int64_t past = cache ? cache->length_ : 0;
   const int64_t s = past + t;
 
-  if (config_.sliding_window > 0 && s > config_.sliding_window) {
-    throw std::invalid_argument("transformer: " + std::to_string(s) +
-                                " tokens exceed the sliding_window " +
-                                std::to_string(config_.sliding_window) +
-                                " (windowed attention is not implemented)");
-  }
-
   // The mask of every key: the cached one followed by this input's.
   at::Tensor full_mask = mask;
   if (cache) {
@@ -717,24 +938,35 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
   at::Tensor key_index = at::arange(0, s, fopts.dtype(at::kLong)).unsqueeze(0);       // [1, S]
   at::Tensor allowed = key_index.le(query_index).unsqueeze(0) &
                        full_mask.ne(0).unsqueeze(1);  // [B, T, S]
-  at::Tensor bias = at::zeros({b, t, s}, fopts)
-                        .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest())
-                        .view({b, 1, 1, t, s});
+  auto additive = [&](const at::Tensor& keep) {
+    return at::zeros({b, t, s}, fopts)
+        .masked_fill(keep.logical_not(), std::numeric_limits<float>::lowest())
+        .view({b, 1, 1, t, s});
+  };
+  const at::Tensor bias = additive(allowed);
+  // Sliding-window layers (Mistral, Qwen2) also mask the keys W or more positions back:
+  // query i sees key j when i - W < j <= i, in the full forward and with the KV cache alike.
+  at::Tensor window_bias;
+  if (config_.sliding_window > 0 && s > config_.sliding_window) {
+    window_bias = additive(allowed & (query_index - key_index).lt(config_.sliding_window).unsqueeze(0));
+  }
 
   at::Tensor x = at::embedding(decoder_->embed_tokens->weight, ids.to(device, at::kLong));
   const bool checkpoint = config_.gradient_checkpointing && is_training() && !cache &&
                           at::GradMode::is_enabled();
   for (size_t i = 0; i < decoder_->layers.size(); ++i) {
     const DecoderLayer& layer = *decoder_->layers[i];
+    const at::Tensor& layer_bias =
+        window_bias.defined() && config_.layer_window(int64_t(i)) > 0 ? window_bias : bias;
     // A layer whose input needs no gradient (frozen embeddings) runs normally: the recomputed
     // backward would never be reached and its parameters would get no gradients.
     if (checkpoint && x.requires_grad()) {
-      x = CheckpointedLayer::apply(x, reinterpret_cast<int64_t>(&layer), cos, sin, bias)[0];
+      x = CheckpointedLayer::apply(x, reinterpret_cast<int64_t>(&layer), cos, sin, layer_bias)[0];
     } else if (cache) {
       LayerCache lc{&cache->keys_[i], &cache->values_[i], past};
-      x = layer.forward(x, cos, sin, bias, &lc);
+      x = layer.forward(x, cos, sin, layer_bias, &lc);
     } else {
-      x = layer.forward(x, cos, sin, bias, nullptr);
+      x = layer.forward(x, cos, sin, layer_bias, nullptr);
     }
   }
   if (cache) cache->length_ = s;
@@ -756,6 +988,10 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
 
 // ---------------------------------------------------------------------------------------------
 // Pretrained weights
+
+void TransformerModel::fold_adapters_into(std::map<std::string, at::Tensor>& weights) const {
+  if (lora_) lora_->fold_into(weights);
+}
 
 void TransformerModel::save_pretrained(const std::string& directory) const {
   fs::create_directories(directory);

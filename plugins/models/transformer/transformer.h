@@ -32,29 +32,43 @@ struct TransformerConfig {
   double rope_theta = 10000.0;             // base of the rotary frequencies
   int64_t max_position_embeddings = 2048;  // longest sequence; the default KV-cache capacity
   bool tie_word_embeddings = false;        // lm_head shares embed_tokens' weight
-  bool attention_bias = false;             // q/k/v projections have biases (Qwen2: true)
+  bool attention_bias = false;             // attention projections have biases: q/k/v and o_proj
+                                           // (Llama's attention_bias), q/k/v only for qwen2
   bool gradient_checkpointing = false;     // recompute each layer in backward instead of storing it
   std::string rope_scaling_type;           // "" = none, "linear" or "llama3" (HF rope_scaling.rope_type)
   double rope_scaling_factor = 1.0;        // linear/llama3: how much the context was stretched
   double rope_low_freq_factor = 1.0;       // llama3: wavelengths above original/low are divided by factor
   double rope_high_freq_factor = 4.0;      // llama3: wavelengths below original/high are kept
   int64_t rope_original_max_position = 8192;  // llama3: the pre-training context length
-  int64_t sliding_window = 0;              // Mistral/Qwen2 window; 0 = none. Longer inputs are errors
+  int64_t sliding_window = 0;              // Mistral/Qwen2 window; 0 = none. A query at index i
+                                           // attends to keys j with i - W < j <= i (HF's masks)
+  std::vector<std::string> layer_types;    // per layer "full_attention" or "sliding_attention"
+                                           // (HF's layer_types); empty = every layer uses the window
   int64_t bos_token_id = -1;               // from config.json; -1 = unknown
   int64_t eos_token_id = -1;               // from config.json (the first when a list); -1 = unknown
   int64_t pad_token_id = -1;               // from config.json; -1 = unknown
-  std::string model_type = "llama";        // written to config.json ("llama", "qwen2", ...)
+  std::string model_type = "llama";        // "llama", "qwen2" or "mistral" (config.json's model_type)
 
   int64_t head_size() const { return head_dim > 0 ? head_dim : hidden_size / num_attention_heads; }
+  // o_proj has a bias: Llama's attention_bias covers all four projections, Qwen2's only q/k/v.
+  bool output_bias() const { return attention_bias && model_type != "qwen2"; }
+  // Layer `layer` masks keys older than sliding_window (0 = this layer attends to everything).
+  int64_t layer_window(int64_t layer) const;
   // Throws std::invalid_argument naming the field and the bad value.
   void validate() const;
-  // Reads a Hugging Face config.json (LlamaConfig, Qwen2Config, MistralConfig). Unsupported
-  // features (rope scaling other than linear/llama3, a hidden_act other than silu, MLP biases)
-  // are errors; a sliding window is kept and inputs longer than it are refused.
+  // Reads a Hugging Face config.json (LlamaConfig, Qwen2Config, MistralConfig), in the layout
+  // transformers 4.x writes (rope_theta, rope_scaling) or the newer one (rope_parameters). Every
+  // key is either understood, on the list of keys that do not change the math
+  // (harmless_config_keys(), ignored), or an error naming the key and the file; unsupported
+  // features (rope types other than default/linear/llama3, a hidden_act other than silu, MLP
+  // biases, attention dropout, ...) are errors.
   static TransformerConfig from_json(const std::string& text, const std::string& where);
   static TransformerConfig from_json_file(const std::string& path);
-  // The Hugging Face config.json text for this configuration.
-  std::string to_json() const;
+  // The Hugging Face config.json text for this configuration (transformers' LlamaConfig /
+  // Qwen2Config / MistralConfig layout; torch_dtype as given).
+  std::string to_json(const std::string& torch_dtype = "float32") const;
+  // The config.json keys from_json ignores because they do not change the logits.
+  static const std::vector<std::string>& harmless_config_keys();
   // The rotary inverse frequencies [head_size / 2] (float), rope scaling applied.
   at::Tensor rotary_inv_freq() const;
   // Total number of parameters (without the scalar head).
@@ -83,7 +97,7 @@ class TransformerCache : public KvCache {
 class LoraSet;
 struct LoraOptions;
 
-class TransformerModel : public Model, public AdapterModel {
+class TransformerModel : public Model, public AdapterModel, public HfExportable {
  public:
   // Options: every TransformerConfig field by its config.json name, plus `pretrained: DIR`
   // (config.json + safetensors weights) or `config_json: FILE` (architecture only, random
@@ -102,6 +116,10 @@ class TransformerModel : public Model, public AdapterModel {
 
   // capacity 0 = max_position_embeddings; the cache grows past its capacity when needed.
   std::unique_ptr<KvCache> new_cache(int64_t batch_size, int64_t max_length) override;
+
+  // HfExportable (hf_export.cpp): the Hugging Face folder, see hf_export.h.
+  std::string export_hugging_face(const std::string& directory,
+                                  const std::string& options_json) const override;
 
   // Writes config.json and model.safetensors (f32, Hugging Face names; lm_head omitted when tied).
   // With LoRA adapters the weights written are the merged ones (W + scale * B A).
@@ -125,6 +143,9 @@ class TransformerModel : public Model, public AdapterModel {
   bool adapters_are_identity() const override;
   std::vector<std::string> save_adapters(const std::string& directory) const override;
   void merge_adapters() override;
+  // Adds each adapter's (alpha/rank) B A to its base weight in `weights` (named as
+  // named_parameters(); for writing merged weights without touching the model). No adapters: nothing.
+  void fold_adapters_into(std::map<std::string, at::Tensor>& weights) const;
   void set_gradient_checkpointing(bool on) { config_.gradient_checkpointing = on; }
 
  private:
