@@ -33,6 +33,7 @@ TextDatasetOptions text_options(const StageOptions& stage) {
   o.max_prompt_length = stage.data.max_prompt_length;
   o.max_length = stage.data.max_length;
   o.skip_bad_rows = stage.data.skip_bad_rows;
+  o.all_assistant_turns = stage.data.all_assistant_turns;
   return o;
 }
 
@@ -144,7 +145,12 @@ std::unique_ptr<Tokenizer> make_experiment_tokenizer(const ExperimentConfig& con
 }
 
 ChatTemplate make_experiment_chat_template(const ExperimentConfig& config) {
-  return ChatTemplate::preset(config.chat_template);
+  // A tokenizer with files may bring its own template (tokenizer_config.json); the byte tokenizer has none.
+  const bool has_files = config.has_tokenizer && config.tokenizer.kind != "byte";
+  ChatTemplate chat = ChatTemplate::for_tokenizer(has_files ? config.tokenizer.path : "", config.chat_template);
+  if (config.enable_thinking.has_value()) chat.set_variable("enable_thinking", *config.enable_thinking);
+  spdlog::debug("chat template: {}", chat.source_name());
+  return chat;
 }
 
 std::vector<PairRecord> load_stage_pairs(const ExperimentConfig& config, const StageOptions& stage,

@@ -75,7 +75,8 @@ std::string reference_cache_key(const ExperimentConfig& config, const StageOptio
         std::to_string(stage.data.max_prompt_length) + " max_length " + std::to_string(stage.data.max_length) +
         " skip_bad_rows " + std::to_string(stage.data.skip_bad_rows));
   if (config.has_tokenizer) {
-    h.add("tokenizer " + config.tokenizer.kind + " " + config.tokenizer.path + " " + config.chat_template);
+    h.add("tokenizer " + config.tokenizer.kind + " " + config.tokenizer.path + " " + config.chat_template +
+          (config.enable_thinking.has_value() ? (*config.enable_thinking ? " thinking" : " no-thinking") : ""));
     for (const auto& t : config.tokenizer.special_tokens) h.add(t);
   }
   return h.hex();
