@@ -11,7 +11,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/config/experiment_config.h"
 #include "engine/data/chat_template.h"
+#include "engine/data/stage_data.h"
 #include "engine/data/hf_bpe_tokenizer.h"
 #include "engine/data/text_dataset.h"
 #include "engine/train/sequence_batch.h"
@@ -155,6 +157,28 @@ TEST(ChatTemplateParityTest, TokenizersWithoutATemplateFallBackToThePresets) {
   if (missing("qwen3").empty()) {
     EXPECT_FALSE(ChatTemplate::for_tokenizer(model_dir("qwen3"), "llama3").is_jinja());
   }
+}
+
+// The experiment file: tokenizer.chat_template (auto by default), tokenizer.enable_thinking and
+// data.all_assistant_turns reach the chat template and the reader.
+TEST(ChatTemplateParityTest, ExperimentConfigUsesTheTokenizersTemplate) {
+  if (!missing("qwen3").empty()) GTEST_SKIP() << missing("qwen3");
+  const std::string yaml = testing::tiny_lm_yaml() + "stages:\n  - {name: sft, kind: sft, steps: 1, data: {path: x.jsonl, all_assistant_turns: true}}\n";
+  const std::vector<std::string> tokenizer = {"tokenizer.kind=hf_bpe", "tokenizer.path=" + model_dir("qwen3"),
+                                              "tokenizer.enable_thinking=false"};
+  const ExperimentConfig config = parse_experiment(yaml, "t.yaml", tokenizer);
+  EXPECT_EQ(config.chat_template, "auto");
+  EXPECT_TRUE(config.stages.at(0).data.all_assistant_turns);
+  const ChatTemplate chat = make_experiment_chat_template(config);
+  ASSERT_TRUE(chat.is_jinja());
+  EXPECT_EQ(chat.variables().at("enable_thinking"), false);
+  EXPECT_EQ(chat.apply({{"user", "Hi"}}, true), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n");
+  std::vector<std::string> with_preset = tokenizer;
+  with_preset.push_back("tokenizer.chat_template=chatml");
+  const ExperimentConfig preset = parse_experiment(yaml, "t.yaml", with_preset);
+  EXPECT_FALSE(make_experiment_chat_template(preset).is_jinja());
+  // The byte tokenizer has no files: the default preset.
+  EXPECT_EQ(make_experiment_chat_template(parse_experiment(yaml, "t.yaml")).source_name(), "default");
 }
 
 // The list form of chat_template: [{name, template}], "default" used.
