@@ -94,6 +94,123 @@ TEST(JinjaTest, MatchesPythonJinja2OnTheSameTemplates) {
   }
 }
 
+// Templates in the style of Llama 3.1 (tools, tojson with indent, items loops, tool_calls) and
+// Mistral Instruct (role alternation via raise_exception): whatever python3-jinja2 renders, or
+// fails on, the subset must render the same way.
+TEST(JinjaTest, MatchesPythonJinja2OnToolStyleTemplates) {
+  const std::vector<std::string> templates = {R"JINJA({{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions." }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+        {{- '{"name": "' + tool_call.name + '", ' }}
+        {{- '"parameters": ' }}
+        {{- tool_call.arguments | tojson }}
+        {{- "}" }}
+        {%- for arg_name, arg_val in tool_call.arguments | items %}{{ arg_name }}={{ arg_val }};{% endfor %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+)JINJA",
+                                              R"JINJA({%- if messages[0]['role'] == 'system' %}{%- set system_message = messages[0]['content'] %}{%- set loop_messages = messages[1:] %}{%- else %}{%- set loop_messages = messages %}{%- endif %}
+{{- bos_token }}
+{%- for message in loop_messages %}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}
+        {{- raise_exception('After the optional system message, conversation roles must alternate user/assistant/user/assistant/...') }}
+    {%- endif %}
+    {%- if message['role'] == 'user' %}
+        {%- if loop.last and system_message is defined %}
+            {{- '[INST] ' + system_message + '\n\n' + message['content'] + '[/INST]' }}
+        {%- else %}
+            {{- '[INST] ' + message['content'] + '[/INST]' }}
+        {%- endif %}
+    {%- elif message['role'] == 'assistant' %}
+        {{- ' ' + message['content'] + eos_token}}
+    {%- else %}
+        {{- raise_exception('Only user and assistant roles are supported, with the exception of an initial optional system message!') }}
+    {%- endif %}
+{%- endfor %}
+)JINJA"};
+  const ordered_json tools = ordered_json::parse(R"([{"type": "function", "function": {"name": "f", "description": "d",
+      "parameters": {"type": "object", "properties": {"x": {"type": "number"}}}}}])");
+  const ordered_json conversations = ordered_json::parse(R"([
+      [{"role": "system", "content": " sys \n"}, {"role": "user", "content": "Hi ünï"},
+       {"role": "assistant", "content": "Yo", "tool_calls": [{"function": {"name": "f", "arguments": {"b": 1, "a": [1.25, "x"]}}}]},
+       {"role": "user", "content": "again"}],
+      [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}],
+      [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]])");
+  ordered_json batch = ordered_json::array();
+  std::vector<std::string> ours;
+  for (const auto& source : templates) {
+    const jinja::Template t(source, "tool-style");
+    for (const auto& messages : conversations) {
+      for (bool gen : {false, true}) {
+        ordered_json context = {{"messages", messages}, {"bos_token", "<s>"}, {"eos_token", "</s>"},
+                                {"add_generation_prompt", gen}, {"tools", tools}, {"tools_in_user_message", false}};
+        batch.push_back({{"template", source}, {"context", context}});
+        try {
+          ours.push_back(t.render(context));
+        } catch (const jinja::TemplateError& e) {
+          ours.push_back(std::string("error: ") + e.what());
+        }
+      }
+    }
+  }
+  const auto reference = testing::render_with_python_jinja2(batch);
+  if (!reference.unavailable.empty()) GTEST_SKIP() << "reference renderer unavailable: " << reference.unavailable;
+  ASSERT_EQ(reference.results.size(), ours.size());
+  int errors = 0;
+  for (size_t i = 0; i < ours.size(); ++i) {
+    SCOPED_TRACE("case " + std::to_string(i));
+    if (reference.results[i].contains("error")) {
+      ++errors;
+      EXPECT_EQ(ours[i].rfind("error: tool-style:", 0), 0u) << ours[i];
+      EXPECT_NE(ours[i].find("raise_exception: After the optional system message"), std::string::npos) << ours[i];
+    } else {
+      EXPECT_EQ(ours[i], reference.results[i]["text"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(errors, 2);  // the Mistral-style template on two user turns in a row
+}
+
 // The error text of rendering `source` (empty when it renders).
 std::string error_of(const std::string& source, const std::string& context = "{}") {
   try {
