@@ -334,6 +334,21 @@ TEST(ChatTemplateParityTest, AllAssistantTurnsMaskEachAssistantMessage) {
   fs::remove_all(dir);
 }
 
+TEST(ChatTemplateParityTest, AllAssistantTurnsIsForMessagesRowsOnly) {
+  const std::string dir = testing::make_temp_dir("chat-turns");
+  TextDatasetOptions options;
+  options.all_assistant_turns = true;
+  options.path = testing::write_file(dir + "/sft.jsonl", R"({"prompt": "a", "completion": "b"})" "\n");
+  try {
+    read_sft_jsonl(options, SpecialTokenBytes(), ChatTemplate());
+    ADD_FAILURE() << "prompt/completion rows were accepted with all_assistant_turns";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), options.path + ":1: expected 'messages' rows (all_assistant_turns is set), got a row "
+                                     "of the prompt_completion format");
+  }
+  fs::remove_all(dir);
+}
+
 TEST(ChatTemplateParityTest, AllAssistantTurnsRefusesTemplatesThatRewriteEarlierTurns) {
   if (!missing("qwen3").empty()) GTEST_SKIP() << missing("qwen3");
   // Qwen3 gives the latest assistant turn an empty <think> block and drops it from earlier ones:

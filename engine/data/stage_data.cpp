@@ -43,6 +43,10 @@ void check_pretokenized_options(const StageOptions& stage) {
     throw std::invalid_argument(stage_prefix(stage) + "data.skip_bad_rows applies to text datasets, but " +
                                 stage.data.path + " is pre-tokenized (prompt_ids)");
   }
+  if (stage.data.all_assistant_turns) {
+    throw std::invalid_argument(stage_prefix(stage) + "data.all_assistant_turns applies to text `messages` rows, but " +
+                                stage.data.path + " is pre-tokenized (prompt_ids)");
+  }
 }
 
 // max_prompt_length / max_length on token ids, as on text (truncate_tokens): the prompt keeps its
@@ -153,8 +157,17 @@ ChatTemplate make_experiment_chat_template(const ExperimentConfig& config) {
   return chat;
 }
 
+// data.all_assistant_turns is for SFT `messages` rows only.
+static void check_no_all_assistant_turns(const StageOptions& stage) {
+  if (stage.data.all_assistant_turns) {
+    throw std::invalid_argument(stage_prefix(stage) + "data.all_assistant_turns applies to sft stages (`messages` "
+                                "rows), not to this stage's data");
+  }
+}
+
 std::vector<PairRecord> load_stage_pairs(const ExperimentConfig& config, const StageOptions& stage,
                                          StageDataStats* stats) {
+  check_no_all_assistant_turns(stage);
   return load<PairRecord>(
       config, stage, stats,
       [](const TextDatasetOptions& o, const Tokenizer& t, const ChatTemplate& c) {
@@ -172,6 +185,7 @@ std::vector<SftRecord> load_stage_sft(const ExperimentConfig& config, const Stag
 }
 
 StagePrompts load_stage_prompts(const ExperimentConfig& config, const StageOptions& stage, const std::string& what) {
+  check_no_all_assistant_turns(stage);
   StagePrompts out;
   out.tokenizer = make_experiment_tokenizer(config, stage_prefix(stage) + what);
   try {

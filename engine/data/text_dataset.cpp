@@ -398,6 +398,10 @@ TextDataset<SftRecord> read_sft_jsonl(const TextDatasetOptions& options, const T
   return read_jsonl<SftRecord>(
       options, Kind::kSft, [&](const json& row, TextFormat format, SftRecord* r) {
         std::string prompt, completion;
+        if (options.all_assistant_turns && format != TextFormat::kMessages) {
+          row_error("'messages' rows (all_assistant_turns is set)", std::string("a row of the ") +
+                                                                        text_format_name(format) + " format");
+        }
         switch (format) {
           case TextFormat::kPromptCompletion:
             prompt = row["prompt"].get<std::string>();
