@@ -422,8 +422,10 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     }
     if (op == "**") {
       if (ints && b.as_int() >= 0) {
+        if (b.as_int() > 62 && std::llabs(a.as_int()) > 1) error("integer power too large");
         int64_t r = 1;
-        for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
+        for (int64_t i = 0; i < std::min<int64_t>(b.as_int(), 63); ++i) r *= a.as_int();
+        if (b.as_int() > 63 && a.as_int() == -1) r = b.as_int() % 2 == 0 ? 1 : -1;
         return Value::integer(r);
       }
       return Value::number(std::pow(a.as_double(), b.as_double()));
@@ -436,6 +438,8 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     return Value::list(std::move(out));
   }
   if (op == "*" && (a.is_string() || a.is_list()) && (b.is_int() || b.is_bool())) {
+    const int64_t unit = a.is_string() ? static_cast<int64_t>(a.as_string().size()) : static_cast<int64_t>(a.as_list().size());
+    if (b.as_int() > 0 && unit > 0 && b.as_int() > (int64_t{1} << 24) / unit) error("repetition result too large");
     if (a.is_string()) {
       std::string out;
       for (int64_t i = 0; i < b.as_int(); ++i) out += a.as_string();

@@ -73,7 +73,10 @@ class Value {
   const List& as_list() const { return *list_; }
   Dict& as_dict() const { return *dict_; }
   const Function& as_function() const { return *fn_; }
-  const std::string& undefined_name() const { return *s_; }
+  const std::string& undefined_name() const {
+    static const std::string kEmpty;
+    return s_ ? *s_ : kEmpty;
+  }
 
   // The dict entry for `key`, nullptr when absent.
   const Value* find(const std::string& key) const;
@@ -97,7 +100,7 @@ class Value {
   bool tuple_ = false;
   int64_t i_ = 0;
   double d_ = 0;
-  std::shared_ptr<const std::string> s_ = std::make_shared<const std::string>();
+  std::shared_ptr<const std::string> s_;  // the string; for undefined, what was undefined (may be null)
   std::shared_ptr<const List> list_;
   std::shared_ptr<Dict> dict_;
   std::shared_ptr<const Function> fn_;
