@@ -67,6 +67,10 @@ const std::vector<Case>& cases() {
        "{}", "TrueFalseTrueTrueTrueTrueTrueTruefallbackboth"},
       {"conditional expressions and precedence", "{{ 'y' if n > 1 else 'n' }}{{ 'absent' if false }}|{{ xs | length - 1 }}|{{ 'a' + 'b' | upper }}",
        R"({"n": 2, "xs": [1, 2, 3]})", "y|2|aB"},
+      {"select, selectattr, rejectattr and map",
+       "{{ ms | selectattr('role', 'equalto', 'user') | map(attribute='content') | list }}{{ ms | rejectattr('role', 'equalto', 'user') | list | length }}{{ [0, 1, 2, 3] | select('odd') | list }}{{ [0, 1, ''] | reject | list }}{{ [' a ', 'b '] | map('trim') | join }}{{ ms | map(attribute='x', default='-') | join }}",
+       R"({"ms": [{"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"}, {"role": "user", "content": "u2"}]})",
+       "['u1', 'u2']1[1, 3][0, '']ab---"},
       {"dict access and methods", "{{ m.role }}{{ m['content'] }}{{ m.get('x', 'none') }}{{ m.keys() | list }}{{ m.missing is defined }}",
        R"({"m": {"role": "user", "content": "hi"}})", "userhinone['role', 'content']False"},
   };

@@ -11,8 +11,8 @@ namespace {
 const std::set<std::string>& known_filters() {
   static const std::set<std::string> names = {
       "abs",   "capitalize", "count", "d",       "default", "first", "float", "int",   "items",  "join",
-      "last",  "length",     "list",  "lower",   "replace", "reverse", "safe", "string", "title", "tojson",
-      "trim",  "upper"};
+      "last",  "length",     "list",  "lower",   "map",     "reject", "rejectattr", "replace", "reverse", "safe",
+      "select", "selectattr", "string", "title", "tojson", "trim", "upper"};
   return names;
 }
 

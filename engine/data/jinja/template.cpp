@@ -453,6 +453,45 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   error("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
 }
 
+bool apply_test(const std::string& name, const Value& v, const CallArgs& a);
+Value apply_filter(const std::string& name, const Value& v, const CallArgs& a);
+
+// item.attr for select/map filters; a dotted attribute ("a.b") walks down.
+Value attribute_of(const Value& item, const std::string& attribute) {
+  Value v = item;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = attribute.find('.', start);
+    v = get_item(v, Value::string(attribute.substr(start, dot == std::string::npos ? std::string::npos : dot - start)));
+    if (dot == std::string::npos) return v;
+    start = dot + 1;
+  }
+}
+
+// select / reject / selectattr / rejectattr: the items whose (attribute's) test passes, or fails.
+Value select_items(const std::string& name, const Value& v, const CallArgs& a) {
+  const bool by_attribute = name == "selectattr" || name == "rejectattr";
+  const bool keep_if = name == "select" || name == "selectattr";
+  size_t next = 0;
+  std::string attribute;
+  if (by_attribute) {
+    if (a.positional.empty()) error(name + " needs an attribute name");
+    attribute = need_string(a.positional[next++], name + "'s attribute");
+  }
+  std::string test;
+  if (next < a.positional.size()) test = need_string(a.positional[next++], name + "'s test name");
+  if (!test.empty() && !is_known_test(test)) error(name + ": unknown test '" + test + "'");
+  CallArgs test_args;
+  test_args.positional.assign(a.positional.begin() + static_cast<std::ptrdiff_t>(next), a.positional.end());
+  List out;
+  for (const auto& item : iterate(v)) {
+    const Value x = by_attribute ? attribute_of(item, attribute) : item;
+    const bool pass = test.empty() ? x.truthy() : apply_test(test, x, test_args);
+    if (pass == keep_if) out.push_back(item);
+  }
+  return Value::list(std::move(out));
+}
+
 Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   static const Value kNone = Value::none();
   auto str_arg = [&]() {
@@ -493,6 +532,27 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     return Value::string(out);
   }
   if (name == "list") return Value::list(iterate(v));
+  if (name == "select" || name == "reject" || name == "selectattr" || name == "rejectattr") return select_items(name, v, a);
+  if (name == "map") {
+    List out;
+    const Value attribute = arg(a, 99, "attribute", kNone);
+    if (!attribute.is_none()) {
+      const Value fallback = arg(a, 99, "default", Value());
+      for (const auto& item : iterate(v)) {
+        Value x = attribute_of(item, attribute.str());
+        out.push_back(x.is_undefined() && !fallback.is_undefined() ? fallback : x);
+      }
+      return Value::list(std::move(out));
+    }
+    if (a.positional.empty()) error("map needs a filter name or attribute=");
+    const std::string filter = need_string(a.positional[0], "map's filter name");
+    if (!is_known_filter(filter) || filter == "map") error("map: unknown filter '" + filter + "'");
+    CallArgs rest;
+    rest.positional.assign(a.positional.begin() + 1, a.positional.end());
+    rest.named = a.named;
+    for (const auto& item : iterate(v)) out.push_back(apply_filter(filter, item, rest));
+    return Value::list(std::move(out));
+  }
   if (name == "first" || name == "last") {
     if (v.is_undefined()) error(undefined_message(v));
     const List items = iterate(v);
