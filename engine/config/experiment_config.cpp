@@ -150,6 +150,7 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   stage.data.max_prompt_length = o.get_int("data.max_prompt_length", 0, 0);
   stage.data.max_length = o.get_int("data.max_length", 0, 0);
   stage.data.skip_bad_rows = o.get_bool("data.skip_bad_rows", false);
+  stage.data.all_assistant_turns = o.get_bool("data.all_assistant_turns", false);
   stage.optimizer = read_optimizer(o);
   const std::string steps_key = trl_key(o, "steps", "max_steps");
   stage.steps = o.get_int(steps_key, 0, 0);
@@ -266,13 +267,15 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   config.model = sub_options(o, "model");
   (void)config.model.get_string("plugin", "");
   mark_read(o, "model");
-  for (const char* key : {"tokenizer.kind", "tokenizer.path", "tokenizer.chat_template", "tokenizer.special_tokens"}) {
+  for (const char* key : {"tokenizer.kind", "tokenizer.path", "tokenizer.chat_template", "tokenizer.special_tokens",
+                          "tokenizer.enable_thinking"}) {
     config.has_tokenizer = config.has_tokenizer || o.has(key);
   }
   config.tokenizer.kind = o.get_choice("tokenizer.kind", "byte", {"byte", "sentencepiece", "hf_bpe", "auto"});
   config.tokenizer.path = o.get_string("tokenizer.path", "");
   config.tokenizer.special_tokens = o.get_string_list("tokenizer.special_tokens", {});
-  config.chat_template = o.get_choice("tokenizer.chat_template", "default", {"default", "chatml", "llama3"});
+  config.chat_template = o.get_choice("tokenizer.chat_template", "auto", {"auto", "default", "chatml", "llama3"});
+  if (o.has("tokenizer.enable_thinking")) config.enable_thinking = o.get_bool("tokenizer.enable_thinking", true);
   config.reference_cache = o.get_string("reference_cache", "");
   config.tensorboard = read_report_to(o, false);
 

@@ -9,6 +9,7 @@
 //     - {name: dpo, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, data: {path: ...}, steps: 2000}
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,7 @@ struct DataOptions {
   int64_t max_prompt_length = 0;  // prompt tokens kept (the end of the prompt); 0 = all
   int64_t max_length = 0;         // prompt + response tokens (the response is cut); 0 = no limit
   bool skip_bad_rows = false;     // skip and count malformed rows instead of failing
+  bool all_assistant_turns = false;  // sft `messages` rows: train every assistant message, not just the last
 
   void validate() const;
 };
@@ -160,7 +162,9 @@ struct ExperimentConfig {
   DistributedOptions distributed;         // data parallelism: backend, timeout, bucket size
   bool has_tokenizer = false;             // a `tokenizer:` block was given (text datasets need one)
   TokenizerOptions tokenizer;             // tokenizes text datasets and generation prompts
-  std::string chat_template = "default";  // preset for conversational rows: default, chatml, llama3
+  std::string chat_template = "auto";     // conversational rows: auto (the tokenizer's own template from its
+                                          // tokenizer_config.json, else default), default, chatml, llama3
+  std::optional<bool> enable_thinking;    // passed to a Jinja chat template as enable_thinking (Qwen3)
   std::string reference_cache;            // directory caching reference log-probs; empty = off
   bool tensorboard = false;               // report_to: [tensorboard]: events files in RUN_DIR/tensorboard/<stage>/
   std::string source;                     // the file it was read from

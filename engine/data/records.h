@@ -22,6 +22,8 @@ struct SftRecord {
   std::vector<int64_t> prompt;      // token ids of the prompt
   std::vector<int64_t> completion;  // target token ids; empty when `distribution` is set
   std::vector<double> distribution; // target probabilities over the vocabulary, sums to 1
+  std::vector<uint8_t> completion_mask;  // per completion token, 1 = trained; empty = all trained
+                                         // (set for `messages` rows with data.all_assistant_turns)
   std::string source;               // "file:line"
 };
 

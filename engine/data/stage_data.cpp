@@ -33,6 +33,7 @@ TextDatasetOptions text_options(const StageOptions& stage) {
   o.max_prompt_length = stage.data.max_prompt_length;
   o.max_length = stage.data.max_length;
   o.skip_bad_rows = stage.data.skip_bad_rows;
+  o.all_assistant_turns = stage.data.all_assistant_turns;
   return o;
 }
 
@@ -40,6 +41,10 @@ TextDatasetOptions text_options(const StageOptions& stage) {
 void check_pretokenized_options(const StageOptions& stage) {
   if (stage.data.skip_bad_rows) {
     throw std::invalid_argument(stage_prefix(stage) + "data.skip_bad_rows applies to text datasets, but " +
+                                stage.data.path + " is pre-tokenized (prompt_ids)");
+  }
+  if (stage.data.all_assistant_turns) {
+    throw std::invalid_argument(stage_prefix(stage) + "data.all_assistant_turns applies to text `messages` rows, but " +
                                 stage.data.path + " is pre-tokenized (prompt_ids)");
   }
 }
@@ -144,11 +149,25 @@ std::unique_ptr<Tokenizer> make_experiment_tokenizer(const ExperimentConfig& con
 }
 
 ChatTemplate make_experiment_chat_template(const ExperimentConfig& config) {
-  return ChatTemplate::preset(config.chat_template);
+  // A tokenizer with files may bring its own template (tokenizer_config.json); the byte tokenizer has none.
+  const bool has_files = config.has_tokenizer && config.tokenizer.kind != "byte";
+  ChatTemplate chat = ChatTemplate::for_tokenizer(has_files ? config.tokenizer.path : "", config.chat_template);
+  if (config.enable_thinking.has_value()) chat.set_variable("enable_thinking", *config.enable_thinking);
+  spdlog::debug("chat template: {}", chat.source_name());
+  return chat;
+}
+
+// data.all_assistant_turns is for SFT `messages` rows only.
+static void check_no_all_assistant_turns(const StageOptions& stage) {
+  if (stage.data.all_assistant_turns) {
+    throw std::invalid_argument(stage_prefix(stage) + "data.all_assistant_turns applies to sft stages (`messages` "
+                                "rows), not to this stage's data");
+  }
 }
 
 std::vector<PairRecord> load_stage_pairs(const ExperimentConfig& config, const StageOptions& stage,
                                          StageDataStats* stats) {
+  check_no_all_assistant_turns(stage);
   return load<PairRecord>(
       config, stage, stats,
       [](const TextDatasetOptions& o, const Tokenizer& t, const ChatTemplate& c) {
@@ -166,6 +185,7 @@ std::vector<SftRecord> load_stage_sft(const ExperimentConfig& config, const Stag
 }
 
 StagePrompts load_stage_prompts(const ExperimentConfig& config, const StageOptions& stage, const std::string& what) {
+  check_no_all_assistant_turns(stage);
   StagePrompts out;
   out.tokenizer = make_experiment_tokenizer(config, stage_prefix(stage) + what);
   try {

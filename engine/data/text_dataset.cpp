@@ -132,11 +132,18 @@ bool truncate(const TextDatasetOptions& o, int64_t bos, std::vector<int64_t>* pr
   return truncate_tokens(o.max_prompt_length, o.max_length, bos, prompt, std::move(responses));
 }
 
-std::vector<int64_t> encode_response(const Tokenizer& t, const TextDatasetOptions& o,
+// Special tokens are added once: no EOS after a response that already ends with the EOS token
+// (rendered chat turns), no BOS before a prompt that starts with it or when the tokenizer adds none.
+std::vector<int64_t> encode_response(const Tokenizer& t, const TextDatasetOptions& o, const ChatTemplate& chat,
                                      const std::string& text) {
   std::vector<int64_t> ids = t.encode(text, false);
-  if (o.add_eos && t.eos_id() >= 0) ids.push_back(t.eos_id());
+  if (o.add_eos && t.eos_id() >= 0 && chat.wants_eos(text)) ids.push_back(t.eos_id());
   return ids;
+}
+
+std::vector<int64_t> encode_prompt(const Tokenizer& t, const TextDatasetOptions& o, const ChatTemplate& chat,
+                                   const std::string& text) {
+  return t.encode(text, o.add_bos && chat.wants_bos(text));
 }
 
 template <typename Record, typename Make>
@@ -285,6 +292,39 @@ void TextDatasetOptions::validate() const {
   }
 }
 
+std::vector<std::pair<std::string, bool>> assistant_turn_segments(const ChatTemplate& chat_template,
+                                                                  const std::vector<ChatMessage>& messages,
+                                                                  std::string* prompt) {
+  size_t first = 0;
+  while (first < messages.size() && messages[first].role != "assistant") ++first;
+  if (first == 0 || first == messages.size()) {
+    row_error("'messages' with an assistant message after at least one other", std::to_string(messages.size()) +
+                                                                                  " messages without one");
+  }
+  auto upto = [&](size_t n) { return std::vector<ChatMessage>(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(n)); };
+  *prompt = chat_template.apply(upto(first), true);
+  std::string done = *prompt;  // the rendering of the first done_messages messages
+  size_t done_messages = first;
+  std::vector<std::pair<std::string, bool>> segments;
+  auto take = [&](const std::string& longer, bool trained, size_t n) {
+    if (longer.compare(0, done.size(), done) != 0) {
+      row_error("a chat template whose rendering of a conversation's first messages is a prefix of its rendering "
+                "of more (data.all_assistant_turns needs it)",
+                "a template (" + chat_template.source_name() + ") that renders the first " +
+                    std::to_string(done_messages) + " messages differently inside the first " + std::to_string(n));
+    }
+    if (longer.size() > done.size()) segments.emplace_back(longer.substr(done.size()), trained);
+    done = longer;
+    done_messages = n;
+  };
+  for (size_t k = first; k < messages.size(); ++k) {
+    if (messages[k].role != "assistant") continue;
+    if (k > first) take(chat_template.apply(upto(k), true), false, k);  // the turns in between + generation prompt
+    take(chat_template.apply(upto(k + 1), false), true, k + 1);          // the assistant message
+  }
+  return segments;
+}
+
 size_t implicit_prompt_length(const std::string& chosen, const std::string& rejected) {
   size_t n = 0;
   const size_t limit = std::min(chosen.size(), rejected.size());
@@ -346,9 +386,9 @@ TextDataset<PairRecord> read_preference_jsonl(const TextDatasetOptions& options,
         }
         if (chosen.empty()) row_error("a non-empty chosen response", "an empty one");
         if (rejected.empty()) row_error("a non-empty rejected response", "an empty one");
-        r->prompt = tokenizer.encode(prompt, options.add_bos);
-        r->chosen = encode_response(tokenizer, options, chosen);
-        r->rejected = encode_response(tokenizer, options, rejected);
+        r->prompt = encode_prompt(tokenizer, options, chat_template, prompt);
+        r->chosen = encode_response(tokenizer, options, chat_template, chosen);
+        r->rejected = encode_response(tokenizer, options, chat_template, rejected);
         return truncate(options, tokenizer.bos_id(), &r->prompt, {&r->chosen, &r->rejected});
       });
 }
@@ -358,6 +398,10 @@ TextDataset<SftRecord> read_sft_jsonl(const TextDatasetOptions& options, const T
   return read_jsonl<SftRecord>(
       options, Kind::kSft, [&](const json& row, TextFormat format, SftRecord* r) {
         std::string prompt, completion;
+        if (options.all_assistant_turns && format != TextFormat::kMessages) {
+          row_error("'messages' rows (all_assistant_turns is set)", std::string("a row of the ") +
+                                                                        text_format_name(format) + " format");
+        }
         switch (format) {
           case TextFormat::kPromptCompletion:
             prompt = row["prompt"].get<std::string>();
@@ -378,6 +422,24 @@ TextDataset<SftRecord> read_sft_jsonl(const TextDatasetOptions& options, const T
               row_error("'messages' ending with an assistant message after at least one other",
                         describe(row["messages"]));
             }
+            if (options.all_assistant_turns) {
+              // Each segment tokenized on its own; the mask trains the assistant ones.
+              for (const auto& [text, trained] : assistant_turn_segments(chat_template, m, &prompt)) {
+                const std::vector<int64_t> ids = tokenizer.encode(text, false);
+                r->completion.insert(r->completion.end(), ids.begin(), ids.end());
+                r->completion_mask.insert(r->completion_mask.end(), ids.size(), trained ? 1 : 0);
+                completion += text;
+              }
+              if (options.add_eos && tokenizer.eos_id() >= 0 && chat_template.wants_eos(completion)) {
+                r->completion.push_back(tokenizer.eos_id());
+                r->completion_mask.push_back(1);
+              }
+              if (completion.empty()) row_error("a non-empty completion", "an empty one");
+              r->prompt = encode_prompt(tokenizer, options, chat_template, prompt);
+              const bool cut = truncate(options, tokenizer.bos_id(), &r->prompt, {&r->completion});
+              r->completion_mask.resize(r->completion.size());
+              return cut;
+            }
             const std::vector<ChatMessage> p(m.begin(), m.end() - 1);
             prompt = chat_template.apply(p, true);
             completion = chat_template.continuation(p, {m.back()});
@@ -385,8 +447,8 @@ TextDataset<SftRecord> read_sft_jsonl(const TextDatasetOptions& options, const T
           }
         }
         if (completion.empty()) row_error("a non-empty completion", "an empty one");
-        r->prompt = tokenizer.encode(prompt, options.add_bos);
-        r->completion = encode_response(tokenizer, options, completion);
+        r->prompt = encode_prompt(tokenizer, options, chat_template, prompt);
+        r->completion = encode_response(tokenizer, options, chat_template, completion);
         return truncate(options, tokenizer.bos_id(), &r->prompt, {&r->completion});
       });
 }
@@ -407,7 +469,7 @@ TextDataset<PromptRecord> read_prompt_jsonl(const TextDatasetOptions& options,
           }
           r->reference = row["reference"].get<std::string>();
         }
-        r->prompt = tokenizer.encode(r->prompt_text, options.add_bos);
+        r->prompt = encode_prompt(tokenizer, options, chat_template, r->prompt_text);
         if (r->prompt.empty()) row_error("a non-empty prompt", "an empty one");
         return truncate(options, tokenizer.bos_id(), &r->prompt, {});
       });

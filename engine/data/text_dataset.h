@@ -7,7 +7,8 @@
 //   implicit prompt  {"chosen": str, "rejected": str} (Anthropic HH) or the same with message
 //                    lists: the prompt is the longest common prefix of chosen and rejected.
 // SFT rows (read_sft_jsonl): {"prompt", "completion"} (strings or message lists), {"text": str},
-//   or {"messages": [...]} (the last message, an assistant's, is the completion).
+//   or {"messages": [...]} (the last message, an assistant's, is the completion; with
+//   all_assistant_turns every assistant message is trained: see assistant_turn_segments).
 // Prompt rows (read_prompt_jsonl): {"prompt": str or messages, "reference": str (optional)}.
 //
 // The format is detected from the first valid row; every later row must have the same format.
@@ -45,6 +46,9 @@ struct TextDatasetOptions {
   bool add_bos = true;            // start each prompt with the tokenizer's BOS (when it has one)
   bool add_eos = true;            // end each response with the tokenizer's EOS (when it has one)
   bool skip_bad_rows = false;     // skip and count malformed rows instead of throwing
+  // SFT `messages` rows: train every assistant message (SftRecord::completion_mask marks their
+  // tokens; the other turns after the first assistant message are context), not just the last.
+  bool all_assistant_turns = false;
 
   // Throws std::invalid_argument naming the field and the bad value.
   void validate() const;
@@ -82,6 +86,17 @@ TextDataset<PromptRecord> read_prompt_jsonl(const TextDatasetOptions& options,
 // is cut further when it fills max_length). 0 = no limit. Returns true when anything was cut.
 bool truncate_tokens(int64_t max_prompt_length, int64_t max_length, int64_t bos, std::vector<int64_t>* prompt,
                      std::vector<std::vector<int64_t>*> responses);
+
+// The text of `messages` after the prompt (the messages before the first assistant message,
+// rendered with the generation prompt), split where the rendered text of each prefix ends:
+// segments alternate assistant text (trained: true) and the text of the other turns (false).
+// Each assistant message's text is render(messages[0..k], false) minus render(messages[0..k-1],
+// true). Returns the prompt text in *prompt. Throws std::invalid_argument when there is no
+// assistant message after a first other one, or when a rendered prefix is not a prefix of the
+// longer rendering (a template that rewrites earlier turns, e.g. Qwen3's thinking blocks).
+std::vector<std::pair<std::string, bool>> assistant_turn_segments(const ChatTemplate& chat_template,
+                                                                  const std::vector<ChatMessage>& messages,
+                                                                  std::string* prompt);
 
 // TRL's extract_prompt for strings: the longest common prefix of chosen and rejected (ending at
 // a UTF-8 character boundary, without a trailing space that belongs to the responses).

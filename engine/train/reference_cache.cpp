@@ -75,8 +75,19 @@ std::string reference_cache_key(const ExperimentConfig& config, const StageOptio
         std::to_string(stage.data.max_prompt_length) + " max_length " + std::to_string(stage.data.max_length) +
         " skip_bad_rows " + std::to_string(stage.data.skip_bad_rows));
   if (config.has_tokenizer) {
-    h.add("tokenizer " + config.tokenizer.kind + " " + config.tokenizer.path + " " + config.chat_template);
+    h.add("tokenizer " + config.tokenizer.kind + " " + config.tokenizer.path + " " + config.chat_template +
+          (config.enable_thinking.has_value() ? (*config.enable_thinking ? " thinking" : " no-thinking") : ""));
     for (const auto& t : config.tokenizer.special_tokens) h.add(t);
+    // The chat template and special tokens live in tokenizer_config.json next to the tokenizer.
+    if (!config.tokenizer.path.empty()) {
+      fs::path dir(config.tokenizer.path);
+      if (!fs::is_directory(dir)) dir = dir.parent_path();
+      const fs::path tokenizer_config = dir / "tokenizer_config.json";
+      if (fs::exists(tokenizer_config)) {
+        h.add("tokenizer_config " + std::to_string(fs::file_size(tokenizer_config)) + " " +
+              std::to_string(fs::last_write_time(tokenizer_config)));
+      }
+    }
   }
   return h.hex();
 }

@@ -58,12 +58,17 @@ SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows) {
       mask[i][t++] = 1;
     }
     if (rows[i].response) {
-      for (int64_t id : *rows[i].response) {
-        ids[i][t] = id;
+      const std::vector<uint8_t>* weights = rows[i].response_weights;
+      const bool weighted = weights != nullptr && !weights->empty();
+      float counted = 0;
+      for (size_t k = 0; k < rows[i].response->size(); ++k) {
+        ids[i][t] = (*rows[i].response)[k];
         mask[i][t] = 1;
-        response[i][t++] = 1;
+        const float w = weighted && k < weights->size() && (*weights)[k] == 0 ? 0.0f : 1.0f;
+        response[i][t++] = w;
+        counted += w;
       }
-      lengths[i] = static_cast<float>(rows[i].response->size());
+      lengths[i] = counted;
     }
     out.row_lengths.push_back(t);
   }

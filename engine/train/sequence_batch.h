@@ -28,6 +28,8 @@ struct SequenceTensors {
 struct TokenSequence {
   const std::vector<int64_t>* prompt;
   const std::vector<int64_t>* response;  // may be empty (prompt-only rows)
+  // Per response token, 0 = context only (not in response_mask); null or empty = all 1.
+  const std::vector<uint8_t>* response_weights = nullptr;
 };
 
 SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows);

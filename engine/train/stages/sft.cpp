@@ -34,7 +34,7 @@ class SftStage : public StageUnit {
     is_distribution_.assign(static_cast<size_t>(n), false);
     for (int64_t i = 0; i < n; ++i) {
       const SftRecord& r = records_[static_cast<size_t>(i)];
-      rows.push_back({&r.prompt, r.completion.empty() ? nullptr : &r.completion});
+      rows.push_back({&r.prompt, r.completion.empty() ? nullptr : &r.completion, &r.completion_mask});
       if (!r.distribution.empty()) {
         is_distribution_[static_cast<size_t>(i)] = true;
         targets_[i] = at::tensor(r.distribution, at::kDouble).to(at::kFloat);
