@@ -15,9 +15,12 @@
 #include "engine/generation/generator.h"
 #include "prefengine/model.h"
 #include "transformer.h"
+#include "transformer_test_util.h"
 
 namespace prefengine {
 namespace {
+
+using prefengine::testing::randomize;
 
 at::Tensor ids_tensor(const std::vector<std::vector<int64_t>>& rows) {
   at::Tensor out = at::empty({int64_t(rows.size()), int64_t(rows[0].size())}, at::kLong);
@@ -184,19 +187,6 @@ plugins::model::TransformerConfig small_config(bool bias) {
   c.rope_theta = 500.0;
   c.attention_bias = bias;
   return c;
-}
-
-// Gives every parameter (norm gains and biases included) a random non-trivial value.
-void randomize(plugins::model::TransformerModel& model, uint64_t seed) {
-  at::manual_seed(seed);
-  at::NoGradGuard no_grad;
-  for (auto& p : model.named_parameters()) {
-    if (p.key().find("norm") != std::string::npos) {
-      p.value().uniform_(0.5, 1.5);
-    } else {
-      p.value().normal_(0.0, 0.3);
-    }
-  }
 }
 
 TEST(GenerationTest, TransformerGreedyWithCacheEqualsRecomputation) {

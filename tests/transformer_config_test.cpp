@@ -15,9 +15,12 @@
 #include <gtest/gtest.h>
 
 #include "transformer.h"
+#include "transformer_test_util.h"
 
 using prefengine::ModelInput;
 using namespace prefengine::plugins::model;
+using prefengine::testing::randomize;
+using prefengine::testing::weights_of;
 
 namespace {
 
@@ -32,27 +35,9 @@ std::string config_json(const std::string& model_type, const std::string& extra,
   return s + "}";
 }
 
-void randomize(TransformerModel& model, uint64_t seed) {
-  at::manual_seed(seed);
-  at::NoGradGuard no_grad;
-  for (auto& p : model.named_parameters()) {
-    if (p.key().find("norm") != std::string::npos) {
-      p.value().uniform_(0.5, 1.5);
-    } else {
-      p.value().normal_(0.0, 0.4);
-    }
-  }
-}
-
-std::map<std::string, at::Tensor> weights(const TransformerModel& model) {
-  std::map<std::string, at::Tensor> w;
-  for (const auto& p : model.named_parameters()) w[p.key()] = p.value().detach().to(at::kDouble);
-  return w;
-}
-
 void copy_weights(const TransformerModel& from, TransformerModel& to) {
   at::NoGradGuard no_grad;
-  auto source = weights(from);
+  auto source = weights_of(from);
   for (auto& p : to.named_parameters()) p.value().copy_(source.at(p.key()).to(at::kFloat));
 }
 
@@ -152,14 +137,14 @@ TEST(TransformerConfigTest, RopeParametersLayoutIsRead) {
   EXPECT_EQ(new_layout.rope_theta, 500000.0);
   EXPECT_EQ(default_theta.rope_theta, 10000.0);
   TransformerModel a(old_layout), b(new_layout), c(default_theta);
-  randomize(a, 1);
+  randomize(a, 1, 0.4);
   copy_weights(a, b);
   copy_weights(a, c);
   const auto row = sample_row(12);
   const at::Tensor la = logits_of(a, row);
   EXPECT_TRUE(la.equal(logits_of(b, row)));
   EXPECT_GT(max_diff(la, logits_of(c, row)), 1e-3);  // theta 10000 is another model
-  EXPECT_LT(max_diff(la, reference_logits(weights(a), 2, 4, 2, 1e-5, 500000.0, {0, 0}, row)), 1e-4);
+  EXPECT_LT(max_diff(la, reference_logits(weights_of(a), 2, 4, 2, 1e-5, 500000.0, {0, 0}, row)), 1e-4);
 
   // The scaled rope types in rope_parameters: the same frequencies as rope_scaling gives.
   const std::string llama3 =
@@ -251,15 +236,15 @@ TEST(TransformerConfigTest, LlamaAttentionBiasCoversOutputProjection) {
   EXPECT_FALSE(qwen_names.count("model.layers.0.self_attn.o_proj.bias"));
 
   // The reference adds every bias it finds, o_proj's included.
-  randomize(model, 7);
+  randomize(model, 7, 0.4);
   const auto row = sample_row(9);
   const at::Tensor with_bias = logits_of(model, row);
-  EXPECT_LT(max_diff(with_bias, reference_logits(weights(model), 2, 4, 2, 1e-5, 10000.0, {0, 0}, row)), 1e-4);
+  EXPECT_LT(max_diff(with_bias, reference_logits(weights_of(model), 2, 4, 2, 1e-5, 10000.0, {0, 0}, row)), 1e-4);
   // Zero biases equal a model without biases; a non-zero o_proj bias changes the output.
   TransformerModel plain(TransformerConfig::from_json(config_json("llama", ""), "p"));
   {
     at::NoGradGuard no_grad;
-    auto w = weights(model);
+    auto w = weights_of(model);
     for (auto& p : plain.named_parameters()) p.value().copy_(w.at(p.key()).to(at::kFloat));
     for (auto& p : model.named_parameters()) {
       if (p.key().find(".bias") != std::string::npos) p.value().zero_();
@@ -274,7 +259,7 @@ TEST(TransformerConfigTest, LlamaAttentionBiasCoversOutputProjection) {
   }
   const at::Tensor shifted = logits_of(model, row);
   EXPECT_GT(max_diff(shifted, logits_of(plain, row)), 1e-3);
-  EXPECT_LT(max_diff(shifted, reference_logits(weights(model), 2, 4, 2, 1e-5, 10000.0, {0, 0}, row)), 1e-4);
+  EXPECT_LT(max_diff(shifted, reference_logits(weights_of(model), 2, 4, 2, 1e-5, 10000.0, {0, 0}, row)), 1e-4);
   // Mistral has no attention biases.
   EXPECT_NE(error_of(config_json("mistral", "\"attention_bias\":true")).find("attention_bias"), std::string::npos);
 }
@@ -283,14 +268,14 @@ TEST(TransformerConfigTest, SlidingWindowMasksOldKeys) {
   const auto row = sample_row(11);
   // Mistral: every layer. A window at least as long as the input is full attention.
   TransformerModel full(TransformerConfig::from_json(config_json("mistral", "\"sliding_window\":null"), "f"));
-  randomize(full, 3);
+  randomize(full, 3, 0.4);
   TransformerModel wide(TransformerConfig::from_json(config_json("mistral", "\"sliding_window\":11"), "w"));
   copy_weights(full, wide);
   EXPECT_TRUE(logits_of(full, row).equal(logits_of(wide, row)));
   TransformerModel narrow(TransformerConfig::from_json(config_json("mistral", "\"sliding_window\":4"), "n"));
   copy_weights(full, narrow);
   const at::Tensor windowed = logits_of(narrow, row);
-  const auto w = weights(full);
+  const auto w = weights_of(full);
   EXPECT_LT(max_diff(windowed, reference_logits(w, 2, 4, 2, 1e-5, 10000.0, {4, 4}, row)), 1e-4);
   EXPECT_GT(max_diff(windowed, logits_of(full, row)), 1e-3);
   // The first `window` positions see all their keys: the same logits as full attention.
@@ -299,11 +284,11 @@ TEST(TransformerConfigTest, SlidingWindowMasksOldKeys) {
   // Qwen2: only with use_sliding_window, from max_window_layers on.
   TransformerModel qwen_off(TransformerConfig::from_json(
       config_json("qwen2", "\"sliding_window\":4,\"use_sliding_window\":false,\"max_window_layers\":1"), "q0"));
-  randomize(qwen_off, 5);
+  randomize(qwen_off, 5, 0.4);
   TransformerModel qwen_on(TransformerConfig::from_json(
       config_json("qwen2", "\"sliding_window\":4,\"use_sliding_window\":true,\"max_window_layers\":1"), "q1"));
   copy_weights(qwen_off, qwen_on);
-  const auto wq = weights(qwen_off);
+  const auto wq = weights_of(qwen_off);
   EXPECT_LT(max_diff(logits_of(qwen_off, row), reference_logits(wq, 2, 4, 2, 1e-5, 10000.0, {0, 0}, row)), 1e-4);
   EXPECT_LT(max_diff(logits_of(qwen_on, row), reference_logits(wq, 2, 4, 2, 1e-5, 10000.0, {0, 4}, row)), 1e-4);
   // The newer layout's layer_types.

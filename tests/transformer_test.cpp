@@ -19,11 +19,14 @@
 
 #include "safetensors.h"
 #include "transformer.h"
+#include "transformer_test_util.h"
 
 namespace fs = std::filesystem;
 using prefengine::ModelInput;
 using prefengine::PluginOptions;
 using namespace prefengine::plugins::model;
+using prefengine::testing::randomize;
+using prefengine::testing::weights_of;
 
 namespace {
 
@@ -40,25 +43,6 @@ TransformerConfig small_config(int64_t heads, int64_t kv_heads, bool tied, bool 
   c.tie_word_embeddings = tied;
   c.attention_bias = bias;
   return c;
-}
-
-// Gives every parameter (norm gains and biases included) a random non-trivial value.
-void randomize(TransformerModel& model, uint64_t seed) {
-  at::manual_seed(seed);
-  at::NoGradGuard no_grad;
-  for (auto& p : model.named_parameters()) {
-    if (p.key().find("norm") != std::string::npos) {
-      p.value().uniform_(0.5, 1.5);
-    } else {
-      p.value().normal_(0.0, 0.3);
-    }
-  }
-}
-
-std::map<std::string, at::Tensor> weights_of(const TransformerModel& model) {
-  std::map<std::string, at::Tensor> w;
-  for (const auto& p : model.named_parameters()) w[p.key()] = p.value().detach().to(at::kDouble);
-  return w;
 }
 
 // Plain per-row / per-head / per-position reference in double precision for ONE unpadded
