@@ -96,8 +96,11 @@ void export_model_to_hf(const ExperimentConfig& config, const Model& model, cons
         {"bos_id", tokenizer->bos_id()},
         {"eos_id", tokenizer->eos_id()},
         {"pad_id", tokenizer->pad_id()},
-        {"chat_template", chat_template_as_jinja(ChatTemplate::preset(config.chat_template),
-                                          add_bos && tokenizer->bos_id() >= 0)}};
+        // Used only where the tokenizer's files bring no template of their own; `auto` (the file's
+        // template, else the default preset) then means the default preset.
+        {"chat_template",
+         chat_template_as_jinja(ChatTemplate::preset(config.chat_template == "auto" ? "default" : config.chat_template),
+                                add_bos && tokenizer->bos_id() >= 0)}};
   }
   const nlohmann::json result = nlohmann::json::parse(exportable->export_hugging_face(output, options.dump()));
   for (const auto& name : result.value("dropped", nlohmann::json::array())) {
