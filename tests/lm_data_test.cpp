@@ -346,8 +346,26 @@ TEST(TextDatasetTest, TruncatesAndCounts) {
   o.max_prompt_length = 0;
   o.max_length = -2;
   expect_invalid([&] { read_preference_jsonl(o, t); }, "max_length");
+  o.max_length = 0;
+  o.max_completion_length = -1;
+  expect_invalid([&] { read_preference_jsonl(o, t); }, "max_completion_length");
+  // max_completion_length keeps the START of each response (EOS included in the count), before
+  // max_length: "123456"+EOS -> "12", "xy"+EOS -> "xy"; the second row's responses fit.
+  o.max_completion_length = 2;
+  d = read_preference_jsonl(o, t);
+  EXPECT_EQ(d.stats.truncated_rows, 1);
+  EXPECT_EQ(d.records[0].prompt, concat(kBos, bytes("abcdef")));
+  EXPECT_EQ(d.records[0].chosen, bytes("12"));
+  EXPECT_EQ(d.records[0].rejected, bytes("xy"));
+  EXPECT_EQ(d.records[1].chosen, concat(bytes("1"), kEos));
+  // Then max_length: BOS + "abcdef" leaves 1 of 8 tokens for each response.
+  o.max_length = 8;
+  d = read_preference_jsonl(o, t);
+  EXPECT_EQ(d.records[0].chosen, bytes("1"));
+  EXPECT_EQ(d.records[0].rejected, bytes("x"));
   o.path = "";
   o.max_length = 0;
+  o.max_completion_length = 0;
   expect_invalid([&] { read_preference_jsonl(o, t); }, "data.path");
 }
 

@@ -125,10 +125,36 @@ TEST(TrlNamesConfigTest, MessagesNameTheKeyAsWritten) {
   EXPECT_NE(e.find("stages[0].per_device_train_batch_size: expected"), std::string::npos) << e;
   e = error_of("max_completion_length: 0", "ppo");
   EXPECT_NE(e.find("stages[0].max_completion_length: expected"), std::string::npos) << e;
-  // Outside ppo, TRL's max_completion_length has no equal here: the message says what to use.
-  e = error_of("max_completion_length: 12", "pairwise, loss: {plugin: dpo}");
-  EXPECT_NE(e.find("stages[0].max_completion_length: expected a ppo stage"), std::string::npos) << e;
-  EXPECT_NE(e.find("data.max_length"), std::string::npos) << e;
+}
+
+// On offline data (sft, pairwise) TRL's max_completion_length is data.max_completion_length; a
+// pairs stage generates, so there it is an error naming what to use.
+TEST(TrlNamesConfigTest, MaxCompletionLengthCutsOfflineResponses) {
+  auto stage_of = [](const std::string& data_extra, const std::string& stage_extra, const std::string& kind) {
+    const std::string loss = kind == "pairwise" ? ", loss: {plugin: dpo}" : "";
+    return parse_experiment(std::string(kHeader) + "  - {name: s, kind: " + kind + loss +
+                                ", data: {path: configs/toy/data/pairs.jsonl" + data_extra + "}, steps: 5" +
+                                stage_extra + "}\n",
+                            "exp.yaml")
+        .stages.at(0);
+  };
+  for (const char* kind : {"sft", "pairwise"}) {
+    SCOPED_TRACE(kind);
+    EXPECT_EQ(stage_of("", ", max_completion_length: 12", kind).data.max_completion_length, 12);
+    EXPECT_EQ(stage_of(", max_completion_length: 12", "", kind).data.max_completion_length, 12);
+    EXPECT_EQ(stage_of("", "", kind).data.max_completion_length, 0);
+    try {
+      stage_of(", max_completion_length: 12", ", max_completion_length: 12", kind);
+      ADD_FAILURE() << "both names were accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("either max_completion_length (TRL's name) or data.max_completion_length"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  const std::string e = error_of("max_completion_length: 12", "pairs");
+  EXPECT_NE(e.find("stages[0].max_completion_length: expected an sft, pairwise or ppo stage"), std::string::npos) << e;
+  EXPECT_NE(e.find("sampling.max_new_tokens"), std::string::npos) << e;
 }
 
 // A toy run under prefengine's keys and the same under TRL's.

@@ -149,6 +149,12 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   stage.data.max_records = o.get_int("data.max_records", 0, 0);
   stage.data.max_prompt_length = o.get_int("data.max_prompt_length", 0, 0);
   stage.data.max_length = o.get_int("data.max_length", 0, 0);
+  // Offline responses (sft, pairwise) can be cut to TRL's max_completion_length; ppo reads the
+  // alias as its max_new_tokens (ppo.cpp), and a pairs stage generates (sampling.max_new_tokens).
+  if (stage.kind == "sft" || stage.kind == "pairwise") {
+    stage.data.max_completion_length =
+        o.get_int(trl_key(o, "data.max_completion_length", "max_completion_length"), 0, 0);
+  }
   stage.data.skip_bad_rows = o.get_bool("data.skip_bad_rows", false);
   stage.data.all_assistant_turns = o.get_bool("data.all_assistant_turns", false);
   stage.optimizer = read_optimizer(o);
@@ -207,11 +213,9 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   }
   stage.grader = read_grader_options(o, "grader");
   stage.eval = read_eval(o, path);
-  if (o.has("max_completion_length") && stage.kind != "ppo") {  // ppo: its max_new_tokens (ppo.cpp)
-    o.fail("max_completion_length", "a ppo stage (TRL's max_completion_length of generated completions is "
-           "max_new_tokens there); for pairs and SFT data prefengine limits prompt + response with "
-           "data.max_length (TRL's max_length) and the prompt with data.max_prompt_length",
-           "kind " + stage.kind);
+  if (o.has("max_completion_length") && stage.kind == "pairs") {
+    o.fail("max_completion_length", "an sft, pairwise or ppo stage (a pairs stage generates: its length "
+           "limit is sampling.max_new_tokens)", "kind " + stage.kind);
   }
   if (spec.read_options) spec.read_options(o, stage, earlier_stages);
   if (!stage.reference_from.empty() && (!o.known_keys().count("reference") || stage.reference == "none")) {

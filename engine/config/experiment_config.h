@@ -49,6 +49,7 @@ struct DataOptions {
   // Text datasets only (TRL formats, tokenized with the experiment's tokenizer):
   int64_t max_prompt_length = 0;  // prompt tokens kept (the end of the prompt); 0 = all
   int64_t max_length = 0;         // prompt + response tokens (the response is cut); 0 = no limit
+  int64_t max_completion_length = 0;  // tokens kept of each response (its start); 0 = all
   bool skip_bad_rows = false;     // skip and count malformed rows instead of failing
   bool all_assistant_turns = false;  // sft `messages` rows: train every assistant message, not just the last
 

@@ -32,6 +32,7 @@ TextDatasetOptions text_options(const StageOptions& stage) {
   o.path = stage.data.path;
   o.max_prompt_length = stage.data.max_prompt_length;
   o.max_length = stage.data.max_length;
+  o.max_completion_length = stage.data.max_completion_length;
   o.skip_bad_rows = stage.data.skip_bad_rows;
   o.all_assistant_turns = stage.data.all_assistant_turns;
   return o;
@@ -53,10 +54,13 @@ void check_pretokenized_options(const StageOptions& stage) {
 // end, the responses are cut. The ids carry no known BOS, so none is kept specially. A target
 // distribution is one next-token response.
 bool truncate_record(const DataOptions& d, PairRecord* r) {
-  return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&r->chosen, &r->rejected});
+  return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&r->chosen, &r->rejected},
+                         d.max_completion_length);
 }
 bool truncate_record(const DataOptions& d, SftRecord* r) {
-  if (r->distribution.empty()) return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&r->completion});
+  if (r->distribution.empty()) {
+    return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&r->completion}, d.max_completion_length);
+  }
   std::vector<int64_t> next_token(1);
   return truncate_tokens(d.max_prompt_length, d.max_length, -1, &r->prompt, {&next_token});
 }

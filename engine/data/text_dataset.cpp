@@ -129,7 +129,8 @@ std::string format_expectation(TextFormat format) {
 
 bool truncate(const TextDatasetOptions& o, int64_t bos, std::vector<int64_t>* prompt,
               std::vector<std::vector<int64_t>*> responses) {
-  return truncate_tokens(o.max_prompt_length, o.max_length, bos, prompt, std::move(responses));
+  return truncate_tokens(o.max_prompt_length, o.max_length, bos, prompt, std::move(responses),
+                         o.max_completion_length);
 }
 
 // Special tokens are added once: no EOS after a response that already ends with the EOS token
@@ -219,8 +220,16 @@ TextDataset<Record> read_jsonl(const TextDatasetOptions& options, Kind kind, Mak
 }  // namespace
 
 bool truncate_tokens(int64_t max_prompt_length, int64_t max_length, int64_t bos, std::vector<int64_t>* prompt,
-                     std::vector<std::vector<int64_t>*> responses) {
+                     std::vector<std::vector<int64_t>*> responses, int64_t max_completion_length) {
   bool cut = false;
+  if (max_completion_length > 0) {
+    for (auto* r : responses) {
+      if (static_cast<int64_t>(r->size()) > max_completion_length) {
+        r->resize(static_cast<size_t>(max_completion_length));
+        cut = true;
+      }
+    }
+  }
   auto keep_end = [&](int64_t limit) {
     if (static_cast<int64_t>(prompt->size()) <= limit) return;
     const bool keep_bos = bos >= 0 && !prompt->empty() && prompt->front() == bos && limit >= 2;
@@ -284,6 +293,10 @@ void TextDatasetOptions::validate() const {
   }
   if (max_length < 0) {
     throw std::invalid_argument("data.max_length: must be >= 0, got " + std::to_string(max_length));
+  }
+  if (max_completion_length < 0) {
+    throw std::invalid_argument("data.max_completion_length: must be >= 0, got " +
+                                std::to_string(max_completion_length));
   }
   if (max_length > 0 && max_prompt_length >= max_length) {
     throw std::invalid_argument("data.max_prompt_length: must be < max_length (" +

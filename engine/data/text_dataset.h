@@ -43,6 +43,7 @@ struct TextDatasetOptions {
   std::string path;               // the JSONL file
   int64_t max_prompt_length = 0;  // prompt tokens kept (the END of the prompt, BOS kept); 0 = all
   int64_t max_length = 0;         // prompt + response tokens; the response is cut; 0 = no limit
+  int64_t max_completion_length = 0;  // tokens kept of each response (its start); 0 = all
   bool add_bos = true;            // start each prompt with the tokenizer's BOS (when it has one)
   bool add_eos = true;            // end each response with the tokenizer's EOS (when it has one)
   bool skip_bad_rows = false;     // skip and count malformed rows instead of throwing
@@ -81,11 +82,12 @@ TextDataset<PromptRecord> read_prompt_jsonl(const TextDatasetOptions& options,
                                             const ChatTemplate& chat_template = ChatTemplate());
 
 // TRL's truncation, shared by text and pre-tokenized data: keeps the END of the prompt within
-// max_prompt_length (and its first token when that is `bos`, bos >= 0), then cuts every response so
-// that prompt + response <= max_length; a non-empty response keeps at least one token (the prompt
-// is cut further when it fills max_length). 0 = no limit. Returns true when anything was cut.
+// max_prompt_length (and its first token when that is `bos`, bos >= 0), keeps the START of every
+// response within max_completion_length, then cuts every response so that prompt + response <=
+// max_length; a non-empty response keeps at least one token (the prompt is cut further when it
+// fills max_length). 0 = no limit. Returns true when anything was cut.
 bool truncate_tokens(int64_t max_prompt_length, int64_t max_length, int64_t bos, std::vector<int64_t>* prompt,
-                     std::vector<std::vector<int64_t>*> responses);
+                     std::vector<std::vector<int64_t>*> responses, int64_t max_completion_length = 0);
 
 // The text of `messages` after the prompt (the messages before the first assistant message,
 // rendered with the generation prompt), split where the rendered text of each prefix ends:

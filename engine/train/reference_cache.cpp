@@ -73,7 +73,7 @@ std::string reference_cache_key(const ExperimentConfig& config, const StageOptio
   h.add(std::to_string(fs::file_size(data)) + " " + std::to_string(fs::last_write_time(data)));
   h.add("max_records " + std::to_string(stage.data.max_records) + " max_prompt_length " +
         std::to_string(stage.data.max_prompt_length) + " max_length " + std::to_string(stage.data.max_length) +
-        " skip_bad_rows " + std::to_string(stage.data.skip_bad_rows));
+        " max_completion_length " + std::to_string(stage.data.max_completion_length) + " skip_bad_rows " + std::to_string(stage.data.skip_bad_rows));
   if (config.has_tokenizer) {
     h.add("tokenizer " + config.tokenizer.kind + " " + config.tokenizer.path + " " + config.chat_template +
           (config.enable_thinking.has_value() ? (*config.enable_thinking ? " thinking" : " no-thinking") : ""));
