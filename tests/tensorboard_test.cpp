@@ -13,6 +13,7 @@
 #include <boost/filesystem.hpp>
 
 #include "engine/config/experiment_config.h"
+#include "engine/io/durable_file.h"
 #include "engine/metrics/tensorboard_writer.h"
 #include "test_util.h"
 
@@ -212,7 +213,7 @@ void expect_events_match_metrics(const std::string& run, const std::string& stag
 
 TEST(TensorBoardReaderTest, Crc32cOfTheCheckStringIsThePublishedValue) {
   EXPECT_EQ(reference_crc32c("123456789"), 0xE3069283u);
-  EXPECT_EQ(tensorboard_crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);
 }
 
 TEST(TensorBoardWriterTest, AnEventIsTheProtobufBytesOfTheSpec) {

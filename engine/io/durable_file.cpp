@@ -129,11 +129,15 @@ std::string read_file_bytes(const std::string& path) {
   return bytes;
 }
 
-std::string crc32c_hex(const std::string& bytes) {
+uint32_t crc32c(const std::string& bytes) {
   boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
   crc.process_bytes(bytes.data(), bytes.size());
+  return crc.checksum();
+}
+
+std::string crc32c_hex(const std::string& bytes) {
   char text[9];
-  std::snprintf(text, sizeof text, "%08x", static_cast<unsigned>(crc.checksum()));
+  std::snprintf(text, sizeof text, "%08x", static_cast<unsigned>(crc32c(bytes)));
   return text;
 }
 

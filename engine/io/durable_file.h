@@ -27,7 +27,9 @@ void rename_durably(const std::string& from, const std::string& to);
 // The whole content of `path`; std::runtime_error "PATH: cannot read: <strerror>".
 std::string read_file_bytes(const std::string& path);
 
-// CRC-32C (Castagnoli, the iSCSI/ext4 polynomial; boost/crc.hpp) of `bytes`, as 8 hex digits.
+// CRC-32C (Castagnoli, the iSCSI/ext4 polynomial; boost/crc.hpp) of `bytes`, and the same as 8
+// hex digits.
+uint32_t crc32c(const std::string& bytes);
 std::string crc32c_hex(const std::string& bytes);
 
 }  // namespace prefengine

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include <boost/crc.hpp>
 #include <boost/filesystem.hpp>
 
 #include "engine/io/durable_file.h"
@@ -68,21 +67,15 @@ std::string host_name() {
 
 }  // namespace
 
-uint32_t tensorboard_crc32c(const std::string& bytes) {
-  boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, true> crc;
-  crc.process_bytes(bytes.data(), bytes.size());
-  return crc.checksum();
-}
-
 uint32_t tensorboard_masked_crc(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8U; }
 
 std::string tfrecord_frame(const std::string& data) {
   std::string length;
   put_fixed64(length, data.size());
   std::string out = length;
-  put_fixed32(out, tensorboard_masked_crc(tensorboard_crc32c(length)));
+  put_fixed32(out, tensorboard_masked_crc(crc32c(length)));
   out += data;
-  put_fixed32(out, tensorboard_masked_crc(tensorboard_crc32c(data)));
+  put_fixed32(out, tensorboard_masked_crc(crc32c(data)));
   return out;
 }
 

@@ -18,8 +18,7 @@
 
 namespace prefengine {
 
-// CRC-32C (Castagnoli) of `bytes`, and TFRecord's masked form of a CRC.
-uint32_t tensorboard_crc32c(const std::string& bytes);
+// TFRecord's masked form of a CRC-32C (crc32c in engine/io/durable_file.h).
 uint32_t tensorboard_masked_crc(uint32_t crc);
 
 // One TFRecord: the framing around `data`.
