@@ -1,6 +1,8 @@
 #include "engine/cli/commands.h"
 #include "engine/cli/export_command.h"
 #include "engine/cli/generate_command.h"
+#include "engine/cli/runtime_defaults.h"
+#include "engine/cli/usage.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -38,20 +40,6 @@ namespace prefengine::cli {
 namespace {
 
 namespace po = boost::program_options;
-
-const char* kUsage =
-    "usage: prefengine [--version] [--help] <command> [<args>]\n"
-    "\n"
-    "commands:\n"
-    "  run EXP.yaml        run an experiment's stages and write a run directory\n"
-    "  validate EXP.yaml   check an experiment file, its plugins and data without training\n"
-    "  plugins             list the plugins found (name, kind, ABI version, file)\n"
-    "  report RUN_DIR...   write report.html (SVG charts) and summary.md/csv for runs\n"
-    "  grade               score responses with a grader plugin (math, poem, slogan)\n"
-    "  generate            sample completions for a JSONL of prompts from a model or checkpoint\n"
-    "  export CHECKPOINT   write a transformer checkpoint as a Hugging Face model folder\n"
-    "\n"
-    "'prefengine <command> --help' describes a command's options.\n";
 
 struct Parsed {
   po::variables_map vars;
@@ -348,15 +336,9 @@ std::string loaded_blas() {
   return found.empty() ? "(none found)" : found;
 }
 
-// The runtime settings engine/cli/main.cpp may have given the process, as they are now.
-std::string runtime_settings() {
-  std::string out = "runtime:";
-  for (const char* name : {"OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "LD_LIBRARY_PATH"}) {
-    const char* value = std::getenv(name);
-    out += std::string(" ") + name + "=" + (value != nullptr ? value : "(unset)");
-  }
-  return out + "\nblas: " + loaded_blas() + "\n";
-}
+// The runtime settings the launcher (or engine/cli/main.cpp's restart) may have given the process,
+// as they are now; engine/cli/launcher.cpp prints the same lines without loading LibTorch.
+std::string runtime_settings() { return runtime::runtime_settings_line() + "\nblas: " + loaded_blas() + "\n"; }
 
 }  // namespace
 
@@ -367,7 +349,7 @@ int main_entry(int argc, char** argv) {
     return 2;
   }
   const std::string command = args.front();
-  if (command == "--help" || command == "-h" || command == "help") {
+  if (is_top_level_help(command.c_str())) {
     std::cout << kUsage;
     return 0;
   }
