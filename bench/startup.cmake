@@ -1,0 +1,12 @@
+# Start-up (bench/startup_bench.py): the floor, a process that only dlopens libtorch_cpu and exits.
+if(TARGET torch_cpu)
+  set(startup_torch_cpu $<TARGET_FILE:torch_cpu>)
+else()
+  find_library(PREFENGINE_TORCH_CPU_LIBRARY_FILE torch_cpu REQUIRED)
+  set(startup_torch_cpu ${PREFENGINE_TORCH_CPU_LIBRARY_FILE})
+endif()
+add_executable(dlopen_torch_bench ${CMAKE_CURRENT_LIST_DIR}/dlopen_torch_bench.cpp)
+target_link_libraries(dlopen_torch_bench PRIVATE ${CMAKE_DL_LIBS})
+target_compile_definitions(dlopen_torch_bench PRIVATE PREFENGINE_TORCH_CPU_LIBRARY="${startup_torch_cpu}")
+target_compile_options(dlopen_torch_bench PRIVATE ${PREFENGINE_WARNINGS})
+set_target_properties(dlopen_torch_bench PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
