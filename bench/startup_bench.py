@@ -14,6 +14,9 @@ the table gives the best and the median wall time of each, then the ratios issue
                            (the engine skips them, engine/cli/main.cpp)
   prefengine --version     the launcher answers itself: no LibTorch
   prefengine --help        the same
+  --version, old path      build/bin/prefengine-engine --version started directly: it sets the
+                           variables and re-executes itself, loading LibTorch twice (what
+                           `prefengine --version` did before the launcher)
   prefengine validate      `validate configs/toy/dpo.yaml`: launcher -> engine, LibTorch loaded once
   validate, old path       build/bin/prefengine-engine started directly: it sets the variables and
                            re-executes itself, loading LibTorch twice (what `prefengine` did before)
@@ -63,6 +66,7 @@ def cases(build):
         ("dlopen, normal exit", [os.path.join(bin_dir, "dlopen_torch_bench"), "--exit"], floor_env),
         ("prefengine --version", [os.path.join(bin_dir, "prefengine"), "--version"], plain),
         ("prefengine --help", [os.path.join(bin_dir, "prefengine"), "--help"], plain),
+        ("--version, old path", [os.path.join(bin_dir, "prefengine-engine"), "--version"], plain),
         ("prefengine validate", [os.path.join(bin_dir, "prefengine")] + validate, plain),
         ("validate, old path", [os.path.join(bin_dir, "prefengine-engine")] + validate, plain),
         ("python import torch", [PYTHON, "-c", "import torch"], plain),
@@ -103,6 +107,7 @@ def rows(repeats=10, build=None):
         ratio("--version / dlopen", "prefengine --version", "dlopen libtorch_cpu", TARGET_OVER_DLOPEN),
         ratio("--version / import torch", "prefengine --version", "python import torch", TARGET_OVER_PYTHON),
         ratio("old validate / validate", "validate, old path", "prefengine validate"),
+        ratio("old --version / --version", "--version, old path", "prefengine --version"),
     ]
     return table
 
