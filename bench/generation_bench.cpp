@@ -9,13 +9,15 @@
 //       loads DIR, left-pads the first BATCH prompts of PROMPTS (one prompt a line, token ids
 //       separated by spaces; pad id 0), runs one warm-up generation and REPS timed ones (greedy
 //       when TEMPERATURE is 0, else sampling from a generator seeded with 0 before every run) and
-//       prints one JSON line {"seconds": [...], "new_tokens": N}; IDS_OUT gets the generated ids of
+//       prints one JSON line {"seconds": [...], "cpu_seconds": [...], "new_tokens": N} (wall and
+//       process CPU time of each timed run); IDS_OUT gets the generated ids of
 //       the last run, one row a line.
 //
 // Like `prefengine`, it restarts itself once with the engine's runtime settings.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -62,6 +64,13 @@ int write_model(int argc, char** argv) {
   }
   model.save_pretrained(argv[2]);
   return 0;
+}
+
+// CPU time of the whole process (every thread), in seconds.
+double process_cpu_seconds() {
+  timespec now{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+  return double(now.tv_sec) + 1e-9 * double(now.tv_nsec);
 }
 
 std::vector<std::vector<int64_t>> read_prompts(const std::string& path) {
@@ -112,13 +121,17 @@ int run(int argc, char** argv) {
   options.max_new_tokens = new_tokens;
   options.temperature = temperature;
   prefengine::GenerationResult result;
-  std::vector<double> seconds;
+  std::vector<double> seconds, cpu_seconds;
   for (int i = 0; i <= reps; ++i) {
     at::Generator generator = at::detail::createCPUGenerator(0);
+    const double cpu_start = process_cpu_seconds();
     const auto start = std::chrono::steady_clock::now();
     result = prefengine::generate(model, padded.input_ids, padded.attention_mask, options, generator);
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (i > 0) seconds.push_back(elapsed);  // the first run is the warm-up
+    if (i > 0) {  // the first run is the warm-up
+      seconds.push_back(elapsed);
+      cpu_seconds.push_back(process_cpu_seconds() - cpu_start);
+    }
   }
   if (argc == 10) {
     std::ofstream out(argv[9]);
@@ -127,9 +140,13 @@ int run(int argc, char** argv) {
       out << "\n";
     }
   }
-  std::printf("{\"seconds\": [");
-  for (size_t i = 0; i < seconds.size(); ++i) std::printf("%s%.6f", i ? ", " : "", seconds[i]);
-  std::printf("], \"new_tokens\": %lld}\n", static_cast<long long>(result.completions.numel()));
+  auto list = [](const std::vector<double>& values) {
+    std::string text;
+    for (size_t i = 0; i < values.size(); ++i) text += (i ? ", " : "") + std::to_string(values[i]);
+    return text;
+  };
+  std::printf("{\"seconds\": [%s], \"cpu_seconds\": [%s], \"new_tokens\": %lld}\n", list(seconds).c_str(),
+              list(cpu_seconds).c_str(), static_cast<long long>(result.completions.numel()));
   return 0;
 }
 

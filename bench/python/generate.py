@@ -15,8 +15,8 @@ torch.frombuffer (no other packages).
         [--temperature 0] [--reps 3] [--threads 2] [--ids OUT]
 
 PROMPTS holds one prompt a line (token ids separated by spaces); the first BATCH are left-padded
-with id 0. Prints one JSON line {"seconds": [...], "new_tokens": N}: one warm-up run, then REPS
-timed runs, each timed around the whole generation (prefill + decode), the span the engine's
+with id 0. Prints one JSON line {"seconds": [...], "cpu_seconds": [...], "new_tokens": N}: one
+warm-up run, then REPS timed runs (wall and process CPU time), each timed around the whole generation (prefill + decode), the span the engine's
 generation_bench times around prefengine::generate. --ids writes the last run's generated ids.
 """
 import argparse
@@ -194,18 +194,19 @@ def main():
     for row, p in enumerate(prompts):
         ids[row, width - len(p):] = torch.tensor(p)
         mask[row, width - len(p):] = 1
-    seconds = []
+    seconds, cpu_seconds = [], []
     for rep in range(a.reps + 1):
         generator = torch.Generator().manual_seed(0)
-        start = time.perf_counter()
+        cpu_start, start = time.process_time(), time.perf_counter()
         out = generate(model, ids, mask, a.new_tokens, a.temperature, generator)
         if rep > 0:
             seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
     if a.ids:
         with open(a.ids, "w") as f:
             for row in out.tolist():
                 f.write(" ".join(str(x) for x in row) + "\n")
-    print(json.dumps({"seconds": seconds, "new_tokens": out.numel()}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "new_tokens": out.numel()}))
 
 
 if __name__ == "__main__":
