@@ -555,7 +555,6 @@ TransformerConfig transformer_config_from_options(PluginOptions& options,
 
 namespace {
 
-// A linear map with HF layout: weight [out, in], optional bias [out].
 // x W^T (+ bias) for a single row x (numel = W's columns) through sgemv, shaped like x with W's
 // rows as the last size; undefined when the matrix-matrix product is the better call. OpenBLAS
 // 0.3.21's sgemm handles one row with its "small matrix" kernel, fast for narrow outputs but slow
@@ -572,6 +571,7 @@ at::Tensor single_row_product(const at::Tensor& weight, const at::Tensor& bias, 
   return (bias.defined() ? at::addmv(bias, weight, row) : at::mv(weight, row)).view(shape);
 }
 
+// A linear map with HF layout: weight [out, in], optional bias [out].
 class Projection : public torch::nn::Module {
  public:
   Projection(int64_t in, int64_t out, bool bias) {
@@ -752,7 +752,8 @@ class Attention : public torch::nn::Module {
   // The same attention on the CPU float path with the cache: q and k rotated by the kernel above,
   // k and v written in place into the cache's buffers [B, Hkv, C, D] at step.past; bias [B, 1, 1, T,
   // S] or undefined when nothing is masked. Equal to forward() bit for bit (same operations on the
-  // same values; the in-place scale and mask give the values the out-of-place ones do).
+  // same values; the in-place scale and mask give the values the out-of-place ones do), except
+  // where a single row takes sgemv (Projection::forward_cached).
   at::Tensor forward_cached(const at::Tensor& x, const CachedStep& step, const at::Tensor& bias,
                             at::Tensor* keys, at::Tensor* values) const {
     const int64_t b = x.size(0);
