@@ -12,3 +12,9 @@ add_test(NAME engine_includes_check_lists_a_plugin_header
   COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/engine_includes_test.sh ${CMAKE_CURRENT_LIST_DIR}/data/engine_includes)
 set_tests_properties(engine_includes_check_lists_a_plugin_header PROPERTIES
   PASS_REGULAR_EXPRESSION "engine/cli/uses_plugin.h:5:#include \"generation.h\"")
+# The transformer's fast KV-cache path against the general one, a full forward and rows alone; the
+# rotary table against closed-form cos/sin.
+if(TARGET prefengine AND TARGET prefengine_model_transformer_core)
+  prefengine_add_test(NAME generation_cache_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/generation_cache_test.cpp
+    LIBRARIES prefengine prefengine_model_transformer_core)
+endif()

@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
 
 namespace prefengine {
 
@@ -98,56 +99,66 @@ GenerationResult generate(Model& model, const at::Tensor& input_ids,
   }
   at::Generator gen = generator ? *generator : at::detail::createCPUGenerator(options.seed);
 
-  at::NoGradGuard no_grad;
-  std::unique_ptr<KvCache> cache;
-  if (options.use_cache) cache = model.new_cache(b, t + options.max_new_tokens);
-
   std::vector<at::Tensor> tokens;
   std::vector<at::Tensor> token_masks;
-  at::Tensor sequence = ids;
-  at::Tensor sequence_mask = mask;
-  at::Tensor done = at::zeros({b}, at::TensorOptions().dtype(at::kBool));
-  at::Tensor step_ids = ids;
-  at::Tensor step_mask = mask;
-  for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    // Rows still generating; all of them until the first EOS.
-    const bool all_live = !done.any().item<bool>();
-    const at::Tensor live_rows = all_live ? at::Tensor() : done.logical_not().nonzero().squeeze(1);
-    ModelInput in;
-    if (cache) {
-      // The cache holds every row: stopped rows are fed pad tokens with mask 0.
-      in.input_ids = step_ids;
-      in.attention_mask = step_mask;
-      in.cache = cache.get();
-    } else if (all_live) {
-      in.input_ids = sequence;
-      in.attention_mask = sequence_mask;
-    } else {
-      const at::Tensor rows = live_rows.to(ids.device());
-      in.input_ids = sequence.index_select(0, rows);
-      in.attention_mask = sequence_mask.index_select(0, rows);
+  {
+    // No autograd at all while generating (InferenceMode also skips the autograd and view
+    // bookkeeping of every operation); the results are built after this scope, as normal tensors.
+    c10::InferenceMode inference;
+    std::unique_ptr<KvCache> cache;
+    if (options.use_cache) cache = model.new_cache(b, t + options.max_new_tokens);
+
+    const bool can_stop = options.eos_id >= 0;
+    bool all_live = true;  // no row has stopped (kept on the host: no sync while no row can stop)
+    const at::Tensor all_ones = at::ones({b}, at::kLong);
+    at::Tensor sequence = ids;
+    at::Tensor sequence_mask = mask;
+    at::Tensor done = at::zeros({b}, at::TensorOptions().dtype(at::kBool));
+    at::Tensor step_ids = ids;
+    at::Tensor step_mask = mask;
+    for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+      // Rows still generating; all of them until the first EOS.
+      const at::Tensor live_rows = all_live ? at::Tensor() : done.logical_not().nonzero().squeeze(1);
+      ModelInput in;
+      if (cache) {
+        // The cache holds every row: stopped rows are fed pad tokens with mask 0.
+        in.input_ids = step_ids;
+        in.attention_mask = step_mask;
+        in.cache = cache.get();
+      } else if (all_live) {
+        in.input_ids = sequence;
+        in.attention_mask = sequence_mask;
+      } else {
+        const at::Tensor rows = live_rows.to(ids.device());
+        in.input_ids = sequence.index_select(0, rows);
+        in.attention_mask = sequence_mask.index_select(0, rows);
+      }
+      const ModelOutput out = model.forward(in);
+      at::Tensor last = out.logits.select(1, out.logits.size(1) - 1);
+      if (cache && !all_live) last = last.index_select(0, live_rows.to(last.device()));
+      const at::Tensor sampled = sample_next_token(last, options, gen);
+      at::Tensor next = sampled;
+      if (!all_live) {
+        next = at::full({b}, options.pad_id, at::kLong);
+        next.index_copy_(0, live_rows, sampled);
+      }
+      // 1 for the rows live before this step (a row's EOS is part of its completion).
+      const at::Tensor next_mask = all_live ? all_ones : done.logical_not().to(at::kLong);
+      if (can_stop) done = done | (next.eq(options.eos_id) & next_mask.to(at::kBool));
+      tokens.push_back(next);
+      token_masks.push_back(next_mask);
+      step_ids = next.unsqueeze(1).to(ids.device());
+      step_mask = next_mask.unsqueeze(1).to(ids.device());
+      if (!cache) {
+        sequence = at::cat({sequence, step_ids}, 1);
+        sequence_mask = at::cat({sequence_mask, step_mask}, 1);
+      }
+      if (can_stop) {
+        const int64_t stopped = done.sum().item<int64_t>();
+        if (stopped == b) break;
+        all_live = stopped == 0;
+      }
     }
-    const ModelOutput out = model.forward(in);
-    at::Tensor last = out.logits.select(1, out.logits.size(1) - 1);
-    if (cache && !all_live) last = last.index_select(0, live_rows.to(last.device()));
-    const at::Tensor sampled = sample_next_token(last, options, gen);
-    at::Tensor next = sampled;
-    if (!all_live) {
-      next = at::full({b}, options.pad_id, at::kLong);
-      next.index_copy_(0, live_rows, sampled);
-    }
-    const at::Tensor live = done.logical_not();
-    const at::Tensor next_mask = live.to(at::kLong);
-    if (options.eos_id >= 0) done = done | (next.eq(options.eos_id) & live);
-    tokens.push_back(next);
-    token_masks.push_back(next_mask);
-    step_ids = next.unsqueeze(1).to(ids.device());
-    step_mask = next_mask.unsqueeze(1).to(ids.device());
-    if (!cache) {
-      sequence = at::cat({sequence, step_ids}, 1);
-      sequence_mask = at::cat({sequence_mask, step_mask}, 1);
-    }
-    if (done.all().item<bool>()) break;
   }
   GenerationResult result;
   result.completions = at::stack(tokens, 1).to(ids.device());

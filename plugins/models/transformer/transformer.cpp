@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -554,6 +555,22 @@ TransformerConfig transformer_config_from_options(PluginOptions& options,
 
 namespace {
 
+// x W^T (+ bias) for a single row x (numel = W's columns) through sgemv, shaped like x with W's
+// rows as the last size; undefined when the matrix-matrix product is the better call. OpenBLAS
+// 0.3.21's sgemm handles one row with its "small matrix" kernel, fast for narrow outputs but slow
+// when the output is wide, and packs (copies) the whole weight once the product is past its small
+// size: measured for one row (2 threads), [512 -> 1376] 750 us against 190 us for sgemv and
+// [512 -> 4000] 1.7-2.8 ms against 0.3-0.4 ms, while sgemv loses below ~1000 outputs
+// ([256 -> 688] 13 against 40 us). So outputs of 1024 or more take sgemv. The sum runs in another
+// order than sgemm's: the logits can differ in the last bits from the full forward's.
+at::Tensor single_row_product(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& x) {
+  if (weight.size(0) < 1024) return at::Tensor();
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = weight.size(0);
+  const at::Tensor row = x.reshape({-1});
+  return (bias.defined() ? at::addmv(bias, weight, row) : at::mv(weight, row)).view(shape);
+}
+
 // A linear map with HF layout: weight [out, in], optional bias [out].
 class Projection : public torch::nn::Module {
  public:
@@ -564,6 +581,13 @@ class Projection : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) const {
     const at::Tensor y = at::linear(x, weight, bias);
     return lora ? lora->add_to(y, x, is_training()) : y;
+  }
+  // forward() for the KV-cache path: one input row (batch 1, one token) with a wide output goes
+  // through matrix-vector BLAS (single_row_product), anything else through forward().
+  at::Tensor forward_cached(const at::Tensor& x) const {
+    if (lora || x.numel() != weight.size(1)) return forward(x);
+    const at::Tensor y = single_row_product(weight, bias, x);
+    return y.defined() ? y : forward(x);
   }
   at::Tensor weight;
   at::Tensor bias;
@@ -624,6 +648,64 @@ at::Tensor append_to_cache(at::Tensor* buffer, const at::Tensor& fresh, int64_t 
   return buffer->narrow(2, 0, needed);
 }
 
+// What one forward with the KV cache shares across layers on the CPU float path (forward_cached).
+struct CachedStep {
+  const int64_t* positions = nullptr;  // [B * T] row-major: each new token's position
+  const float* cos = nullptr;          // the rotary tables [P, D] (TransformerModel::rotary_table)
+  const float* sin = nullptr;
+  int64_t past = 0;                    // tokens cached before this forward
+};
+
+// Rotates a projection's output `proj` [B, T, H * D] by the rotary angles of each token's position
+// and writes token i of row b, head h to dest[b, h, offset + i, :] (dest [B, H, C, D] contiguous
+// float). The arithmetic of apply_rotary element for element: x * cos + rotate_half(x) * sin, with
+// rotate_half(x) = (-x2, x1), each product rounded to float and then summed.
+void rotate_into(const at::Tensor& proj, int64_t heads, int64_t d, const CachedStep& step, at::Tensor& dest,
+                 int64_t offset) {
+  const at::Tensor src = proj.contiguous();
+  const float* x = src.data_ptr<float>();
+  float* out = dest.data_ptr<float>();
+  const int64_t b = src.size(0), t = src.size(1), capacity = dest.size(2), half = d / 2;
+  for (int64_t r = 0; r < b; ++r) {
+    for (int64_t i = 0; i < t; ++i) {
+      const int64_t position = step.positions[r * t + i];
+      const float* c = step.cos + position * d;
+      const float* s = step.sin + position * d;
+      for (int64_t h = 0; h < heads; ++h) {
+        const float* xi = x + ((r * t + i) * heads + h) * d;
+        float* o = out + ((r * heads + h) * capacity + offset + i) * d;
+        for (int64_t j = 0; j < half; ++j) {
+          const float direct = xi[j] * c[j];
+          const float rotated = -xi[j + half] * s[j];
+          o[j] = direct + rotated;
+        }
+        for (int64_t j = half; j < d; ++j) {
+          const float direct = xi[j] * c[j];
+          const float rotated = xi[j - half] * s[j];
+          o[j] = direct + rotated;
+        }
+      }
+    }
+  }
+}
+
+// Copies a projection's output `proj` [B, T, H * D] to dest[b, h, offset + i, :] (dest [B, H, C, D]
+// contiguous float): the values written into the cache without a transposed temporary.
+void copy_into(const at::Tensor& proj, int64_t heads, int64_t d, at::Tensor& dest, int64_t offset) {
+  const at::Tensor src = proj.contiguous();
+  const float* x = src.data_ptr<float>();
+  float* out = dest.data_ptr<float>();
+  const int64_t b = src.size(0), t = src.size(1), capacity = dest.size(2);
+  for (int64_t r = 0; r < b; ++r) {
+    for (int64_t i = 0; i < t; ++i) {
+      for (int64_t h = 0; h < heads; ++h) {
+        std::memcpy(out + ((r * heads + h) * capacity + offset + i) * d, x + ((r * t + i) * heads + h) * d,
+                    static_cast<size_t>(d) * sizeof(float));
+      }
+    }
+  }
+}
+
 class Attention : public torch::nn::Module {
  public:
   explicit Attention(const TransformerConfig& c)
@@ -667,6 +749,30 @@ class Attention : public torch::nn::Module {
     return o_proj->forward(out);
   }
 
+  // The same attention on the CPU float path with the cache: q and k rotated by the kernel above,
+  // k and v written in place into the cache's buffers [B, Hkv, C, D] at step.past; bias [B, 1, 1, T,
+  // S] or undefined when nothing is masked. Equal to forward() bit for bit (same operations on the
+  // same values; the in-place scale and mask give the values the out-of-place ones do), except
+  // where a single row takes sgemv (Projection::forward_cached).
+  at::Tensor forward_cached(const at::Tensor& x, const CachedStep& step, const at::Tensor& bias,
+                            at::Tensor* keys, at::Tensor* values) const {
+    const int64_t b = x.size(0);
+    const int64_t t = x.size(1);
+    const int64_t rep = heads_ / kv_heads_;
+    const int64_t s = step.past + t;
+    at::Tensor q = at::empty({b, heads_, t, head_dim_}, x.options());
+    rotate_into(q_proj->forward_cached(x), heads_, head_dim_, step, q, 0);
+    rotate_into(k_proj->forward_cached(x), kv_heads_, head_dim_, step, *keys, step.past);
+    copy_into(v_proj->forward_cached(x), kv_heads_, head_dim_, *values, step.past);
+    at::Tensor scores =
+        at::matmul(q.view({b, kv_heads_, rep * t, head_dim_}), keys->narrow(2, 0, s).transpose(2, 3));
+    scores.mul_(1.0 / std::sqrt(double(head_dim_)));
+    if (bias.defined()) scores.view({b, kv_heads_, rep, t, s}).add_(bias);
+    at::Tensor out = at::matmul(at::softmax(scores, -1), values->narrow(2, 0, s));  // [B, Hkv, rep*T, D]
+    out = out.view({b, heads_, t, head_dim_}).transpose(1, 2).reshape({b, t, heads_ * head_dim_});
+    return o_proj->forward_cached(out);
+  }
+
   std::shared_ptr<Projection> q_proj, k_proj, v_proj, o_proj;
 
  private:
@@ -686,6 +792,13 @@ class Mlp : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x) const {
     return down_proj->forward(at::silu(gate_proj->forward(x)) * up_proj->forward(x));
   }
+  // forward() for the KV-cache path: the gate's activation and the product in place (the same
+  // values), the projections through Projection::forward_cached.
+  at::Tensor forward_cached(const at::Tensor& x) const {
+    at::Tensor gate = gate_proj->forward_cached(x);
+    at::silu_(gate);
+    return down_proj->forward_cached(gate.mul_(up_proj->forward_cached(x)));
+  }
   std::shared_ptr<Projection> gate_proj, up_proj, down_proj;
 };
 
@@ -703,6 +816,14 @@ class DecoderLayer : public torch::nn::Module {
                      const at::Tensor& bias, const LayerCache* cache) const {
     const at::Tensor h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, bias, cache);
     return h + mlp->forward(post_attention_layernorm->forward(h));
+  }
+  // forward() on the CPU float path with the cache (Attention::forward_cached); the residual sums
+  // are taken in place into the fresh sublayer outputs (a + b == b + a in floating point).
+  at::Tensor forward_cached(const at::Tensor& x, const CachedStep& step, const at::Tensor& bias,
+                            at::Tensor* keys, at::Tensor* values) const {
+    at::Tensor h = self_attn->forward_cached(input_layernorm->forward(x), step, bias, keys, values);
+    h.add_(x);
+    return mlp->forward_cached(post_attention_layernorm->forward(h)).add_(h);
   }
   std::shared_ptr<Attention> self_attn;
   std::shared_ptr<Mlp> mlp;
@@ -904,6 +1025,10 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
                                   std::to_string(b));
     }
   }
+  if (cache && device.is_cpu() && decoder_->embed_tokens->weight.scalar_type() == at::kFloat &&
+      !at::GradMode::is_enabled()) {
+    return forward_cached(input, ids.to(device, at::kLong), mask, *cache);
+  }
   const int64_t past = cache ? cache->length_ : 0;
   const int64_t s = past + t;
 
@@ -970,12 +1095,16 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
     }
   }
   if (cache) cache->length_ = s;
-  x = decoder_->norm->forward(x);
+  return outputs(x, input, /*cached=*/false);
+}
 
+ModelOutput TransformerModel::outputs(const at::Tensor& hidden, const ModelInput& input, bool cached) const {
+  const at::Tensor x = decoder_->norm->forward(hidden);
   ModelOutput out;
   if (input.want_logits) {
-    out.logits = at::matmul(x, (lm_head_.defined() ? lm_head_ : decoder_->embed_tokens->weight).t())
-                     .to(at::kFloat);
+    const at::Tensor& head = lm_head_.defined() ? lm_head_ : decoder_->embed_tokens->weight;
+    if (cached && x.numel() == head.size(1)) out.logits = single_row_product(head, at::Tensor(), x);
+    if (!out.logits.defined()) out.logits = at::matmul(x, head.t()).to(at::kFloat);
   }
   if (input.want_scalar) {
     if (!score_.defined()) {
@@ -984,6 +1113,129 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
     out.scalar = at::matmul(x, score_.t()).squeeze(-1).to(at::kFloat);
   }
   return out;
+}
+
+std::pair<at::Tensor, at::Tensor> TransformerModel::rotary_table(int64_t length) const {
+  const at::Tensor& like = decoder_->embed_tokens->weight;
+  std::lock_guard<std::mutex> lock(rope_mutex_);
+  if (!rope_cos_.defined() || rope_cos_.size(0) < length || rope_cos_.device() != like.device() ||
+      rope_cos_.scalar_type() != like.scalar_type()) {
+    const int64_t old = rope_cos_.defined() ? rope_cos_.size(0) : 0;
+    const int64_t rows = std::max({length, 2 * old, int64_t(256)});
+    at::NoGradGuard no_grad;
+    // As the full forward: float positions times the float inverse frequencies, then cos and sin.
+    const at::Tensor inv_freq = config_.rotary_inv_freq().to(like.device());
+    const at::Tensor freqs =
+        at::arange(rows, at::TensorOptions().dtype(at::kFloat).device(like.device())).unsqueeze(-1) * inv_freq;
+    const at::Tensor angles = at::cat({freqs, freqs}, -1);  // [rows, D]
+    rope_cos_ = angles.cos().to(like.scalar_type()).contiguous();
+    rope_sin_ = angles.sin().to(like.scalar_type()).contiguous();
+  }
+  return {rope_cos_, rope_sin_};
+}
+
+// The KV-cache forward of a float model on the CPU without gradients (generation): the same
+// arithmetic as forward()'s, with the per-call work of a one-token step cut to the layers' own
+// operations. Positions come from each row's count of real tokens kept in the cache (not a cumsum
+// over the whole mask), cos/sin from the model's rotary table, the additive mask is built on the
+// host and only where something is masked (a one-token step of unpadded rows has none), and keys
+// and values are rotated/copied straight into the cache's buffers, allocated once for the
+// cache's capacity.
+ModelOutput TransformerModel::forward_cached(const ModelInput& input, const at::Tensor& ids,
+                                             const at::Tensor& mask_in, TransformerCache& cache) {
+  const int64_t b = ids.size(0);
+  const int64_t t = ids.size(1);
+  const int64_t past = cache.length_;
+  const int64_t s = past + t;
+  const int64_t kv_heads = config_.num_key_value_heads;
+  const int64_t d = config_.head_size();
+  const at::Tensor mask = mask_in.contiguous();
+
+  // Room for s tokens: the mask and every layer's keys and values (uninitialised past the length).
+  if (!cache.mask_.defined() || cache.mask_.size(1) < s) {
+    const int64_t old = cache.mask_.defined() ? cache.mask_.size(1) : 0;
+    const int64_t capacity = std::max({s, cache.capacity_, 2 * old});
+    at::Tensor grown = at::zeros({b, capacity}, at::kLong);
+    if (past > 0) grown.narrow(1, 0, past).copy_(cache.mask_.narrow(1, 0, past));
+    cache.mask_ = grown;
+  }
+  const int64_t capacity = cache.mask_.size(1);
+  for (size_t i = 0; i < cache.keys_.size(); ++i) {
+    for (at::Tensor* buffer : {&cache.keys_[i], &cache.values_[i]}) {
+      if (buffer->defined() && buffer->size(2) >= s) continue;
+      at::Tensor grown = at::empty({b, kv_heads, capacity, d}, at::kFloat);
+      if (past > 0) grown.narrow(2, 0, past).copy_(buffer->narrow(2, 0, past));
+      *buffer = grown;
+    }
+  }
+
+  // The mask, the rows' real-token counts and the new tokens' positions, on the host: position =
+  // (real tokens up to and including this one) - 1, at least 0, as the full forward's cumsum.
+  int64_t* cached_mask = cache.mask_.data_ptr<int64_t>();
+  if (cache.counted_ != past || static_cast<int64_t>(cache.counts_.size()) != b) {
+    cache.counts_.assign(static_cast<size_t>(b), 0);
+    cache.padded_ = false;
+    for (int64_t r = 0; r < b; ++r) {
+      for (int64_t j = 0; j < past; ++j) {
+        cache.counts_[static_cast<size_t>(r)] += cached_mask[r * capacity + j];
+        cache.padded_ = cache.padded_ || cached_mask[r * capacity + j] == 0;
+      }
+    }
+  }
+  at::Tensor positions = at::empty({b, t}, at::kLong);
+  int64_t* position = positions.data_ptr<int64_t>();
+  const int64_t* new_mask = mask.data_ptr<int64_t>();
+  for (int64_t r = 0; r < b; ++r) {
+    int64_t& count = cache.counts_[static_cast<size_t>(r)];
+    for (int64_t i = 0; i < t; ++i) {
+      const int64_t m = new_mask[r * t + i];
+      cached_mask[r * capacity + past + i] = m;
+      cache.padded_ = cache.padded_ || m == 0;
+      count += m;
+      position[r * t + i] = std::max<int64_t>(count - 1, 0);
+    }
+  }
+  cache.counted_ = s;
+  int64_t longest = 0;
+  for (int64_t i = 0; i < b * t; ++i) longest = std::max(longest, position[i]);
+  const auto [cos_table, sin_table] = rotary_table(std::max(longest + 1, s));
+
+  // Additive masks [B, 1, 1, T, S]: query i (index past + i) sees key j <= past + i when key j is a
+  // real token (and, in sliding-window layers, past + i - j < window); undefined when nothing is
+  // masked (one token, no padding cached, no window reached).
+  const float lowest = std::numeric_limits<float>::lowest();
+  auto additive = [&](int64_t window) -> at::Tensor {
+    if (t == 1 && !cache.padded_ && (window <= 0 || s <= window)) return at::Tensor();
+    at::Tensor bias = at::empty({b, 1, 1, t, s}, at::kFloat);
+    float* out = bias.data_ptr<float>();
+    for (int64_t r = 0; r < b; ++r) {
+      for (int64_t i = 0; i < t; ++i) {
+        const int64_t query = past + i;
+        for (int64_t j = 0; j < s; ++j) {
+          const bool keep = j <= query && cached_mask[r * capacity + j] != 0 && (window <= 0 || query - j < window);
+          out[(r * t + i) * s + j] = keep ? 0.0f : lowest;
+        }
+      }
+    }
+    return bias;
+  };
+  const at::Tensor bias = additive(0);
+  at::Tensor window_bias;
+  if (config_.sliding_window > 0 && s > config_.sliding_window) window_bias = additive(config_.sliding_window);
+
+  CachedStep step;
+  step.positions = position;
+  step.cos = cos_table.data_ptr<float>();
+  step.sin = sin_table.data_ptr<float>();
+  step.past = past;
+  at::Tensor x = at::embedding(decoder_->embed_tokens->weight, ids);
+  for (size_t i = 0; i < decoder_->layers.size(); ++i) {
+    const bool windowed = window_bias.defined() && config_.layer_window(int64_t(i)) > 0;
+    x = decoder_->layers[i]->forward_cached(x, step, windowed ? window_bias : bias, &cache.keys_[i],
+                                            &cache.values_[i]);
+  }
+  cache.length_ = s;
+  return outputs(x, input, /*cached=*/true);
 }
 
 // ---------------------------------------------------------------------------------------------

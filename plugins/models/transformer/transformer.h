@@ -9,7 +9,9 @@
 // "lm_head.weight" (absent when tied) and "score.weight" (the optional scalar head).
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
@@ -78,7 +80,9 @@ struct TransformerConfig {
 class TransformerDecoder;  // "model": embeddings, layers, final norm (transformer.cpp)
 
 // The KV cache: per layer keys and values [B, kv_heads, capacity, head_dim] and the attention
-// mask [B, capacity] of everything cached so far. Grows when a forward exceeds the capacity.
+// mask [B, capacity] of everything cached so far. Allocated for `capacity` tokens at the first
+// forward (new_cache's max_length: the whole generation), written in place; grows (doubling) when
+// a forward exceeds it.
 class TransformerCache : public KvCache {
  public:
   TransformerCache(int64_t num_layers, int64_t batch_size, int64_t capacity);
@@ -92,6 +96,12 @@ class TransformerCache : public KvCache {
   int64_t length_ = 0;
   int64_t batch_size_ = 0;
   int64_t capacity_ = 0;
+  // The CPU float path (transformer.cpp, forward_cached): the real tokens cached in each row, so
+  // that the next token's position is counted, not recomputed from the whole mask; and whether any
+  // cached token is padding (when none is, a one-token step needs no mask at all).
+  std::vector<int64_t> counts_;
+  bool padded_ = false;
+  int64_t counted_ = 0;  // the length counts_ and padded_ cover (the other path does not keep them)
 };
 
 class LoraSet;
@@ -132,6 +142,12 @@ class TransformerModel : public Model, public AdapterModel, public HfExportable 
 
   const TransformerConfig& config() const { return config_; }
 
+  // The rotary cos and sin tables [P, head_size] (P >= length) in the model's dtype and device:
+  // row p holds cos/sin(p * inv_freq) in HF's half-split layout, computed in float as the full
+  // forward computes them (float position times rotary_inv_freq()). Computed once per model and
+  // grown when a longer sequence needs it; the cached forward indexes them by position.
+  std::pair<at::Tensor, at::Tensor> rotary_table(int64_t length) const;
+
   // LoRA (lora.h): attaches adapters to the target projections of every layer and freezes every
   // other parameter (a scalar head added later stays trainable). Once per model.
   void enable_lora(const LoraOptions& options, const std::string& base_model_name_or_path = "");
@@ -150,6 +166,15 @@ class TransformerModel : public Model, public AdapterModel, public HfExportable 
 
  private:
   void build();
+  // The KV-cache forward for float models on the CPU without gradients (transformer.cpp).
+  ModelOutput forward_cached(const ModelInput& input, const at::Tensor& ids, const at::Tensor& mask,
+                             TransformerCache& cache);
+  // The final norm, then the logits and the scalar head as `input` asks; `cached`: the CPU float
+  // KV-cache path, where a single row with a wide vocabulary takes sgemv (transformer.cpp).
+  ModelOutput outputs(const at::Tensor& hidden, const ModelInput& input, bool cached) const;
+
+  mutable std::mutex rope_mutex_;           // guards the tables
+  mutable at::Tensor rope_cos_, rope_sin_;  // rotary_table()'s tables; undefined until first used
 
   TransformerConfig config_;
   std::shared_ptr<TransformerDecoder> decoder_;
