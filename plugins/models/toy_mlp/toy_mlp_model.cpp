@@ -58,10 +58,25 @@ struct FusedMlp : public torch::autograd::Function<FusedMlp> {
     at::Tensor g = grad_outputs[0].defined() ? grad_outputs[0]
                                              : at::zeros({activation(0).size(0), weight(layers - 1).size(0)},
                                                          activation(0).options());
+    // A parameter whose .grad() already exists (the engine's flat gradient buffer) gets its
+    // gradient added in place here: addmm_ (C += A B, one rounding of the same product) and add_
+    // (what AccumulateGrad does), and no gradient goes back to autograd for it: six
+    // AccumulateGrad nodes and their temporaries fewer per step. Elsewhere (no .grad() yet, a
+    // double backward) the gradients are returned as usual.
+    const bool direct = !torch::autograd::GradMode::is_enabled();
+    const auto accumulate = [&](size_t edge, const at::Tensor& parameter, auto&& compute, auto&& add_into) {
+      if (!ctx->needs_input_grad(edge)) return;
+      at::Tensor& grad = const_cast<at::Tensor&>(parameter).mutable_grad();
+      if (direct && grad.defined() && !grad.requires_grad() && grad.is_contiguous()) add_into(grad);
+      else grads[edge] = compute();
+    };
     for (size_t i = layers; i-- > 0;) {
       if (i + 1 < layers) g = at::threshold_backward(g, activation(i + 1), 0);
-      grads[1 + 2 * i] = at::mm(g.t(), activation(i));
-      grads[2 + 2 * i] = g.sum(0);
+      const at::Tensor& a = activation(i);
+      accumulate(
+          1 + 2 * i, weight(i), [&] { return at::mm(g.t(), a); }, [&](at::Tensor& grad) { grad.addmm_(g.t(), a); });
+      accumulate(
+          2 + 2 * i, saved[layers + 2 * i + 1], [&] { return g.sum(0); }, [&](at::Tensor& grad) { grad.add_(g.sum(0)); });
       if (i > 0 || ctx->needs_input_grad(0)) {
         g = at::mm(g, weight(i));
         // the hidden output feeds the scalar head: its gradient joins before the last ReLU mask
