@@ -3,7 +3,6 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <deque>
 #include <fstream>
 #include <stdexcept>
@@ -57,26 +56,6 @@ double scalar_value(const at::Tensor& t) {
     return static_cast<double>(*t.data_ptr<float>());
   }
   return t.item<double>();
-}
-
-// Whether every element is finite. On a CPU fp32 buffer (the flat gradient) an integer test of the
-// exponent bits in one pass, without the sum + item (and its allocation) of the general case; the
-// same answer: a sum in double of finite fp32 values cannot overflow, so it is non-finite exactly
-// when an element is Inf or NaN.
-bool all_finite(const at::Tensor& t) {
-  if (t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous()) {
-    const float* v = t.data_ptr<float>();
-    const int64_t n = t.numel();
-    uint32_t non_finite = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      uint32_t bits;
-      std::memcpy(&bits, &v[i], sizeof bits);
-      non_finite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-    }
-    return non_finite == 0;
-  }
-  // One reduction in double (no overflow from fp32 values): NaN and Inf propagate into the sum.
-  return std::isfinite(t.sum(at::kDouble).item<double>());
 }
 
 // Averages the finite fields of `feedback` over the ranks (every rank measured the same number of
