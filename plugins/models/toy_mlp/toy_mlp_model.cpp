@@ -63,15 +63,19 @@ struct FusedMlp : public torch::autograd::Function<FusedMlp> {
                                                          activation(0).options());
     // A parameter whose .grad() already exists (the engine's flat gradient buffer) gets its
     // gradient added in place here: addmm_ (C += A B, one rounding of the same product) and add_
-    // (what AccumulateGrad does), and no gradient goes back to autograd for it: six
-    // AccumulateGrad nodes and their temporaries fewer per step. Elsewhere (no .grad() yet, a
-    // double backward) the gradients are returned as usual.
+    // (what AccumulateGrad does), and no gradient goes back to autograd for it: its
+    // AccumulateGrad node has nothing to add (six add_ and three weight-gradient temporaries fewer
+    // per step). Elsewhere (no .grad() yet, a double backward) the gradients are returned as usual.
     const bool direct = !torch::autograd::GradMode::is_enabled();
     const auto accumulate = [&](size_t edge, const at::Tensor& parameter, auto&& compute, auto&& add_into) {
       if (!ctx->needs_input_grad(edge)) return;
       at::Tensor& grad = const_cast<at::Tensor&>(parameter).mutable_grad();
-      if (direct && grad.defined() && !grad.requires_grad() && grad.is_contiguous()) add_into(grad);
-      else grads[edge] = compute();
+      if (direct && grad.defined() && !grad.requires_grad() && grad.is_contiguous() &&
+          grad.scalar_type() == parameter.scalar_type() && grad.sizes() == parameter.sizes()) {
+        add_into(grad);
+      } else {
+        grads[edge] = compute();
+      }
     };
     for (size_t i = layers; i-- > 0;) {
       if (i + 1 < layers) g = at::threshold_backward(g, activation(i + 1), 0);
