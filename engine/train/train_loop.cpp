@@ -23,6 +23,15 @@
 namespace prefengine {
 namespace {
 
+// The value of a one-element tensor. A CPU fp32 scalar (every step's loss on CPU) is read directly:
+// item() costs two dispatched operators, a measurable share of a toy step.
+double scalar_value(const at::Tensor& t) {
+  if (t.device().is_cpu() && t.scalar_type() == at::kFloat && !t.is_conj() && !t.is_neg()) {
+    return static_cast<double>(*t.data_ptr<float>());
+  }
+  return t.item<double>();
+}
+
 // The loss plugin's metrics of a step: the mean over its micro-batches, names in first-seen order.
 class PluginMetrics {
  public:
@@ -35,7 +44,11 @@ class PluginMetrics {
         sums_.push_back(0);
         counts_.push_back(0);
       }
-      sums_[k] += tensor.detach().to(at::kDouble).mean().item<double>();
+      // a one-element fp32 CPU metric (the usual batch mean) is read directly: the same value as
+      // .to(kDouble).mean().item() (a float widens to double exactly), without four operators
+      sums_[k] += tensor.numel() == 1 && tensor.device().is_cpu() && tensor.scalar_type() == at::kFloat
+                      ? scalar_value(tensor)
+                      : tensor.detach().to(at::kDouble).mean().item<double>();
       ++counts_[k];
     }
   }
@@ -48,15 +61,6 @@ class PluginMetrics {
   std::vector<double> sums_;
   std::vector<int64_t> counts_;
 };
-
-// The value of a one-element tensor. A CPU fp32 scalar (every step's loss on CPU) is read directly:
-// item() costs two dispatched operators, a measurable share of a toy step.
-double scalar_value(const at::Tensor& t) {
-  if (t.device().is_cpu() && t.scalar_type() == at::kFloat && !t.is_conj() && !t.is_neg()) {
-    return static_cast<double>(*t.data_ptr<float>());
-  }
-  return t.item<double>();
-}
 
 // Averages the finite fields of `feedback` over the ranks (every rank measured the same number of
 // rows).
