@@ -35,3 +35,9 @@ target_compile_definitions(foundation_test PRIVATE
 add_dependencies(foundation_test prefengine_cli prefengine_plugin_bad_abi prefengine_plugin_no_factory
                  prefengine_plugin_throwing prefengine_plugin_other_torch prefengine_test_aborts_on_load
                  prefengine_plugin_toy_mlp prefengine_plugin_dpo)
+
+# The toy loop's fast paths (bench/README.md, "The toy loop: where the time goes").
+prefengine_add_test(NAME toy_fast_paths_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/toy_fast_paths_test.cpp
+  LIBRARIES prefengine)
+add_dependencies(toy_fast_paths_test prefengine_plugin_toy_mlp)

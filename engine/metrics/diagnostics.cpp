@@ -45,18 +45,20 @@ ResponseDistributionProbe::ResponseDistributionProbe(const std::vector<PairRecor
     for (int64_t v : seen_per_prompt[i]) unseen_mask_[i][v] = 0;
     for (int64_t v : seen_anywhere) never_seen_mask_[i][v] = 0;
   }
+  std::vector<TokenSequence> rows;
+  for (const auto& p : prompts_) rows.push_back({&p, nullptr});
+  const SequenceTensors packed = pack_sequences(rows);
+  prompt_ids_ = packed.input_ids;
+  prompt_attention_ = packed.attention_mask;
 }
 
 at::Tensor ResponseDistributionProbe::distributions(Model& model) const {
-  std::vector<TokenSequence> rows;
-  for (const auto& p : prompts_) rows.push_back({&p, nullptr});
-  SequenceTensors packed = pack_sequences(rows);
   at::NoGradGuard no_grad;
   ModelInput input;
-  input.input_ids = packed.input_ids;
-  input.attention_mask = packed.attention_mask;
+  input.input_ids = prompt_ids_;
+  input.attention_mask = prompt_attention_;
   at::Tensor logits = model.forward(input).logits.to(at::kFloat);
-  at::Tensor last = (packed.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
+  at::Tensor last = (prompt_attention_.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
   return logits.gather(1, last).squeeze(1).softmax(-1);
 }
 

@@ -36,6 +36,8 @@ class ResponseDistributionProbe {
   at::Tensor pair_rejected_;                   // [P] token id
   at::Tensor unseen_mask_;                     // [U, V] 1 where not in that prompt's pairs
   at::Tensor never_seen_mask_;                 // [U, V] 1 where in no pair at all
+  at::Tensor prompt_ids_;                      // prompts_ packed once (pack_sequences): input ids
+  at::Tensor prompt_attention_;                // and attention mask
 };
 
 // Per-pair gradient magnitudes: dloss_dlogp are dL_i/dlogp (per pair, not divided by the batch),

@@ -41,6 +41,21 @@ FlatParameters::FlatParameters(torch::nn::Module& module) {
   }
 }
 
+bool all_finite(const at::Tensor& t) {
+  if (t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous()) {
+    const float* v = t.data_ptr<float>();
+    const int64_t n = t.numel();
+    uint32_t non_finite = 0;  // an all-ones exponent marks Inf or NaN (an integer OR: vectorisable)
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &v[i], sizeof bits);
+      non_finite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    return non_finite == 0;
+  }
+  return std::isfinite(t.sum(at::kDouble).item<double>());
+}
+
 FlatOptimizer::FlatOptimizer(FlatParameters& parameters, const OptimizerOptions& options,
                              int64_t total_steps)
     : parameters_(parameters), options_(options), total_steps_(total_steps) {

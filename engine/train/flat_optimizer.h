@@ -32,6 +32,12 @@ class FlatParameters {
   at::Tensor grads_;
 };
 
+// Whether every element of `t` is finite (no Inf, no NaN). A contiguous CPU fp32 tensor (the flat
+// gradient, checked every update) is tested by one integer pass over the exponent bits, with no
+// ATen operator; others by a reduction in double. The same answer either way: a double sum of
+// finite fp32 values cannot overflow, so it is non-finite exactly when an element is.
+bool all_finite(const at::Tensor& t);
+
 class FlatOptimizer {
  public:
   FlatOptimizer(FlatParameters& parameters, const OptimizerOptions& options, int64_t total_steps);

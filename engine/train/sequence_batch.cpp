@@ -12,7 +12,7 @@
 
 namespace prefengine {
 
-SequenceTensors SequenceTensors::select(const std::vector<int64_t>& index) const {
+SequenceTensors SequenceTensors::select(const std::vector<int64_t>& index, at::Tensor* rows_out) const {
   int64_t used = 1;
   std::vector<int64_t> lengths;
   lengths.reserve(index.size());
@@ -33,6 +33,7 @@ SequenceTensors SequenceTensors::select(const std::vector<int64_t>& index) const
   }
   out.lengths = this->lengths.index_select(0, rows);
   out.row_lengths = std::move(lengths);
+  if (rows_out != nullptr) *rows_out = rows;
   return out;
 }
 
@@ -97,6 +98,20 @@ struct TokenLogps : public torch::autograd::Function<TokenLogps> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
                             const at::Tensor& input_ids, const at::Tensor& response_mask, bool reduce) {
     const int64_t length = input_ids.size(1) - 1;
+    ctx->saved_data["reduce"] = reduce;
+    if (length == 1 && logits.scalar_type() == at::kFloat) {
+      // One scored position (single-token responses: the toy model): the same kernels on the same
+      // values as the chunked loop below, without its buffers, narrows and copies.
+      const at::Tensor scores = logits.select(1, 0);                    // [N, V]
+      const at::Tensor targets = input_ids.narrow(1, 1, 1);             // [N, 1]
+      at::Tensor token = at::log_softmax(scores, -1).gather(-1, targets);  // [N, 1]
+      const at::Tensor lse = scores.gather(-1, targets).sub_(token);
+      const at::Tensor mask = response_mask.narrow(1, 1, 1);
+      token.mul_(mask);
+      ctx->save_for_backward({logits, input_ids, mask, lse});
+      if (reduce) return token.sum(1);
+      return at::cat({at::zeros({token.size(0), 1}, token.options()), token}, 1);
+    }
     const int64_t chunk = positions_per_chunk(logits);
     at::Tensor token = at::empty({input_ids.size(0), length}, logits.options().dtype(at::kFloat));
     at::Tensor lse = at::empty_like(token);
@@ -114,7 +129,6 @@ struct TokenLogps : public torch::autograd::Function<TokenLogps> {
     const at::Tensor mask = response_mask.slice(1, 1);
     token.mul_(mask);
     ctx->save_for_backward({logits, input_ids, mask, lse});
-    ctx->saved_data["reduce"] = reduce;
     if (reduce) return token.sum(1);
     return at::cat({at::zeros({token.size(0), 1}, token.options()), token}, 1);
   }
@@ -131,6 +145,15 @@ struct TokenLogps : public torch::autograd::Function<TokenLogps> {
     const at::Tensor g_token = (ctx->saved_data["reduce"].toBool() ? g.unsqueeze(1) : g.slice(1, 1)) * mask;
     const at::Tensor minus_g_token = -g_token;  // [N, T-1]: folds the sign into the one multiply
     const int64_t length = input_ids.size(1) - 1;
+    if (length == 1 && logits.size(1) == 1 && logits.scalar_type() == at::kFloat) {
+      // one scored position: the loop below without its narrows (the same kernels, same values)
+      at::Tensor grad = at::empty_like(logits);
+      at::Tensor part = grad.select(1, 0);
+      at::sub_out(part, logits.select(1, 0), lse);
+      part.exp_().mul_(minus_g_token);
+      part.scatter_add_(-1, input_ids.narrow(1, 1, 1), g_token);
+      return {grad, at::Tensor(), at::Tensor(), at::Tensor()};
+    }
     const int64_t chunk = positions_per_chunk(logits);
     at::Tensor grad = length == logits.size(1) ? at::empty_like(logits) : at::zeros_like(logits);
     for (int64_t start = 0; start < length; start += chunk) {
@@ -173,7 +196,7 @@ struct SoftTargetCrossEntropy : public torch::autograd::Function<SoftTargetCross
 at::Tensor token_logps(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask,
                        bool reduce) {
   const at::Tensor mask = response_mask.defined() ? response_mask : at::ones(input_ids.sizes(), at::kFloat);
-  return TokenLogps::apply(logits, input_ids, mask.to(at::kFloat), reduce);
+  return TokenLogps::apply(logits, input_ids, mask.scalar_type() == at::kFloat ? mask : mask.to(at::kFloat), reduce);
 }
 
 }  // namespace

@@ -22,7 +22,9 @@ struct SequenceTensors {
   std::vector<int64_t> row_lengths;  // real tokens per row (host copy, for trimming batches)
 
   // The rows `index` (also given as host values), with trailing all-padding columns dropped.
-  SequenceTensors select(const std::vector<int64_t>& index) const;
+  // `rows` (optional) receives `index` as the int64 tensor the selection used, for callers that
+  // select other per-row tensors with it (one tensor built per step, not one per use).
+  SequenceTensors select(const std::vector<int64_t>& index, at::Tensor* rows = nullptr) const;
 };
 
 struct TokenSequence {

@@ -23,6 +23,15 @@
 namespace prefengine {
 namespace {
 
+// The value of a one-element tensor. A CPU fp32 scalar (every step's loss on CPU) is read directly:
+// item() costs two dispatched operators, a measurable share of a toy step.
+double scalar_value(const at::Tensor& t) {
+  if (t.device().is_cpu() && t.scalar_type() == at::kFloat && !t.is_conj() && !t.is_neg()) {
+    return static_cast<double>(*t.data_ptr<float>());
+  }
+  return t.item<double>();
+}
+
 // The loss plugin's metrics of a step: the mean over its micro-batches, names in first-seen order.
 class PluginMetrics {
  public:
@@ -35,7 +44,11 @@ class PluginMetrics {
         sums_.push_back(0);
         counts_.push_back(0);
       }
-      sums_[k] += tensor.detach().to(at::kDouble).mean().item<double>();
+      // a one-element fp32 CPU metric (the usual batch mean) is read directly: the same value as
+      // .to(kDouble).mean().item() (a float widens to double exactly), without four operators
+      sums_[k] += tensor.numel() == 1 && tensor.device().is_cpu() && tensor.scalar_type() == at::kFloat
+                      ? scalar_value(tensor)
+                      : tensor.detach().to(at::kDouble).mean().item<double>();
       ++counts_[k];
     }
   }
@@ -233,7 +246,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
           if (!out.loss.defined() || out.loss.numel() != 1) {
             throw std::runtime_error("loss plugin '" + stage.loss_plugin + "' returned no scalar loss");
           }
-          const double value = out.loss.item<double>();
+          const double value = scalar_value(out.loss);
           if (!std::isfinite(value)) {
             const std::string records = unit.describe_rows(rows);
             throw std::runtime_error("loss plugin '" + stage.loss_plugin + "' returned a non-finite loss (" +
@@ -248,8 +261,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
           if (info.log_now) plugin_metrics.add(out.metrics);
         }
         dp.average_gradients(flat.grads());
-        // One reduction in double (no overflow from fp32 values): NaN and Inf propagate into the sum.
-        if (!std::isfinite(flat.grads().sum(at::kDouble).item<double>())) {
+        if (!all_finite(flat.grads())) {
           throw std::runtime_error("the gradient is not finite" + non_finite_tensors(model, /*grads=*/true) +
                                    " (loss plugin '" + stage.loss_plugin + "')");
         }

@@ -125,7 +125,8 @@ class PairwiseStage : public StageUnit {
     const int64_t b = static_cast<int64_t>(batch_index.size());
     std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
     for (int64_t i : batch_index) rows_index.push_back(i + n_);
-    const SequenceTensors batch = packed_.select(rows_index);
+    at::Tensor rows_tensor;
+    const SequenceTensors batch = packed_.select(rows_index, &rows_tensor);
     SequenceScores scores = score_sequences(*model_, batch, req_.policy_logps, req_.scalar_head, req_.token_logps,
                                             /*want_logit_sums=*/info.log_now && req_.policy_logps);
     if (scores.logit_sums.defined()) {  // TRL's logits/chosen, logits/rejected: over the step's response tokens
@@ -156,7 +157,7 @@ class PairwiseStage : public StageUnit {
     }
     at::Tensor ref;
     if (req_.reference_logps) {
-      ref = ref_logps_.index_select(0, at::tensor(rows_index, at::kLong));
+      ref = ref_logps_.index_select(0, rows_tensor);
       pairs.ref_chosen_logps = ref.slice(0, 0, b);
       pairs.ref_rejected_logps = ref.slice(0, b);
     }

@@ -41,6 +41,8 @@ class SftStage : public StageUnit {
       }
     }
     packed_ = pack_sequences(rows);
+    std::vector<int64_t> flags(is_distribution_.begin(), is_distribution_.end());
+    distribution_flags_ = at::tensor(flags, at::kLong).to(at::kBool);
     model_->train();
     return n;
   }
@@ -54,22 +56,22 @@ class SftStage : public StageUnit {
   }
 
   LossOutput micro_batch(const std::vector<int64_t>& rows, const StepInfo& info) override {
-    const SequenceTensors batch = packed_.select(rows);
+    at::Tensor rows_tensor;
+    const SequenceTensors batch = packed_.select(rows, &rows_tensor);
     bool any_distribution = false, any_completion = false;
-    std::vector<int64_t> flags;
     for (int64_t i : rows) {
       const bool d = is_distribution_[static_cast<size_t>(i)];
       any_distribution = any_distribution || d;
       any_completion = any_completion || !d;
-      flags.push_back(d ? 1 : 0);
     }
     ModelInput input;
     input.input_ids = batch.input_ids;
     input.attention_mask = batch.attention_mask;
-    const at::Tensor logits = model_->forward(input).logits.to(at::kFloat);
+    at::Tensor logits = model_->forward(input).logits;
+    if (logits.scalar_type() != at::kFloat) logits = logits.to(at::kFloat);
     SftBatch sft;
     sft.want_metrics = info.log_now;
-    sft.has_distribution = at::tensor(flags, at::kLong).to(at::kBool);
+    sft.has_distribution = distribution_flags_.index_select(0, rows_tensor);
     sft.lengths = batch.lengths;
     if (any_distribution) {
       // the logits of the token after the prompt (the last real position)
@@ -80,7 +82,7 @@ class SftStage : public StageUnit {
             (batch.attention_mask.sum(1) - 1).view({-1, 1, 1}).expand({-1, 1, logits.size(2)});
         sft.next_token_logits = logits.gather(1, last).squeeze(1);
       }
-      sft.target_distribution = targets_.index_select(0, at::tensor(rows, at::kLong));
+      sft.target_distribution = targets_.index_select(0, rows_tensor);
     }
     if (any_completion && requirements_.policy_logps) {
       if (requirements_.token_logps) {
@@ -113,6 +115,7 @@ class SftStage : public StageUnit {
   SequenceTensors packed_;
   at::Tensor targets_;
   std::vector<bool> is_distribution_;
+  at::Tensor distribution_flags_;  // [records] bool: is_distribution_ as a tensor, selected per batch
 };
 
 }  // namespace

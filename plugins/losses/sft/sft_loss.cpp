@@ -10,6 +10,19 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument("sft loss: " + what);
 }
 
+// How many of the batch's rows have a target distribution. A contiguous CPU bool tensor (what the
+// engine passes) is counted on the host: any().item() and all().item() are four dispatched
+// operators a step, a visible share of a toy-model step.
+int64_t count_true(const at::Tensor& flags) {
+  if (flags.device().is_cpu() && flags.scalar_type() == at::kBool && flags.is_contiguous()) {
+    const bool* v = flags.data_ptr<bool>();
+    int64_t count = 0;
+    for (int64_t i = 0; i < flags.numel(); ++i) count += v[i] ? 1 : 0;
+    return count;
+  }
+  return flags.to(at::kBool).sum().item<int64_t>();
+}
+
 }  // namespace
 
 SftCrossEntropyLoss::SftCrossEntropyLoss(PluginOptions& /*options*/) {}
@@ -25,7 +38,8 @@ LossRequirements SftCrossEntropyLoss::requirements() const {
 
 LossOutput SftCrossEntropyLoss::sft(const SftBatch& batch) {
   at::Tensor per_row;
-  const bool any_distribution = batch.has_distribution.defined() && batch.has_distribution.any().item<bool>();
+  const int64_t with_distribution = batch.has_distribution.defined() ? count_true(batch.has_distribution) : 0;
+  const bool any_distribution = with_distribution > 0;
   if (any_distribution) {
     require(batch.next_token_logits.defined() && batch.next_token_logits.dim() == 2,
             "rows with a target distribution need next_token_logits [B, V]");
@@ -37,7 +51,7 @@ LossOutput SftCrossEntropyLoss::sft(const SftBatch& batch) {
     const at::Tensor logits = batch.next_token_logits.to(dtype);
     per_row = -(batch.target_distribution.to(dtype) * logits.log_softmax(-1)).sum(-1);
   }
-  const bool all_distribution = any_distribution && batch.has_distribution.all().item<bool>();
+  const bool all_distribution = any_distribution && with_distribution == batch.has_distribution.numel();
   if (!all_distribution) {
     require(batch.logps.defined() && batch.logps.dim() == 1, "completion rows need logps [B]");
     require(batch.lengths.defined() && batch.lengths.sizes() == batch.logps.sizes(),

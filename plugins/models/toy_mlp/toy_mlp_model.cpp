@@ -29,10 +29,13 @@ ToyMlpOptions read_options(PluginOptions& o) {
 // nodes cost, not what its arithmetic costs: this replaces 3 Linear + 2 ReLU (8 nodes with the
 // transposes) by one node whose backward is the textbook chain rule (two matmuls, a bias sum and
 // a ReLU mask per layer). Outputs: logits [B, R] and the last hidden activation [B, H] (for the
-// scalar head). params = {W_0, b_0, W_1, b_1, ..., W_out, b_out}.
+// scalar head). params = {W_0, b_0, W_1, b_1, ..., W_out, b_out}. The logits come out already in
+// the model's [B, T, R] shape (`logits_shape`): no view node after this one. An output that is not
+// used gets no gradient (not a materialised zero tensor, nor the add of it).
 struct FusedMlp : public torch::autograd::Function<FusedMlp> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                                                at::TensorList params) {
+                                                at::TensorList params, at::IntArrayRef logits_shape) {
+    ctx->set_materialize_grads(false);
     const size_t layers = params.size() / 2;
     std::vector<at::Tensor> saved = {x};
     at::Tensor h = x;
@@ -44,7 +47,7 @@ struct FusedMlp : public torch::autograd::Function<FusedMlp> {
     saved.insert(saved.end(), params.begin(), params.end());
     ctx->save_for_backward(saved);
     ctx->saved_data["layers"] = static_cast<int64_t>(layers);
-    return {logits, h};
+    return {logits.view(logits_shape), h};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -54,14 +57,33 @@ struct FusedMlp : public torch::autograd::Function<FusedMlp> {
     // saved: x, h_1 .. h_{layers-1}, then the parameters
     const auto activation = [&](size_t i) -> const at::Tensor& { return saved[i]; };
     const auto weight = [&](size_t i) -> const at::Tensor& { return saved[layers + 2 * i]; };
-    torch::autograd::variable_list grads(1 + 2 * layers);
-    at::Tensor g = grad_outputs[0].defined() ? grad_outputs[0]
+    torch::autograd::variable_list grads(1 + 2 * layers + 1);  // x, the parameters, logits_shape
+    at::Tensor g = grad_outputs[0].defined() ? grad_outputs[0].reshape({-1, weight(layers - 1).size(0)})
                                              : at::zeros({activation(0).size(0), weight(layers - 1).size(0)},
                                                          activation(0).options());
+    // A parameter whose .grad() already exists (the engine's flat gradient buffer) gets its
+    // gradient added in place here: addmm_ (C += A B, one rounding of the same product) and add_
+    // (what AccumulateGrad does), and no gradient goes back to autograd for it: its
+    // AccumulateGrad node has nothing to add (six add_ and three weight-gradient temporaries fewer
+    // per step). Elsewhere (no .grad() yet, a double backward) the gradients are returned as usual.
+    const bool direct = !torch::autograd::GradMode::is_enabled();
+    const auto accumulate = [&](size_t edge, const at::Tensor& parameter, auto&& compute, auto&& add_into) {
+      if (!ctx->needs_input_grad(edge)) return;
+      at::Tensor& grad = const_cast<at::Tensor&>(parameter).mutable_grad();
+      if (direct && grad.defined() && !grad.requires_grad() && grad.is_contiguous() &&
+          grad.scalar_type() == parameter.scalar_type() && grad.sizes() == parameter.sizes()) {
+        add_into(grad);
+      } else {
+        grads[edge] = compute();
+      }
+    };
     for (size_t i = layers; i-- > 0;) {
       if (i + 1 < layers) g = at::threshold_backward(g, activation(i + 1), 0);
-      grads[1 + 2 * i] = at::mm(g.t(), activation(i));
-      grads[2 + 2 * i] = g.sum(0);
+      const at::Tensor& a = activation(i);
+      accumulate(
+          1 + 2 * i, weight(i), [&] { return at::mm(g.t(), a); }, [&](at::Tensor& grad) { grad.addmm_(g.t(), a); });
+      accumulate(
+          2 + 2 * i, saved[layers + 2 * i + 1], [&] { return g.sum(0); }, [&](at::Tensor& grad) { grad.add_(g.sum(0)); });
       if (i > 0 || ctx->needs_input_grad(0)) {
         g = at::mm(g, weight(i));
         // the hidden output feeds the scalar head: its gradient joins before the last ReLU mask
@@ -135,9 +157,9 @@ ModelOutput ToyMlpModel::forward(const ModelInput& input) {
   const std::vector<at::Tensor> params = layer_parameters();
   if (length == 1) {
     // The paper's case: prompt -> response distribution, one row each (2-D, fewer ops).
-    const auto outputs = FusedMlp::apply(features, at::TensorList(params));
+    const auto outputs = FusedMlp::apply(features, at::TensorList(params), at::IntArrayRef({batch, 1, options_.responses}));
     ModelOutput out;
-    if (input.want_logits) out.logits = outputs[0].unsqueeze(1);
+    if (input.want_logits) out.logits = outputs[0];
     if (input.want_scalar) out.scalar = scalar_head_->forward(outputs[1]);
     return out;
   }
@@ -152,9 +174,10 @@ ModelOutput ToyMlpModel::forward(const ModelInput& input) {
     features = features.expand({batch, length, options_.prompts + options_.responses}) + bag;
   }
   const int64_t width = features.size(2);
-  const auto outputs = FusedMlp::apply(features.reshape({batch * length, width}), at::TensorList(params));
+  const auto outputs = FusedMlp::apply(features.reshape({batch * length, width}), at::TensorList(params),
+                                       at::IntArrayRef({batch, length, options_.responses}));
   ModelOutput out;
-  if (input.want_logits) out.logits = outputs[0].view({batch, length, options_.responses});
+  if (input.want_logits) out.logits = outputs[0];
   if (input.want_scalar) out.scalar = scalar_head_->forward(outputs[1]).view({batch, length});
   return out;
 }
