@@ -155,15 +155,9 @@ def rows(repeats=3, pairs=True, threads=2):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-pairs", action="store_true")
-    ap.add_argument("--threads", type=int, default=2)
-    a = ap.parse_args()
-    table = rows(a.repeats, not a.no_pairs, a.threads)
+def print_table(table, repeats):
     print(f"KV-cache generation, prompt {PROMPT} + {NEW_TOKENS} new tokens, {THREADS} threads, engine settings on "
-          f"both sides; {a.repeats} alternating processes x {RUNS_PER_PROCESS} runs; best (median)")
+          f"both sides; {repeats} alternating processes x {RUNS_PER_PROCESS} runs; best (median)")
     print(f"{'row':<36}{'unit':>14}{'engine':>18}{'python':>18}{'ratio':>16}{'cpu ratio':>10}{'ids':>6}")
     for r in table:
         engine = f"{r['engine']:.1f} ({r['engine_median']:.1f})"
@@ -174,6 +168,16 @@ def main():
                   f"{r['ids']:>6}")
         else:
             print(f"{r['name']:<36}{r['unit']:>14}{engine:>18}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-pairs", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    table = rows(a.repeats, not a.no_pairs, a.threads)
+    print_table(table, a.repeats)
 
 
 if __name__ == "__main__":
