@@ -178,9 +178,10 @@ int run_command(const std::vector<std::string>& args) {
     sweep.executable = boost::filesystem::read_symlink("/proc/self/exe").string();
     const SweepResult result = run_sweep(plan_sweep(p.vars["experiment"].as<std::string>(), overrides), sweep);
     std::cout << result.directory << "\n";
+    if (result.interrupted_by != 0) return 128 + result.interrupted_by;
     return result.failed == 0 ? 0 : 1;
   }
-  install_interrupt_handlers();  // not for sweeps above: their children are the runs
+  install_interrupt_handlers();  // (a sweep's runner installs its own)
   ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
   // One preparation for checking and running: plugins, model and data are built and read once,
   // before the run directory exists (a bad config leaves nothing behind).

@@ -25,6 +25,7 @@
 #include "engine/sweep/sweep_summary.h"
 #include "engine/config/experiment_config.h"
 #include "engine/train/experiment_runner.h"
+#include "engine/train/interrupt.h"
 #include "engine/train/run_directory.h"
 
 namespace prefengine {
@@ -171,7 +172,7 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
   std::deque<size_t> queue;  // runs not started, in plan order
   for (size_t i = 0; i < plan.runs.size(); ++i) queue.push_back(i);
   std::deque<size_t> alone;  // runs of a worker that died, each to run again in a process of its own
-  std::vector<int> status(plan.runs.size(), -1);  // 0 completed, 1 failed
+  std::vector<int> status(plan.runs.size(), -1);  // 0 completed, 1 failed, -1 not started
   std::map<pid_t, Child> children;
   int64_t workers_started = 0;
   SweepResult result;
@@ -232,7 +233,11 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
         finish(index, word == "completed");
         child.run = SIZE_MAX;
         ++child.runs_done;
-        feed(child);
+        if (word == "interrupted") {
+          close_input(child);  // it ends (128 + the signal); a new worker takes the next runs
+        } else {
+          feed(child);
+        }
       }
     }
   };
@@ -247,6 +252,8 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
     close_input(child);
     if (!child.worker) {
       finish(child.run, WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
+    } else if (child.run != SIZE_MAX && pending_interrupt() != 0) {
+      finish(child.run, false);  // interrupted: not run again
     } else if (child.run != SIZE_MAX) {
       const size_t index = child.run;
       spdlog::error("sweep: the worker running {} {} (see {}); running {} again in a process of its own",
@@ -254,13 +261,28 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
       append_line(log_of(index), "sweep: the worker process running this run " + describe_exit(wstatus) +
                                      "; the run starts again in a process of its own");
       alone.push_back(index);
-    } else if (!(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)) {
+    } else if (!(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) && pending_interrupt() == 0) {
       spdlog::warn("sweep: a worker {} between runs (see {})", describe_exit(wstatus), child.log);
     }
     children.erase(it);
   };
 
+  install_interrupt_handlers();  // SIGINT/SIGTERM: no new runs; the running ones stop (or end)
+  int interrupted_by = 0;
   while (!queue.empty() || !alone.empty() || !children.empty()) {
+    if (pending_interrupt() != 0 && interrupted_by == 0) {
+      // Ctrl-C reaches the children too: each stops its run at a step boundary (checkpoint,
+      // run.json "interrupted"). A signal to this process alone lets the running runs finish.
+      interrupted_by = pending_interrupt();
+      spdlog::warn("sweep: interrupted by {}: no new runs; {} not started", signal_name(interrupted_by),
+                   queue.size() + alone.size());
+      result.not_started = static_cast<int64_t>(queue.size() + alone.size());
+      queue.clear();
+      alone.clear();
+      for (auto& [pid, child] : children) {
+        if (child.worker) close_input(child);
+      }
+    }
     while (static_cast<int64_t>(children.size()) < jobs && (!alone.empty() || !queue.empty())) {
       Child child;
       pid_t pid;
@@ -348,14 +370,19 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
   nlohmann::json failed_runs = nlohmann::json::array();
   std::string failed_text;
   for (size_t i = 0; i < plan.runs.size(); ++i) {
-    if (status[i] == 0) continue;
+    if (status[i] != 1) continue;
     const std::string error = last_error_line(log_of(i));
     failed_runs.push_back({{"run", plan.runs[i].name}, {"log", log_of(i)}, {"error", error}});
     failed_text += "- " + plan.runs[i].name + ": " + (error.empty() ? "(no error line)" : error) + " (log: logs/" +
                    plan.runs[i].name + ".log)\n";
   }
   if (!failed_text.empty()) append_line(parent + "/summary.md", "\n## Failed runs\n\n" + failed_text);
-  sweep_status["status"] = "completed";
+  sweep_status["status"] = interrupted_by != 0 ? "interrupted" : "completed";
+  if (interrupted_by != 0) {
+    sweep_status["signal"] = signal_name(interrupted_by);
+    sweep_status["not_started"] = result.not_started;
+  }
+  result.interrupted_by = interrupted_by;
   sweep_status["failed_runs"] = failed_runs;
   sweep_status["runs_per_process"] = per_process == std::numeric_limits<int64_t>::max() ? nlohmann::json("all")
                                                                                        : nlohmann::json(per_process);

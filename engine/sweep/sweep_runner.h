@@ -34,14 +34,20 @@ struct SweepResult {
   std::string directory;  // the parent directory
   int64_t completed = 0;
   int64_t failed = 0;
+  int64_t not_started = 0;   // runs an interrupt left out
+  int interrupted_by = 0;    // the signal that interrupted the sweep, or 0
   int64_t runs_per_process = 1;  // the value used (auto resolved; INT64_MAX = no limit)
 };
 
 // The auto policy: no limit when every run's model is toy_mlp, else 1.
 int64_t auto_runs_per_process(const SweepPlan& plan);
 
-// Validates every point (plugins, options, data) first, then runs every child and writes the summary (also when some children failed: they are counted
-// and named in the log).
+// Validates every point (plugins, options, data) first, then runs every child and writes the
+// summary (also when some children failed: they are counted and named in run.json and
+// summary.md). SIGINT/SIGTERM (Ctrl-C reaches the children too): no run starts after it, the
+// running ones stop at a step boundary as `prefengine run` does (or, when only this process got
+// the signal, finish); every finished run stays as it is; the summary covers the completed runs
+// and run.json says "interrupted" with the number of runs not started.
 SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options);
 
 }  // namespace prefengine
