@@ -87,7 +87,7 @@ TEST(SweepWorkersTest, RunsSharingAProcessAreIdenticalToLoneRuns) {
   const auto sweep = testing::run_cli("run " + path + " --jobs 1 --output " + dir + "/sweep");
   ASSERT_EQ(sweep.code, 0) << sweep.output;
   const auto status = read_json(dir + "/sweep/run.json");
-  EXPECT_EQ(status["runs_per_process"], "all");  // auto: toy_mlp runs share their process
+  EXPECT_EQ(status["runs_per_process"], kToyRunsPerProcess);  // auto: toy_mlp runs share their process
   EXPECT_EQ(status["completed"], 4);
   EXPECT_EQ(status["failed"], 0);
   EXPECT_TRUE(fs::exists(dir + "/sweep/logs/worker-1.log"));

@@ -108,7 +108,7 @@ int run_command(const std::vector<std::string>& args) {
       "sweeps: child processes at once (0 = the number of cores)")(
       "runs-per-process", po::value<int64_t>()->default_value(0),
       "sweeps: runs one child process runs one after another (1 = a process per run; 0 = auto: "
-      "toy_mlp runs share their processes, other models get one each)")(
+      "toy_mlp runs share their processes, up to 50 each; other models get one each)")(
       "resume", po::value<std::string>(),
       "continue RUN_DIR from its latest checkpoint, with its config.yaml (run from the same working directory)");
   po::positional_options_description positional;

@@ -117,7 +117,7 @@ int64_t auto_runs_per_process(const SweepPlan& plan) {
   for (const auto& run : plan.runs) {
     if (parse_experiment(run.config_yaml, plan.source + " [" + run.point + "]").model_plugin != "toy_mlp") return 1;
   }
-  return std::numeric_limits<int64_t>::max();
+  return kToyRunsPerProcess;
 }
 
 SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
@@ -155,9 +155,7 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
     if (!out) throw std::runtime_error(parent + "/configs/" + run.name + ".yaml: cannot write");
   }
   const std::string per_process_text =
-      per_process == 1 ? "one run per process"
-      : per_process == std::numeric_limits<int64_t>::max() ? "runs shared by the worker processes"
-                                                            : "up to " + std::to_string(per_process) + " runs per process";
+      per_process == 1 ? "one run per process" : "up to " + std::to_string(per_process) + " runs per process";
   spdlog::info("sweep {}: {} points x {} seeds = {} runs, {} at a time ({}), in {}", plan.source, plan.points.size(),
                plan.seeds.size(), plan.runs.size(), jobs, per_process_text, parent);
   auto config_of = [&](size_t i) { return parent + "/configs/" + plan.runs[i].name + ".yaml"; };
@@ -384,8 +382,7 @@ SweepResult run_sweep(const SweepPlan& plan, const SweepOptions& options) {
   }
   result.interrupted_by = interrupted_by;
   sweep_status["failed_runs"] = failed_runs;
-  sweep_status["runs_per_process"] = per_process == std::numeric_limits<int64_t>::max() ? nlohmann::json("all")
-                                                                                       : nlohmann::json(per_process);
+  sweep_status["runs_per_process"] = per_process;
   sweep_status["completed"] = result.completed;
   sweep_status["failed"] = result.failed;
   write_run_status(parent, sweep_status);
