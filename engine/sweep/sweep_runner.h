@@ -40,8 +40,9 @@ struct SweepResult {
 };
 
 // The auto policy: kToyRunsPerProcess when every run's model is toy_mlp, else 1. A worker's
-// memory grows by a few MB per toy run (measured: ~3 MB, the heap; not yet found), so even toy
-// runs get a fresh process now and then: at 50 runs the start-up is 2% of a worker's time.
+// memory grows by ~3 MB per study run (a per-step heap leak of the training loop, which lone runs
+// have too; bench/README.md "Sweeps"), so even toy runs get a fresh process now and then: at 50
+// runs the start-up is 2% of a worker's time.
 constexpr int64_t kToyRunsPerProcess = 50;
 int64_t auto_runs_per_process(const SweepPlan& plan);
 
