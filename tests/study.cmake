@@ -12,6 +12,13 @@ prefengine_add_test(NAME study_test
 target_compile_definitions(study_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
 add_dependencies(study_test prefengine_cli prefengine_plugin_toy_mlp prefengine_plugin_dpo prefengine_plugin_ppo)
 
+# Sweeps with several runs per process (engine/sweep/sweep_worker.h) against lone runs.
+prefengine_add_test(NAME sweep_workers_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/sweep_workers_test.cpp
+  LIBRARIES prefengine)
+target_compile_definitions(sweep_workers_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
+add_dependencies(sweep_workers_test prefengine_cli prefengine_plugin_toy_mlp prefengine_plugin_sft prefengine_plugin_dpo)
+
 # The claims run configs/toy/*.yaml, which need the toy_mlp model and the seven loss plugins
 # listed below. All of them are in the tree; the check only leaves the suite out (with a status
 # message) when a plugin directory is missing, instead of failing the configure step.

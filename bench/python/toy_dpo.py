@@ -5,6 +5,16 @@ steps, optimizer, batch and thread count as `prefengine run`, including the metr
     python3 bench/python/toy_dpo.py --out metrics.jsonl [--threads 1]
 
 Prints one JSON line: {"stages": [{"name", "steps", "seconds", "steps_per_second"}, ...]}.
+
+The options below turn it into one run of the toy study's sweep (configs/toy/study.yaml, as
+bench/sweep_bench.py runs it): the SFT data, the pairs, held-out pairs scored at every metrics row
+(the engine's `eval: {path: ...}`: eval/logps_*_per_token, eval/pair_accuracy, eval/loss), the
+preference loss with its options (docs/algorithms.md, "Pairwise losses"; on the toy model every
+response is one token, so per-token averages equal sums), the step counts and the seed. Without
+them it is configs/toy/dpo.yaml as before.
+
+    python3 bench/python/toy_dpo.py --out m.jsonl --sft-data configs/toy/data/sft_scenario2.jsonl \
+        --eval-pairs configs/toy/data/pairs_heldout.jsonl --loss ipo --tau 0.1 --dpo-steps 2000 --seed 1
 """
 import argparse
 import json
@@ -50,21 +60,56 @@ class Sampler:
         return torch.tensor(out)
 
 
+LOSSES = ("dpo", "flex_dpo", "dpo_sft", "ipo", "slic")
+
+
+def pair_loss(args, logps_w, logps_l, h_w, h_l):
+    """The batch-mean loss of the plugin `args.loss` (docs/algorithms.md), and the implicit rewards
+    (beta * h, or the policy log-probs for slic) for the rewards/* metrics."""
+    if args.loss == "dpo":
+        z = args.beta * (h_w - h_l)
+        return -F.logsigmoid(z).mean(), args.beta * h_w, args.beta * h_l
+    if args.loss == "flex_dpo":
+        z = args.beta_chosen * h_w - args.beta_rejected * h_l
+        return -F.logsigmoid(z).mean(), args.beta_chosen * h_w, args.beta_rejected * h_l
+    if args.loss == "dpo_sft":
+        z = args.beta * (h_w - h_l)
+        return (-F.logsigmoid(z) - args.sft_weight * logps_w).mean(), args.beta * h_w, args.beta * h_l
+    if args.loss == "ipo":
+        g = h_w - h_l - 1.0 / (2.0 * args.tau)
+        return (g * g).mean(), h_w, h_l
+    # slic: a hinge on the policy's own log-probs plus a likelihood term; no reference
+    hinge = (args.delta - logps_w + logps_l).clamp_min(0)
+    return (hinge - args.lam * logps_w).mean(), logps_w, logps_l
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sft-steps", type=int, default=1000)
-    ap.add_argument("--dpo-steps", type=int, default=3000)
+    ap.add_argument("--dpo-steps", type=int, default=3000, help="preference steps")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sft-data", default="configs/toy/data/sft_scenario1.jsonl")
+    ap.add_argument("--pairs", default="configs/toy/data/pairs.jsonl")
+    ap.add_argument("--eval-pairs", default="", help="held-out pairs scored at every metrics row")
+    ap.add_argument("--loss", choices=LOSSES, default="dpo")
+    ap.add_argument("--beta", type=float, default=0.1, help="dpo, dpo_sft")
+    ap.add_argument("--beta-chosen", type=float, default=0.1, help="flex_dpo")
+    ap.add_argument("--beta-rejected", type=float, default=0.1, help="flex_dpo")
+    ap.add_argument("--sft-weight", type=float, default=1.0, help="dpo_sft")
+    ap.add_argument("--tau", type=float, default=0.1, help="ipo")
+    ap.add_argument("--delta", type=float, default=1.0, help="slic")
+    ap.add_argument("--lambda", dest="lam", type=float, default=0.1, help="slic")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(args.seed)
+    g = torch.Generator().manual_seed(args.seed)
     log = open(args.out, "w")
     stages = []
 
     model = ToyMlp()
-    sft = read_jsonl("configs/toy/data/sft_scenario1.jsonl")
+    sft = read_jsonl(args.sft_data)
     sft_prompts = torch.tensor([r["prompt_ids"][0] for r in sft])
     sft_targets = torch.tensor([r["distribution"] for r in sft], dtype=torch.float32)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -87,16 +132,29 @@ def main():
     stages.append({"name": "sft", "steps": args.sft_steps, "seconds": seconds,
                    "steps_per_second": args.sft_steps / seconds})
 
-    pairs = read_jsonl("configs/toy/data/pairs.jsonl")
+    pairs = read_jsonl(args.pairs)
     n = len(pairs)
     prompts = torch.tensor([p["prompt_ids"][0] for p in pairs])
     chosen = torch.tensor([p["chosen_ids"][0] for p in pairs])
     rejected = torch.tensor([p["rejected_ids"][0] for p in pairs])
+    uses_reference = args.loss != "slic"  # as the engine, which builds no reference for slic
     reference = ToyMlp()
     reference.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        ref_all = reference(torch.cat([prompts, prompts])).log_softmax(-1)
-        ref_logps = ref_all.gather(1, torch.cat([chosen, rejected]).unsqueeze(1)).squeeze(1)
+
+    def reference_logps(p, c, r):
+        if not uses_reference:
+            return torch.zeros(2 * len(p))
+        with torch.no_grad():
+            ref_all = reference(torch.cat([p, p])).log_softmax(-1)
+            return ref_all.gather(1, torch.cat([c, r]).unsqueeze(1)).squeeze(1)
+
+    ref_logps = reference_logps(prompts, chosen, rejected)
+    if args.eval_pairs:
+        held = read_jsonl(args.eval_pairs)
+        e_prompts = torch.tensor([p["prompt_ids"][0] for p in held])
+        e_chosen = torch.tensor([p["chosen_ids"][0] for p in held])
+        e_rejected = torch.tensor([p["rejected_ids"][0] for p in held])
+        e_ref = reference_logps(e_prompts, e_chosen, e_rejected)
     del reference
     # probes: distinct prompts, per-prompt seen responses, responses in no pair
     distinct = sorted(set(prompts.tolist()))
@@ -109,7 +167,6 @@ def main():
     distinct_t = torch.tensor(distinct)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sampler = Sampler(n, 16, g)
-    beta = 0.1
     start = time.perf_counter()
     for step in range(1, args.dpo_steps + 1):
         log_now = step == 1 or step % 20 == 0 or step == args.dpo_steps
@@ -122,8 +179,7 @@ def main():
         logps.retain_grad()
         h_w = logps[:b] - ref_logps[idx]
         h_l = logps[b:] - ref_logps[idx + n]
-        z = beta * (h_w - h_l)
-        loss = -F.logsigmoid(z).mean()
+        loss, reward_w, reward_l = pair_loss(args, logps[:b], logps[b:], h_w, h_l)
         if not math.isfinite(loss.item()):
             raise RuntimeError("non-finite loss")
         loss.backward()
@@ -134,7 +190,7 @@ def main():
             lw, ll = logps.detach()[:b], logps.detach()[b:]
             row["logps/chosen"] = lw.mean().item()
             row["logps/rejected"] = ll.mean().item()
-            rw, rl = beta * h_w.detach(), beta * h_l.detach()
+            rw, rl = reward_w.detach(), reward_l.detach()
             row["rewards/chosen"] = rw.mean().item()
             row["rewards/rejected"] = rl.mean().item()
             row["rewards/margins"] = (rw - rl).mean().item()
@@ -153,6 +209,18 @@ def main():
             row["grad/rejected_log10"] = l.mean().item()
             row["grad/ratio_log10"] = (l - w).mean().item()
             row["grad_norm"] = norm
+            if args.eval_pairs:  # held-out pairs, every metrics row
+                with torch.no_grad():
+                    e = len(e_prompts)
+                    e_logits = model(torch.cat([e_prompts, e_prompts]))
+                    e_logps = (e_logits.gather(1, torch.cat([e_chosen, e_rejected]).unsqueeze(1)).squeeze(1)
+                               - e_logits.logsumexp(-1))
+                    e_hw, e_hl = e_logps[:e] - e_ref[:e], e_logps[e:] - e_ref[e:]
+                    row["eval/logps_chosen_per_token"] = e_logps[:e].mean().item()
+                    row["eval/logps_rejected_per_token"] = e_logps[e:].mean().item()
+                    score_w, score_l = (e_hw, e_hl) if uses_reference else (e_logps[:e], e_logps[e:])
+                    row["eval/pair_accuracy"] = (score_w > score_l).float().mean().item()
+                    row["eval/loss"] = pair_loss(args, e_logps[:e], e_logps[e:], e_hw, e_hl)[0].item()
             log.write(json.dumps(row) + "\n")
             log.flush()
     seconds = time.perf_counter() - start

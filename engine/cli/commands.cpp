@@ -31,6 +31,7 @@
 #include "engine/report/run_summary.h"
 #include "engine/sweep/sweep_plan.h"
 #include "engine/sweep/sweep_runner.h"
+#include "engine/sweep/sweep_worker.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/interrupt.h"
 #include "engine/train/run_directory.h"
@@ -76,6 +77,12 @@ void add_experiment_options(po::options_description& options, bool required = tr
 }
 
 int run_command(const std::vector<std::string>& args) {
+  // Hidden: a sweep's worker process (engine/sweep/sweep_worker.h), started by the sweep runner.
+  if (!args.empty() && args[0] == "--sweep-worker") {
+    const bool level_given = args.size() == 3 && args[1] == "--log-level";
+    if (args.size() != 1 && !level_given) throw std::invalid_argument("run --sweep-worker: expected [--log-level LEVEL]");
+    return run_sweep_worker(level_given ? args[2] : "warn");
+  }
   po::options_description options("run");
   add_experiment_options(options, /*required=*/false);
   options.add_options()("output,o", po::value<std::string>(),
@@ -86,7 +93,10 @@ int run_command(const std::vector<std::string>& args) {
       "master-port", po::value<int>()->default_value(0),
       "with --nproc: the rendezvous port on 127.0.0.1 (default: a free port)")(
       "jobs,j", po::value<int64_t>()->default_value(0),
-      "sweeps: child runs at once (0 = the number of cores)")(
+      "sweeps: child processes at once (0 = the number of cores)")(
+      "runs-per-process", po::value<int64_t>()->default_value(0),
+      "sweeps: runs one child process runs one after another (1 = a process per run; 0 = auto: "
+      "toy_mlp runs share their processes, up to 50 each; other models get one each)")(
       "resume", po::value<std::string>(),
       "continue RUN_DIR from its latest checkpoint, with its config.yaml (run from the same working directory)");
   po::positional_options_description positional;
@@ -152,12 +162,14 @@ int run_command(const std::vector<std::string>& args) {
     if (p.vars.count("output")) sweep.directory = p.vars["output"].as<std::string>();
     sweep.overwrite = p.vars["overwrite"].as<bool>();
     sweep.jobs = p.vars["jobs"].as<int64_t>();
+    sweep.runs_per_process = p.vars["runs-per-process"].as<int64_t>();
     sweep.executable = boost::filesystem::read_symlink("/proc/self/exe").string();
     const SweepResult result = run_sweep(plan_sweep(p.vars["experiment"].as<std::string>(), overrides), sweep);
     std::cout << result.directory << "\n";
+    if (result.interrupted_by != 0) return 128 + result.interrupted_by;
     return result.failed == 0 ? 0 : 1;
   }
-  install_interrupt_handlers();  // not for sweeps above: their children are the runs
+  install_interrupt_handlers();  // (a sweep's runner installs its own)
   ExperimentConfig config = load_experiment(p.vars["experiment"].as<std::string>(), overrides);
   // One preparation for checking and running: plugins, model and data are built and read once,
   // before the run directory exists (a bad config leaves nothing behind).
