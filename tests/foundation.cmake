@@ -41,3 +41,8 @@ prefengine_add_test(NAME toy_fast_paths_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/toy_fast_paths_test.cpp
   LIBRARIES prefengine)
 add_dependencies(toy_fast_paths_test prefengine_plugin_toy_mlp)
+
+# Heap kept per training step (mallinfo2) and the allocation-free generator copy.
+prefengine_add_test(NAME memory_growth_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/memory_growth_test.cpp
+  LIBRARIES prefengine)

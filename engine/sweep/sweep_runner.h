@@ -39,10 +39,10 @@ struct SweepResult {
   int64_t runs_per_process = 1;  // the value used (auto resolved)
 };
 
-// The auto policy: kToyRunsPerProcess when every run's model is toy_mlp, else 1. A worker's
-// memory grows by ~3 MB per study run (a per-step heap leak of the training loop, which lone runs
-// have too; bench/README.md "Sweeps"), so even toy runs get a fresh process now and then: at 50
-// runs the start-up is 2% of a worker's time.
+// The auto policy: kToyRunsPerProcess when every run's model is toy_mlp, else 1. Toy runs still get
+// a fresh process now and then, so that whatever a run leaves on the heap stays bounded (a per-step
+// leak, LibTorch 1.13's Generator::clone in the training loop, grew a worker by ~3 MB a study run
+// until it was fixed; tests/memory_growth_test.cpp): at 50 runs the start-up is 2% of its time.
 constexpr int64_t kToyRunsPerProcess = 50;
 int64_t auto_runs_per_process(const SweepPlan& plan);
 

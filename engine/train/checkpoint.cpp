@@ -327,6 +327,17 @@ nlohmann::json generator_state(at::Generator generator) {
   return std::vector<int>(bytes, bytes + state.numel());
 }
 
+void copy_cpu_generator(const at::Generator& from, at::Generator& to) {
+  auto* source = at::check_generator<at::CPUGeneratorImpl>(from);
+  auto* target = at::check_generator<at::CPUGeneratorImpl>(to);
+  if (source == target) return;
+  std::lock_guard<std::mutex> lock(source->mutex_);
+  std::lock_guard<std::mutex> lock_target(target->mutex_);
+  target->set_engine(source->engine());
+  target->set_next_float_normal_sample(source->next_float_normal_sample());
+  target->set_next_double_normal_sample(source->next_double_normal_sample());
+}
+
 void restore_generator_state(const nlohmann::json& state, const std::string& where) {
   if (!state.is_array()) throw std::invalid_argument(where + ": expected a list of bytes");
   at::Generator generator = at::detail::getDefaultCPUGenerator();
