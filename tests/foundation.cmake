@@ -42,6 +42,16 @@ prefengine_add_test(NAME toy_fast_paths_test
   LIBRARIES prefengine)
 add_dependencies(toy_fast_paths_test prefengine_plugin_toy_mlp)
 
+# The DirectBackward capability: the toy MLP outside autograd, against autograd, and whole runs
+# either way (byte-identical).
+prefengine_add_test(NAME direct_backward_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/direct_backward_test.cpp
+  LIBRARIES prefengine)
+target_compile_definitions(direct_backward_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
+add_dependencies(direct_backward_test prefengine_cli prefengine_plugin_toy_mlp prefengine_plugin_sft
+                 prefengine_plugin_dpo prefengine_plugin_dpo_sft prefengine_plugin_ipo prefengine_plugin_flex_dpo
+                 prefengine_plugin_rm)
+
 # Heap kept per training step (mallinfo2) and the allocation-free generator copy.
 prefengine_add_test(NAME memory_growth_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/memory_growth_test.cpp

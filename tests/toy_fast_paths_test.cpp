@@ -4,9 +4,8 @@
 //   of several positions, where a masked extra position leaves the same sums and gradients;
 // - the toy MLP's gradients added straight into existing .grad() buffers against the gradients it
 //   returns through autograd (no .grad() yet), and accumulated over two backward passes;
-// - all_finite (the flat gradient's check every update) against std::isfinite per element;
-// - a short toy DPO run: its metrics against the same training written here in plain ATen
-//   autograd (linear, relu, log_softmax, gather, log_sigmoid, Adam by its formulas).
+// - all_finite (the flat gradient's check every update) against std::isfinite per element.
+// (The toy model outside autograd, DirectBackward: tests/direct_backward_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <cmath>

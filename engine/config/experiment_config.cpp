@@ -246,6 +246,7 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
   check_folder_name(o, "name", config.name);
   config.seed = o.get_int("seed", 0, 0);
   config.threads = o.get_int("threads", 0, 0, 1024);
+  config.direct_backward = o.get_bool("direct_backward", config.direct_backward);
   config.plugin_paths = o.get_string_list("plugin_paths", {});
   config.distributed.backend = o.get_choice("distributed.backend", config.distributed.backend, {"auto", "gloo", "nccl"});
   config.distributed.timeout_s = o.get_double("distributed.timeout_s", config.distributed.timeout_s, 0, 1e7, /*min_exclusive=*/true);

@@ -156,6 +156,8 @@ struct ExperimentConfig {
   std::string name = "experiment";        // names the run directory
   int64_t seed = 0;                       // the same seed gives the same numbers
   int64_t threads = 0;                    // intra-op threads; 0 = all cores
+  bool direct_backward = true;            // a model with the DirectBackward capability (the toy MLP)
+                                          // runs outside autograd in sft and pairwise stages
   std::vector<std::string> plugin_paths;  // extra plugin directories
   std::string model_plugin;               // the model plugin's name
   PluginOptions model;                    // the model plugin's options (without `plugin`)

@@ -89,87 +89,108 @@ int64_t positions_per_chunk(const at::Tensor& logits) {
   return std::max<int64_t>(1, kLogpChunkElements / per_position);
 }
 
-// log p(token t+1 | tokens <= t) * mask[t+1], summed over t (reduce) or per position, as ONE
-// autograd node. Forward: log_softmax + gather per chunk of positions. Backward, from the saved
-// logits and logsumexp: dL/dlogits[n, t] = g[n, t] * mask[n, t+1] * (onehot(token t+1) - softmax),
-// written chunk by chunk into the gradient. Against the same math in autograd ops (narrow, gather,
+// log p(token t+1 | tokens <= t) * mask[t+1], summed over t (reduce) or per position. Forward:
+// log_softmax + gather per chunk of positions. Backward, from the saved logits and logsumexp:
+// dL/dlogits[n, t] = g[n, t] * mask[n, t+1] * (onehot(token t+1) - softmax), written chunk by
+// chunk into the gradient. The autograd node (TokenLogps) and the direct path
+// (DirectSequenceLogps) both run these two functions: the same kernels, the same values.
+at::Tensor token_logps_forward(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask,
+                               bool reduce, TokenLogpsSaved& saved) {
+  const int64_t length = input_ids.size(1) - 1;
+  saved.reduce = reduce;
+  saved.logits = logits;
+  saved.input_ids = input_ids;
+  if (length == 1 && logits.scalar_type() == at::kFloat) {
+    // One scored position (single-token responses: the toy model): the same kernels on the same
+    // values as the chunked loop below, without its buffers, narrows and copies.
+    const at::Tensor scores = logits.select(1, 0);                       // [N, V]
+    const at::Tensor targets = input_ids.narrow(1, 1, 1);                // [N, 1]
+    at::Tensor token = at::log_softmax(scores, -1).gather(-1, targets);  // [N, 1]
+    saved.lse = scores.gather(-1, targets).sub_(token);
+    saved.mask = response_mask.narrow(1, 1, 1);
+    token.mul_(saved.mask);
+    if (reduce) return token.sum(1);
+    return at::cat({at::zeros({token.size(0), 1}, token.options()), token}, 1);
+  }
+  const int64_t chunk = positions_per_chunk(logits);
+  at::Tensor token = at::empty({input_ids.size(0), length}, logits.options().dtype(at::kFloat));
+  at::Tensor lse = at::empty_like(token);
+  for (int64_t start = 0; start < length; start += chunk) {
+    const int64_t len = std::min(chunk, length - start);
+    const at::Tensor scores = logits.narrow(1, start, len).to(at::kFloat);
+    const at::Tensor targets = input_ids.narrow(1, start + 1, len).unsqueeze(-1);
+    // log_softmax is one kernel (logsumexp is several): the token's log-prob, and the
+    // logsumexp the backward needs as logit - log-prob of the same token.
+    const at::Tensor picked = at::log_softmax(scores, -1).gather(-1, targets).squeeze(-1);
+    token.narrow(1, start, len).copy_(picked);
+    at::Tensor part_lse = lse.narrow(1, start, len);
+    at::sub_out(part_lse, scores.gather(-1, targets).squeeze(-1), picked);
+  }
+  saved.mask = response_mask.slice(1, 1);
+  saved.lse = lse;
+  token.mul_(saved.mask);
+  if (reduce) return token.sum(1);
+  return at::cat({at::zeros({token.size(0), 1}, token.options()), token}, 1);
+}
+
+at::Tensor token_logps_backward(const TokenLogpsSaved& saved, const at::Tensor& g) {
+  const at::Tensor& logits = saved.logits;
+  const at::Tensor& input_ids = saved.input_ids;
+  const at::Tensor& mask = saved.mask;
+  const at::Tensor& lse = saved.lse;
+  // g per scored position, [N, T-1]
+  const at::Tensor g_token = (saved.reduce ? g.unsqueeze(1) : g.slice(1, 1)) * mask;
+  const at::Tensor minus_g_token = -g_token;  // [N, T-1]: folds the sign into the one multiply
+  const int64_t length = input_ids.size(1) - 1;
+  if (length == 1 && logits.size(1) == 1 && logits.scalar_type() == at::kFloat) {
+    // one scored position: the loop below without its narrows (the same kernels, same values)
+    at::Tensor grad = at::empty_like(logits);
+    at::Tensor part = grad.select(1, 0);
+    at::sub_out(part, logits.select(1, 0), lse);
+    part.exp_().mul_(minus_g_token);
+    part.scatter_add_(-1, input_ids.narrow(1, 1, 1), g_token);
+    return grad;
+  }
+  const int64_t chunk = positions_per_chunk(logits);
+  at::Tensor grad = length == logits.size(1) ? at::empty_like(logits) : at::zeros_like(logits);
+  for (int64_t start = 0; start < length; start += chunk) {
+    const int64_t len = std::min(chunk, length - start);
+    const at::Tensor g_part = g_token.narrow(1, start, len).unsqueeze(-1);
+    const at::Tensor targets = input_ids.narrow(1, start + 1, len).unsqueeze(-1);
+    at::Tensor out = grad.narrow(1, start, len);
+    const bool direct = logits.scalar_type() == at::kFloat;
+    // -softmax * g, then + g at the target token
+    at::Tensor part = direct ? out : at::empty(out.sizes(), out.options().dtype(at::kFloat));
+    at::sub_out(part, logits.narrow(1, start, len).to(at::kFloat), lse.narrow(1, start, len).unsqueeze(-1));
+    part.exp_().mul_(minus_g_token.narrow(1, start, len).unsqueeze(-1));
+    part.scatter_add_(-1, targets, g_part);
+    if (!direct) out.copy_(part);
+  }
+  return grad;
+}
+
+// The token log-probs as ONE autograd node: against the same math in autograd ops (narrow, gather,
 // logsumexp, sub, mul, sum and their backward nodes) this is one node and no saved fp32 copy.
 struct TokenLogps : public torch::autograd::Function<TokenLogps> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logits,
                             const at::Tensor& input_ids, const at::Tensor& response_mask, bool reduce) {
-    const int64_t length = input_ids.size(1) - 1;
+    TokenLogpsSaved saved;
+    at::Tensor out = token_logps_forward(logits, input_ids, response_mask, reduce, saved);
     ctx->saved_data["reduce"] = reduce;
-    if (length == 1 && logits.scalar_type() == at::kFloat) {
-      // One scored position (single-token responses: the toy model): the same kernels on the same
-      // values as the chunked loop below, without its buffers, narrows and copies.
-      const at::Tensor scores = logits.select(1, 0);                    // [N, V]
-      const at::Tensor targets = input_ids.narrow(1, 1, 1);             // [N, 1]
-      at::Tensor token = at::log_softmax(scores, -1).gather(-1, targets);  // [N, 1]
-      const at::Tensor lse = scores.gather(-1, targets).sub_(token);
-      const at::Tensor mask = response_mask.narrow(1, 1, 1);
-      token.mul_(mask);
-      ctx->save_for_backward({logits, input_ids, mask, lse});
-      if (reduce) return token.sum(1);
-      return at::cat({at::zeros({token.size(0), 1}, token.options()), token}, 1);
-    }
-    const int64_t chunk = positions_per_chunk(logits);
-    at::Tensor token = at::empty({input_ids.size(0), length}, logits.options().dtype(at::kFloat));
-    at::Tensor lse = at::empty_like(token);
-    for (int64_t start = 0; start < length; start += chunk) {
-      const int64_t len = std::min(chunk, length - start);
-      const at::Tensor scores = logits.narrow(1, start, len).to(at::kFloat);
-      const at::Tensor targets = input_ids.narrow(1, start + 1, len).unsqueeze(-1);
-      // log_softmax is one kernel (logsumexp is several): the token's log-prob, and the
-      // logsumexp the backward needs as logit - log-prob of the same token.
-      const at::Tensor picked = at::log_softmax(scores, -1).gather(-1, targets).squeeze(-1);
-      token.narrow(1, start, len).copy_(picked);
-      at::Tensor part_lse = lse.narrow(1, start, len);
-      at::sub_out(part_lse, scores.gather(-1, targets).squeeze(-1), picked);
-    }
-    const at::Tensor mask = response_mask.slice(1, 1);
-    token.mul_(mask);
-    ctx->save_for_backward({logits, input_ids, mask, lse});
-    if (reduce) return token.sum(1);
-    return at::cat({at::zeros({token.size(0), 1}, token.options()), token}, 1);
+    ctx->save_for_backward({saved.logits, saved.input_ids, saved.mask, saved.lse});
+    return out;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& logits = saved[0];
-    const at::Tensor& input_ids = saved[1];
-    const at::Tensor& mask = saved[2];
-    const at::Tensor& lse = saved[3];
-    const at::Tensor& g = grad_outputs[0];
-    // g per scored position, [N, T-1]
-    const at::Tensor g_token = (ctx->saved_data["reduce"].toBool() ? g.unsqueeze(1) : g.slice(1, 1)) * mask;
-    const at::Tensor minus_g_token = -g_token;  // [N, T-1]: folds the sign into the one multiply
-    const int64_t length = input_ids.size(1) - 1;
-    if (length == 1 && logits.size(1) == 1 && logits.scalar_type() == at::kFloat) {
-      // one scored position: the loop below without its narrows (the same kernels, same values)
-      at::Tensor grad = at::empty_like(logits);
-      at::Tensor part = grad.select(1, 0);
-      at::sub_out(part, logits.select(1, 0), lse);
-      part.exp_().mul_(minus_g_token);
-      part.scatter_add_(-1, input_ids.narrow(1, 1, 1), g_token);
-      return {grad, at::Tensor(), at::Tensor(), at::Tensor()};
-    }
-    const int64_t chunk = positions_per_chunk(logits);
-    at::Tensor grad = length == logits.size(1) ? at::empty_like(logits) : at::zeros_like(logits);
-    for (int64_t start = 0; start < length; start += chunk) {
-      const int64_t len = std::min(chunk, length - start);
-      const at::Tensor g_part = g_token.narrow(1, start, len).unsqueeze(-1);
-      const at::Tensor targets = input_ids.narrow(1, start + 1, len).unsqueeze(-1);
-      at::Tensor out = grad.narrow(1, start, len);
-      const bool direct = logits.scalar_type() == at::kFloat;
-      // -softmax * g, then + g at the target token
-      at::Tensor part = direct ? out : at::empty(out.sizes(), out.options().dtype(at::kFloat));
-      at::sub_out(part, logits.narrow(1, start, len).to(at::kFloat), lse.narrow(1, start, len).unsqueeze(-1));
-      part.exp_().mul_(minus_g_token.narrow(1, start, len).unsqueeze(-1));
-      part.scatter_add_(-1, targets, g_part);
-      if (!direct) out.copy_(part);
-    }
-    return {grad, at::Tensor(), at::Tensor(), at::Tensor()};
+    const auto tensors = ctx->get_saved_variables();
+    TokenLogpsSaved saved;
+    saved.logits = tensors[0];
+    saved.input_ids = tensors[1];
+    saved.mask = tensors[2];
+    saved.lse = tensors[3];
+    saved.reduce = ctx->saved_data["reduce"].toBool();
+    return {token_logps_backward(saved, grad_outputs[0]), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -193,13 +214,30 @@ struct SoftTargetCrossEntropy : public torch::autograd::Function<SoftTargetCross
   }
 };
 
+at::Tensor float_mask(const at::Tensor& input_ids, const at::Tensor& response_mask) {
+  const at::Tensor mask = response_mask.defined() ? response_mask : at::ones(input_ids.sizes(), at::kFloat);
+  return mask.scalar_type() == at::kFloat ? mask : mask.to(at::kFloat);
+}
+
 at::Tensor token_logps(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask,
                        bool reduce) {
-  const at::Tensor mask = response_mask.defined() ? response_mask : at::ones(input_ids.sizes(), at::kFloat);
-  return TokenLogps::apply(logits, input_ids, mask.scalar_type() == at::kFloat ? mask : mask.to(at::kFloat), reduce);
+  return TokenLogps::apply(logits, input_ids, float_mask(input_ids, response_mask), reduce);
 }
 
 }  // namespace
+
+at::Tensor DirectSequenceLogps::forward(const at::Tensor& logits, const at::Tensor& input_ids,
+                                        const at::Tensor& response_mask) {
+  if (input_ids.size(1) < 2) throw std::invalid_argument("DirectSequenceLogps: rows without a scored token");
+  return token_logps_forward(logits, input_ids, float_mask(input_ids, response_mask), /*reduce=*/true, saved_);
+}
+
+at::Tensor DirectSequenceLogps::backward(const at::Tensor& grad_logps) {
+  if (!saved_.logits.defined()) throw std::logic_error("DirectSequenceLogps: backward without a forward before it");
+  at::Tensor grad = token_logps_backward(saved_, grad_logps);
+  saved_ = TokenLogpsSaved();
+  return grad;
+}
 
 at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask) {
   const int64_t length = input_ids.size(1);
@@ -216,23 +254,53 @@ at::Tensor sequence_logps(const at::Tensor& logits, const at::Tensor& input_ids,
   return token_logps(logits, input_ids, response_mask, /*reduce=*/true);
 }
 
-SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
-                               bool want_scalar, bool want_token_logps, bool want_logit_sums) {
-  SequenceScores out;
+ModelInput scoring_input(const SequenceTensors& rows, bool want_scalar) {
   ModelInput input;
-  input.want_logits = want_logps;
   input.want_scalar = want_scalar;
   const int64_t length = rows.input_ids.size(1);
   if (!want_scalar && length > 1) {
-    // logits at the last position score nothing; a causal model gives the same logits for the
-    // other positions without it.
     input.input_ids = rows.input_ids.slice(1, 0, length - 1);
     input.attention_mask = rows.attention_mask.slice(1, 0, length - 1);
   } else {
     input.input_ids = rows.input_ids;
     input.attention_mask = rows.attention_mask;
   }
-  ModelOutput output = model.forward(input);
+  return input;
+}
+
+at::Tensor model_logits(Model& model, const ModelInput& input, at::Tensor* direct) {
+  if (direct != nullptr) {
+    *direct = at::Tensor();
+    if (auto* fast = dynamic_cast<DirectBackward*>(&model); fast != nullptr && !input.want_scalar && input.cache == nullptr) {
+      *direct = fast->forward_direct(input).requires_grad_(true);
+      return *direct;
+    }
+  }
+  return model.forward(input).logits;
+}
+
+void finish_direct_backward(Model& model, at::Tensor& leaf) {
+  if (!leaf.defined()) return;
+  const at::Tensor grad = leaf.grad();
+  leaf = at::Tensor();
+  if (!grad.defined()) return;
+  at::NoGradGuard no_grad;
+  dynamic_cast<DirectBackward&>(model).backward_direct(grad);
+}
+
+SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
+                               bool want_scalar, bool want_token_logps, bool want_logit_sums, at::Tensor* direct) {
+  SequenceScores out;
+  ModelInput input = scoring_input(rows, want_scalar);
+  input.want_logits = want_logps;
+  const int64_t length = rows.input_ids.size(1);
+  ModelOutput output;
+  if (direct != nullptr && want_logps && !want_scalar) {
+    output.logits = model_logits(model, input, direct);
+  } else {
+    if (direct != nullptr) *direct = at::Tensor();
+    output = model.forward(input);
+  }
   if (want_logps) {
     if (!output.logits.defined()) throw std::runtime_error("the model returned no logits");
     if (want_token_logps) {

@@ -8,6 +8,8 @@
 
 #include <ATen/ATen.h>
 
+#include "prefengine/model.h"
+
 namespace prefengine {
 
 class Model;
@@ -48,6 +50,24 @@ at::Tensor gather_token_logps(const at::Tensor& logits, const at::Tensor& input_
 // without the [N, T] result. One autograd node.
 at::Tensor sequence_logps(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask);
 
+// What the backward of the token log-probs needs (the saved logits and logsumexp).
+struct TokenLogpsSaved {
+  at::Tensor logits, input_ids, mask, lse;
+  bool reduce = true;
+};
+
+// sequence_logps outside autograd (the direct step of a DirectBackward model with a loss that
+// has its gradient in closed form): forward() gives sequence_logps's values, backward() from
+// dL/dlogps the dL/dlogits that sequence_logps's autograd node gives, bit for bit (the same code).
+class DirectSequenceLogps {
+ public:
+  at::Tensor forward(const at::Tensor& logits, const at::Tensor& input_ids, const at::Tensor& response_mask);
+  at::Tensor backward(const at::Tensor& grad_logps);  // once per forward
+
+ private:
+  TokenLogpsSaved saved_;
+};
+
 // [N] -sum_v targets[n, v] * log softmax(scores[n])[v] (cross-entropy to a target distribution)
 // for scores [N, V] and targets [N, V]; fp32, one autograd node.
 at::Tensor soft_target_cross_entropy(const at::Tensor& scores, const at::Tensor& targets);
@@ -62,8 +82,26 @@ struct SequenceScores {
 
 // Runs the model over the rows and scores the response tokens. Only the logits needed are
 // computed: without the scalar head the last position is dropped (causal models do not need it).
+// `direct` (optional): when it is set, the model has the DirectBackward capability and the scalar
+// head is not wanted, the logits come from forward_direct, outside autograd, as a leaf that
+// requires grad, and *direct is that leaf: after the loss's backward, finish_direct_backward hands
+// its gradient to the model. Otherwise *direct is left undefined.
 SequenceScores score_sequences(Model& model, const SequenceTensors& rows, bool want_logps,
-                               bool want_scalar, bool want_token_logps = false, bool want_logit_sums = false);
+                               bool want_scalar, bool want_token_logps = false, bool want_logit_sums = false,
+                               at::Tensor* direct = nullptr);
+
+// The model input that scores `rows`: without the scalar head the last position is dropped
+// (its logits score nothing; a causal model gives the same logits for the others without it).
+ModelInput scoring_input(const SequenceTensors& rows, bool want_scalar);
+
+// The model's logits for `input`: forward()'s, or, when `direct` is set and the model has the
+// DirectBackward capability, forward_direct's as a leaf that requires grad (then also in *direct).
+at::Tensor model_logits(Model& model, const ModelInput& input, at::Tensor* direct);
+
+// After the backward of a loss on the logits of model_logits / score_sequences with `direct`: the
+// leaf's gradient through the model's backward_direct (nothing when the leaf is undefined or got no
+// gradient). Resets `leaf`.
+void finish_direct_backward(Model& model, at::Tensor& leaf);
 
 // A model whose responses are single tokens (SingleTokenResponses, the toy model) takes prompt
 // ids from its own domain, not its output vocabulary: each distinct prompt id goes through the

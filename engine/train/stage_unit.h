@@ -79,6 +79,10 @@ class StageUnit {
   // Forward and loss on one micro-batch. The loop checks the loss, backpropagates it (divided by
   // info.micro_batches) and averages out.metrics over the step's micro-batches.
   virtual LossOutput micro_batch(const std::vector<int64_t>& rows, const StepInfo& info) = 0;
+  // Backpropagates the micro-batch's loss, divided by info.micro_batches (default: autograd from
+  // out.loss). A unit whose micro_batch computed the gradient in closed form (the direct step of a
+  // DirectBackward model) sends it through the model itself instead.
+  virtual void backward(const LossOutput& out, const StepInfo& info);
   // After the micro-batch's backward (e.g. to read the gradient of retained tensors).
   virtual void after_backward(const StepInfo& /*info*/) {}
 
@@ -102,6 +106,10 @@ class StageUnit {
   // One line for the log at the stage's start, e.g. "pairwise, loss dpo: 64 pairs".
   virtual std::string describe(int64_t records) const = 0;
 };
+
+// What autograd hands a micro-batch's loss in StageUnit::backward: 1, or 1/k in a step of k
+// micro-batches (the same bits), for losses that give their gradient in closed form.
+at::Tensor loss_grad_output(const StepInfo& info);
 
 // A registered stage kind.
 struct StageKindSpec {

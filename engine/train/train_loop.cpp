@@ -258,8 +258,7 @@ LoopResult run_train_loop(StageUnit& unit, StageContext& context, MetricsLogger*
           }
           loss_sum += value;
           ++micro_count;
-          if (info.micro_batches == 1) out.loss.backward();
-          else (out.loss / static_cast<double>(info.micro_batches)).backward();
+          unit.backward(out, info);
           unit.after_backward(info);
           if (info.log_now) plugin_metrics.add(out.metrics);
         }

@@ -61,6 +61,28 @@ class PREFENGINE_API SingleTokenResponses {
   virtual ~SingleTokenResponses();
 };
 
+// A capability a model adds beside Model: its logits and their backward without autograd. For a
+// model whose step costs its operator count rather than its arithmetic (the toy MLP: a few thousand
+// weights), autograd's graph (nodes, saved tensors, the engine, a gradient accumulator per
+// parameter) is a large share of a step. The engine's sft and pairwise stages then take the logits
+// from forward_direct as a leaf, run only what follows them (log-probs, the loss plugin) in
+// autograd, and hand the leaf's gradient to backward_direct. The contract: forward_direct gives
+// forward()'s logits and backward_direct adds the gradients autograd would add, so that a run is
+// the same either way (the toy model runs the same kernels in the same order: the same bits).
+// dynamic_cast<DirectBackward*>(&model).
+class PREFENGINE_API DirectBackward {
+ public:
+  virtual ~DirectBackward();
+  // forward(input).logits ([B, T, V]) computed without an autograd graph (input.want_scalar and
+  // input.cache are not supported); the model keeps what backward_direct needs until the next
+  // call.
+  virtual at::Tensor forward_direct(const ModelInput& input) = 0;
+  // Adds dL/dparameter to the .grad() of every parameter that requires grad (creating it when
+  // undefined), given dL/dlogits (`grad_logits`, the shape of the last forward_direct's logits).
+  // Called at most once per forward_direct, with gradient recording off.
+  virtual void backward_direct(const at::Tensor& grad_logits) = 0;
+};
+
 // A capability a model adds beside Model: low-rank adapters (LoRA) trained on frozen base weights
 // (the transformer plugin's `lora:` option). With the adapters switched off the model computes its
 // base weights alone, so while the adapters are still the identity (a stage's start before any

@@ -55,26 +55,43 @@ inline std::vector<Metric> reward_metrics(const at::Tensor& chosen_rewards,
 namespace pairwise_detail {
 
 // mean_i -[(1 - eps) log sigma(z_i) + eps log sigma(-z_i)],
-// z = beta_w (pi_w - ref_w) - beta_l (pi_l - ref_l), as one autograd node with the closed-form
-// gradient dL/dz_i = [-(1 - eps) sigma(-z_i) + eps sigma(z_i)] / B (then times +-beta per input).
-// The same value as log_sigmoid on autograd ops, without their seven backward nodes.
+// z = beta_w (pi_w - ref_w) - beta_l (pi_l - ref_l); `z` receives z. Undefined references count as 0.
+inline at::Tensor sigmoid_pair_value(const at::Tensor& chosen, const at::Tensor& rejected, const at::Tensor& ref_chosen,
+                                     const at::Tensor& ref_rejected, double beta_w, double beta_l, double eps,
+                                     at::Tensor& z) {
+  at::Tensor h_w = ref_chosen.defined() ? chosen - ref_chosen : chosen;
+  at::Tensor h_l = ref_rejected.defined() ? rejected - ref_rejected : rejected;
+  z = beta_w == beta_l ? (h_w - h_l).mul_(beta_w) : h_w.mul(beta_w).sub_(h_l, beta_l);
+  at::Tensor per_pair = at::log_sigmoid(z).neg_();
+  if (eps > 0) per_pair = per_pair.mul_(1.0 - eps).sub_(at::log_sigmoid(-z), eps);
+  return per_pair.mean();
+}
+
+// The closed-form dL/dz_i = [-(1 - eps) sigma(-z_i) + eps sigma(z_i)] * grad_output / B.
+inline at::Tensor sigmoid_pair_dz(const at::Tensor& z, double eps, const at::Tensor& grad_output) {
+  at::Tensor dz = at::sigmoid(-z).mul_(-(1.0 - eps));
+  if (eps > 0) dz.add_(at::sigmoid(z), eps);
+  dz.mul_(grad_output / static_cast<double>(z.numel()));
+  return dz;
+}
+
+// sigmoid_pair_value as one autograd node with the closed-form gradient (then times +-beta per
+// input): the same value as log_sigmoid on autograd ops, without their seven backward nodes.
 struct SigmoidPairLoss : public torch::autograd::Function<SigmoidPairLoss> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& chosen,
                             const at::Tensor& rejected, const c10::optional<at::Tensor>& ref_chosen,
                             const c10::optional<at::Tensor>& ref_rejected, double beta_w, double beta_l,
                             double eps) {
-    at::Tensor h_w = ref_chosen ? chosen - *ref_chosen : chosen;
-    at::Tensor h_l = ref_rejected ? rejected - *ref_rejected : rejected;
-    const at::Tensor z = beta_w == beta_l ? (h_w - h_l).mul_(beta_w) : h_w.mul(beta_w).sub_(h_l, beta_l);
-    at::Tensor per_pair = at::log_sigmoid(z).neg_();
-    if (eps > 0) per_pair = per_pair.mul_(1.0 - eps).sub_(at::log_sigmoid(-z), eps);
+    at::Tensor z;
+    at::Tensor loss = sigmoid_pair_value(chosen, rejected, ref_chosen ? *ref_chosen : at::Tensor(),
+                                         ref_rejected ? *ref_rejected : at::Tensor(), beta_w, beta_l, eps, z);
     ctx->save_for_backward({z});
     ctx->saved_data["beta_w"] = beta_w;
     ctx->saved_data["beta_l"] = beta_l;
     ctx->saved_data["eps"] = eps;
     ctx->saved_data["has_ref_w"] = ref_chosen.has_value();
     ctx->saved_data["has_ref_l"] = ref_rejected.has_value();
-    return per_pair.mean();
+    return loss;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -82,11 +99,7 @@ struct SigmoidPairLoss : public torch::autograd::Function<SigmoidPairLoss> {
     const at::Tensor z = ctx->get_saved_variables()[0];
     const double beta_w = ctx->saved_data["beta_w"].toDouble();
     const double beta_l = ctx->saved_data["beta_l"].toDouble();
-    const double eps = ctx->saved_data["eps"].toDouble();
-    // dL/dz per pair, times the upstream gradient and 1/B
-    at::Tensor dz = at::sigmoid(-z).mul_(-(1.0 - eps));
-    if (eps > 0) dz.add_(at::sigmoid(z), eps);
-    dz.mul_(grad_outputs[0] / static_cast<double>(z.numel()));
+    const at::Tensor dz = sigmoid_pair_dz(z, ctx->saved_data["eps"].toDouble(), grad_outputs[0]);
     // needs_input_grad counts the tensor inputs that are present: chosen, rejected, then the refs
     const bool has_ref_w = ctx->saved_data["has_ref_w"].toBool();
     const bool has_ref_l = ctx->saved_data["has_ref_l"].toBool();
@@ -116,6 +129,23 @@ inline at::Tensor sigmoid_pair_loss(const at::Tensor& chosen, const at::Tensor& 
   const auto optional = [](const at::Tensor& t) { return t.defined() ? c10::optional<at::Tensor>(t) : c10::nullopt; };
   return pairwise_detail::SigmoidPairLoss::apply(chosen, rejected, optional(ref_chosen), optional(ref_rejected), beta_w,
                                         beta_l, label_smoothing);
+}
+
+// sigmoid_pair_loss without autograd, for PairwiseGradient::pairwise_with_gradient: the same
+// value, and grad_output times its gradient in chosen and rejected (the same bits as autograd's
+// through sigmoid_pair_loss).
+inline at::Tensor sigmoid_pair_loss_with_gradient(const at::Tensor& chosen, const at::Tensor& rejected,
+                                                  const at::Tensor& ref_chosen, const at::Tensor& ref_rejected,
+                                                  double beta_w, double beta_l, double label_smoothing,
+                                                  const at::Tensor& grad_output, at::Tensor& grad_chosen,
+                                                  at::Tensor& grad_rejected) {
+  at::Tensor z;
+  at::Tensor loss = pairwise_detail::sigmoid_pair_value(chosen, rejected, ref_chosen, ref_rejected, beta_w, beta_l,
+                                                        label_smoothing, z);
+  const at::Tensor dz = pairwise_detail::sigmoid_pair_dz(z, label_smoothing, grad_output);
+  grad_chosen = dz * beta_w;
+  grad_rejected = dz * -beta_l;
+  return loss;
 }
 
 }  // namespace prefengine

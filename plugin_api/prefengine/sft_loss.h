@@ -25,4 +25,18 @@ class PREFENGINE_API SftLoss : public Loss {
   virtual LossOutput sft(const SftBatch& batch) = 0;
 };
 
+// A capability an SFT loss adds beside SftLoss: its gradient in closed form, for a step without
+// autograd when the model runs outside it (DirectBackward; see PairwiseGradient in
+// prefengine/pairwise_loss.h for the contract). The engine calls it only for batches whose rows
+// all have a target distribution or all have a completion, with tensors that do not require grad,
+// and only for losses whose requirements() ask for no token_logps. It returns what sft() returns
+// and sets grad_next_token_logits ([B, V], distribution batches) or grad_logps ([B], completion
+// batches) to grad_output * dloss/d(that input).
+class PREFENGINE_API SftGradient {
+ public:
+  virtual ~SftGradient();
+  virtual LossOutput sft_with_gradient(const SftBatch& batch, const at::Tensor& grad_output,
+                                       at::Tensor& grad_next_token_logits, at::Tensor& grad_logps) = 0;
+};
+
 }  // namespace prefengine

@@ -93,6 +93,16 @@ class PairwiseStage : public StageUnit {
       probe_ = std::make_unique<ResponseDistributionProbe>(records_, model_->vocab_size());
     }
     feedback_wanted_ = context.loss->wants_step_feedback();
+    direct_ = context.config.direct_backward;
+    // The direct step: the model outside autograd and the loss's gradient in closed form, on steps
+    // that log nothing (log steps keep autograd after the logits, for the gradient diagnostics).
+    direct_model_ = direct_ ? dynamic_cast<DirectBackward*>(model_) : nullptr;
+    closed_form_ = direct_model_ != nullptr && req_.policy_logps && !req_.scalar_head && !req_.token_logps
+                       ? dynamic_cast<PairwiseGradient*>(loss_)
+                       : nullptr;
+    context.report["backward"] = closed_form_ != nullptr                     ? "direct"
+                                 : direct_model_ != nullptr && !req_.scalar_head ? "direct_model"
+                                                                                 : "autograd";
     model_->train();
     return n_;
   }
@@ -121,14 +131,70 @@ class PairwiseStage : public StageUnit {
     loaded_ = true;
   }
 
+  // A step that logs nothing, without autograd: forward_direct, the log-probs, the loss's
+  // closed-form gradient (backward() then sends it through the log-probs and the model).
+  LossOutput direct_micro_batch(const std::vector<int64_t>& batch_index, const StepInfo& info) {
+    const int64_t b = static_cast<int64_t>(batch_index.size());
+    std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
+    for (int64_t i : batch_index) rows_index.push_back(i + n_);
+    at::Tensor rows_tensor;
+    const SequenceTensors batch = packed_.select(rows_index, &rows_tensor);
+    const at::Tensor logits = direct_model_->forward_direct(scoring_input(batch, /*want_scalar=*/false));
+    const at::Tensor logps = direct_logps_.forward(logits, batch.input_ids, batch.response_mask);
+    PairwiseBatch pairs;
+    pairs.chosen_lengths = batch.lengths.slice(0, 0, b);
+    pairs.rejected_lengths = batch.lengths.slice(0, b);
+    pairs.chosen_logps = logps.slice(0, 0, b);
+    pairs.rejected_logps = logps.slice(0, b);
+    at::Tensor ref;
+    if (req_.reference_logps) {
+      ref = ref_logps_.index_select(0, rows_tensor);
+      pairs.ref_chosen_logps = ref.slice(0, 0, b);
+      pairs.ref_rejected_logps = ref.slice(0, b);
+    }
+    pairs.want_metrics = false;
+    if (feedback_wanted_) record_feedback(logps, ref, pairs, b);
+    at::Tensor grad_w, grad_l;
+    LossOutput out = call_loss_plugin(loss_name_, [&] {
+      return closed_form_->pairwise_with_gradient(pairs, loss_grad_output(info), grad_w, grad_l);
+    });
+    const auto check = [&](const at::Tensor& g, const char* name) {
+      if (!g.defined() || g.dim() != 1 || g.size(0) != b) {
+        throw std::runtime_error("loss plugin '" + loss_name_ + "': pairwise_with_gradient gave no " + name +
+                                 " of shape [" + std::to_string(b) + "]");
+      }
+    };
+    check(grad_w, "grad_chosen");
+    check(grad_l, "grad_rejected");
+    direct_grad_ = at::cat({grad_w, grad_l});  // what autograd's split node gives the log-probs
+    return out;
+  }
+
+  void backward(const LossOutput& out, const StepInfo& info) override {
+    if (!direct_grad_.defined()) {
+      StageUnit::backward(out, info);
+      return;
+    }
+    c10::InferenceMode no_autograd;
+    const at::Tensor grad = std::move(direct_grad_);
+    direct_grad_ = at::Tensor();
+    direct_model_->backward_direct(direct_logps_.backward(grad));
+  }
+
   LossOutput micro_batch(const std::vector<int64_t>& batch_index, const StepInfo& info) override {
+    if (closed_form_ != nullptr && !info.log_now) {
+      // no autograd at all: InferenceMode also skips the autograd dispatch of every operator
+      c10::InferenceMode no_autograd;
+      return direct_micro_batch(batch_index, info);
+    }
     const int64_t b = static_cast<int64_t>(batch_index.size());
     std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
     for (int64_t i : batch_index) rows_index.push_back(i + n_);
     at::Tensor rows_tensor;
     const SequenceTensors batch = packed_.select(rows_index, &rows_tensor);
     SequenceScores scores = score_sequences(*model_, batch, req_.policy_logps, req_.scalar_head, req_.token_logps,
-                                            /*want_logit_sums=*/info.log_now && req_.policy_logps);
+                                            /*want_logit_sums=*/info.log_now && req_.policy_logps,
+                                            direct_ ? &direct_logits_ : nullptr);
     if (scores.logit_sums.defined()) {  // TRL's logits/chosen, logits/rejected: over the step's response tokens
       const at::Tensor tokens = batch.lengths.to(at::kDouble);
       logit_sum_w_ += scores.logit_sums.slice(0, 0, b).sum().item<double>();
@@ -167,15 +233,18 @@ class PairwiseStage : public StageUnit {
       pairs.chosen_rewards = scores.scalar.slice(0, 0, b);
       pairs.rejected_rewards = scores.scalar.slice(0, b);
     }
-    if (feedback_wanted_ && logps_all_.defined()) {
-      const at::Tensor l = logps_all_.detach().to(at::kDouble);
-      fb_.push_back({l.slice(0, 0, b).sum().item<double>(), l.slice(0, b).sum().item<double>(),
-                     ref.defined() ? ref.slice(0, 0, b).sum().item<double>() : 0.0,
-                     ref.defined() ? ref.slice(0, b).sum().item<double>() : 0.0,
-                     pairs.chosen_lengths.sum().item<double>(), pairs.rejected_lengths.sum().item<double>(),
-                     static_cast<double>(b)});
-    }
+    if (feedback_wanted_ && logps_all_.defined()) record_feedback(logps_all_, ref, pairs, b);
     return call_loss_plugin(loss_name_, [&] { return loss_->pairwise(pairs); });
+  }
+
+  // What StepFeedback needs of a micro-batch (sums over its pairs).
+  void record_feedback(const at::Tensor& logps, const at::Tensor& ref, const PairwiseBatch& pairs, int64_t b) {
+    const at::Tensor l = logps.detach().to(at::kDouble);
+    fb_.push_back({l.slice(0, 0, b).sum().item<double>(), l.slice(0, b).sum().item<double>(),
+                   ref.defined() ? ref.slice(0, 0, b).sum().item<double>() : 0.0,
+                   ref.defined() ? ref.slice(0, b).sum().item<double>() : 0.0,
+                   pairs.chosen_lengths.sum().item<double>(), pairs.rejected_lengths.sum().item<double>(),
+                   static_cast<double>(b)});
   }
 
   // The sequence 3D diagnostics of a micro-batch (docs/algorithms.md, "Sequence diagnostics"):
@@ -196,6 +265,7 @@ class PairwiseStage : public StageUnit {
   }
 
   void after_backward(const StepInfo& info) override {
+    finish_direct_backward(*model_, direct_logits_);
     if (!info.log_now || !logps_all_.defined() || !logps_all_.grad().defined()) return;
     // per-pair dL_i/dlogp: the loss is a mean over b pairs and the step's micro-batches
     const at::Tensor g = logps_all_.grad() * static_cast<double>(micro_rows_ * info.micro_batches);
@@ -289,6 +359,12 @@ class PairwiseStage : public StageUnit {
   double logit_sum_w_ = 0, logit_sum_l_ = 0, logit_tokens_w_ = 0, logit_tokens_l_ = 0;  // TRL's logits/*
   bool feedback_wanted_ = false;
   std::vector<std::array<double, 7>> fb_;
+  bool direct_ = true;         // the experiment's direct_backward
+  at::Tensor direct_logits_;   // the micro-batch's logits leaf when the model runs outside autograd
+  DirectBackward* direct_model_ = nullptr;     // the model, when it runs outside autograd
+  PairwiseGradient* closed_form_ = nullptr;    // the loss, when its gradient is in closed form too
+  DirectSequenceLogps direct_logps_;           // the direct step's log-probs
+  at::Tensor direct_grad_;                     // the direct step's dL/dlogps, for backward()
 };
 
 }  // namespace

@@ -43,6 +43,16 @@ class SftStage : public StageUnit {
     packed_ = pack_sequences(rows);
     std::vector<int64_t> flags(is_distribution_.begin(), is_distribution_.end());
     distribution_flags_ = at::tensor(flags, at::kLong).to(at::kBool);
+    direct_ = context.config.direct_backward;
+    // The direct step (the model outside autograd, the loss's gradient in closed form) on steps
+    // that log nothing.
+    direct_model_ = direct_ ? dynamic_cast<DirectBackward*>(model_) : nullptr;
+    closed_form_ = direct_model_ != nullptr && requirements_.policy_logps && !requirements_.token_logps
+                       ? dynamic_cast<SftGradient*>(loss_)
+                       : nullptr;
+    context.report["backward"] = closed_form_ != nullptr    ? "direct"
+                                 : direct_model_ != nullptr ? "direct_model"
+                                                            : "autograd";
     model_->train();
     return n;
   }
@@ -67,7 +77,14 @@ class SftStage : public StageUnit {
     ModelInput input;
     input.input_ids = batch.input_ids;
     input.attention_mask = batch.attention_mask;
-    at::Tensor logits = model_->forward(input).logits;
+    // The direct step takes batches of one kind of row; distribution rows one token long (the
+    // toy model's prompt-only rows, whose logits are [B, 1, V]).
+    if (closed_form_ != nullptr && !info.log_now && any_distribution != any_completion &&
+        (!any_distribution || batch.input_ids.size(1) == 1)) {
+      c10::InferenceMode no_autograd;  // no autograd at all: skips its dispatch of every operator
+      return direct_micro_batch(input, batch, rows_tensor, any_distribution, info);
+    }
+    at::Tensor logits = model_logits(*model_, input, direct_ ? &direct_logits_ : nullptr);
     if (logits.scalar_type() != at::kFloat) logits = logits.to(at::kFloat);
     SftBatch sft;
     sft.want_metrics = info.log_now;
@@ -96,6 +113,48 @@ class SftStage : public StageUnit {
     return call_loss_plugin(loss_name_, [&] { return loss_->sft(sft); });
   }
 
+  LossOutput direct_micro_batch(const ModelInput& input, const SequenceTensors& batch, const at::Tensor& rows_tensor,
+                                bool distribution, const StepInfo& info) {
+    const at::Tensor logits = direct_model_->forward_direct(input);
+    SftBatch sft;
+    sft.want_metrics = false;
+    sft.has_distribution = distribution_flags_.index_select(0, rows_tensor);
+    sft.lengths = batch.lengths;
+    if (distribution) {
+      sft.next_token_logits = logits.select(1, 0);
+      sft.target_distribution = targets_.index_select(0, rows_tensor);
+    } else {
+      sft.logps = direct_logps_.forward(logits, batch.input_ids, batch.response_mask);
+    }
+    at::Tensor grad_next, grad_logps;
+    LossOutput out = call_loss_plugin(loss_name_, [&] {
+      return closed_form_->sft_with_gradient(sft, loss_grad_output(info), grad_next, grad_logps);
+    });
+    const at::Tensor& grad = distribution ? grad_next : grad_logps;
+    const at::Tensor& input_of = distribution ? sft.next_token_logits : sft.logps;
+    if (!grad.defined() || grad.sizes() != input_of.sizes()) {
+      throw std::runtime_error("loss plugin '" + loss_name_ + "': sft_with_gradient gave no " +
+                               (distribution ? "grad_next_token_logits" : "grad_logps") + " of the input's shape");
+    }
+    direct_grad_ = grad;
+    direct_distribution_ = distribution;
+    return out;
+  }
+
+  void backward(const LossOutput& out, const StepInfo& info) override {
+    if (!direct_grad_.defined()) {
+      StageUnit::backward(out, info);
+      return;
+    }
+    c10::InferenceMode no_autograd;
+    const at::Tensor grad = std::move(direct_grad_);
+    direct_grad_ = at::Tensor();
+    // dL/dlogits: the next-token logits are position 0 of [B, 1, V] (what select's backward gives)
+    direct_model_->backward_direct(direct_distribution_ ? grad.unsqueeze(1) : direct_logps_.backward(grad));
+  }
+
+  void after_backward(const StepInfo& /*info*/) override { finish_direct_backward(*model_, direct_logits_); }
+
   std::string describe_rows(const std::vector<int64_t>& rows) const override {
     return describe_record_sources(records_, rows);
   }
@@ -116,6 +175,13 @@ class SftStage : public StageUnit {
   at::Tensor targets_;
   std::vector<bool> is_distribution_;
   at::Tensor distribution_flags_;  // [records] bool: is_distribution_ as a tensor, selected per batch
+  bool direct_ = true;             // the experiment's direct_backward
+  at::Tensor direct_logits_;       // the micro-batch's logits leaf when the model runs outside autograd
+  DirectBackward* direct_model_ = nullptr;  // the model, when it runs outside autograd
+  SftGradient* closed_form_ = nullptr;      // the loss, when its gradient is in closed form too
+  DirectSequenceLogps direct_logps_;        // the direct step's log-probs of completions
+  at::Tensor direct_grad_;                  // the direct step's dL/d(next-token logits or logps)
+  bool direct_distribution_ = false;        // direct_grad_ is of the next-token logits
 };
 
 }  // namespace

@@ -33,6 +33,16 @@ std::string stage_prefix(const StageOptions& stage) {
 
 StageUnit::~StageUnit() = default;
 
+at::Tensor loss_grad_output(const StepInfo& info) {
+  const at::Tensor one = at::ones({}, at::kFloat);  // backward()'s seed: ones_like(the fp32 loss)
+  return info.micro_batches == 1 ? one : one / static_cast<double>(info.micro_batches);
+}
+
+void StageUnit::backward(const LossOutput& out, const StepInfo& info) {
+  if (info.micro_batches == 1) out.loss.backward();
+  else (out.loss / static_cast<double>(info.micro_batches)).backward();
+}
+
 std::vector<UpdatePlan> StageUnit::plan(const std::vector<int64_t>& records, const StageOptions& stage,
                                         DataParallel& dp, std::mt19937_64& /*rng*/) {
   UpdatePlan update;

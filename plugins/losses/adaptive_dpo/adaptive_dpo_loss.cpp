@@ -59,7 +59,15 @@ LossRequirements AdaptiveDpoLoss::requirements() const {
   return r;
 }
 
-LossOutput AdaptiveDpoLoss::pairwise(const PairwiseBatch& batch) {
+LossOutput AdaptiveDpoLoss::pairwise(const PairwiseBatch& batch) { return compute(batch, nullptr, nullptr, nullptr); }
+
+LossOutput AdaptiveDpoLoss::pairwise_with_gradient(const PairwiseBatch& batch, const at::Tensor& grad_output,
+                                                   at::Tensor& grad_chosen, at::Tensor& grad_rejected) {
+  return compute(batch, &grad_output, &grad_chosen, &grad_rejected);
+}
+
+LossOutput AdaptiveDpoLoss::compute(const PairwiseBatch& batch, const at::Tensor* grad_output,
+                                    at::Tensor* grad_chosen, at::Tensor* grad_rejected) {
   const int64_t n = check_batch_tensor(batch.chosen_logps, "chosen_logps", -1, "adaptive_dpo");
   check_batch_tensor(batch.rejected_logps, "rejected_logps", n, "adaptive_dpo");
   check_batch_tensor(batch.ref_chosen_logps, "ref_chosen_logps", n, "adaptive_dpo");
@@ -68,8 +76,14 @@ LossOutput AdaptiveDpoLoss::pairwise(const PairwiseBatch& batch) {
   const double beta_l = beta_rejected_;
   // The same node as flex_dpo, at the betas of this step (the controller moves them between steps).
   LossOutput out;
-  out.loss = sigmoid_pair_loss(batch.chosen_logps, batch.rejected_logps, batch.ref_chosen_logps,
-                               batch.ref_rejected_logps, beta_w, beta_l);
+  if (grad_output == nullptr) {
+    out.loss = sigmoid_pair_loss(batch.chosen_logps, batch.rejected_logps, batch.ref_chosen_logps,
+                                 batch.ref_rejected_logps, beta_w, beta_l);
+  } else {  // the same value with its closed-form gradient (the engine's direct step)
+    out.loss = sigmoid_pair_loss_with_gradient(batch.chosen_logps, batch.rejected_logps, batch.ref_chosen_logps,
+                                               batch.ref_rejected_logps, beta_w, beta_l, 0.0, *grad_output,
+                                               *grad_chosen, *grad_rejected);
+  }
   // A step whose metrics are not logged skips them all (the engine drops them anyway), betas too:
   // every logged row carries the betas its step used.
   if (!batch.want_metrics) return out;

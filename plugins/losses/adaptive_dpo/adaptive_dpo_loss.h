@@ -32,12 +32,15 @@ struct AdaptiveDpoOptions {
 //   g     = chosen_logps - rejected_logps     (the step's mean log(pi_w/pi_l) over its pairs, in nats)
 //   m     = g on the first step, else ema*m + (1 - ema)*g
 //   beta_l = clip(beta_w * 10^target_ratio_log10 * exp(-m), beta_min, beta_max)
-class AdaptiveDpoLoss : public PairwiseLoss {
+class AdaptiveDpoLoss : public PairwiseLoss, public PairwiseGradient {
  public:
   explicit AdaptiveDpoLoss(PluginOptions& options);
 
   LossRequirements requirements() const override;
   LossOutput pairwise(const PairwiseBatch& batch) override;
+  // The same loss with its closed-form gradient (no autograd): the engine's direct step.
+  LossOutput pairwise_with_gradient(const PairwiseBatch& batch, const at::Tensor& grad_output,
+                                    at::Tensor& grad_chosen, at::Tensor& grad_rejected) override;
 
   NamedTensors state() const override;
   void load_state(const NamedTensors& state) override;
@@ -53,6 +56,9 @@ class AdaptiveDpoLoss : public PairwiseLoss {
   int64_t measured_steps() const { return measured_steps_; }
 
  private:
+  // pairwise() (grad_output null) or pairwise_with_gradient()
+  LossOutput compute(const PairwiseBatch& batch, const at::Tensor* grad_output, at::Tensor* grad_chosen,
+                     at::Tensor* grad_rejected);
   AdaptiveDpoOptions options_;
   double beta_rejected_;
   double smoothed_drop_;

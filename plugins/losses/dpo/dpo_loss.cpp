@@ -20,6 +20,17 @@ LossRequirements DpoLoss::requirements() const {
 }
 
 LossOutput DpoLoss::pairwise(const PairwiseBatch& batch) {
+  return compute(batch, nullptr, nullptr, nullptr);
+}
+
+LossOutput DpoLoss::pairwise_with_gradient(const PairwiseBatch& batch,
+                                           const at::Tensor& grad_output, at::Tensor& grad_chosen,
+                                           at::Tensor& grad_rejected) {
+  return compute(batch, &grad_output, &grad_chosen, &grad_rejected);
+}
+
+LossOutput DpoLoss::compute(const PairwiseBatch& batch, const at::Tensor* grad_output,
+                            at::Tensor* grad_chosen, at::Tensor* grad_rejected) {
   const int64_t n = check_batch_tensor(batch.chosen_logps, "chosen_logps", -1, "dpo");
   check_batch_tensor(batch.rejected_logps, "rejected_logps", n, "dpo");
   at::Tensor ref_w, ref_l;
@@ -33,8 +44,14 @@ LossOutput DpoLoss::pairwise(const PairwiseBatch& batch) {
   // -log sigma(beta (h_w - h_l)) (cDPO: label smoothing), h = logp - ref_logp, in one autograd node
   // with its closed-form gradient; log_sigmoid keeps it finite for any finite margin.
   LossOutput out;
-  out.loss = sigmoid_pair_loss(batch.chosen_logps, batch.rejected_logps, ref_w, ref_l, beta, beta,
-                               options_.label_smoothing);
+  if (grad_output == nullptr) {
+    out.loss = sigmoid_pair_loss(batch.chosen_logps, batch.rejected_logps, ref_w, ref_l, beta, beta,
+                                 options_.label_smoothing);
+  } else {  // the same value with its closed-form gradient (the engine's direct step)
+    out.loss = sigmoid_pair_loss_with_gradient(batch.chosen_logps, batch.rejected_logps, ref_w,
+                                               ref_l, beta, beta, options_.label_smoothing,
+                                               *grad_output, *grad_chosen, *grad_rejected);
+  }
   if (!batch.want_metrics) return out;  // a step whose metrics are not logged
   const at::Tensor h_w = ref_w.defined() ? batch.chosen_logps - ref_w : batch.chosen_logps;
   const at::Tensor h_l = ref_l.defined() ? batch.rejected_logps - ref_l : batch.rejected_logps;

@@ -14,16 +14,22 @@ struct DpoOptions {
 
 // Per pair: z = beta*(h_w - h_l), L = -(1-eps)*log sigma(z) - eps*log sigma(-z), with
 // h = logp_theta - logp_ref (or logp_theta when reference_free). The loss is the batch mean.
-class DpoLoss : public PairwiseLoss {
+class DpoLoss : public PairwiseLoss, public PairwiseGradient {
  public:
   explicit DpoLoss(PluginOptions& options);
 
   LossRequirements requirements() const override;
   LossOutput pairwise(const PairwiseBatch& batch) override;
+  // The same loss with its closed-form gradient (no autograd): the engine's direct step.
+  LossOutput pairwise_with_gradient(const PairwiseBatch& batch, const at::Tensor& grad_output,
+                                    at::Tensor& grad_chosen, at::Tensor& grad_rejected) override;
 
   const DpoOptions& options() const { return options_; }
 
  private:
+  // pairwise() (grad_output null) or pairwise_with_gradient()
+  LossOutput compute(const PairwiseBatch& batch, const at::Tensor* grad_output, at::Tensor* grad_chosen,
+                     at::Tensor* grad_rejected);
   DpoOptions options_;
 };
 

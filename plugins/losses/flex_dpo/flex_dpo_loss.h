@@ -12,16 +12,22 @@ struct FlexDpoOptions {
 };
 
 // Per pair: z = beta_w*h_w - beta_l*h_l, L = -log sigma(z); the loss is the batch mean.
-class FlexDpoLoss : public PairwiseLoss {
+class FlexDpoLoss : public PairwiseLoss, public PairwiseGradient {
  public:
   explicit FlexDpoLoss(PluginOptions& options);
 
   LossRequirements requirements() const override;
   LossOutput pairwise(const PairwiseBatch& batch) override;
+  // The same loss with its closed-form gradient (no autograd): the engine's direct step.
+  LossOutput pairwise_with_gradient(const PairwiseBatch& batch, const at::Tensor& grad_output,
+                                    at::Tensor& grad_chosen, at::Tensor& grad_rejected) override;
 
   const FlexDpoOptions& options() const { return options_; }
 
  private:
+  // pairwise() (grad_output null) or pairwise_with_gradient()
+  LossOutput compute(const PairwiseBatch& batch, const at::Tensor* grad_output, at::Tensor* grad_chosen,
+                     at::Tensor* grad_rejected);
   FlexDpoOptions options_;
 };
 

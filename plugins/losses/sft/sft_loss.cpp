@@ -65,4 +65,42 @@ LossOutput SftCrossEntropyLoss::sft(const SftBatch& batch) {
   return out;
 }
 
+LossOutput SftCrossEntropyLoss::sft_with_gradient(const SftBatch& batch, const at::Tensor& grad_output,
+                                                  at::Tensor& grad_next_token_logits, at::Tensor& grad_logps) {
+  require(batch.has_distribution.defined(), "has_distribution is not set");
+  const int64_t rows = batch.has_distribution.numel();
+  const int64_t with_distribution = count_true(batch.has_distribution);
+  require(rows > 0, "an empty batch");
+  require(with_distribution == 0 || with_distribution == rows,
+          "sft_with_gradient takes batches of distribution rows or of completion rows, not both");
+  // autograd's backward of mean(): grad.expand(sizes) / numel; then each node's own formula
+  const at::Tensor per_row_grad = grad_output.expand({rows}) / rows;
+  LossOutput out;
+  if (with_distribution == rows) {
+    require(batch.next_token_logits.defined() && batch.next_token_logits.dim() == 2,
+            "rows with a target distribution need next_token_logits [B, V]");
+    require(batch.target_distribution.defined() &&
+                batch.target_distribution.sizes() == batch.next_token_logits.sizes(),
+            "target_distribution must have the shape of next_token_logits");
+    const at::ScalarType dtype = at::promote_types(batch.next_token_logits.scalar_type(), at::kFloat);
+    const at::Tensor log_probs = batch.next_token_logits.to(dtype).log_softmax(-1);
+    const at::Tensor target = batch.target_distribution.to(dtype);
+    out.loss = (-(target * log_probs).sum(-1)).mean();
+    // neg, sum (expand), mul (by the target), log_softmax
+    const at::Tensor summed = per_row_grad.neg().unsqueeze(-1).expand(log_probs.sizes());
+    grad_next_token_logits = at::_log_softmax_backward_data(summed * target, log_probs, -1, dtype);
+    if (dtype != batch.next_token_logits.scalar_type()) {
+      grad_next_token_logits = grad_next_token_logits.to(batch.next_token_logits.scalar_type());
+    }
+    return out;
+  }
+  require(batch.logps.defined() && batch.logps.dim() == 1, "completion rows need logps [B]");
+  require(batch.lengths.defined() && batch.lengths.sizes() == batch.logps.sizes(),
+          "lengths must have the shape of logps");
+  const at::Tensor lengths = batch.lengths.clamp_min(1);
+  out.loss = (-batch.logps / lengths).mean();
+  grad_logps = (per_row_grad / lengths).neg();  // div, then neg
+  return out;
+}
+
 }  // namespace prefengine::plugins::losses

@@ -24,73 +24,108 @@ ToyMlpOptions read_options(PluginOptions& o) {
   opt.layers = o.get_int("layers", opt.layers, 2, 64);
   return opt;
 }
-// The whole MLP (linear + ReLU layers, then the output layer) as ONE autograd node, on 2-D rows.
-// The toy model is tiny (a few thousand weights), so a step costs what its operators and autograd
-// nodes cost, not what its arithmetic costs: this replaces 3 Linear + 2 ReLU (8 nodes with the
-// transposes) by one node whose backward is the textbook chain rule (two matmuls, a bias sum and
-// a ReLU mask per layer). Outputs: logits [B, R] and the last hidden activation [B, H] (for the
-// scalar head). params = {W_0, b_0, W_1, b_1, ..., W_out, b_out}. The logits come out already in
-// the model's [B, T, R] shape (`logits_shape`): no view node after this one. An output that is not
-// used gets no gradient (not a materialised zero tensor, nor the add of it).
+// The MLP (linear + ReLU layers, then the output layer) on 2-D rows x: the logits [B, R] and the
+// activations its backward needs: x, h_1 .. h_{layers-1} (the last is the hidden output, which the
+// scalar head reads). params = {W_0, b_0, W_1, b_1, ..., W_out, b_out}.
+struct MlpForward {
+  at::Tensor logits;
+  std::vector<at::Tensor> activations;
+};
+
+MlpForward mlp_forward(const at::Tensor& x, at::TensorList params) {
+  const size_t layers = params.size() / 2;
+  MlpForward out;
+  out.activations.push_back(x);
+  at::Tensor h = x;
+  for (size_t i = 0; i + 1 < layers; ++i) {
+    h = at::addmm(params[2 * i + 1], h, params[2 * i].t()).relu_();
+    out.activations.push_back(h);
+  }
+  out.logits = at::addmm(params[2 * layers - 1], h, params[2 * layers - 2].t());
+  return out;
+}
+
+// The textbook chain rule through the MLP (two matmuls, a bias sum and a ReLU mask per layer),
+// from g = dL/dlogits [B, R] and dL/dh of the hidden output (`g_hidden`, may be undefined). Each
+// parameter's gradient goes to `accumulate(k, parameter, compute, add_into)` (k: its index in
+// params), which either adds it into an existing buffer (add_into: addmm_, C + A B with one
+// rounding of the same product, or add_) or takes compute()'s new tensor. Returns dL/dx when
+// `want_input_grad`. Autograd's node (FusedMlp) and the direct backward (ToyMlpModel::
+// backward_direct) both run this: the same kernels in the same order.
+template <typename Accumulate>
+at::Tensor mlp_backward(const std::vector<at::Tensor>& activations, at::TensorList params, at::Tensor g,
+                        const at::Tensor& g_hidden, bool want_input_grad, Accumulate&& accumulate) {
+  const size_t layers = params.size() / 2;
+  for (size_t i = layers; i-- > 0;) {
+    if (i + 1 < layers) g = at::threshold_backward(g, activations[i + 1], 0);
+    const at::Tensor& a = activations[i];
+    accumulate(
+        2 * i, params[2 * i], [&] { return at::mm(g.t(), a); }, [&](at::Tensor& grad) { grad.addmm_(g.t(), a); });
+    accumulate(
+        2 * i + 1, params[2 * i + 1], [&] { return g.sum(0); }, [&](at::Tensor& grad) { grad.add_(g.sum(0)); });
+    if (i > 0 || want_input_grad) {
+      g = at::mm(g, params[2 * i]);
+      // the hidden output feeds the scalar head: its gradient joins before the last ReLU mask
+      if (i + 1 == layers && g_hidden.defined()) g = g + g_hidden;
+    }
+  }
+  return want_input_grad ? g : at::Tensor();
+}
+
+// True when `grad` is a buffer the backward can add into in place (the engine's flat gradient).
+bool accumulates_in_place(const at::Tensor& grad, const at::Tensor& parameter) {
+  return grad.defined() && !grad.requires_grad() && grad.is_contiguous() &&
+         grad.scalar_type() == parameter.scalar_type() && grad.sizes() == parameter.sizes();
+}
+
+// The whole MLP as ONE autograd node. The toy model is tiny (a few thousand weights), so a step
+// costs what its operators and autograd nodes cost, not what its arithmetic costs: this replaces 3
+// Linear + 2 ReLU (8 nodes with the transposes) by one node. Outputs: logits (already in the
+// model's [B, T, R] shape, `logits_shape`: no view node after this one) and the last hidden
+// activation [B, H] (for the scalar head). An output that is not used gets no gradient (not a
+// materialised zero tensor, nor the add of it).
 struct FusedMlp : public torch::autograd::Function<FusedMlp> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                                                 at::TensorList params, at::IntArrayRef logits_shape) {
     ctx->set_materialize_grads(false);
-    const size_t layers = params.size() / 2;
-    std::vector<at::Tensor> saved = {x};
-    at::Tensor h = x;
-    for (size_t i = 0; i + 1 < layers; ++i) {
-      h = at::addmm(params[2 * i + 1], h, params[2 * i].t()).relu_();
-      saved.push_back(h);
-    }
-    const at::Tensor logits = at::addmm(params[2 * layers - 1], h, params[2 * layers - 2].t());
+    MlpForward f = mlp_forward(x, params);
+    const at::Tensor hidden = f.activations.back();
+    std::vector<at::Tensor> saved = std::move(f.activations);
     saved.insert(saved.end(), params.begin(), params.end());
     ctx->save_for_backward(saved);
-    ctx->saved_data["layers"] = static_cast<int64_t>(layers);
-    return {logits.view(logits_shape), h};
+    ctx->saved_data["layers"] = static_cast<int64_t>(params.size() / 2);
+    return {f.logits.view(logits_shape), hidden};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_outputs) {
-    const auto saved = ctx->get_saved_variables();
+    auto saved = ctx->get_saved_variables();
     const auto layers = static_cast<size_t>(ctx->saved_data["layers"].toInt());
     // saved: x, h_1 .. h_{layers-1}, then the parameters
-    const auto activation = [&](size_t i) -> const at::Tensor& { return saved[i]; };
-    const auto weight = [&](size_t i) -> const at::Tensor& { return saved[layers + 2 * i]; };
+    const std::vector<at::Tensor> params(saved.begin() + static_cast<std::ptrdiff_t>(layers), saved.end());
+    saved.resize(layers);
     torch::autograd::variable_list grads(1 + 2 * layers + 1);  // x, the parameters, logits_shape
-    at::Tensor g = grad_outputs[0].defined() ? grad_outputs[0].reshape({-1, weight(layers - 1).size(0)})
-                                             : at::zeros({activation(0).size(0), weight(layers - 1).size(0)},
-                                                         activation(0).options());
+    const int64_t outputs = params.back().size(0);
+    const at::Tensor g = grad_outputs[0].defined() ? grad_outputs[0].reshape({-1, outputs})
+                                                   : at::zeros({saved[0].size(0), outputs}, saved[0].options());
     // A parameter whose .grad() already exists (the engine's flat gradient buffer) gets its
-    // gradient added in place here: addmm_ (C += A B, one rounding of the same product) and add_
-    // (what AccumulateGrad does), and no gradient goes back to autograd for it: its
-    // AccumulateGrad node has nothing to add (six add_ and three weight-gradient temporaries fewer
-    // per step). Elsewhere (no .grad() yet, a double backward) the gradients are returned as usual.
+    // gradient added in place (what AccumulateGrad would do), and no gradient goes back to
+    // autograd for it: its AccumulateGrad node has nothing to add (six add_ and three
+    // weight-gradient temporaries fewer per step). Elsewhere (no .grad() yet, a double backward)
+    // the gradients are returned as usual.
     const bool direct = !torch::autograd::GradMode::is_enabled();
-    const auto accumulate = [&](size_t edge, const at::Tensor& parameter, auto&& compute, auto&& add_into) {
-      if (!ctx->needs_input_grad(edge)) return;
-      at::Tensor& grad = const_cast<at::Tensor&>(parameter).mutable_grad();
-      if (direct && grad.defined() && !grad.requires_grad() && grad.is_contiguous() &&
-          grad.scalar_type() == parameter.scalar_type() && grad.sizes() == parameter.sizes()) {
-        add_into(grad);
-      } else {
-        grads[edge] = compute();
-      }
-    };
-    for (size_t i = layers; i-- > 0;) {
-      if (i + 1 < layers) g = at::threshold_backward(g, activation(i + 1), 0);
-      const at::Tensor& a = activation(i);
-      accumulate(
-          1 + 2 * i, weight(i), [&] { return at::mm(g.t(), a); }, [&](at::Tensor& grad) { grad.addmm_(g.t(), a); });
-      accumulate(
-          2 + 2 * i, saved[layers + 2 * i + 1], [&] { return g.sum(0); }, [&](at::Tensor& grad) { grad.add_(g.sum(0)); });
-      if (i > 0 || ctx->needs_input_grad(0)) {
-        g = at::mm(g, weight(i));
-        // the hidden output feeds the scalar head: its gradient joins before the last ReLU mask
-        if (i + 1 == layers && grad_outputs[1].defined()) g = g + grad_outputs[1];
-      }
-    }
-    if (ctx->needs_input_grad(0)) grads[0] = g;
+    const at::Tensor dx = mlp_backward(
+        saved, params, g, grad_outputs[1], ctx->needs_input_grad(0),
+        [&](size_t k, const at::Tensor& parameter, auto&& compute, auto&& add_into) {
+          if (!ctx->needs_input_grad(1 + k)) return;
+          at::Tensor& grad = const_cast<at::Tensor&>(parameter).mutable_grad();
+          if (direct && accumulates_in_place(grad, parameter)) {
+            add_into(grad);
+          } else {
+            grads[1 + k] = compute();
+          }
+        });
+    if (dx.defined()) grads[0] = dx;
     return grads;
   }
 };
@@ -139,47 +174,79 @@ void ToyMlpModel::add_scalar_head() {
   scalar_head_ = register_module("scalar_head", torch::nn::Linear(options_.hidden, 1));
 }
 
-ModelOutput ToyMlpModel::forward(const ModelInput& input) {
+at::Tensor ToyMlpModel::input_rows(const ModelInput& input) const {
   const at::Tensor& ids = input.input_ids;
   if (ids.dim() != 2 || ids.size(1) < 1) {
     throw std::invalid_argument("toy_mlp: expected input_ids of shape [batch, tokens >= 1]");
   }
   if (input.cache != nullptr) throw std::invalid_argument("toy_mlp: has no KV cache");
+  if (input.want_scalar && !has_scalar_head()) {
+    throw std::invalid_argument("toy_mlp: the scalar head was not added");
+  }
   const int64_t batch = ids.size(0);
   const int64_t length = ids.size(1);
   // Rows of an identity matrix instead of one_hot: index_select checks the range without an
   // extra min/max pass (this model is bound by per-op overhead).
   // prompt_rows_ is [I_P, 0]: the input at a prompt-only position.
   at::Tensor features = prompt_rows_.index_select(0, ids.select(1, 0));
-  if (input.want_scalar && !has_scalar_head()) {
-    throw std::invalid_argument("toy_mlp: the scalar head was not added");
-  }
-  const std::vector<at::Tensor> params = layer_parameters();
-  if (length == 1) {
-    // The paper's case: prompt -> response distribution, one row each (2-D, fewer ops).
-    const auto outputs = FusedMlp::apply(features, at::TensorList(params), at::IntArrayRef({batch, 1, options_.responses}));
-    ModelOutput out;
-    if (input.want_logits) out.logits = outputs[0];
-    if (input.want_scalar) out.scalar = scalar_head_->forward(outputs[1]);
-    return out;
-  }
+  if (length == 1) return features;  // the paper's case: prompt -> response distribution, one row each
   features = features.unsqueeze(1);
-  {
-    at::Tensor responses = ids.slice(1, 1);
-    at::Tensor bag = response_rows_.index_select(0, responses.reshape({-1})).view({batch, length - 1, options_.prompts + options_.responses});
-    if (input.attention_mask.defined()) {
-      bag = bag * input.attention_mask.slice(1, 1).unsqueeze(-1).to(at::kFloat);
-    }
-    bag = at::cat({at::zeros({batch, 1, options_.prompts + options_.responses}, bag.options()), bag.cumsum(1)}, 1);
-    features = features.expand({batch, length, options_.prompts + options_.responses}) + bag;
+  at::Tensor responses = ids.slice(1, 1);
+  const int64_t width = options_.prompts + options_.responses;
+  at::Tensor bag = response_rows_.index_select(0, responses.reshape({-1})).view({batch, length - 1, width});
+  if (input.attention_mask.defined()) {
+    bag = bag * input.attention_mask.slice(1, 1).unsqueeze(-1).to(at::kFloat);
   }
-  const int64_t width = features.size(2);
-  const auto outputs = FusedMlp::apply(features.reshape({batch * length, width}), at::TensorList(params),
-                                       at::IntArrayRef({batch, length, options_.responses}));
+  bag = at::cat({at::zeros({batch, 1, width}, bag.options()), bag.cumsum(1)}, 1);
+  return (features.expand({batch, length, width}) + bag).reshape({batch * length, width});
+}
+
+ModelOutput ToyMlpModel::forward(const ModelInput& input) {
+  const at::Tensor rows = input_rows(input);
+  const int64_t batch = input.input_ids.size(0);
+  const int64_t length = input.input_ids.size(1);
+  const std::vector<at::Tensor> params = layer_parameters();
+  const auto outputs = FusedMlp::apply(rows, at::TensorList(params), at::IntArrayRef({batch, length, options_.responses}));
   ModelOutput out;
   if (input.want_logits) out.logits = outputs[0];
-  if (input.want_scalar) out.scalar = scalar_head_->forward(outputs[1]).view({batch, length});
+  if (input.want_scalar) {
+    out.scalar = scalar_head_->forward(outputs[1]);
+    out.scalar = length == 1 ? out.scalar : out.scalar.view({batch, length});
+  }
   return out;
+}
+
+at::Tensor ToyMlpModel::forward_direct(const ModelInput& input) {
+  if (input.want_scalar) throw std::invalid_argument("toy_mlp: forward_direct computes no scalar head");
+  at::NoGradGuard no_grad;
+  const at::Tensor rows = input_rows(input);
+  direct_params_ = layer_parameters();
+  MlpForward f = mlp_forward(rows, direct_params_);
+  direct_activations_ = std::move(f.activations);
+  return f.logits.view({input.input_ids.size(0), input.input_ids.size(1), options_.responses});
+}
+
+void ToyMlpModel::backward_direct(const at::Tensor& grad_logits) {
+  if (direct_activations_.empty()) throw std::logic_error("toy_mlp: backward_direct without a forward_direct before it");
+  at::NoGradGuard no_grad;
+  // What the FusedMlp node does (the same kernels in the same order), with the in-place adds of
+  // its engine-buffer case; a parameter without a suitable buffer gets the gradient as
+  // AccumulateGrad would give it (stored when there is none, added otherwise).
+  (void)mlp_backward(direct_activations_, direct_params_, grad_logits.reshape({-1, options_.responses}), at::Tensor(),
+                     /*want_input_grad=*/false,
+                     [](size_t /*k*/, const at::Tensor& parameter, auto&& compute, auto&& add_into) {
+                       if (!parameter.requires_grad()) return;
+                       at::Tensor& grad = const_cast<at::Tensor&>(parameter).mutable_grad();
+                       if (accumulates_in_place(grad, parameter)) {
+                         add_into(grad);
+                       } else if (!grad.defined()) {
+                         grad = compute();
+                       } else {
+                         grad = grad + compute();
+                       }
+                     });
+  direct_activations_.clear();
+  direct_params_.clear();
 }
 
 }  // namespace prefengine::plugins::models

@@ -20,7 +20,7 @@ struct ToyMlpOptions {
   void validate() const;
 };
 
-class ToyMlpModel : public Model, public SingleTokenResponses {
+class ToyMlpModel : public Model, public SingleTokenResponses, public DirectBackward {
  public:
   explicit ToyMlpModel(PluginOptions& options);
   explicit ToyMlpModel(const ToyMlpOptions& options);
@@ -30,10 +30,14 @@ class ToyMlpModel : public Model, public SingleTokenResponses {
   bool supports_scalar_head() const override { return true; }
   void add_scalar_head() override;
   bool has_scalar_head() const override { return !scalar_head_.is_empty(); }
+  at::Tensor forward_direct(const ModelInput& input) override;
+  void backward_direct(const at::Tensor& grad_logits) override;
 
  private:
   void build();
-  std::vector<at::Tensor> layer_parameters() const;  // W, b of each trunk layer, then the output layer
+  std::vector<at::Tensor> layer_parameters() const;
+  // The MLP's input rows [B * T, P + R] of `input` (checked).
+  at::Tensor input_rows(const ModelInput& input) const;  // W, b of each trunk layer, then the output layer
 
   ToyMlpOptions options_;
   torch::nn::Sequential trunk_{nullptr};
@@ -41,6 +45,9 @@ class ToyMlpModel : public Model, public SingleTokenResponses {
   torch::nn::Linear scalar_head_{nullptr};
   at::Tensor prompt_rows_;    // [P, P+R]: one-hot prompt inputs, response part zero
   at::Tensor response_rows_;  // [R, P+R]: one-hot response inputs, prompt part zero
+  // forward_direct's activations and parameters, for backward_direct
+  std::vector<at::Tensor> direct_activations_;
+  std::vector<at::Tensor> direct_params_;
 };
 
 }  // namespace prefengine::plugins::models
