@@ -25,6 +25,7 @@
 #include "prefengine/model.h"
 #include "prefengine/plugin_loader.h"
 #include "test_util.h"
+#include "toy_mlp_model.h"
 
 namespace prefengine {
 namespace {
@@ -58,6 +59,32 @@ TEST(DirectBackwardTest, ToyMlpHasTheCapability) {
   PluginLoader loader;
   std::shared_ptr<Model> model = toy_model(loader);
   EXPECT_NE(dynamic_cast<DirectBackward*>(model.get()), nullptr);
+}
+
+// The toy MLP's direct BLAS calls against the ATen operators they stand in for, bit for bit, at
+// the toy's shapes (14 -> 64 -> 64 -> 10) and others, batches of 1 to 33 rows; and a layout they
+// do not take (a transposed input) goes through ATen.
+TEST(DirectBackwardTest, ToyMatrixProductsEqualAtensOperators) {
+  using plugins::models::toy_add_weight_grad;
+  using plugins::models::toy_input_grad;
+  using plugins::models::toy_linear;
+  at::manual_seed(25);
+  for (const int64_t rows : {1, 5, 32, 33}) {
+    for (const auto& [in, out] : std::vector<std::pair<int64_t, int64_t>>{{14, 64}, {64, 64}, {64, 10}, {3, 7}}) {
+      const at::Tensor x = at::randn({rows, in}), w = at::randn({out, in}), b = at::randn({out});
+      const at::Tensor g = at::randn({rows, out});
+      const std::string what = std::to_string(rows) + "x" + std::to_string(in) + "->" + std::to_string(out);
+      EXPECT_TRUE(same_bits(toy_linear(x, w, b), at::addmm(b, x, w.t()))) << what;
+      at::Tensor grad = at::randn({out, in});
+      at::Tensor expected = grad.clone();
+      expected.addmm_(g.t(), x);
+      toy_add_weight_grad(grad, g, x);
+      EXPECT_TRUE(same_bits(grad, expected)) << what;
+      EXPECT_TRUE(same_bits(toy_input_grad(g, w), at::mm(g, w))) << what;
+    }
+  }
+  const at::Tensor xt = at::randn({14, 6}).t(), w = at::randn({64, 14}), b = at::randn({64});
+  EXPECT_TRUE(same_bits(toy_linear(xt, w, b), at::addmm(b, xt, w.t())));
 }
 
 TEST(DirectBackwardTest, ForwardDirectGivesForwardsLogitsWithoutAGraph) {

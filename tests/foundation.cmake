@@ -46,7 +46,7 @@ add_dependencies(toy_fast_paths_test prefengine_plugin_toy_mlp)
 # either way (byte-identical).
 prefengine_add_test(NAME direct_backward_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/direct_backward_test.cpp
-  LIBRARIES prefengine)
+  LIBRARIES prefengine prefengine_model_toy_mlp_core)
 target_compile_definitions(direct_backward_test PRIVATE PREFENGINE_CLI="$<TARGET_FILE:prefengine_cli>")
 add_dependencies(direct_backward_test prefengine_cli prefengine_plugin_toy_mlp prefengine_plugin_sft
                  prefengine_plugin_dpo prefengine_plugin_dpo_sft prefengine_plugin_ipo prefengine_plugin_flex_dpo

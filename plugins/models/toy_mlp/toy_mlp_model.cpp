@@ -1,5 +1,8 @@
 #include "toy_mlp_model.h"
 
+#include <dlfcn.h>
+
+#include <algorithm>
 #include <stdexcept>
 
 #include <torch/csrc/autograd/custom_function.h>
@@ -24,6 +27,87 @@ ToyMlpOptions read_options(PluginOptions& o) {
   opt.layers = o.get_int("layers", opt.layers, 2, 64);
   return opt;
 }
+// The toy's matrix products, straight to the BLAS call ATen's addmm / addmm_ / mm make for these
+// layouts (its sgemm_, with the same arguments: the same bits; tests/direct_backward_test.cpp
+// holds them to ATen's), without the dispatcher and its transposes, views and checks: a toy step
+// spends most of its time in such per-operator overhead. sgemm_ is the BLAS LibTorch itself
+// loaded (looked up at run time, not linked). Anything but contiguous fp32 CPU matrices, or a
+// process without sgemm_, takes the ATen operator.
+using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc);
+
+Sgemm blas_sgemm() {
+  static const Sgemm sgemm = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
+  return sgemm;
+}
+
+bool plain(const at::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && !t.is_conj() && t.numel() > 0 &&
+         t.numel() < (int64_t{1} << 30);
+}
+
+// Column-major C[m, n] = A' B' + beta C, as ATen's cpublas::gemm hands it to BLAS (its
+// normalize_last_dims: a leading dimension of a single row or column is set to the other size).
+void gemm(char ta, char tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float beta,
+          float* c, int ldc) {
+  if (n == 1) ldc = m;
+  if (ta != 'n') {
+    if (m == 1) lda = k;
+  } else if (k == 1) {
+    lda = m;
+  }
+  if (tb != 'n') {
+    if (k == 1) ldb = n;
+  } else if (n == 1) {
+    ldb = k;
+  }
+  const float alpha = 1.0f;
+  blas_sgemm()(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
+}
+
+}  // namespace
+
+at::Tensor toy_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  if (blas_sgemm() == nullptr ||
+      !(plain(x) && plain(weight) && plain(bias) && x.dim() == 2 && weight.dim() == 2 && bias.dim() == 1 &&
+        x.size(1) == weight.size(1) && bias.size(0) == weight.size(0))) {
+    return at::addmm(bias, x, weight.t());
+  }
+  const int rows = static_cast<int>(x.size(0)), out = static_cast<int>(weight.size(0)),
+            in = static_cast<int>(weight.size(1));
+  at::Tensor y = at::empty({rows, out}, x.options());
+  float* dst = y.data_ptr<float>();
+  const float* b = bias.data_ptr<float>();
+  for (int r = 0; r < rows; ++r) std::copy(b, b + out, dst + static_cast<int64_t>(r) * out);  // addmm copies the bias
+  gemm('t', 'n', out, rows, in, weight.data_ptr<float>(), in, x.data_ptr<float>(), in, 1.0f, dst, out);
+  return y;
+}
+
+void toy_add_weight_grad(at::Tensor& grad, const at::Tensor& g, const at::Tensor& a) {
+  if (blas_sgemm() == nullptr || !(plain(grad) && plain(g) && plain(a) && g.dim() == 2 && a.dim() == 2 &&
+                                   g.size(0) == a.size(0) && grad.size(0) == g.size(1) && grad.size(1) == a.size(1))) {
+    grad.addmm_(g.t(), a);
+    return;
+  }
+  const int rows = static_cast<int>(g.size(0)), out = static_cast<int>(g.size(1)), in = static_cast<int>(a.size(1));
+  gemm('n', 't', in, out, rows, a.data_ptr<float>(), in, g.data_ptr<float>(), out, 1.0f, grad.data_ptr<float>(), in);
+}
+
+at::Tensor toy_input_grad(const at::Tensor& g, const at::Tensor& weight) {
+  if (blas_sgemm() == nullptr ||
+      !(plain(g) && plain(weight) && g.dim() == 2 && weight.dim() == 2 && g.size(1) == weight.size(0))) {
+    return at::mm(g, weight);
+  }
+  const int rows = static_cast<int>(g.size(0)), out = static_cast<int>(weight.size(0)),
+            in = static_cast<int>(weight.size(1));
+  at::Tensor dx = at::empty({rows, in}, g.options());
+  gemm('n', 'n', in, rows, out, weight.data_ptr<float>(), in, g.data_ptr<float>(), out, 0.0f, dx.data_ptr<float>(), in);
+  return dx;
+}
+
+namespace {
+
 // The MLP (linear + ReLU layers, then the output layer) on 2-D rows x: the logits [B, R] and the
 // activations its backward needs: x, h_1 .. h_{layers-1} (the last is the hidden output, which the
 // scalar head reads). params = {W_0, b_0, W_1, b_1, ..., W_out, b_out}.
@@ -38,10 +122,10 @@ MlpForward mlp_forward(const at::Tensor& x, at::TensorList params) {
   out.activations.push_back(x);
   at::Tensor h = x;
   for (size_t i = 0; i + 1 < layers; ++i) {
-    h = at::addmm(params[2 * i + 1], h, params[2 * i].t()).relu_();
+    h = toy_linear(h, params[2 * i], params[2 * i + 1]).relu_();
     out.activations.push_back(h);
   }
-  out.logits = at::addmm(params[2 * layers - 1], h, params[2 * layers - 2].t());
+  out.logits = toy_linear(h, params[2 * layers - 2], params[2 * layers - 1]);
   return out;
 }
 
@@ -60,11 +144,11 @@ at::Tensor mlp_backward(const std::vector<at::Tensor>& activations, at::TensorLi
     if (i + 1 < layers) g = at::threshold_backward(g, activations[i + 1], 0);
     const at::Tensor& a = activations[i];
     accumulate(
-        2 * i, params[2 * i], [&] { return at::mm(g.t(), a); }, [&](at::Tensor& grad) { grad.addmm_(g.t(), a); });
+        2 * i, params[2 * i], [&] { return at::mm(g.t(), a); }, [&](at::Tensor& grad) { toy_add_weight_grad(grad, g, a); });
     accumulate(
         2 * i + 1, params[2 * i + 1], [&] { return g.sum(0); }, [&](at::Tensor& grad) { grad.add_(g.sum(0)); });
     if (i > 0 || want_input_grad) {
-      g = at::mm(g, params[2 * i]);
+      g = toy_input_grad(g, params[2 * i]);
       // the hidden output feeds the scalar head: its gradient joins before the last ReLU mask
       if (i + 1 == layers && g_hidden.defined()) g = g + g_hidden;
     }

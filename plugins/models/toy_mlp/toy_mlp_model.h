@@ -20,6 +20,15 @@ struct ToyMlpOptions {
   void validate() const;
 };
 
+// The toy's matrix products without the dispatcher (toy_mlp_model.cpp), exposed for the tests
+// that hold them to ATen's bit for bit:
+//   toy_linear(x, W, b)            = at::addmm(b, x, W.t())
+//   toy_add_weight_grad(G, g, a):   G.addmm_(g.t(), a)
+//   toy_input_grad(g, W)           = at::mm(g, W)
+at::Tensor toy_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+void toy_add_weight_grad(at::Tensor& grad, const at::Tensor& g, const at::Tensor& a);
+at::Tensor toy_input_grad(const at::Tensor& g, const at::Tensor& weight);
+
 class ToyMlpModel : public Model, public SingleTokenResponses, public DirectBackward {
  public:
   explicit ToyMlpModel(PluginOptions& options);
