@@ -332,19 +332,6 @@ TEST(DirectBackwardTest, ClosedFormSftLossEqualsAutograd) {
   EXPECT_THROW((void)closed->sft_with_gradient(mixed, at::ones({}), g1, g2), std::invalid_argument);
 }
 
-// A metrics row without its timing fields.
-nlohmann::json without_timing(nlohmann::json row) {
-  for (auto it = row.begin(); it != row.end();) {
-    const std::string& key = it.key();
-    if (key.find("time") != std::string::npos || key.find("second") != std::string::npos) {
-      it = row.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  return row;
-}
-
 // Every stage kind the toy model trains with: distribution and multi-token completion targets,
 // DPO with two micro-batches per update, DPO+SFT on multi-token responses, IPO, flex-beta, and a
 // reward model (its scalar head keeps the autograd path).
@@ -392,7 +379,7 @@ TEST(DirectBackwardTest, RunsOutsideAutogradEqualAutogradRunsByteForByte) {
   ASSERT_EQ(rows_a.size(), rows_b.size());
   ASSERT_GE(rows_a.size(), 20u);
   for (size_t i = 0; i < rows_a.size(); ++i) {
-    EXPECT_EQ(without_timing(rows_a[i]), without_timing(rows_b[i])) << "row " << i;
+    EXPECT_EQ(testing::without_timing(rows_a[i]), testing::without_timing(rows_b[i])) << "row " << i;
   }
   // the runs moved the model (a run that changed nothing would also be "equal")
   const auto first = testing::read_metrics(dir + "/direct", "dpo").front();

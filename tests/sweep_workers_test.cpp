@@ -41,19 +41,6 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(testing::read_file(path));
 }
 
-// A metrics row without its timing fields (none today; any later one is not the run's result).
-nlohmann::json without_timing(nlohmann::json row) {
-  for (auto it = row.begin(); it != row.end();) {
-    const std::string& key = it.key();
-    if (key.find("time") != std::string::npos || key.find("second") != std::string::npos) {
-      it = row.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  return row;
-}
-
 // After its first line ("# resolved from <the config file>").
 std::string config_body(const std::string& run) {
   const std::string text = testing::read_file(run + "/config.yaml");
@@ -67,7 +54,7 @@ void expect_same_run(const std::string& a, const std::string& b) {
   ASSERT_EQ(rows_a.size(), rows_b.size()) << a << " vs " << b;
   ASSERT_FALSE(rows_a.empty()) << a;
   for (size_t i = 0; i < rows_a.size(); ++i) {
-    EXPECT_EQ(without_timing(rows_a[i]), without_timing(rows_b[i])) << a << " row " << i;
+    EXPECT_EQ(testing::without_timing(rows_a[i]), testing::without_timing(rows_b[i])) << a << " row " << i;
   }
   for (const char* file : {"model.pt", "optimizer.pt", "state.json"}) {
     const std::string fa = testing::read_file(a + "/checkpoints/pref/" + file);

@@ -47,6 +47,20 @@ inline std::vector<nlohmann::json> read_metrics(const std::string& run_dir, cons
   return rows;
 }
 
+// A metrics row without its timing fields (keys with "time" or "second"): what two runs of the
+// same work must agree on.
+inline nlohmann::json without_timing(nlohmann::json row) {
+  for (auto it = row.begin(); it != row.end();) {
+    const std::string& key = it.key();
+    if (key.find("time") != std::string::npos || key.find("second") != std::string::npos) {
+      it = row.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return row;
+}
+
 // Runs a shell command; its exit status (128 + the signal when one ended it) and its stdout
 // (append 2>&1 to the command for stderr too).
 struct CommandResult {

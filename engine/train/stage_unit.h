@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/config/experiment_config.h"
@@ -110,6 +111,19 @@ class StageUnit {
 // What autograd hands a micro-batch's loss in StageUnit::backward: 1, or 1/k in a step of k
 // micro-batches (the same bits), for losses that give their gradient in closed form.
 at::Tensor loss_grad_output(const StepInfo& info);
+
+// A unit's backward for a micro-batch that left its loss's gradient in closed form in `pending`
+// (the direct step): hands it to `send` with no autograd at all (InferenceMode), clears it and
+// returns true; returns false, doing nothing, when nothing is pending.
+template <typename Send>
+bool send_direct_gradient(at::Tensor& pending, Send&& send) {
+  if (!pending.defined()) return false;
+  c10::InferenceMode no_autograd;
+  const at::Tensor grad = std::move(pending);
+  pending = at::Tensor();
+  send(grad);
+  return true;
+}
 
 // A registered stage kind.
 struct StageKindSpec {

@@ -171,14 +171,9 @@ class PairwiseStage : public StageUnit {
   }
 
   void backward(const LossOutput& out, const StepInfo& info) override {
-    if (!direct_grad_.defined()) {
-      StageUnit::backward(out, info);
-      return;
-    }
-    c10::InferenceMode no_autograd;
-    const at::Tensor grad = std::move(direct_grad_);
-    direct_grad_ = at::Tensor();
-    direct_model_->backward_direct(direct_logps_.backward(grad));
+    const bool direct = send_direct_gradient(
+        direct_grad_, [&](const at::Tensor& grad) { direct_model_->backward_direct(direct_logps_.backward(grad)); });
+    if (!direct) StageUnit::backward(out, info);
   }
 
   LossOutput micro_batch(const std::vector<int64_t>& batch_index, const StepInfo& info) override {

@@ -142,15 +142,11 @@ class SftStage : public StageUnit {
   }
 
   void backward(const LossOutput& out, const StepInfo& info) override {
-    if (!direct_grad_.defined()) {
-      StageUnit::backward(out, info);
-      return;
-    }
-    c10::InferenceMode no_autograd;
-    const at::Tensor grad = std::move(direct_grad_);
-    direct_grad_ = at::Tensor();
     // dL/dlogits: the next-token logits are position 0 of [B, 1, V] (what select's backward gives)
-    direct_model_->backward_direct(direct_distribution_ ? grad.unsqueeze(1) : direct_logps_.backward(grad));
+    const bool direct = send_direct_gradient(direct_grad_, [&](const at::Tensor& grad) {
+      direct_model_->backward_direct(direct_distribution_ ? grad.unsqueeze(1) : direct_logps_.backward(grad));
+    });
+    if (!direct) StageUnit::backward(out, info);
   }
 
   void after_backward(const StepInfo& /*info*/) override { finish_direct_backward(*model_, direct_logits_); }

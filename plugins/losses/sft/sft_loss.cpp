@@ -23,6 +23,14 @@ int64_t count_true(const at::Tensor& flags) {
   return flags.to(at::kBool).sum().item<int64_t>();
 }
 
+// The inputs of a batch with target distributions.
+void check_distribution_inputs(const SftBatch& batch) {
+  require(batch.next_token_logits.defined() && batch.next_token_logits.dim() == 2,
+          "rows with a target distribution need next_token_logits [B, V]");
+  require(batch.target_distribution.defined() && batch.target_distribution.sizes() == batch.next_token_logits.sizes(),
+          "target_distribution must have the shape of next_token_logits");
+}
+
 }  // namespace
 
 SftCrossEntropyLoss::SftCrossEntropyLoss(PluginOptions& /*options*/) {}
@@ -41,11 +49,7 @@ LossOutput SftCrossEntropyLoss::sft(const SftBatch& batch) {
   const int64_t with_distribution = batch.has_distribution.defined() ? count_true(batch.has_distribution) : 0;
   const bool any_distribution = with_distribution > 0;
   if (any_distribution) {
-    require(batch.next_token_logits.defined() && batch.next_token_logits.dim() == 2,
-            "rows with a target distribution need next_token_logits [B, V]");
-    require(batch.target_distribution.defined() &&
-                batch.target_distribution.sizes() == batch.next_token_logits.sizes(),
-            "target_distribution must have the shape of next_token_logits");
+    check_distribution_inputs(batch);
     // at least fp32 (half-precision logits are widened), double stays double
     const at::ScalarType dtype = at::promote_types(batch.next_token_logits.scalar_type(), at::kFloat);
     const at::Tensor logits = batch.next_token_logits.to(dtype);
@@ -77,11 +81,7 @@ LossOutput SftCrossEntropyLoss::sft_with_gradient(const SftBatch& batch, const a
   const at::Tensor per_row_grad = grad_output.expand({rows}) / rows;
   LossOutput out;
   if (with_distribution == rows) {
-    require(batch.next_token_logits.defined() && batch.next_token_logits.dim() == 2,
-            "rows with a target distribution need next_token_logits [B, V]");
-    require(batch.target_distribution.defined() &&
-                batch.target_distribution.sizes() == batch.next_token_logits.sizes(),
-            "target_distribution must have the shape of next_token_logits");
+    check_distribution_inputs(batch);
     const at::ScalarType dtype = at::promote_types(batch.next_token_logits.scalar_type(), at::kFloat);
     const at::Tensor log_probs = batch.next_token_logits.to(dtype).log_softmax(-1);
     const at::Tensor target = batch.target_distribution.to(dtype);
