@@ -2,7 +2,7 @@
 """Share of poems in the asked form (issue 15: "at least half the samples in the asked form").
 
 Reads eval answer files (RUN_DIR/eval/<stage>-<step>.jsonl, or any JSONL with "prompt" and
-"response"), grades them with `prefengine grade --grader poem` (unless a row already carries the
+"response"; `prefengine generate` output, "prompt" and "completions", counts every completion), grades them with `prefengine grade --grader poem` (unless a row already carries the
 grader's "scores") and counts an answer as in the asked form when the poem grader's `row_number`
 and `chars_per_row` dimensions are both 1: 4 clauses (绝句) or 8 (律诗) of 5 (五言) or 7 (七言) Han
 characters each, as the prompt asks. Prints one line per file and a breakdown by asked form.
@@ -33,8 +33,14 @@ def graded_rows(path, binary):
     if rows and all("scores" in r for r in rows):
         return rows
     with tempfile.TemporaryDirectory() as tmp:
+        answers = os.path.join(tmp, "answers.jsonl")
+        with open(answers, "w", encoding="utf-8") as f:
+            for r in rows:
+                for response in r["completions"] if "completions" in r else [r["response"]]:
+                    f.write(json.dumps({"prompt": r["prompt"], "response": response},
+                                       ensure_ascii=False) + "\n")
         out = os.path.join(tmp, "graded.jsonl")
-        subprocess.run([binary, "grade", "--grader", "poem", "--input", path, "--output", out],
+        subprocess.run([binary, "grade", "--grader", "poem", "--input", answers, "--output", out],
                        check=True, stdout=subprocess.DEVNULL)
         with open(out, encoding="utf-8") as f:
             return [json.loads(line) for line in f if line.strip()]
