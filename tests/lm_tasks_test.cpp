@@ -157,6 +157,25 @@ TEST(MathTask, SplitsAreDisjointAndHeldOutCoversEveryKindAndLevel) {
   }
 }
 
+// --sft N (the base-model recipe's data, configs/lm/math/base.yaml) continues the same problem
+// stream: the held-out and train files and the first 3000 SFT rows stay the committed ones, and the
+// further SFT rows are new problems, none a held-out or train prompt.
+TEST(MathTask, LargerSftSetKeepsTheCommittedRowsAndTheHeldOutSet) {
+  const std::string d = make_temp_dir("lm-math-more");
+  run_script("configs/lm/math/make_math.py", "--sft 3600 --out " + d);
+  expect_same_files("configs/lm/math", d + "/", {"train_prompts.jsonl", "prompts.jsonl", "pairs.jsonl",
+                                                 "sft_zh.jsonl", "prompts_zh.jsonl"});
+  const auto more = read_jsonl(d + "/sft.jsonl");
+  const auto committed = read_jsonl(kSource + "/configs/lm/math/sft.jsonl");
+  ASSERT_EQ(more.size(), 3600u);
+  for (size_t i = 0; i < committed.size(); ++i) ASSERT_EQ(more[i], committed[i]) << "row " << i;
+  const auto a = prompts_of(more);
+  EXPECT_EQ(a.size(), more.size()) << "repeated SFT prompts";
+  for (const std::string file : {"prompts.jsonl", "train_prompts.jsonl"}) {
+    for (const auto& p : prompts_of(read_jsonl(d + "/" + file))) EXPECT_EQ(a.count(p), 0u) << p;
+  }
+}
+
 TEST(MathTask, EveryReferenceSolutionGradesFullMarks) {
   const std::string d = generated_math();
   std::vector<json> records;
@@ -298,6 +317,23 @@ TEST(PoemTask, CorpusComesFromTheSourceAndIsSplitByTitle) {
   for (const auto* file : {"train_prompts.jsonl", "sft.jsonl"}) {
     for (const auto& p : prompts_of(read_jsonl(d + file))) EXPECT_EQ(held_prompts.count(p), 0u) << p;
   }
+}
+
+// scripts/poem_form_share.py (the poem base model's "in the asked form" count) on the SFT poems as
+// answers to their own prompts: all but the two 宋诗 whose verse line ends in "：" (see the README).
+TEST(PoemTask, FormShareScriptCountsTheSftPoems) {
+  std::string text;
+  for (const json& r : read_jsonl(kSource + "/configs/lm/poem/sft.jsonl")) {
+    text += json({{"prompt", r["prompt"]}, {"response", r["completion"]}}).dump() + "\n";
+  }
+  const std::string dir = make_temp_dir("lm-poem-form");
+  const std::string input = prefengine::testing::write_file(dir + "/answers.jsonl", text);
+  const CommandResult r = run_shell("python3 " + kSource + "/scripts/poem_form_share.py --prefengine " +
+                                    std::string(PREFENGINE_CLI) + " " + input + " 2>&1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("in_asked_form=273/275 (0.993)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("五言绝句=34/34 七言绝句=84/84 五言律诗=80/80 七言律诗=75/77"), std::string::npos)
+      << r.output;
 }
 
 // Reads the committed corpus (made from fortunes-zh), so it runs without the package installed.

@@ -23,7 +23,12 @@ The three sets of each language are disjoint in prompt text, and word problems a
 numbers (kind, level and the numbers in order): no held-out word problem is a training one renamed. References are the final answer
 alone ("19", "\\frac{5}{6}", "-3"), which the math grader compares by value.
 
-  python3 configs/lm/math/make_math.py [--out DIR] [--seed N]
+  python3 configs/lm/math/make_math.py [--out DIR] [--seed N] [--sft N]
+
+--sft N writes N English SFT rows instead of 3000 (the base-model recipe, configs/lm/math/base.yaml,
+uses --sft 60000 --out runs/data/math): the problem stream is the same, so the held-out and train
+prompts and the first 3000 SFT rows are those of the committed files, and every further SFT row is
+still disjoint from them (the same `seen` check).
 """
 import argparse
 import json
@@ -389,9 +394,11 @@ def problem_key(kind, level, prompt):
     return prompt
 
 
-def make(lang, rng):
+def make(lang, rng, sft_count=None):
     kinds = EN_KINDS if lang == "en" else ZH_KINDS
     sft_n, train_n, held_n = SIZES[lang]
+    if sft_count is not None:
+        sft_n = sft_count
     seen, rows = set(), []
     i = 0
     while len(rows) < sft_n + train_n + held_n:
@@ -429,11 +436,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=os.path.dirname(os.path.abspath(__file__)))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sft", type=int, default=None,
+                        help="English SFT rows (default %d)" % SIZES["en"][0])
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for lang, suffix in (("en", ""), ("zh", "_zh")):
         rng = random.Random(f"{args.seed}-{lang}")
-        sft, train, held = make(lang, rng)
+        sft, train, held = make(lang, rng, args.sft if lang == "en" else None)
         write(os.path.join(args.out, f"sft{suffix}.jsonl"), sft,
               ["prompt", "completion", "reference", "kind", "level"])
         for row in train + held:

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Trains the language-model tasks' base models (issue 15, item 2; README "Offline tasks").
+#   scripts/lm_base.sh poem   # configs/lm/poem/base.yaml -> runs/poem-base, resampled, the share in the asked form
+#   scripts/lm_base.sh math   # makes runs/data/math/sft.jsonl on first use, configs/lm/math/base.yaml -> runs/math-base
+# PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+task=${1:?usage: scripts/lm_base.sh poem|math}
+bin=${PREFENGINE:-build/bin/prefengine}
+out=${OUT:-runs/$task-base}
+case "$task" in
+  poem)
+    "$bin" run configs/lm/poem/base.yaml --output "$out"
+    # The final model sampled again: 4 poems a prompt at temperature 0.3, and greedy.
+    "$bin" generate --checkpoint "$out"/checkpoints/sft --input configs/lm/poem/prompts.jsonl \
+      --output "$out"/samples_t0.3.jsonl --n 4 --max-new-tokens 256 --temperature 0.3 --batch-size 48
+    "$bin" generate --checkpoint "$out"/checkpoints/sft --input configs/lm/poem/prompts.jsonl \
+      --output "$out"/samples_greedy.jsonl --n 1 --max-new-tokens 256 --temperature 0 --batch-size 48
+    python3 scripts/poem_form_share.py --prefengine "$bin" "$out"/eval/sft-*.jsonl \
+      "$out"/samples_t0.3.jsonl "$out"/samples_greedy.jsonl
+    ;;
+  math)
+    if [ ! -s runs/data/math/sft.jsonl ]; then
+      python3 configs/lm/math/make_math.py --sft 60000 --out runs/data/math
+    fi
+    "$bin" run configs/lm/math/base.yaml --output "$out"
+    ;;
+  *) echo "unknown task '$task' (poem or math)" >&2; exit 2 ;;
+esac
