@@ -177,6 +177,7 @@ class PairwiseStage : public StageUnit {
   }
 
   LossOutput micro_batch(const std::vector<int64_t>& batch_index, const StepInfo& info) override {
+    direct_grad_ = at::Tensor();  // nothing pending from a micro-batch whose backward never ran
     if (closed_form_ != nullptr && !info.log_now) {
       // no autograd at all: InferenceMode also skips the autograd dispatch of every operator
       c10::InferenceMode no_autograd;

@@ -66,6 +66,7 @@ class SftStage : public StageUnit {
   }
 
   LossOutput micro_batch(const std::vector<int64_t>& rows, const StepInfo& info) override {
+    direct_grad_ = at::Tensor();  // nothing pending from a micro-batch whose backward never ran
     at::Tensor rows_tensor;
     const SequenceTensors batch = packed_.select(rows, &rows_tensor);
     bool any_distribution = false, any_completion = false;
