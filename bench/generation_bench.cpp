@@ -5,13 +5,14 @@
 //   generation_bench write DIR VOCAB HIDDEN INTERMEDIATE LAYERS HEADS KV_HEADS TIED SEED
 //       writes a model with random weights (normal, sd 0.08; norm gains 1) as DIR/config.json +
 //       DIR/model.safetensors (save_pretrained: the Hugging Face names), for both sides to load;
-//   generation_bench run DIR PROMPTS BATCH NEW_TOKENS TEMPERATURE REPS THREADS [IDS_OUT]
+//   generation_bench run DIR PROMPTS BATCH NEW_TOKENS TEMPERATURE REPS THREADS [IDS_OUT [DECODE]]
 //       loads DIR, left-pads the first BATCH prompts of PROMPTS (one prompt a line, token ids
 //       separated by spaces; pad id 0), runs one warm-up generation and REPS timed ones (greedy
 //       when TEMPERATURE is 0, else sampling from a generator seeded with 0 before every run) and
 //       prints one JSON line {"seconds": [...], "cpu_seconds": [...], "new_tokens": N} (wall and
 //       process CPU time of each timed run); IDS_OUT gets the generated ids of
-//       the last run, one row a line.
+//       the last run, one row a line; DECODE `ops` turns the fused one-token step off
+//       (the model option fused_decode: false), `fused` (the default) leaves it on.
 //
 // Like `prefengine`, it restarts itself once with the engine's runtime settings.
 #include <chrono>
@@ -94,8 +95,10 @@ std::vector<std::vector<int64_t>> read_prompts(const std::string& path) {
 }
 
 int run(int argc, char** argv) {
-  if (argc != 9 && argc != 10) {
-    std::fprintf(stderr, "usage: generation_bench run DIR PROMPTS BATCH NEW_TOKENS TEMPERATURE REPS THREADS [IDS_OUT]\n");
+  const std::string decode = argc == 11 ? argv[10] : "fused";
+  if ((argc != 9 && argc != 10 && argc != 11) || (decode != "fused" && decode != "ops")) {
+    std::fprintf(stderr,
+                 "usage: generation_bench run DIR PROMPTS BATCH NEW_TOKENS TEMPERATURE REPS THREADS [IDS_OUT [fused|ops]]\n");
     return 2;
   }
   const std::string dir = argv[2];
@@ -108,6 +111,7 @@ int run(int argc, char** argv) {
   TransformerModel model(TransformerConfig::from_json_file(dir + "/config.json"));
   model.load_pretrained(dir);
   model.eval();
+  model.set_fused_decode(decode == "fused");
   const auto prompts = read_prompts(argv[3]);
   if (static_cast<int64_t>(prompts.size()) < batch) {
     throw std::invalid_argument(std::string(argv[3]) + ": " + std::to_string(prompts.size()) +
@@ -133,7 +137,7 @@ int run(int argc, char** argv) {
       cpu_seconds.push_back(process_cpu_seconds() - cpu_start);
     }
   }
-  if (argc == 10) {
+  if (argc >= 10) {
     std::ofstream out(argv[9]);
     for (const auto& row : prefengine::completion_tokens(result)) {
       for (size_t j = 0; j < row.size(); ++j) out << (j ? " " : "") << row[j];

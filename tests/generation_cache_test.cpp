@@ -1,6 +1,8 @@
 // The transformer's fast KV-cache path (TransformerModel::forward_cached: CPU, float, no
-// gradients): bit for bit the same logits as the general cached forward (the code every cached
-// forward ran before; it still runs when gradients are on), per-token log-probs of generated text
+// gradients): with the fused one-token step off (fused_decode: false), bit for bit the same logits
+// as the general cached forward (the code every cached forward ran before; it still runs when
+// gradients are on); with it on (decode_step.h), the same logits within rounding and the same
+// greedy ids, and not taken where it does not apply (LoRA); per-token log-probs of generated text
 // equal to one full forward over the whole sequence, a left-padded batch generating what each row
 // generates alone, sgemv for single wide rows within rounding of sgemm, and the rotary table against
 // the closed-form cos/sin (default, linear and llama3 scaling).
@@ -14,6 +16,7 @@
 
 #include "engine/generation/generator.h"
 #include "prefengine/model.h"
+#include "lora.h"
 #include "transformer.h"
 #include "transformer_test_util.h"
 
@@ -79,6 +82,7 @@ TEST(GenerationCacheTest, FastPathEqualsTheGeneralCachedForwardBitForBit) {
   for (const std::string type : {"llama", "qwen2", "mistral"}) {
     TransformerModel model(config(type));
     randomize(model, 21);
+    model.set_fused_decode(false);
     // Capacity 6 makes both paths grow their buffers mid-way.
     const at::Tensor general = cached_logits(model, ids, mask, 4, true, 6);
     const at::Tensor fast = cached_logits(model, ids, mask, 4, false, 6);
@@ -98,6 +102,89 @@ TEST(GenerationCacheTest, FastPathEqualsTheGeneralCachedForwardBitForBit) {
     }
     EXPECT_TRUE(at::cat(pieces, 1).equal(general)) << type;
   }
+}
+
+// The largest |a - b| over the largest |b|.
+double relative_difference(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+TEST(GenerationCacheTest, FusedDecodeStepEqualsTheGeneralCachedForwardWithinRounding) {
+  // The inputs of the bit-for-bit test: left padding, a row that stops, GQA, q/k/v biases, a
+  // sliding window shorter than the sequence, buffers growing mid-way; and the wide single rows.
+  const at::Tensor ids = ids_tensor({{0, 0, 4, 9, 2, 7, 1, 6, 30, 12, 5},
+                                     {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5},
+                                     {0, 8, 8, 2, 7, 0, 0, 0, 0, 0, 0}});
+  const at::Tensor mask = ids_tensor({{0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                                      {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+                                      {0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0}});
+  for (const std::string type : {"llama", "qwen2", "mistral"}) {
+    TransformerModel model(config(type));
+    randomize(model, 21);
+    ASSERT_TRUE(model.fused_decode());
+    const at::Tensor general = cached_logits(model, ids, mask, 4, true, 6);
+    const at::Tensor fused = cached_logits(model, ids, mask, 4, false, 6);
+    // The prompt goes through the operator path: the same bits; the one-token steps to rounding.
+    EXPECT_TRUE(fused.narrow(1, 0, 4).equal(general.narrow(1, 0, 4))) << type;
+    const at::Tensor steps = fused.narrow(1, 4, ids.size(1) - 4);
+    EXPECT_FALSE(steps.equal(general.narrow(1, 4, ids.size(1) - 4))) << type << ": the fused step did not run";
+    EXPECT_LT(relative_difference(fused, general), 1e-5) << type;
+    // The rows that are real tokens choose the same next token.
+    const at::Tensor real = mask.to(at::kBool);
+    EXPECT_TRUE(fused.argmax(-1).masked_select(real).equal(general.argmax(-1).masked_select(real))) << type;
+  }
+  TransformerConfig c = config("llama");
+  c.vocab_size = 1100;  // one row with 1024 or more outputs: the vocabulary and the MLP take sgemv
+  c.intermediate_size = 1030;
+  TransformerModel wide(c);
+  randomize(wide, 23, 0.1);
+  const at::Tensor row = ids_tensor({{17, 400, 3, 1099, 250, 7, 64, 900}});
+  const at::Tensor general = cached_logits(wide, row, at::ones_like(row), 3, true, 8);
+  const at::Tensor fused = cached_logits(wide, row, at::ones_like(row), 3, false, 8);
+  EXPECT_LT(relative_difference(fused, general), 1e-5);
+  EXPECT_TRUE(fused.argmax(-1).equal(general.argmax(-1)));
+}
+
+TEST(GenerationCacheTest, FusedAndOperatorDecodeGenerateTheSameIds) {
+  // Greedy and sampled (the same generator draws), a left-padded batch and a single row.
+  TransformerModel model(config("qwen2"));
+  randomize(model, 24);
+  const std::vector<std::vector<int64_t>> prompts = {{5, 9, 2}, {3, 1, 4, 1, 5, 9}, {7}};
+  std::vector<const std::vector<int64_t>*> rows;
+  for (const auto& p : prompts) rows.push_back(&p);
+  const PromptBatch batch = left_pad_prompts(rows, 0);
+  for (const double temperature : {0.0, 1.0}) {
+    GenerationOptions options;
+    options.max_new_tokens = 16;
+    options.temperature = temperature;
+    options.seed = 3;
+    model.set_fused_decode(true);
+    const at::Tensor fused = generate(model, batch.input_ids, batch.attention_mask, options).completions;
+    const at::Tensor fused_row = generate(model, ids_tensor({prompts[1]}), at::Tensor(), options).completions;
+    model.set_fused_decode(false);
+    EXPECT_TRUE(fused.equal(generate(model, batch.input_ids, batch.attention_mask, options).completions))
+        << "temperature " << temperature;
+    EXPECT_TRUE(fused_row.equal(generate(model, ids_tensor({prompts[1]}), at::Tensor(), options).completions))
+        << "temperature " << temperature;
+  }
+}
+
+TEST(GenerationCacheTest, FusedDecodeStepIsNotTakenWithLoraAdapters) {
+  // The fused step knows no adapters: with them the operator path runs (the same bits with the
+  // option on and off), and the adapters do change the logits.
+  TransformerModel model(config("llama"));
+  plugins::model::LoraOptions lora;
+  lora.rank = 2;
+  lora.target_modules = {"q_proj", "v_proj", "down_proj"};
+  model.enable_lora(lora);
+  randomize(model, 25);  // the adapters' B too: not the identity
+  const at::Tensor ids = ids_tensor({{3, 1, 4, 1, 5, 9, 2, 6}});
+  const at::Tensor mask = at::ones_like(ids);
+  const at::Tensor fused_on = cached_logits(model, ids, mask, 3, false, 8);
+  model.set_fused_decode(false);
+  EXPECT_TRUE(fused_on.equal(cached_logits(model, ids, mask, 3, false, 8)));
+  model.set_adapters_enabled(false);
+  EXPECT_GT(relative_difference(cached_logits(model, ids, mask, 3, false, 8), fused_on), 1e-3);
 }
 
 TEST(GenerationCacheTest, GeneratedLogProbsEqualAFullForwardAndPaddedRowsEqualRowsAlone) {

@@ -499,11 +499,17 @@ TEST(TransformerTest, OptionsAreValidated) {
     o.set_scalar("rope_theta", "1e6");
     o.set_scalar("rms_norm_eps", "1e-5");
     o.set_scalar("max_position_embeddings", "128");
+    o.set_scalar("fused_decode", "false");
     TransformerModel m(o);
     EXPECT_EQ(m.vocab_size(), 40);
     EXPECT_EQ(m.config().head_size(), 4);
     EXPECT_EQ(m.config().num_key_value_heads, 2);
+    EXPECT_FALSE(m.fused_decode());
     EXPECT_TRUE(o.unread_keys().empty());
+  }
+  {
+    PluginOptions o("model");
+    EXPECT_TRUE(TransformerModel(o).fused_decode());  // the default
   }
   auto expect_error = [](const std::map<std::string, std::string>& keys, const std::string& needle) {
     PluginOptions o("model");
@@ -528,6 +534,7 @@ TEST(TransformerTest, OptionsAreValidated) {
   expect_error({{"max_position_embeddings", "0"}}, "max_position_embeddings");
   expect_error({{"attention_bias", "2"}}, "attention_bias");
   expect_error({{"gradient_checkpointing", "often"}}, "gradient_checkpointing");
+  expect_error({{"fused_decode", "sometimes"}}, "fused_decode");
   expect_error({{"rope_theta", "-1"}}, "rope_theta");
   expect_error({{"tie_word_embeddings", "maybe"}}, "tie_word_embeddings");
   expect_error({{"pretrained", "/a"}, {"config_json", "/b"}}, "config_json");

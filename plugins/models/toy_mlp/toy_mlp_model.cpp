@@ -1,6 +1,6 @@
 #include "toy_mlp_model.h"
 
-#include <dlfcn.h>
+#include "cpu_blas.h"
 
 #include <algorithm>
 #include <stdexcept>
@@ -33,43 +33,17 @@ ToyMlpOptions read_options(PluginOptions& o) {
 // spends most of its time in such per-operator overhead. sgemm_ is the BLAS LibTorch itself
 // loaded (looked up at run time, not linked). Anything but contiguous fp32 CPU matrices, or a
 // process without sgemm_, takes the ATen operator.
-using Sgemm = void (*)(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-                       const float* beta, float* c, const int* ldc);
-
-Sgemm blas_sgemm() {
-  static const Sgemm sgemm = reinterpret_cast<Sgemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
-  return sgemm;
-}
-
 bool plain(const at::Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == at::kFloat && t.is_contiguous() && !t.is_conj() && t.numel() > 0 &&
          t.numel() < (int64_t{1} << 30);
 }
 
-// Column-major C[m, n] = A' B' + beta C, as ATen's cpublas::gemm hands it to BLAS (its
-// normalize_last_dims: a leading dimension of a single row or column is set to the other size).
-void gemm(char ta, char tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float beta,
-          float* c, int ldc) {
-  if (n == 1) ldc = m;
-  if (ta != 'n') {
-    if (m == 1) lda = k;
-  } else if (k == 1) {
-    lda = m;
-  }
-  if (tb != 'n') {
-    if (k == 1) ldb = n;
-  } else if (n == 1) {
-    ldb = k;
-  }
-  const float alpha = 1.0f;
-  blas_sgemm()(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
-}
+using cpu_blas::gemm;
 
 }  // namespace
 
 at::Tensor toy_linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  if (blas_sgemm() == nullptr ||
+  if (cpu_blas::sgemm() == nullptr ||
       !(plain(x) && plain(weight) && plain(bias) && x.dim() == 2 && weight.dim() == 2 && bias.dim() == 1 &&
         x.size(1) == weight.size(1) && bias.size(0) == weight.size(0))) {
     return at::addmm(bias, x, weight.t());
@@ -85,7 +59,7 @@ at::Tensor toy_linear(const at::Tensor& x, const at::Tensor& weight, const at::T
 }
 
 void toy_add_weight_grad(at::Tensor& grad, const at::Tensor& g, const at::Tensor& a) {
-  if (blas_sgemm() == nullptr || !(plain(grad) && plain(g) && plain(a) && g.dim() == 2 && a.dim() == 2 &&
+  if (cpu_blas::sgemm() == nullptr || !(plain(grad) && plain(g) && plain(a) && g.dim() == 2 && a.dim() == 2 &&
                                    g.size(0) == a.size(0) && grad.size(0) == g.size(1) && grad.size(1) == a.size(1))) {
     grad.addmm_(g.t(), a);
     return;
@@ -95,7 +69,7 @@ void toy_add_weight_grad(at::Tensor& grad, const at::Tensor& g, const at::Tensor
 }
 
 at::Tensor toy_input_grad(const at::Tensor& g, const at::Tensor& weight) {
-  if (blas_sgemm() == nullptr ||
+  if (cpu_blas::sgemm() == nullptr ||
       !(plain(g) && plain(weight) && g.dim() == 2 && weight.dim() == 2 && g.size(1) == weight.size(0))) {
     return at::mm(g, weight);
   }

@@ -1,5 +1,7 @@
 #include "transformer.h"
 
+#include "decode_step.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -665,25 +667,15 @@ void rotate_into(const at::Tensor& proj, int64_t heads, int64_t d, const CachedS
   const at::Tensor src = proj.contiguous();
   const float* x = src.data_ptr<float>();
   float* out = dest.data_ptr<float>();
-  const int64_t b = src.size(0), t = src.size(1), capacity = dest.size(2), half = d / 2;
+  const int64_t b = src.size(0), t = src.size(1), capacity = dest.size(2);
   for (int64_t r = 0; r < b; ++r) {
     for (int64_t i = 0; i < t; ++i) {
       const int64_t position = step.positions[r * t + i];
       const float* c = step.cos + position * d;
       const float* s = step.sin + position * d;
       for (int64_t h = 0; h < heads; ++h) {
-        const float* xi = x + ((r * t + i) * heads + h) * d;
-        float* o = out + ((r * heads + h) * capacity + offset + i) * d;
-        for (int64_t j = 0; j < half; ++j) {
-          const float direct = xi[j] * c[j];
-          const float rotated = -xi[j + half] * s[j];
-          o[j] = direct + rotated;
-        }
-        for (int64_t j = half; j < d; ++j) {
-          const float direct = xi[j] * c[j];
-          const float rotated = xi[j - half] * s[j];
-          o[j] = direct + rotated;
-        }
+        decode::rotate(x + ((r * t + i) * heads + h) * d, c, s, d,
+                       out + ((r * heads + h) * capacity + offset + i) * d);
       }
     }
   }
@@ -906,6 +898,7 @@ TransformerModel::TransformerModel(PluginOptions& options) {
     options.fail("lora.dropout", "0 with gradient_checkpointing (the recomputed layer would draw another mask)",
                  std::to_string(lora.dropout));
   }
+  fused_decode_ = options.get_bool("fused_decode", true);
   build();
   if (!pretrained.empty()) {
     try {
@@ -1223,6 +1216,16 @@ ModelOutput TransformerModel::forward_cached(const ModelInput& input, const at::
   at::Tensor window_bias;
   if (config_.sliding_window > 0 && s > config_.sliding_window) window_bias = additive(config_.sliding_window);
 
+  if (t == 1 && fused_decode_ && !lora_ && input.want_logits && !input.want_scalar && decode::available()) {
+    at::Tensor logits = at::empty({b, 1, config_.vocab_size}, at::kFloat);
+    if (decode_step(ids, position, cos_table, sin_table, cache, logits)) {
+      cache.length_ = s;
+      ModelOutput out;
+      out.logits = logits;
+      return out;
+    }
+  }
+
   CachedStep step;
   step.positions = position;
   step.cos = cos_table.data_ptr<float>();
@@ -1236,6 +1239,61 @@ ModelOutput TransformerModel::forward_cached(const ModelInput& input, const at::
   }
   cache.length_ = s;
   return outputs(x, input, /*cached=*/true);
+}
+
+// One token a row through decode::run (decode_step.h): the layers' weights and this step's cache
+// slots as raw buffers. False (nothing written) when a weight is not a contiguous float tensor.
+bool TransformerModel::decode_step(const at::Tensor& ids, const int64_t* positions, const at::Tensor& cos,
+                                   const at::Tensor& sin, TransformerCache& cache, at::Tensor& logits) const {
+  bool plain = true;
+  auto data = [&plain](const at::Tensor& w) -> const float* {
+    if (!w.defined()) return nullptr;
+    plain = plain && w.scalar_type() == at::kFloat && w.is_contiguous() && w.device().is_cpu();
+    return plain ? w.data_ptr<float>() : nullptr;
+  };
+  std::vector<decode::Layer> layers;
+  for (size_t i = 0; i < decoder_->layers.size(); ++i) {
+    const DecoderLayer& layer = *decoder_->layers[i];
+    const Attention& a = *layer.self_attn;
+    const Mlp& m = *layer.mlp;
+    decode::Layer l{};
+    l.input_norm = data(layer.input_layernorm->weight);
+    l.post_norm = data(layer.post_attention_layernorm->weight);
+    l.wq = data(a.q_proj->weight), l.bq = data(a.q_proj->bias);
+    l.wk = data(a.k_proj->weight), l.bk = data(a.k_proj->bias);
+    l.wv = data(a.v_proj->weight), l.bv = data(a.v_proj->bias);
+    l.wo = data(a.o_proj->weight), l.bo = data(a.o_proj->bias);
+    l.gate = data(m.gate_proj->weight), l.up = data(m.up_proj->weight), l.down = data(m.down_proj->weight);
+    l.keys = cache.keys_[i].data_ptr<float>();
+    l.values = cache.values_[i].data_ptr<float>();
+    l.window = config_.layer_window(int64_t(i));
+    layers.push_back(l);
+  }
+  const float* embed = data(decoder_->embed_tokens->weight);
+  const float* final_norm = data(decoder_->norm->weight);
+  const float* head = data(lm_head_.defined() ? lm_head_ : decoder_->embed_tokens->weight);
+  if (!plain) return false;
+
+  decode::Shape shape{};
+  shape.batch = ids.size(0);
+  shape.hidden = config_.hidden_size;
+  shape.intermediate = config_.intermediate_size;
+  shape.heads = config_.num_attention_heads;
+  shape.kv_heads = config_.num_key_value_heads;
+  shape.head_dim = config_.head_size();
+  shape.vocab = config_.vocab_size;
+  shape.eps = static_cast<float>(config_.rms_norm_eps);
+  const at::Tensor step_ids = ids.contiguous();
+  decode::Step step{};
+  step.ids = step_ids.data_ptr<int64_t>();
+  step.positions = positions;
+  step.cos = cos.data_ptr<float>();
+  step.sin = sin.data_ptr<float>();
+  step.past = cache.length_;
+  step.capacity = cache.mask_.size(1);
+  step.mask = cache.padded_ ? cache.mask_.data_ptr<int64_t>() : nullptr;
+  decode::run(shape, layers, embed, final_norm, head, step, logits.data_ptr<float>());
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------

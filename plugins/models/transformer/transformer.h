@@ -163,12 +163,21 @@ class TransformerModel : public Model, public AdapterModel, public HfExportable 
   // named_parameters(); for writing merged weights without touching the model). No adapters: nothing.
   void fold_adapters_into(std::map<std::string, at::Tensor>& weights) const;
   void set_gradient_checkpointing(bool on) { config_.gradient_checkpointing = on; }
+  // Whether a cached forward of one token a row (generation's decode steps, CPU float, no LoRA)
+  // takes the fused step of decode_step.h (default; logits equal to rounding) or the operator path
+  // (logits bit for bit those of the full forward, but for single wide rows). Option `fused_decode`.
+  void set_fused_decode(bool on) { fused_decode_ = on; }
+  bool fused_decode() const { return fused_decode_; }
 
  private:
   void build();
   // The KV-cache forward for float models on the CPU without gradients (transformer.cpp).
   ModelOutput forward_cached(const ModelInput& input, const at::Tensor& ids, const at::Tensor& mask,
                              TransformerCache& cache);
+  // forward_cached's one-token step through decode::run (decode_step.h), the logits [B, 1, V] into
+  // `logits`; false, with nothing done, when a weight is not a contiguous CPU float tensor.
+  bool decode_step(const at::Tensor& ids, const int64_t* positions, const at::Tensor& cos, const at::Tensor& sin,
+                   TransformerCache& cache, at::Tensor& logits) const;
   // The final norm, then the logits and the scalar head as `input` asks; `cached`: the CPU float
   // KV-cache path, where a single row with a wide vocabulary takes sgemv (transformer.cpp).
   ModelOutput outputs(const at::Tensor& hidden, const ModelInput& input, bool cached) const;
@@ -177,6 +186,7 @@ class TransformerModel : public Model, public AdapterModel, public HfExportable 
   mutable at::Tensor rope_cos_, rope_sin_;  // rotary_table()'s tables; undefined until first used
 
   TransformerConfig config_;
+  bool fused_decode_ = true;  // the `fused_decode` option: one-token cached steps take decode::run
   std::shared_ptr<TransformerDecoder> decoder_;
   at::Tensor lm_head_;  // [V, hidden]; undefined when tied
   at::Tensor score_;    // [1, hidden]; undefined until add_scalar_head
