@@ -9,12 +9,14 @@
 //       loads DIR, left-pads the first BATCH prompts of PROMPTS (one prompt a line, token ids
 //       separated by spaces; pad id 0), runs one warm-up generation and REPS timed ones (greedy
 //       when TEMPERATURE is 0, else sampling from a generator seeded with 0 before every run) and
-//       prints one JSON line {"seconds": [...], "cpu_seconds": [...], "new_tokens": N} (wall and
-//       process CPU time of each timed run); IDS_OUT gets the generated ids of
+//       prints one JSON line {"seconds": [...], "cpu_seconds": [...], "new_tokens": N, "ops": K}
+//       (wall and process CPU time of each timed run; K: the ATen operators one more, untimed
+//       generation enters, counted with a RecordFunction callback); IDS_OUT gets the generated ids of
 //       the last run, one row a line; DECODE `ops` turns the fused one-token step off
 //       (the model option fused_decode: false), `fused` (the default) leaves it on.
 //
 // Like `prefengine`, it restarts itself once with the engine's runtime settings.
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +30,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include "engine/cli/runtime_defaults.h"
 #include "engine/generation/generator.h"
@@ -137,6 +140,18 @@ int run(int argc, char** argv) {
       cpu_seconds.push_back(process_cpu_seconds() - cpu_start);
     }
   }
+  // One more generation, untimed, counting the ATen operators it enters (nested ones included).
+  static std::atomic<int64_t> ops{0};
+  const auto handle = at::addGlobalCallback(
+      at::RecordFunctionCallback([](const at::RecordFunction&) -> std::unique_ptr<at::ObserverContext> {
+        ops.fetch_add(1, std::memory_order_relaxed);
+        return nullptr;
+      }).scopes({at::RecordScope::FUNCTION}));
+  {
+    at::Generator generator = at::detail::createCPUGenerator(0);
+    prefengine::generate(model, padded.input_ids, padded.attention_mask, options, generator);
+  }
+  at::removeCallback(handle);
   if (argc >= 10) {
     std::ofstream out(argv[9]);
     for (const auto& row : prefengine::completion_tokens(result)) {
@@ -149,8 +164,9 @@ int run(int argc, char** argv) {
     for (size_t i = 0; i < values.size(); ++i) text += (i ? ", " : "") + std::to_string(values[i]);
     return text;
   };
-  std::printf("{\"seconds\": [%s], \"cpu_seconds\": [%s], \"new_tokens\": %lld}\n", list(seconds).c_str(),
-              list(cpu_seconds).c_str(), static_cast<long long>(result.completions.numel()));
+  std::printf("{\"seconds\": [%s], \"cpu_seconds\": [%s], \"new_tokens\": %lld, \"ops\": %lld}\n",
+              list(seconds).c_str(), list(cpu_seconds).c_str(), static_cast<long long>(result.completions.numel()),
+              static_cast<long long>(ops.load()));
   return 0;
 }
 

@@ -1,6 +1,7 @@
 """KV-cache generation: the engine against eager PyTorch, then pair building end to end.
 
     /usr/bin/python3 bench/generation_bench.py [--repeats 3] [--no-pairs] [--threads 2]
+    /usr/bin/python3 bench/generation_bench.py --decode-ab [--repeats 3]
 
 from the repository root, after building `generation_bench`, `prefengine_cli` and the
 `transformer` and `math` plugins (Release).
@@ -28,6 +29,10 @@ from the repository root, after building `generation_bench`, `prefengine_cli` an
    math task's training prompts (configs/lm/math/train_prompts.jsonl, the first 64) graded by the
    math grader, run with `prefengine run`: samples generated and graded per second of the stage
    (run.json's stage seconds; random weights, so every sample runs to 28 tokens). Engine only.
+
+With `--decode-ab`, instead: the same rows and the pairs stage with the transformer's fused
+one-token decode step (the default) against its operator path (model option `fused_decode: false`;
+generation_bench's DECODE argument `ops`), both sides engine processes, alternating.
 
 `rows(repeats, pairs=True, threads=2)` returns the table's rows as dicts (for a combined table).
 """
@@ -115,7 +120,7 @@ def generation_rows(tmp, repeats):
     return rows
 
 
-def pairs_rows(tmp, repeats):
+def pairs_rows(tmp, repeats, fused_decode=True):
     experiment = os.path.join(tmp, "pairs.yaml")
     with open(experiment, "w") as f:
         f.write(f"""name: bench-pairs
@@ -123,7 +128,8 @@ seed: 0
 threads: {THREADS}
 tokenizer: {{kind: byte}}
 model: {{plugin: transformer, vocab_size: 259, hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4,
-         num_attention_heads: 4, max_position_embeddings: 128, tie_word_embeddings: true}}
+         num_attention_heads: 4, max_position_embeddings: 128, tie_word_embeddings: true,
+         fused_decode: {"true" if fused_decode else "false"}}}
 stages:
   - name: pairs
     kind: pairs
@@ -142,7 +148,46 @@ stages:
             stage = json.load(f)["stages"][0]
         rates.append(PAIRS_PROMPTS * PAIRS_N / stage["seconds"])
     return [{"name": f"pairs stage (math, {PAIRS_PROMPTS} prompts x {PAIRS_N})", "unit": "samples/s",
-             "engine": max(rates), "engine_median": statistics.median(rates)}]
+             "engine": max(rates), "engine_median": statistics.median(rates), "rates": rates}]
+
+
+def decode_ab_rows(tmp, repeats):
+    """The fused one-token decode step against the transformer's operator path (fused_decode: false),
+    both engine processes, alternating; the pairs stage likewise."""
+    rows = []
+    for shape in SHAPES:
+        model, prompts = write_shape(tmp, shape)
+        for batch in BATCHES:
+            for mode, temperature in MODES:
+                rates = {"fused": [], "ops": []}
+                ids = {}
+                for _ in range(repeats):
+                    for decode in ("fused", "ops"):
+                        ids[decode] = os.path.join(tmp, f"ids_{decode}.txt")
+                        result = run([BENCH, "run", model, prompts, str(batch), str(NEW_TOKENS), str(temperature),
+                                      str(RUNS_PER_PROCESS), str(THREADS), ids[decode], decode])
+                        rates[decode] += [result["new_tokens"] / s for s in result["seconds"]]
+                with open(ids["fused"]) as a, open(ids["ops"]) as b:
+                    same = a.read() == b.read()
+                rows.append({"name": f"{shape[0]} b{batch} {mode}", "unit": "new tokens/s", "fused": rates["fused"],
+                             "ops": rates["ops"], "ids": "same" if same else "DIFFERENT"})
+    pairs = {}
+    for decode in ("fused", "ops"):
+        pairs[decode] = pairs_rows(tmp, repeats, fused_decode=decode == "fused")[0]
+    rows.append({"name": pairs["fused"]["name"], "unit": "samples/s", "fused": pairs["fused"]["rates"],
+                 "ops": pairs["ops"]["rates"], "ids": ""})
+    return rows
+
+
+def print_decode_ab(table, repeats):
+    print(f"fused decode step against the operator path (model option fused_decode: false), engine only, "
+          f"{repeats} alternating processes; best (median)")
+    print(f"{'row':<36}{'unit':>14}{'fused':>18}{'operators':>18}{'ratio':>16}{'ids':>6}")
+    for r in table:
+        f, o = r["fused"], r["ops"]
+        ratio = f"{max(f) / max(o):.2f}x ({statistics.median(f) / statistics.median(o):.2f}x)"
+        print(f"{r['name']:<36}{r['unit']:>14}{f'{max(f):.1f} ({statistics.median(f):.1f})':>18}"
+              f"{f'{max(o):.1f} ({statistics.median(o):.1f})':>18}{ratio:>16}{r['ids']:>6}")
 
 
 def rows(repeats=3, pairs=True, threads=2):
@@ -175,7 +220,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-pairs", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--decode-ab", action="store_true",
+                    help="instead: the fused decode step against the operator path, engine only")
     a = ap.parse_args()
+    if a.decode_ab:
+        global THREADS
+        THREADS = a.threads
+        with tempfile.TemporaryDirectory() as tmp:
+            print_decode_ab(decode_ab_rows(tmp, a.repeats), a.repeats)
+        return
     table = rows(a.repeats, not a.no_pairs, a.threads)
     print_table(table, a.repeats)
 
