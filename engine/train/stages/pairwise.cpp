@@ -133,25 +133,34 @@ class PairwiseStage : public StageUnit {
 
   // A step that logs nothing, without autograd: forward_direct, the log-probs, the loss's
   // closed-form gradient (backward() then sends it through the log-probs and the model).
-  LossOutput direct_micro_batch(const std::vector<int64_t>& batch_index, const StepInfo& info) {
+  // The micro-batch's rows (its chosen rows, then its rejected rows), their lengths in `pairs`, and
+  // their reference log-probs (in `ref` and `pairs`) when the loss needs them.
+  SequenceTensors select_pair_rows(const std::vector<int64_t>& batch_index, PairwiseBatch& pairs,
+                                   at::Tensor& ref) const {
     const int64_t b = static_cast<int64_t>(batch_index.size());
-    std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
+    std::vector<int64_t> rows_index = batch_index;
     for (int64_t i : batch_index) rows_index.push_back(i + n_);
     at::Tensor rows_tensor;
-    const SequenceTensors batch = packed_.select(rows_index, &rows_tensor);
-    const at::Tensor logits = direct_model_->forward_direct(scoring_input(batch, /*want_scalar=*/false));
-    const at::Tensor logps = direct_logps_.forward(logits, batch.input_ids, batch.response_mask);
-    PairwiseBatch pairs;
+    SequenceTensors batch = packed_.select(rows_index, &rows_tensor);
     pairs.chosen_lengths = batch.lengths.slice(0, 0, b);
     pairs.rejected_lengths = batch.lengths.slice(0, b);
-    pairs.chosen_logps = logps.slice(0, 0, b);
-    pairs.rejected_logps = logps.slice(0, b);
-    at::Tensor ref;
     if (req_.reference_logps) {
       ref = ref_logps_.index_select(0, rows_tensor);
       pairs.ref_chosen_logps = ref.slice(0, 0, b);
       pairs.ref_rejected_logps = ref.slice(0, b);
     }
+    return batch;
+  }
+
+  LossOutput direct_micro_batch(const std::vector<int64_t>& batch_index, const StepInfo& info) {
+    const int64_t b = static_cast<int64_t>(batch_index.size());
+    PairwiseBatch pairs;
+    at::Tensor ref;
+    const SequenceTensors batch = select_pair_rows(batch_index, pairs, ref);
+    const at::Tensor logits = direct_model_->forward_direct(scoring_input(batch, /*want_scalar=*/false));
+    const at::Tensor logps = direct_logps_.forward(logits, batch.input_ids, batch.response_mask);
+    pairs.chosen_logps = logps.slice(0, 0, b);
+    pairs.rejected_logps = logps.slice(0, b);
     pairs.want_metrics = false;
     if (feedback_wanted_) record_feedback(logps, ref, pairs, b);
     at::Tensor grad_w, grad_l;
@@ -184,10 +193,9 @@ class PairwiseStage : public StageUnit {
       return direct_micro_batch(batch_index, info);
     }
     const int64_t b = static_cast<int64_t>(batch_index.size());
-    std::vector<int64_t> rows_index = batch_index;  // chosen rows, then the rejected rows
-    for (int64_t i : batch_index) rows_index.push_back(i + n_);
-    at::Tensor rows_tensor;
-    const SequenceTensors batch = packed_.select(rows_index, &rows_tensor);
+    PairwiseBatch pairs;
+    at::Tensor ref;
+    const SequenceTensors batch = select_pair_rows(batch_index, pairs, ref);
     SequenceScores scores = score_sequences(*model_, batch, req_.policy_logps, req_.scalar_head, req_.token_logps,
                                             /*want_logit_sums=*/info.log_now && req_.policy_logps,
                                             direct_ ? &direct_logits_ : nullptr);
@@ -198,9 +206,6 @@ class PairwiseStage : public StageUnit {
       logit_tokens_w_ += tokens.slice(0, 0, b).sum().item<double>();
       logit_tokens_l_ += tokens.slice(0, b).sum().item<double>();
     }
-    PairwiseBatch pairs;
-    pairs.chosen_lengths = batch.lengths.slice(0, 0, b);
-    pairs.rejected_lengths = batch.lengths.slice(0, b);
     logps_all_ = at::Tensor();
     micro_rows_ = b;
     if (req_.policy_logps) {
@@ -216,12 +221,6 @@ class PairwiseStage : public StageUnit {
         pairs.chosen_mask = batch.response_mask.slice(0, 0, b);
         pairs.rejected_mask = batch.response_mask.slice(0, b);
       }
-    }
-    at::Tensor ref;
-    if (req_.reference_logps) {
-      ref = ref_logps_.index_select(0, rows_tensor);
-      pairs.ref_chosen_logps = ref.slice(0, 0, b);
-      pairs.ref_rejected_logps = ref.slice(0, b);
     }
     pairs.want_metrics = info.log_now;
     if (info.log_now && req_.policy_logps) sequence_diagnostics(pairs, ref, b);
