@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Trains the language-model tasks' base models (issue 15, item 2; README "Offline tasks").
 #   scripts/lm_base.sh poem   # configs/lm/poem/base.yaml -> runs/poem-base, resampled, the share in the asked form
+#   scripts/lm_base.sh slogan # configs/lm/slogan/base.yaml -> runs/slogan-base (corpus pre-training, SFT, graded eval)
 #   scripts/lm_base.sh math   # makes runs/data/math/sft.jsonl on first use, configs/lm/math/base.yaml -> runs/math-base
+#   scripts/lm_base.sh math-drill  # makes runs/data/math-base/ on first use, configs/lm/math/base_drill.yaml -> runs/math-drill-base
+#                                  # (a fact drill, then length-bucketed SFT: measured worse than math, see its config)
 # PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=${1:?usage: scripts/lm_base.sh poem|math}
+task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill}
 bin=${PREFENGINE:-build/bin/prefengine}
 out=${OUT:-runs/$task-base}
 case "$task" in
@@ -19,11 +22,21 @@ case "$task" in
     python3 scripts/poem_form_share.py --prefengine "$bin" "$out"/eval/sft-*.jsonl \
       "$out"/samples_t0.3.jsonl "$out"/samples_greedy.jsonl
     ;;
+  slogan)
+    "$bin" run configs/lm/slogan/base.yaml --output "$out"
+    ;;
   math)
     if [ ! -s runs/data/math/sft.jsonl ]; then
       python3 configs/lm/math/make_math.py --sft 60000 --out runs/data/math
     fi
     "$bin" run configs/lm/math/base.yaml --output "$out"
     ;;
-  *) echo "unknown task '$task' (poem or math)" >&2; exit 2 ;;
+  math-drill)
+    # 60000 SFT rows in length-bucketed batches of 16, and the arithmetic-fact drill rows.
+    if [ ! -s runs/data/math-base/drill_heldout.jsonl ]; then
+      python3 configs/lm/math/make_math.py --sft 60000 --bucket 16 --drill --out runs/data/math-base
+    fi
+    "$bin" run configs/lm/math/base_drill.yaml --output "$out"
+    ;;
+  *) echo "unknown task '$task' (poem, slogan, math or math-drill)" >&2; exit 2 ;;
 esac

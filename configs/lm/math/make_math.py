@@ -23,12 +23,19 @@ The three sets of each language are disjoint in prompt text, and word problems a
 numbers (kind, level and the numbers in order): no held-out word problem is a training one renamed. References are the final answer
 alone ("19", "\\frac{5}{6}", "-3"), which the math grader compares by value.
 
-  python3 configs/lm/math/make_math.py [--out DIR] [--seed N] [--sft N]
+  python3 configs/lm/math/make_math.py [--out DIR] [--seed N] [--sft N] [--bucket B] [--drill]
 
 --sft N writes N English SFT rows instead of 3000 (the base-model recipe, configs/lm/math/base.yaml,
 uses --sft 60000 --out runs/data/math): the problem stream is the same, so the held-out and train
 prompts and the first 3000 SFT rows are those of the committed files, and every further SFT row is
 still disjoint from them (the same `seen` check).
+
+--bucket B writes the English SFT rows in batches of B rows of similar length (same rows, another
+order), for a stage with data.shuffle false and batch_size B: padding to each batch's longest row
+then costs ~1% instead of ~60%. --drill also writes drill.jsonl (every "a op b = c" step of the
+English SFT rows as a row "a op b =" -> " c") and drill_heldout.jsonl (the held-out solutions'
+steps, each once, as eval prompts with the result as reference). The committed files are written
+without these options and stay byte-identical.
 """
 import argparse
 import json
@@ -426,6 +433,38 @@ def rejected(row):
     return body + "The answer is \\boxed{%s}." % wrong
 
 
+def drill_rows(sft, seed):
+    """Every working step "a op b = c" of the SFT completions as a row of its own (prompt
+    "a op b =", completion " c"), in a seeded random order: the arithmetic facts alone, short rows
+    that are cheap to train on. Made from the SFT rows only, so disjoint from nothing held out but
+    the facts themselves (a held-out problem's steps are mostly facts the SFT rows also hold)."""
+    step = re.compile(r"(?<![-\d])(-?\d+) ([-+*/]) (-?\d+) = (-?\d+)\b")
+    rows = [{"prompt": f"{a} {op} {b} =", "completion": f" {c}"}
+            for row in sft for a, op, b, c in step.findall(row["completion"])
+            if op != "/" and apply(op, int(a), int(b)) == int(c)
+            or op == "/" and int(b) != 0 and int(a) == int(b) * int(c)]
+    random.Random(f"{seed}-drill").shuffle(rows)
+    return rows
+
+
+def bucketed(rows, size, seed, window=64):
+    """The rows in batches of `size` of similar length (bytes of prompt + completion): shuffled,
+    sorted by length within windows of `window` batches, cut into batches, the batches shuffled.
+    A stage with data.shuffle false and batch_size `size` then pads each batch to little more than
+    its rows (the median row is ~180 bytes, the longest ~416)."""
+    rng = random.Random(f"{seed}-bucket")
+    rows = rows[:]
+    rng.shuffle(rows)
+    batches = []
+    span = size * window
+    for start in range(0, len(rows), span):
+        chunk = sorted(rows[start:start + span], key=lambda r: len((r["prompt"] + r["completion"]).encode()))
+        batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+    last = batches.pop() if len(batches[-1]) < size else []  # a short batch goes last
+    rng.shuffle(batches)
+    return [row for batch in batches for row in batch] + last
+
+
 def write(path, rows, keys):
     with open(path, "w", encoding="utf-8", newline="\n") as out:
         for row in rows:
@@ -438,11 +477,28 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sft", type=int, default=None,
                         help="English SFT rows (default %d)" % SIZES["en"][0])
+    parser.add_argument("--bucket", type=int, default=0, metavar="B",
+                        help="write the English SFT rows in batches of B rows of similar length "
+                             "(for a stage with data.shuffle false and batch_size B)")
+    parser.add_argument("--drill", action="store_true",
+                        help="also write drill.jsonl: every 'a op b = c' step of the English SFT "
+                             "rows as a row of its own (prompt 'a op b =', completion ' c')")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for lang, suffix in (("en", ""), ("zh", "_zh")):
         rng = random.Random(f"{args.seed}-{lang}")
         sft, train, held = make(lang, rng, args.sft if lang == "en" else None)
+        if lang == "en" and args.drill:
+            write(os.path.join(args.out, "drill.jsonl"), drill_rows(sft, args.seed),
+                  ["prompt", "completion"])
+            # The held-out solutions' steps, once each, as eval prompts: how many facts a model
+            # knows (a bare right number grades 4 with the math grader). For evaluation only.
+            facts = {r["prompt"]: r["completion"].strip()
+                     for r in drill_rows([{"completion": h["completion"]} for h in held], args.seed)}
+            write(os.path.join(args.out, "drill_heldout.jsonl"),
+                  [{"prompt": p, "reference": c} for p, c in sorted(facts.items())], ["prompt", "reference"])
+        if lang == "en" and args.bucket > 0:
+            sft = bucketed(sft, args.bucket, args.seed)
         write(os.path.join(args.out, f"sft{suffix}.jsonl"), sft,
               ["prompt", "completion", "reference", "kind", "level"])
         for row in train + held:
