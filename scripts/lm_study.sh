@@ -160,7 +160,7 @@ for task in $tasks; do
            --set stages.dpo.eval.sampling.max_new_tokens=24)
     ppo_q=(--set stages.ppo.steps=2 --set stages.ppo.batch_size=4 --set stages.ppo.max_new_tokens=24
            --set stages.ppo.eval.max_prompts=4 --set stages.ppo.eval.sampling.max_new_tokens=24)
-    rm_q=(--set stages.rm.epochs=1 --set stages.dpo.epochs=1 --set stages.rm.batch_size=4
+    rm_q=(--set stages.rm.epochs=2 --set stages.dpo.epochs=2 --set stages.rm.batch_size=4
           --set stages.dpo.batch_size=4 --set stages.rm.eval.every=1 --set stages.dpo.eval.every=1)
     grad_q=(--set stages.dpo.epochs=1 --set stages.dpo.batch_size=4)
     other_q=(--set stages.sft.steps=20)
