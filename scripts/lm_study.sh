@@ -26,7 +26,8 @@
 #   that every table is produced, not what the numbers are.
 #
 # Time on the 2-core development machine (contended: shared with other training runs and builds):
-#   --quick: MEASURED in the ctest (see tests/lm_study.cmake).
+#   --quick: MEASURED 243 s (ctest -R lm_study_quick_test, 2026-12-01 19:08 UTC, at nice 19 while two
+#   base models trained: contended; expect less on quiet cores).
 #   full poem study, seed 0 (without the base): MEASURED, see README "Results: language models";
 #   one seed of poem takes about 30 min contended, so 3 seeds ~1.5 h; math and slogan each about the
 #   same per seed (ESTIMATED from poem's parts: longer math answers, shorter slogans); the bases on
@@ -152,10 +153,12 @@ for task in $tasks; do
     common=("${quick_model[@]}")
     pairs_q=(--set stages.pairs.data.max_records=16 --set stages.pairs.sampling.max_new_tokens=24
              --set stages.pairs.sampling.batch_size=32 --set stages.pairs.batch_size=16)
-    # A miniature model's answers mostly tie (math: nearly all graded 1), which leaves few pairs:
-    # math samples 8 answers to 32 prompts, and the held-out pairs take the reference as chosen.
-    [ "$task" = math ] && pairs_q+=(--set stages.pairs.data.max_records=32 --set stages.pairs.sampling.n=8)
-    heldout_q=(--set stages.pairs.chosen_from=reference)
+    # A miniature model's math answers nearly all grade 1 (ties, no pair): math samples 8 answers
+    # to 32 prompts, and its held-out pairs take the reference as chosen.
+    if [ "$task" = math ]; then
+      pairs_q+=(--set stages.pairs.data.max_records=32 --set stages.pairs.sampling.n=8)
+      heldout_q=(--set stages.pairs.chosen_from=reference)
+    fi
     dpo_q=(--set stages.dpo.epochs=1 --set stages.dpo.batch_size=4 --set stages.dpo.eval.max_prompts=4
            --set stages.dpo.eval.sampling.max_new_tokens=24)
     ppo_q=(--set stages.ppo.steps=2 --set stages.ppo.batch_size=4 --set stages.ppo.max_new_tokens=24
