@@ -172,10 +172,7 @@ for task in $tasks; do
   run "configs/lm/study/${task}_other.yaml" "$other" "${other_q[@]}"
   for seed in $seeds; do
     t=$out/$task
-    heldout=$t/heldout-seed$seed
-    run "configs/lm/study/${task}_pairs.yaml" "$heldout" --set seed="$seed" \
-      --set "stages.pairs.init_from=$base" --set "stages.pairs.data.path=$(heldout_prompts "$task")" \
-      --set stages.pairs.data.max_records=48 "${pairs_q[@]}" "${heldout_q[@]}"
+    # (a) the four scenarios; then, on the scenario-1 pairs, (e), (c), (d) and (b).
     for s in 1 2 3 4; do
       rejected=policy
       [ "$s" -ge 3 ] && rejected=$other/checkpoints/sft
@@ -189,9 +186,13 @@ for task in $tasks; do
         --set "stages.dpo.eval.path=$file" "${dpo_q[@]}"
     done
     train=$t/pairs-s1-seed$seed/pairs/nonempty.jsonl
+    run "configs/lm/study/${task}_gradients.yaml" "$t/gradients-seed$seed" --set seed="$seed" \
+      --set "stages.dpo.init_from=$base" --set "stages.dpo.data.path=$train" "${grad_q[@]}"
+    heldout=$t/heldout-seed$seed
+    run "configs/lm/study/${task}_pairs.yaml" "$heldout" --set seed="$seed" \
+      --set "stages.pairs.init_from=$base" --set "stages.pairs.data.path=$(heldout_prompts "$task")" \
+      --set stages.pairs.data.max_records=48 "${pairs_q[@]}" "${heldout_q[@]}"
     held=$(nonempty "$heldout")
-    run "configs/lm/study/${task}_ppo.yaml" "$t/ppo-seed$seed" --set seed="$seed" \
-      --set "stages.ppo.init_from=$base" "${ppo_q[@]}"
     run "configs/lm/study/${task}_rm_vs_dpo.yaml" "$t/rm-vs-dpo-seed$seed" --set seed="$seed" \
       --set "stages.rm.init_from=$base" --set "stages.dpo.init_from=$base" \
       --set "stages.rm.data.path=$train" --set "stages.dpo.data.path=$train" \
@@ -200,8 +201,8 @@ for task in $tasks; do
       --set "stages.before.init_from=$base" --set "stages.before.data.path=$train" \
       --set "stages.before.eval.path=$train" --set "stages.dpo.data.path=$train" \
       --set "stages.dpo.eval.path=$train" "${dpo_q[@]}"
-    run "configs/lm/study/${task}_gradients.yaml" "$t/gradients-seed$seed" --set seed="$seed" \
-      --set "stages.dpo.init_from=$base" --set "stages.dpo.data.path=$train" "${grad_q[@]}"
+    run "configs/lm/study/${task}_ppo.yaml" "$t/ppo-seed$seed" --set seed="$seed" \
+      --set "stages.ppo.init_from=$base" "${ppo_q[@]}"
   done
   # The curves: grad/*, rewards/*, loss of every DPO run, and the RM/DPO runs.
   shopt -s nullglob
