@@ -28,11 +28,12 @@
 # Time on the 2-core development machine (contended: shared with other training runs and builds):
 #   --quick: MEASURED 243 s (ctest -R lm_study_quick_test, 2026-12-01 19:08 UTC, at nice 19 while two
 #   base models trained: contended; expect less on quiet cores).
-#   full poem study, seed 0 (without the base): MEASURED, see README "Results: language models";
-#   one seed of poem takes about 30 min contended, so 3 seeds ~1.5 h; math and slogan each about the
-#   same per seed (ESTIMATED from poem's parts: longer math answers, shorter slogans); the bases on
-#   top: poem ~22 min, math ~90 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from
-#   nothing: ~6 h on 2 contended cores (ESTIMATED).
+#   poem, one seed (the 17 runs after the base): MEASURED 27 min (2026-12-01 19:38-20:06 UTC,
+#   contended, load 5-7; README "Results: language models"), so seeds 0-2 ~1.4 h. math and slogan
+#   per seed: ESTIMATED from poem's parts, ~2x poem for math (answers up to 320 bytes against
+#   poem's ~155, mostly generation) and ~0.5x for slogan (48-byte answers). Bases on top: poem
+#   22-60 min, math ~90 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from nothing:
+#   ESTIMATED ~6-7 h on 2 contended cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${PREFENGINE:-build/bin/prefengine}
