@@ -26,8 +26,8 @@
 #   that every table is produced, not what the numbers are.
 #
 # Time on the 2-core development machine (contended: shared with other training runs and builds):
-#   --quick: MEASURED 243 s (ctest -R lm_study_quick_test, 2026-12-01 19:08 UTC, at nice 19 while two
-#   base models trained: contended; expect less on quiet cores).
+#   --quick: MEASURED 243 s and 107 s (ctest -R lm_study_quick_test, 2026-12-01 19:08 and 20:07 UTC,
+#   at nice 19 beside other training runs: contended; expect less on quiet cores).
 #   poem, one seed (the 17 runs after the base): MEASURED 27 min (2026-12-01 19:38-20:06 UTC,
 #   contended, load 5-7; README "Results: language models"), so seeds 0-2 ~1.4 h. math and slogan
 #   per seed: ESTIMATED from poem's parts, ~2x poem for math (answers up to 320 bytes against
