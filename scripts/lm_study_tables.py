@@ -161,6 +161,9 @@ def task_tables(out, task):
     t3 = []
     for label, pattern, stage in (("DPO (scenario 1 pairs)", "scenario-s1-seed*", "dpo"), ("PPO (grader reward)", "ppo-seed*", "ppo")):
         rs = runs(os.path.join(t, pattern))
+        if stage == "dpo":  # over the seeds PPO ran with
+            ppo_seeds = {seed_of(r) for r in runs(os.path.join(t, "ppo-seed*"))}
+            rs = [r for r in rs if seed_of(r) in ppo_seeds]
         if not rs:
             missing.append(label)
             continue
@@ -199,8 +202,10 @@ def task_tables(out, task):
 
     # Table 5
     t5 = []
-    groups = [("dpo", runs(os.path.join(t, "scenario-s1-seed*")))]
     children = [c for c in glob.glob(os.path.join(t, "losses-seed*", "*")) if completed(c)]
+    # Plain DPO is scenario 1, over the seeds the other losses ran with.
+    loss_seeds = {seed_of(c) for c in children}
+    groups = [("dpo", [r for r in runs(os.path.join(t, "scenario-s1-seed*")) if seed_of(r) in loss_seeds])]
     for name in ("flex_dpo", "dpo_sft"):
         groups.append((name, sorted((c for c in children if loss_of(c) == name), key=seed_of)))
     for name, rs in groups:
