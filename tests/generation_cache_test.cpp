@@ -70,15 +70,20 @@ at::Tensor cached_logits(TransformerModel& model, const at::Tensor& ids, const a
   return at::cat(pieces, 1);
 }
 
+// Three rows for the cache tests: left padding (row 0), none (row 1), and a row that stops (mask 0
+// after its end, row 2).
+at::Tensor padded_ids() {
+  return ids_tensor({{0, 0, 4, 9, 2, 7, 1, 6, 30, 12, 5}, {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5}, {0, 8, 8, 2, 7, 0, 0, 0, 0, 0, 0}});
+}
+at::Tensor padded_mask() {
+  return ids_tensor({{0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0}});
+}
+
 TEST(GenerationCacheTest, FastPathEqualsTheGeneralCachedForwardBitForBit) {
   // Left padding, a row that stops (mask 0 after its end), GQA; llama, qwen2 (q/k/v biases) and
   // mistral (a sliding window shorter than the sequence).
-  const at::Tensor ids = ids_tensor({{0, 0, 4, 9, 2, 7, 1, 6, 30, 12, 5},
-                                     {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5},
-                                     {0, 8, 8, 2, 7, 0, 0, 0, 0, 0, 0}});
-  const at::Tensor mask = ids_tensor({{0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1},
-                                      {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
-                                      {0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0}});
+  const at::Tensor ids = padded_ids();
+  const at::Tensor mask = padded_mask();
   for (const std::string type : {"llama", "qwen2", "mistral"}) {
     TransformerModel model(config(type));
     randomize(model, 21);
@@ -112,12 +117,8 @@ double relative_difference(const at::Tensor& a, const at::Tensor& b) {
 TEST(GenerationCacheTest, FusedDecodeStepEqualsTheGeneralCachedForwardWithinRounding) {
   // The inputs of the bit-for-bit test: left padding, a row that stops, GQA, q/k/v biases, a
   // sliding window shorter than the sequence, buffers growing mid-way; and the wide single rows.
-  const at::Tensor ids = ids_tensor({{0, 0, 4, 9, 2, 7, 1, 6, 30, 12, 5},
-                                     {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5},
-                                     {0, 8, 8, 2, 7, 0, 0, 0, 0, 0, 0}});
-  const at::Tensor mask = ids_tensor({{0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1},
-                                      {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
-                                      {0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0}});
+  const at::Tensor ids = padded_ids();
+  const at::Tensor mask = padded_mask();
   for (const std::string type : {"llama", "qwen2", "mistral"}) {
     TransformerModel model(config(type));
     randomize(model, 21);
