@@ -1193,6 +1193,18 @@ ModelOutput TransformerModel::forward_cached(const ModelInput& input, const at::
   for (int64_t i = 0; i < b * t; ++i) longest = std::max(longest, position[i]);
   const auto [cos_table, sin_table] = rotary_table(std::max(longest + 1, s));
 
+  // A one-token step takes the fused step (decode_step.h), which masks as it goes: no additive
+  // masks are built for it.
+  if (t == 1 && fused_decode_ && !lora_ && input.want_logits && !input.want_scalar && decode::available()) {
+    at::Tensor logits = at::empty({b, 1, config_.vocab_size}, at::kFloat);
+    if (decode_step(ids, position, cos_table, sin_table, cache, logits)) {
+      cache.length_ = s;
+      ModelOutput out;
+      out.logits = logits;
+      return out;
+    }
+  }
+
   // Additive masks [B, 1, 1, T, S]: query i (index past + i) sees key j <= past + i when key j is a
   // real token (and, in sliding-window layers, past + i - j < window); undefined when nothing is
   // masked (one token, no padding cached, no window reached).
@@ -1215,16 +1227,6 @@ ModelOutput TransformerModel::forward_cached(const ModelInput& input, const at::
   const at::Tensor bias = additive(0);
   at::Tensor window_bias;
   if (config_.sliding_window > 0 && s > config_.sliding_window) window_bias = additive(config_.sliding_window);
-
-  if (t == 1 && fused_decode_ && !lora_ && input.want_logits && !input.want_scalar && decode::available()) {
-    at::Tensor logits = at::empty({b, 1, config_.vocab_size}, at::kFloat);
-    if (decode_step(ids, position, cos_table, sin_table, cache, logits)) {
-      cache.length_ = s;
-      ModelOutput out;
-      out.logits = logits;
-      return out;
-    }
-  }
 
   CachedStep step;
   step.positions = position;
