@@ -118,8 +118,9 @@ base_of() {
 }
 
 # nonempty PAIRS_RUN: PAIRS_RUN/pairs/pairs.jsonl without the pairs whose chosen or rejected
-# response is empty (the model stopped at once: the pairs stage writes such a pair, a pairwise
-# stage's reader refuses it), as PAIRS_RUN/pairs/nonempty.jsonl; prints that file's path.
+# response is empty (the model stopped at once; a pairwise stage's reader refuses such a pair), as
+# PAIRS_RUN/pairs/nonempty.jsonl; prints that file's path. The pairs stage has dropped such pairs
+# itself since 2026-12-01 (pairs/dropped_empty), so this only matters for pairs runs made before.
 nonempty() {
   python3 - "$1/pairs/pairs.jsonl" "$1/pairs/nonempty.jsonl" <<'PY'
 import json, sys

@@ -96,7 +96,7 @@ TEST(ConfigTest, WrongTypeNamesExpectedType) {
   const std::string e = error_of(replace(kValid, "seed: 3", "seed: three"));
   EXPECT_NE(e.find("exp.yaml:2:7: seed: expected an integer >= 0, got 'three'"), std::string::npos) << e;
   const std::string f = error_of(replace(kValid, "lr: 1.0e-2", "lr: fast"));
-  EXPECT_NE(f.find("stages[0].optimizer.lr: expected a number in (0, 10], got 'fast'"), std::string::npos) << f;
+  EXPECT_NE(f.find("stages[0].optimizer.lr: expected a number in [0, 10], got 'fast'"), std::string::npos) << f;
 }
 
 TEST(ConfigTest, OutOfRangeValueIsRejected) {

@@ -13,6 +13,7 @@
 #include "engine/config/experiment_config.h"
 #include "engine/data/stage_data.h"
 #include "engine/data/tokenizer.h"
+#include "engine/loop/grading.h"
 #include "engine/loop/sampling.h"
 #include "engine/plugins/plugin_factory.h"
 #include "engine/train/reward_source.h"
@@ -109,6 +110,33 @@ TEST(PairsStageTest, BestAndWorstOfGradedSamplesAndTiesDropped) {
   EXPECT_EQ(read_metrics(run, "dpo").size(), 3u);
 }
 
+std::vector<GradedText> graded(const std::vector<std::pair<std::string, double>>& texts) {
+  std::vector<GradedText> out;
+  for (const auto& [text, score] : texts) out.push_back({text, score, false});
+  return out;
+}
+
+TEST(PairsStageTest, AnEmptyResponseIsNeverASideOfAPair) {
+  // The best and the worst non-empty texts, the first among equal scores.
+  const auto pool = graded({{"a", 2}, {"", 5}, {"b", 4}, {"c", 4}, {"", 0}, {"d", 1}, {"e", 1}});
+  PairChoice p = choose_pair(pool, pool);
+  ASSERT_EQ(p.drop, PairChoice::Drop::kNone);
+  EXPECT_EQ(p.chosen, &pool[2]);
+  EXPECT_EQ(p.rejected, &pool[5]);
+  // Off-policy: the rejected from the other pool.
+  const auto other = graded({{"", -1}, {"x", 3}, {"y", 0}});
+  p = choose_pair(pool, other);
+  ASSERT_EQ(p.drop, PairChoice::Drop::kNone);
+  EXPECT_EQ(p.chosen, &pool[2]);
+  EXPECT_EQ(p.rejected, &other[2]);
+  // Only empty texts on a side: dropped as empty, whatever the scores.
+  EXPECT_EQ(choose_pair(graded({{"", 5}}), pool).drop, PairChoice::Drop::kEmpty);
+  EXPECT_EQ(choose_pair(pool, graded({{"", 0}, {"", 1}})).drop, PairChoice::Drop::kEmpty);
+  EXPECT_EQ(choose_pair(graded({}), pool).drop, PairChoice::Drop::kEmpty);
+  // Non-empty texts that tie (here the empty text's better score does not count): a tie.
+  EXPECT_EQ(choose_pair(graded({{"", 5}, {"a", 3}, {"b", 3}}), graded({{"c", 3}})).drop, PairChoice::Drop::kTie);
+}
+
 TEST(PairsStageTest, ResumeThroughAPairsStageEqualsAnUninterruptedRun) {
   const std::string dir = testing::make_temp_dir("pairs-resume");
   const std::string yaml = loop_yaml(prompts_file(dir), ", checkpoint_every: 1");
@@ -176,6 +204,42 @@ TEST(PairsStageTest, ConfigErrorsNameTheKey) {
   EXPECT_NE(e.find("rejected_from: expected `policy` or a checkpoint folder"), std::string::npos) << e;
   e = error_of(with("grader: {plugin: checksum}", "grader: {plugin: nosuchgrader}"));
   EXPECT_NE(e.find("unknown grader plugin"), std::string::npos) << e;
+  // eval.from_stage: an earlier pairs stage, and not with eval.path
+  EXPECT_EQ(error_of(with("steps: 3,", "steps: 3, eval: {from_stage: pairs},")), "no error");
+  e = error_of(with("steps: 3,", "steps: 3, eval: {from_stage: dpo},"));
+  EXPECT_NE(e.find("eval.from_stage: expected the name of an earlier `pairs` stage, got 'dpo'"), std::string::npos) << e;
+  e = error_of(with("steps: 3,", "steps: 3, eval: {from_stage: pairs, path: " + prompts + "},"));
+  EXPECT_NE(e.find("eval.from_stage: expected either eval.path or eval.from_stage, not both, got both"), std::string::npos) << e;
+  const std::string two_dpo = yaml + "  - {name: dpo2, kind: pairwise, loss: {plugin: dpo, beta: 0.1}, data: {from_stage: pairs},\n"
+                                     "     optimizer: {lr: 1.0e-3}, batch_size: 2, steps: 1, eval: {from_stage: dpo}}\n";
+  e = error_of(two_dpo);
+  EXPECT_NE(e.find("stages[2].eval.from_stage: expected an earlier `pairs` stage, got 'dpo' (kind pairwise)"), std::string::npos) << e;
+}
+
+TEST(PairsStageTest, EvalFromStageScoresThePairsThatStageWrote) {
+  // The held-out pairs of a later stage's eval are the file the pairs stage wrote in this run: the
+  // same eval rows as a second run (same seed, same draws) pointing eval.path at the first run's file.
+  const std::string dir = testing::make_temp_dir("pairs-eval");
+  const std::string yaml = loop_yaml(prompts_file(dir));
+  const std::string from = "steps: 3,";
+  auto with_eval = [&](const std::string& eval) {
+    return std::string(yaml).replace(yaml.find(from), from.size(), "steps: 3, eval: {" + eval + ", every: 1},");
+  };
+  const std::string a = dir + "/a", b = dir + "/b";
+  fs::create_directories(a);
+  fs::create_directories(b);
+  ExperimentRunner(parse_experiment(with_eval("from_stage: pairs"), "loop.yaml"), a).run();
+  ExperimentRunner(parse_experiment(with_eval("path: " + a + "/pairs/pairs.jsonl"), "loop.yaml"), b).run();
+  EXPECT_EQ(testing::read_file(a + "/pairs/pairs.jsonl"), testing::read_file(b + "/pairs/pairs.jsonl"));
+  const auto rows_a = read_metrics(a, "dpo"), rows_b = read_metrics(b, "dpo");
+  ASSERT_EQ(rows_a.size(), 3u);
+  ASSERT_EQ(rows_b.size(), 3u);
+  for (size_t i = 0; i < rows_a.size(); ++i) {
+    ASSERT_TRUE(rows_a[i].contains("eval/pair_accuracy")) << rows_a[i].dump();
+    for (const char* key : {"eval/pair_accuracy", "eval/logps_chosen_per_token", "eval/logps_rejected_per_token"}) {
+      EXPECT_EQ(rows_a[i][key].get<double>(), rows_b[i][key].get<double>()) << key << " row " << i;
+    }
+  }
 }
 
 TEST(GraderRewardTest, TheScoreOfTheDecodedResponseMappedOntoMinusOneToOne) {

@@ -98,6 +98,30 @@ TEST(TrainingTest, GradientAccumulationMatchesTheLargerBatch) {
   }
 }
 
+TEST(TrainingTest, ZeroLearningRateLeavesTheWeightsAsTheyAre) {
+  // lr 0 measures the starting model: with AdamW and weight decay nothing moves, so every row of
+  // the stage (each step the same batch: all 16 pairs in order) logs the same log-probs, and the
+  // stage's checkpoint holds the previous stage's weights.
+  const std::vector<std::string> whole_batch = {"stages.dpo.batch_size=16", "stages.dpo.data.shuffle=false",
+                                                "stages.dpo.log_every=1"};
+  std::vector<std::string> zero = whole_batch;
+  zero.insert(zero.end(), {"stages.dpo.optimizer.name=adamw", "stages.dpo.optimizer.lr=0",
+                           "stages.dpo.optimizer.weight_decay=0.1"});
+  const std::string dir = run_config(kShort, "lr-zero", zero);
+  const auto rows = read_metrics(dir, "dpo");
+  ASSERT_EQ(rows.size(), 40u);
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["logps/chosen"].get<double>(), rows.front()["logps/chosen"].get<double>());
+    EXPECT_EQ(row["logps/rejected"].get<double>(), rows.front()["logps/rejected"].get<double>());
+  }
+  EXPECT_EQ(testing::read_file(dir + "/checkpoints/dpo/model.pt"), testing::read_file(dir + "/checkpoints/sft/model.pt"));
+  // and a small positive lr does move them (the test above can fail)
+  std::vector<std::string> small = whole_batch;
+  small.push_back("stages.dpo.optimizer.lr=1.0e-4");
+  const auto moved = read_metrics(run_config(kShort, "lr-small", small), "dpo");
+  EXPECT_NE(moved.back()["logps/rejected"].get<double>(), moved.front()["logps/rejected"].get<double>());
+}
+
 TEST(TrainingTest, EpochsDeriveTheStepCount) {
   // 16 pairs, batch 4, accumulation 2 -> 2 steps an epoch; 3 epochs -> 6 steps.
   const auto rows = read_metrics(run_config(kShort, "epochs", {"stages.dpo.steps=0", "stages.dpo.epochs=3",

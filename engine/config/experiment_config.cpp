@@ -31,7 +31,9 @@ bool read_report_to(PluginOptions& o, bool fallback) {
 OptimizerOptions read_optimizer(PluginOptions& o) {
   OptimizerOptions opt;
   opt.name = o.get_choice("optimizer.name", opt.name, {"adam", "adamw", "sgd"});
-  opt.lr = o.get_double(trl_key(o, "optimizer.lr", "learning_rate"), opt.lr, 0, 10, /*min_exclusive=*/true);
+  // lr 0 is allowed: the stage then leaves the weights as they are, and its metrics and eval
+  // measure the starting model (the "before" of a before/after comparison).
+  opt.lr = o.get_double(trl_key(o, "optimizer.lr", "learning_rate"), opt.lr, 0, 10);
   opt.weight_decay = o.get_double("optimizer.weight_decay", opt.weight_decay, 0, 1);
   opt.beta1 = o.get_double("optimizer.beta1", opt.beta1, 0, 1);
   opt.beta2 = o.get_double("optimizer.beta2", opt.beta2, 0, 1);
@@ -70,22 +72,34 @@ bool has_prefix(const PluginOptions& o, const std::string& key) {
 }
 
 // The `eval:` block of any stage (engine/train/evaluation.h checks the files and the grader).
-EvalOptions read_eval(PluginOptions& o, const std::string& path) {
+EvalOptions read_eval(PluginOptions& o, const std::string& path, const std::vector<std::string>& earlier_stages) {
   EvalOptions e;
   if (!has_prefix(o, "eval")) return e;
   const auto& entries = o.entries();
   e.location = entries.lower_bound("eval")->second.location + ": " + path + ".eval";
   e.path = o.get_string("eval.path", "");
+  e.from_stage = o.get_string("eval.from_stage", "");
   e.prompts = o.get_string("eval.prompts", "");
   e.every = o.get_int("eval.every", 0, 0);
-  if (e.path.empty() && e.prompts.empty()) {
-    o.fail("eval", "eval.path (held-out pairs) or eval.prompts (text prompts to generate from and grade)", "neither");
+  if (!e.from_stage.empty()) {
+    if (!e.path.empty()) o.fail("eval.from_stage", "either eval.path or eval.from_stage, not both", "both");
+    if (std::find(earlier_stages.begin(), earlier_stages.end(), e.from_stage) == earlier_stages.end()) {
+      o.fail("eval.from_stage", "the name of an earlier `pairs` stage", "'" + e.from_stage + "'");
+    }
+  }
+  const bool pairs = !e.path.empty() || !e.from_stage.empty();
+  if (!pairs && e.prompts.empty()) {
+    o.fail("eval",
+           "eval.path or eval.from_stage (held-out pairs) or eval.prompts (text prompts to generate from and grade)",
+           "neither");
   }
   e.grader = read_grader_options(o, "eval.grader");
   e.sampling = SamplingOptions::read(o, "eval.sampling");
   e.max_prompts = o.get_int("eval.max_prompts", 0, 0);
   e.max_pairs = o.get_int("eval.max_pairs", 0, 0);
-  if (e.path.empty() && o.has("eval.max_pairs")) o.fail("eval.max_pairs", "eval.path (held-out pairs)", "no eval.path");
+  if (!pairs && o.has("eval.max_pairs")) {
+    o.fail("eval.max_pairs", "eval.path or eval.from_stage (held-out pairs)", "neither");
+  }
   e.sample_kl = o.get_bool("eval.sample_kl", e.sample_kl);
   e.save_samples = o.get_bool("eval.save_samples", e.save_samples);
   if (o.has("eval.correct_at")) e.correct_at = o.get_double("eval.correct_at", 0);
@@ -212,7 +226,7 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
     }
   }
   stage.grader = read_grader_options(o, "grader");
-  stage.eval = read_eval(o, path);
+  stage.eval = read_eval(o, path, earlier_stages);
   if (o.has("max_completion_length") && stage.kind == "pairs") {
     o.fail("max_completion_length", "an sft, pairwise or ppo stage (a pairs stage generates: its length "
            "limit is sampling.max_new_tokens)", "kind " + stage.kind);
@@ -304,12 +318,13 @@ ExperimentConfig parse_node(YAML::Node root, const std::string& file,
                                   "].name: expected a unique stage name, got '" + stage.name +
                                   "' twice");
     }
-    if (!stage.data.from_stage.empty()) {
+    for (const auto& [key, from] : {std::pair<const char*, const std::string*>{"data.from_stage", &stage.data.from_stage},
+                                    {"eval.from_stage", &stage.eval.from_stage}}) {
       for (const auto& earlier_stage : config.stages) {
-        if (earlier_stage.name == stage.data.from_stage && earlier_stage.kind != "pairs") {
-          throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) +
-                                      "].data.from_stage: expected an earlier `pairs` stage, got '" +
-                                      stage.data.from_stage + "' (kind " + earlier_stage.kind + ")");
+        if (!from->empty() && earlier_stage.name == *from && earlier_stage.kind != "pairs") {
+          throw std::invalid_argument(stage.location + ": stages[" + std::to_string(i) + "]." + key +
+                                      ": expected an earlier `pairs` stage, got '" + *from + "' (kind " +
+                                      earlier_stage.kind + ")");
         }
       }
     }
@@ -334,7 +349,7 @@ std::string trl_key(PluginOptions& o, const std::string& native, const std::stri
 }
 
 void OptimizerOptions::validate() const {
-  if (lr <= 0) throw std::invalid_argument("optimizer.lr: expected > 0, got " + std::to_string(lr));
+  if (lr < 0) throw std::invalid_argument("optimizer.lr: expected >= 0, got " + std::to_string(lr));
   if (beta1 < 0 || beta1 >= 1) throw std::invalid_argument("optimizer.beta1: expected in [0, 1)");
   if (beta2 < 0 || beta2 >= 1) throw std::invalid_argument("optimizer.beta2: expected in [0, 1)");
 }

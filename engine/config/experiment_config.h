@@ -71,7 +71,8 @@ struct GraderOptions {
 //            graded by `grader`: eval/score_mean, eval/accuracy, eval/pass@k, eval/length_mean and
 //            the dispersion measure eval/sample_kl_per_token.
 struct EvalOptions {
-  std::string path;        // held-out pairs JSONL; "" = none
+  std::string path;        // held-out pairs JSONL; "" = none (set from from_stage at run time)
+  std::string from_stage;  // instead of path: the pairs an earlier `pairs` stage of this run wrote
   std::string prompts;     // text prompts JSONL; "" = no generation
   int64_t every = 0;       // steps between evaluations; 0 = at every metrics row
   GraderOptions grader;    // judges the generated answers (with `prompts`)
@@ -85,7 +86,7 @@ struct EvalOptions {
   bool save_samples = true;           // write RUN_DIR/eval/<stage>-<step>.jsonl
   std::string location;               // "file:line:column: stages[i].eval", for messages
 
-  bool enabled() const { return !path.empty() || !prompts.empty(); }
+  bool enabled() const { return !path.empty() || !from_stage.empty() || !prompts.empty(); }
 };
 
 // The ppo stage: rollouts from `data.path` prompts, scored by a reward source.

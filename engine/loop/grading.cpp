@@ -29,4 +29,21 @@ std::vector<GradedText> grade_texts(const Grader& grader, const PromptRecord& pr
   return out;
 }
 
+PairChoice choose_pair(const std::vector<GradedText>& chosen_pool, const std::vector<GradedText>& rejected_pool) {
+  PairChoice choice;
+  for (const GradedText& g : chosen_pool) {
+    if (!g.text.empty() && (choice.chosen == nullptr || g.score > choice.chosen->score)) choice.chosen = &g;
+  }
+  for (const GradedText& g : rejected_pool) {
+    if (!g.text.empty() && (choice.rejected == nullptr || g.score < choice.rejected->score)) choice.rejected = &g;
+  }
+  if (choice.chosen == nullptr || choice.rejected == nullptr) {
+    choice = PairChoice{};
+    choice.drop = PairChoice::Drop::kEmpty;
+  } else if (!(choice.chosen->score > choice.rejected->score)) {
+    choice.drop = PairChoice::Drop::kTie;
+  }
+  return choice;
+}
+
 }  // namespace prefengine

@@ -23,6 +23,7 @@ struct PairCounts {
   int64_t prompts = 0;       // prompts sampled
   int64_t kept = 0;          // pairs written
   int64_t dropped_ties = 0;  // prompts whose chosen did not score above the rejected
+  int64_t dropped_empty = 0; // prompts without a non-empty response for a side
   int64_t samples = 0;       // responses graded
   int64_t grade_errors = 0;  // responses the grader refused (scored min_score)
   double score_sum = 0;      // over all graded responses
@@ -34,5 +35,18 @@ struct PairCounts {
 // counts in counts.grade_errors (the first is logged as a warning).
 std::vector<GradedText> grade_texts(const Grader& grader, const PromptRecord& prompt,
                                     const std::vector<Sample>& samples, PairCounts& counts);
+
+// The pair one prompt's graded responses give: chosen = the best of `chosen_pool`, rejected = the
+// worst of `rejected_pool`; among equal scores the first. An empty text is never a side (a pairwise
+// stage refuses an empty response; a policy that stops at once writes one), so `drop` is kEmpty
+// when a pool holds no non-empty text, kTie when the chosen does not score above the rejected;
+// chosen and rejected point into the pools when drop is kNone.
+struct PairChoice {
+  enum class Drop { kNone, kEmpty, kTie };
+  const GradedText* chosen = nullptr;
+  const GradedText* rejected = nullptr;
+  Drop drop = Drop::kNone;
+};
+PairChoice choose_pair(const std::vector<GradedText>& chosen_pool, const std::vector<GradedText>& rejected_pool);
 
 }  // namespace prefengine

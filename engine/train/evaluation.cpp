@@ -106,8 +106,16 @@ EvalInputs read_inputs(StageContext& context) {
   const EvalOptions& eval = stage.eval;
   EvalInputs in;
   Model& model = *context.model;
-  if (!eval.path.empty()) {
+  if (eval.path.empty() && !eval.from_stage.empty()) {
+    // eval.from_stage before the run has set its path: the pairs file does not exist before that
+    // stage has run; its text needs the experiment's tokenizer.
+    (void)make_experiment_tokenizer(context.config, eval_prefix(stage) + "from_stage (text pairs)");
+  } else if (!eval.path.empty()) {
     in.pairs = load_eval_pairs(context.config, stage);
+    if (in.pairs.empty() && !eval.from_stage.empty()) {
+      throw std::invalid_argument(eval_prefix(stage) + "from_stage: stage '" + eval.from_stage + "' kept no pairs (" +
+                                  eval.path + " is empty)");
+    }
     if (in.pairs.empty()) throw std::invalid_argument(eval_prefix(stage) + "path: " + eval.path + " has no pairs");
     check_token_range(in.pairs, model.vocab_size());
     check_prompt_ids(model, in.pairs);

@@ -141,6 +141,7 @@ RunResult ExperimentRunner::run() {
     spdlog::info("run directory {}", directory_);
     for (auto& stage : config_.stages) {  // pairs written by an earlier stage of this run
       if (!stage.data.from_stage.empty()) stage.data.path = directory_ + "/pairs/" + stage.data.from_stage + ".jsonl";
+      if (!stage.eval.from_stage.empty()) stage.eval.path = directory_ + "/pairs/" + stage.eval.from_stage + ".jsonl";
     }
     size_t first_stage = 0;
     if (point) first_stage = begin_resume(*point);

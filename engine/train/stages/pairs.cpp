@@ -15,9 +15,11 @@
 //
 // Ties: among samples with the best score the first sampled is chosen, among those with the worst
 // the first is rejected; a prompt whose chosen does not score above its rejected is dropped and
-// counted. With data parallelism every rank samples every prompt (the same draws) and rank 0
-// writes. Each step's pairs carry the step; a resumed stage drops the lines of steps after its
-// checkpoint and samples them again from the checkpoint's generator state.
+// counted (pairs/dropped_ties). An empty response is never a side (a pairwise stage refuses it): a
+// prompt without a non-empty sample for a side is dropped and counted (pairs/dropped_empty). With
+// data parallelism every rank samples every prompt (the same draws) and rank 0 writes. Each step's
+// pairs carry the step; a resumed stage drops the lines of steps after its checkpoint and samples
+// them again from the checkpoint's generator state.
 #include <algorithm>
 #include <fstream>
 #include <stdexcept>
@@ -138,20 +140,24 @@ class PairsStage : public StageUnit {
       const std::vector<GradedText> policy = grade_texts(*grader_, prompt, policy_samples[p], step_);
       std::vector<GradedText> rejected_pool = policy;
       if (other_) rejected_pool = grade_texts(*grader_, prompt, other_samples[p], step_);
-      GradedText chosen;
+      std::vector<GradedText> chosen_pool;
       if (options_.chosen_from == "reference") {
         Sample reference;
         reference.text = *prompt.reference;
-        chosen = grade_texts(*grader_, prompt, {reference}, step_).front();
-      } else {
-        chosen = best_of(policy);
+        chosen_pool = grade_texts(*grader_, prompt, {reference}, step_);
       }
-      const GradedText rejected = worst_of(rejected_pool);
+      const PairChoice pair = choose_pair(chosen_pool.empty() ? policy : chosen_pool, rejected_pool);
       ++step_.prompts;
-      if (!(chosen.score > rejected.score)) {
+      if (pair.drop == PairChoice::Drop::kEmpty) {
+        ++step_.dropped_empty;
+        continue;
+      }
+      if (pair.drop == PairChoice::Drop::kTie) {
         ++step_.dropped_ties;
         continue;
       }
+      const GradedText& chosen = *pair.chosen;
+      const GradedText& rejected = *pair.rejected;
       ++step_.kept;
       step_.score_chosen += chosen.score;
       step_.score_rejected += rejected.score;
@@ -186,6 +192,7 @@ class PairsStage : public StageUnit {
     row.set("pairs/prompts", static_cast<double>(step_.prompts));
     row.set("pairs/kept", static_cast<double>(step_.kept));
     row.set("pairs/dropped_ties", static_cast<double>(step_.dropped_ties));
+    if (step_.dropped_empty > 0) row.set("pairs/dropped_empty", static_cast<double>(step_.dropped_empty));
     if (step_.kept > 0) {
       row.set("pairs/score_chosen", step_.score_chosen / static_cast<double>(step_.kept));
       row.set("pairs/score_rejected", step_.score_rejected / static_cast<double>(step_.kept));
@@ -211,14 +218,6 @@ class PairsStage : public StageUnit {
   }
 
  private:
-  static GradedText best_of(const std::vector<GradedText>& graded) {
-    return *std::max_element(graded.begin(), graded.end(),
-                             [](const GradedText& a, const GradedText& b) { return a.score < b.score; });
-  }
-  static GradedText worst_of(const std::vector<GradedText>& graded) {
-    return *std::min_element(graded.begin(), graded.end(),
-                             [](const GradedText& a, const GradedText& b) { return a.score < b.score; });
-  }
   static nlohmann::json scores_of(const std::vector<GradedText>& graded) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& g : graded) out.push_back(g.score);
