@@ -558,10 +558,56 @@ TEST(RunSummaryTest, WriteSummaryWritesMarkdownAndCsv) {
   EXPECT_EQ(lines[2], fixture("toy-dpo-s1") +
                           ",toy-dpo,dpo,dpo,,1,completed,200,0.47999999999999998,125,"
                           "0.37,3e-24,0.47999999999999998,0.14999999999999999,"
-                          "125,0.0080000000000000002");
+                          "125,0.0080000000000000002,,,,");  // no language-model figures
   EXPECT_EQ(lines[3], fixture("toy-ipo-s0") +
                           ",toy-ipo,ipo,pairwise,,0,failed,200,0.39000000000000001,150,"
-                          "0.38,0.029999999999999999,0.40000000000000002,0.19,,2.7999999999999998");
+                          "0.38,0.029999999999999999,0.40000000000000002,0.19,,2.7999999999999998,,,,");
+}
+
+// Two seeds of a language-model DPO run: per-token log-probs and graded eval, no probs/*.
+std::vector<std::string> lm_runs() {
+  std::vector<std::string> dirs;
+  const double chosen[2] = {-1.5, -1.7}, rejected[2] = {-2.5, -2.9}, score[2] = {3.0, 4.0};
+  for (int seed = 0; seed < 2; ++seed) {
+    const fs::path dir = scratch("lm-s" + std::to_string(seed));
+    write_file(dir / "config.yaml", "name: lm-dpo\nseed: " + std::to_string(seed) + "\n");
+    write_file(dir / "run.json", "{\"status\": \"completed\"}");
+    std::string lines;
+    for (int step = 1; step <= 2; ++step) {
+      const double k = step == 2 ? 1 : 0;  // the second row's values are the final ones
+      lines += "{\"stage\": \"dpo\", \"step\": " + std::to_string(step) +
+               ", \"loss\": 0.5, \"logps/chosen_per_token\": " + std::to_string(k * chosen[seed] - (1 - k)) +
+               ", \"logps/rejected_per_token\": " + std::to_string(k * rejected[seed] - (1 - k)) +
+               ", \"eval/score_mean\": " + std::to_string(k * score[seed] + (1 - k)) +
+               ", \"eval/accuracy\": " + std::to_string(0.25 * k * (seed + 1)) + "}\n";
+    }
+    write_file(dir / "metrics.jsonl", lines);
+    dirs.push_back(dir.string());
+  }
+  return dirs;
+}
+
+TEST(RunSummaryTest, LanguageModelRunsGetTheirOwnColumns) {
+  std::vector<RunSummary> runs;
+  for (const auto& dir : lm_runs()) runs.push_back(summarize_run(load_run(dir)));
+  EXPECT_DOUBLE_EQ(runs[1].final_rejected_per_token, -2.9);
+  EXPECT_DOUBLE_EQ(runs[1].final_eval_accuracy, 0.5);
+  std::istringstream in(summary_markdown(group_over_seeds(runs)));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  // No probability columns (no run logs one); mean ± sample std by hand: chosen -1.6 ± 0.141,
+  // rejected -2.7 ± 0.283, score 3.5 ± 0.707, accuracy 0.375 ± 0.177.
+  EXPECT_EQ(lines[0], "| run | method | sweep point | seeds | final logp/token chosen | final logp/token rejected "
+                      "| final eval score | final eval accuracy | final loss |");
+  EXPECT_EQ(lines[1], "|---|---|---|---|--:|--:|--:|--:|--:|");
+  EXPECT_EQ(lines[2], "| lm-dpo | - | - | 0, 1 | -1.60 ± 0.141 | -2.70 ± 0.283 | 3.50 ± 0.707 | 0.375 ± 0.177 "
+                      "| 0.500 ± 0 |");
+  // With a toy run beside them: both sets of columns.
+  runs.push_back(summarize_run(load_run(fixture("toy-dpo-s0"))));
+  const std::string both = summary_markdown(group_over_seeds(runs));
+  EXPECT_NE(both.find("| final p(never seen) | steps to p(rejected) < 0.001 | final logp/token chosen |"), std::string::npos)
+      << both;
 }
 
 TEST(RunSummaryTest, BadMetricsLineNamesFileAndLine) {
@@ -656,6 +702,12 @@ TEST(HtmlReportTest, OneChartPerMetricAndRunPlusOverlays) {
                                                "probs/never_seen", "grad/chosen_log10",
                                                "grad/rejected_log10", "grad/ratio_log10", "loss",
                                                "rewards/accuracies", "rewards/margins"}));
+  // a trailing * adds every metric with that prefix; a name adds itself once
+  ReportOptions extra;
+  extra.extra_metrics = {"loss", "rewards/*", "grad_norm"};
+  auto with_extra = metrics;
+  with_extra.push_back("grad_norm");
+  EXPECT_EQ(report_metrics(runs, extra), with_extra);
   const std::string html = render_html_report(runs, options);
   // 10 overlays + 5 runs x (1 probability overlay + 10 metrics).
   EXPECT_EQ(count(html, "<svg "), 10u + 5u * 11u);

@@ -249,16 +249,20 @@ int report_command(const std::vector<std::string>& args) {
       "output,o", po::value<std::string>()->default_value("report.html"),
       "the HTML file; summary.md and summary.csv go beside it")(
       "stage", po::value<std::string>()->default_value(""), "the stage to summarise (default: the last)")(
-      "all-stages", po::bool_switch(), "plot every stage against the global step");
+      "all-stages", po::bool_switch(), "plot every stage against the global step")(
+      "metric", po::value<std::vector<std::string>>()->composing(),
+      "one more metric to chart (e.g. grad_norm); a trailing * charts every metric with that prefix "
+      "(e.g. 'pairs/*'); repeatable");
   po::positional_options_description positional;
   positional.add("runs", -1);
-  Parsed p = parse("report", options, positional, args, "RUN_DIR... [--output FILE] [--stage NAME]");
+  Parsed p = parse("report", options, positional, args, "RUN_DIR... [--output FILE] [--stage NAME] [--metric NAME]...");
   if (p.help) return 0;
   const auto dirs = p.vars["runs"].as<std::vector<std::string>>();
   const std::string output = p.vars["output"].as<std::string>();
   ReportOptions report;
   report.stage = p.vars["stage"].as<std::string>();
   report.all_stages = p.vars["all-stages"].as<bool>();
+  if (p.vars.count("metric")) report.extra_metrics = p.vars["metric"].as<std::vector<std::string>>();
   write_html_report(dirs, output, report);
   SummaryOptions summary;
   summary.stage = report.stage;

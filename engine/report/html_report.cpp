@@ -132,18 +132,31 @@ std::vector<std::string> report_metrics(const std::vector<RunData>& runs,
   for (const auto& m : fixed_metrics()) {
     if (any_logs(m)) metrics.push_back(m);
   }
-  std::set<std::string> rewards;
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    for (const auto& row : runs[i].rows) {
-      if (!options.all_stages && row.stage != stages[i]) continue;
-      for (const auto& kv : row.values) {
-        if (kv.first.rfind("rewards/", 0) == 0) rewards.insert(kv.first);
+  // The metrics of the plotted stages whose names start with `prefix`, sorted.
+  auto found = [&](const std::string& prefix) {
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      for (const auto& row : runs[i].rows) {
+        if (!options.all_stages && row.stage != stages[i]) continue;
+        for (const auto& kv : row.values) {
+          if (kv.first.rfind(prefix, 0) == 0) names.insert(kv.first);
+        }
       }
     }
-  }
-  metrics.insert(metrics.end(), rewards.begin(), rewards.end());
-  for (const auto& m : options.extra_metrics) {
+    return names;
+  };
+  auto add = [&](const std::string& m) {
     if (std::find(metrics.begin(), metrics.end(), m) == metrics.end()) metrics.push_back(m);
+  };
+  for (const char* prefix : {"rewards/", "logps/", "eval/"}) {
+    for (const auto& m : found(prefix)) add(m);
+  }
+  for (const auto& m : options.extra_metrics) {
+    if (!m.empty() && m.back() == '*') {
+      for (const auto& f : found(m.substr(0, m.size() - 1))) add(f);
+    } else {
+      add(m);
+    }
   }
   return metrics;
 }

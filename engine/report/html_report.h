@@ -5,9 +5,9 @@
 //   - when several runs are given, one overlay chart per metric comparing the runs (with a legend),
 //   - one panel per run: its probabilities overlaid in one chart, then one chart per metric,
 // for the metrics probs/{chosen,rejected,unseen,never_seen}, grad/{chosen,rejected,ratio}_log10,
-// loss, any rewards/* present, and ReportOptions::extra_metrics, against the step of the chosen
-// stage (or, with ReportOptions::all_stages, against the global step across all stages). Charts use
-// a log y axis when the positive values span more than 2 decades.
+// loss, any rewards/*, logps/* and eval/* present, and ReportOptions::extra_metrics, against the
+// step of the chosen stage (or, with ReportOptions::all_stages, against the global step across all
+// stages). Charts use a log y axis when the positive values span more than 2 decades.
 //
 // For the CLI:
 //   void write_html_report(const std::vector<std::string>& run_dirs, const std::string& out_path,
@@ -30,7 +30,8 @@ struct ReportOptions {
   std::string stage;                        // stage to plot and summarise; empty: each run's last
   bool all_stages = false;  // plot every stage against the global step, stage starts marked
                             // (the summary table still covers `stage`)
-  std::vector<std::string> extra_metrics;  // more metric names to chart (e.g. "logps/chosen")
+  std::vector<std::string> extra_metrics;  // more metric names to chart (e.g. "grad_norm"); a name
+                                           // ending in '*' is every metric logged with that prefix
   double rejected_threshold = 1e-3;        // for the summary's "steps to p(rejected) < ..."
   std::size_t max_points = 2000;           // points per line at most (evenly thinned); 0: all
   int chart_width = 640;                   // px per chart
@@ -39,7 +40,8 @@ struct ReportOptions {
 };
 
 // The metrics charted for these runs, in report order: the fixed ones that any run logs in its
-// plotted stage, then rewards/* found there (sorted), then extra_metrics.
+// plotted stage, then the rewards/*, logps/* and eval/* found there (each prefix sorted), then
+// extra_metrics (a trailing '*' expanded to the metrics found with that prefix, sorted).
 std::vector<std::string> report_metrics(const std::vector<RunData>& runs,
                                         const ReportOptions& options);
 

@@ -314,6 +314,7 @@ RunSummary summarize_run(const RunData& run, const SummaryOptions& options) {
   }
   s.peak_chosen = s.peak_chosen_step = kNaN;
   s.final_chosen = s.final_rejected = s.final_unseen = s.final_never_seen = s.final_loss = kNaN;
+  s.final_chosen_per_token = s.final_rejected_per_token = s.final_eval_score = s.final_eval_accuracy = kNaN;
 
   // The last finite value of a metric in the stage.
   auto last = [&](const MetricRow& row, const char* metric, double* out) {
@@ -339,6 +340,10 @@ RunSummary summarize_run(const RunData& run, const SummaryOptions& options) {
     last(row, "probs/unseen", &s.final_unseen);
     last(row, "probs/never_seen", &s.final_never_seen);
     last(row, "loss", &s.final_loss);
+    last(row, "logps/chosen_per_token", &s.final_chosen_per_token);
+    last(row, "logps/rejected_per_token", &s.final_rejected_per_token);
+    last(row, "eval/score_mean", &s.final_eval_score);
+    last(row, "eval/accuracy", &s.final_eval_accuracy);
   }
   return s;
 }
@@ -412,6 +417,10 @@ std::vector<SummaryGroup> group_over_seeds(const std::vector<RunSummary>& runs,
     g.final_unseen = stat(&RunSummary::final_unseen);
     g.final_never_seen = stat(&RunSummary::final_never_seen);
     g.final_loss = stat(&RunSummary::final_loss);
+    g.final_chosen_per_token = stat(&RunSummary::final_chosen_per_token);
+    g.final_rejected_per_token = stat(&RunSummary::final_rejected_per_token);
+    g.final_eval_score = stat(&RunSummary::final_eval_score);
+    g.final_eval_accuracy = stat(&RunSummary::final_eval_accuracy);
     g.steps_to_rejected_below = mean_std(steps);
     g.reached = static_cast<int>(steps.size());
   }

@@ -97,6 +97,12 @@ struct RunSummary {
   std::optional<int64_t>
       steps_to_rejected_below;  // first step with probs/rejected < threshold; none: never
   double final_loss = 0;        // loss of the last row that logs it
+  // What language-model runs log instead of probs/*: the last logged value of
+  // logps/{chosen,rejected}_per_token and of eval/score_mean, eval/accuracy.
+  double final_chosen_per_token = 0;
+  double final_rejected_per_token = 0;
+  double final_eval_score = 0;
+  double final_eval_accuracy = 0;
 };
 
 RunSummary summarize_run(const RunData& run, const SummaryOptions& options = {});
@@ -119,7 +125,8 @@ struct SummaryGroup {
   std::vector<int64_t> seeds;                      // their seeds (runs without one are left out)
   int failed = 0;                                  // members whose status is "failed"
   Stat peak_chosen, peak_chosen_step, final_chosen, final_rejected, final_unseen, final_never_seen,
-      final_loss;                    // over the members
+      final_loss, final_chosen_per_token, final_rejected_per_token, final_eval_score,
+      final_eval_accuracy;           // over the members
   Stat steps_to_rejected_below;      // over the members that got there
   int reached = 0;                   // members whose probs/rejected fell below
   double rejected_threshold = 1e-3;  // the threshold used
@@ -139,6 +146,9 @@ std::string format_number(double v);
 std::string format_stat(const Stat& stat);
 
 // The table as cells: the header row first, then one row per group (what Markdown and HTML show).
+// The columns of the language-model figures (per-token log-probs, eval score and accuracy) are
+// there when a group has one of them; the probability columns are left out when no group has a
+// probability (the language-model runs log none).
 std::vector<std::vector<std::string>> summary_table(const std::vector<SummaryGroup>& groups);
 
 std::string summary_markdown(const std::vector<SummaryGroup>& groups);

@@ -1,9 +1,11 @@
 // The summary's tables: markdown and CSV renderings of the groups and the runs (split from
 // run_summary.cpp, which reads and summarises the runs).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -68,33 +70,93 @@ std::string markdown_cell(std::string text) {
 
 }  // namespace
 
-std::vector<std::vector<std::string>> summary_table(const std::vector<SummaryGroup>& groups) {
+namespace {
+
+// One column of the summary table: its header, its cell, and whether a group has a value there.
+struct Column {
+  std::string header;
+  std::function<std::string(const SummaryGroup&)> cell;
+  std::function<bool(const SummaryGroup&)> has;  // null: always shown
+  bool numeric = true;
+};
+
+Column stat_column(const std::string& header, Stat SummaryGroup::*field) {
+  return {header, [field](const SummaryGroup& g) { return format_stat(g.*field); },
+          [field](const SummaryGroup& g) { return (g.*field).n > 0; }};
+}
+
+// The columns shown for `groups` (see summary_table in run_summary.h).
+std::vector<Column> summary_columns(const std::vector<SummaryGroup>& groups) {
   const double threshold = groups.empty() ? 1e-3 : groups.front().rejected_threshold;
-  std::vector<std::vector<std::string>> table;
-  table.push_back({"run", "method", "sweep point", "seeds", "peak p(chosen)", "step of peak",
-                   "final p(chosen)", "final p(rejected)", "final p(unseen)", "final p(never seen)",
-                   "steps to p(rejected) < " + threshold_text(threshold), "final loss"});
+  std::vector<Column> probability = {
+      stat_column("peak p(chosen)", &SummaryGroup::peak_chosen),
+      stat_column("step of peak", &SummaryGroup::peak_chosen_step),
+      stat_column("final p(chosen)", &SummaryGroup::final_chosen),
+      stat_column("final p(rejected)", &SummaryGroup::final_rejected),
+      stat_column("final p(unseen)", &SummaryGroup::final_unseen),
+      stat_column("final p(never seen)", &SummaryGroup::final_never_seen),
+      {"steps to p(rejected) < " + threshold_text(threshold), steps_cell,
+       [](const SummaryGroup& g) { return g.final_rejected.n > 0; }}};
+  const std::vector<Column> language_model = {
+      stat_column("final logp/token chosen", &SummaryGroup::final_chosen_per_token),
+      stat_column("final logp/token rejected", &SummaryGroup::final_rejected_per_token),
+      stat_column("final eval score", &SummaryGroup::final_eval_score),
+      stat_column("final eval accuracy", &SummaryGroup::final_eval_accuracy)};
+  auto shown = [&](const Column& c) {
+    return std::any_of(groups.begin(), groups.end(), [&](const SummaryGroup& g) { return c.has(g); });
+  };
+  std::vector<Column> columns = {
+      {"run", [](const SummaryGroup& g) { return g.name; }, nullptr, false},
+      {"method", [](const SummaryGroup& g) { return g.method.empty() ? std::string("-") : g.method; }, nullptr, false},
+      {"sweep point",
+       [](const SummaryGroup& g) { return g.sweep_point.empty() ? std::string("-") : join_point(g.sweep_point, ", "); },
+       nullptr, false},
+      {"seeds",
+       [](const SummaryGroup& g) {
+         std::string seeds = g.seeds.empty() ? "-" : seeds_text(g);
+         if (g.failed > 0) seeds += " (" + std::to_string(g.failed) + " failed)";
+         return seeds;
+       },
+       nullptr, false}};
+  // The probability columns unless no group logs a probability.
+  if (std::any_of(probability.begin(), probability.end(), shown) ||
+      !std::any_of(language_model.begin(), language_model.end(), shown)) {
+    for (auto& c : probability) {
+      c.has = nullptr;
+      columns.push_back(std::move(c));
+    }
+  }
+  for (const auto& c : language_model) {
+    if (shown(c)) columns.push_back(c);
+  }
+  columns.push_back(stat_column("final loss", &SummaryGroup::final_loss));
+  columns.back().has = nullptr;
+  return columns;
+}
+
+}  // namespace
+
+std::vector<std::vector<std::string>> summary_table(const std::vector<SummaryGroup>& groups) {
+  const std::vector<Column> columns = summary_columns(groups);
+  std::vector<std::vector<std::string>> table(1);
+  for (const auto& c : columns) table[0].push_back(c.header);
   for (const auto& g : groups) {
-    std::string seeds = g.seeds.empty() ? "-" : seeds_text(g);
-    if (g.failed > 0) seeds += " (" + std::to_string(g.failed) + " failed)";
-    table.push_back({g.name, g.method.empty() ? "-" : g.method,
-                     g.sweep_point.empty() ? "-" : join_point(g.sweep_point, ", "), seeds,
-                     format_stat(g.peak_chosen), format_stat(g.peak_chosen_step),
-                     format_stat(g.final_chosen), format_stat(g.final_rejected),
-                     format_stat(g.final_unseen), format_stat(g.final_never_seen), steps_cell(g),
-                     format_stat(g.final_loss)});
+    table.emplace_back();
+    for (const auto& c : columns) table.back().push_back(c.cell(g));
   }
   return table;
 }
 
 std::string summary_markdown(const std::vector<SummaryGroup>& groups) {
   const auto table = summary_table(groups);
+  std::string rule = "|";
+  for (const auto& c : summary_columns(groups)) rule += c.numeric ? "--:|" : "---|";
   std::ostringstream md;
   for (std::size_t r = 0; r < table.size(); ++r) {
     md << '|';
     for (const auto& cell : table[r]) md << ' ' << markdown_cell(cell) << " |";
     md << '\n';
-    if (r == 0) md << "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+    if (r == 0) md << rule << '\n';
   }
   return md.str();
 }
@@ -107,7 +169,12 @@ std::string summary_csv(const std::vector<SummaryGroup>& groups) {
     csv << ',' << f << "_mean," << f << "_std";
   }
   csv << ",steps_to_rejected_below_mean,steps_to_rejected_below_std,rejected_below_runs,"
-         "rejected_threshold,final_loss_mean,final_loss_std\n";
+         "rejected_threshold,final_loss_mean,final_loss_std";
+  for (const char* f : {"final_chosen_per_token", "final_rejected_per_token", "final_eval_score",
+                        "final_eval_accuracy"}) {
+    csv << ',' << f << "_mean," << f << "_std";
+  }
+  csv << '\n';
   for (const auto& g : groups) {
     std::string seeds;
     for (int64_t s : g.seeds) seeds += (seeds.empty() ? "" : ";") + std::to_string(s);
@@ -119,7 +186,12 @@ std::string summary_csv(const std::vector<SummaryGroup>& groups) {
       csv << ',' << csv_number(s->mean) << ',' << csv_number(s->std);
     }
     csv << ',' << g.reached << ',' << csv_number(g.rejected_threshold) << ','
-        << csv_number(g.final_loss.mean) << ',' << csv_number(g.final_loss.std) << '\n';
+        << csv_number(g.final_loss.mean) << ',' << csv_number(g.final_loss.std);
+    for (const Stat* s : {&g.final_chosen_per_token, &g.final_rejected_per_token, &g.final_eval_score,
+                          &g.final_eval_accuracy}) {
+      csv << ',' << csv_number(s->mean) << ',' << csv_number(s->std);
+    }
+    csv << '\n';
   }
   return csv.str();
 }
@@ -128,7 +200,7 @@ std::string runs_csv(const std::vector<RunSummary>& runs) {
   std::ostringstream csv;
   csv << "dir,name,method,stage,sweep_point,seed,status,last_step,peak_chosen,peak_chosen_step,"
          "final_chosen,final_rejected,final_unseen,final_never_seen,steps_to_rejected_below,"
-         "final_loss\n";
+         "final_loss,final_chosen_per_token,final_rejected_per_token,final_eval_score,final_eval_accuracy\n";
   for (const auto& r : runs) {
     csv << csv_field(r.dir) << ',' << csv_field(r.name) << ',' << csv_field(r.method) << ','
         << csv_field(r.stage) << ',' << csv_field(join_point(r.sweep_point, ";")) << ','
@@ -139,7 +211,11 @@ std::string runs_csv(const std::vector<RunSummary>& runs) {
       csv << ',' << csv_number(v);
     }
     csv << ',' << (r.steps_to_rejected_below ? std::to_string(*r.steps_to_rejected_below) : "")
-        << ',' << csv_number(r.final_loss) << '\n';
+        << ',' << csv_number(r.final_loss);
+    for (double v : {r.final_chosen_per_token, r.final_rejected_per_token, r.final_eval_score, r.final_eval_accuracy}) {
+      csv << ',' << csv_number(v);
+    }
+    csv << '\n';
   }
   return csv.str();
 }
