@@ -29,11 +29,12 @@
 #   --quick: MEASURED 243 s and 107 s (ctest -R lm_study_quick_test, 2026-12-01 19:08 and 20:07 UTC,
 #   at nice 19 beside other training runs: contended; expect less on quiet cores).
 #   poem, one seed (the 17 runs after the base): MEASURED 27 min (2026-12-01 19:38-20:06 UTC,
-#   contended, load 5-7; README "Results: language models"), so seeds 0-2 ~1.4 h. math and slogan
-#   per seed: ESTIMATED from poem's parts, ~2x poem for math (answers up to 320 bytes against
-#   poem's ~155, mostly generation) and ~0.5x for slogan (48-byte answers). Bases on top: poem
-#   22-60 min, math ~90 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from nothing:
-#   ESTIMATED ~6-7 h on 2 contended cores.
+#   contended, load 5-7) and 18.5 min (seed 2, 22:40-22:58, nearly quiet); README "Results:
+#   language models". slogan: MEASURED 8.7 min for seed 0 (21:32-21:41) and 24.5 min for seeds 1
+#   and 2 (21:41-22:06), both contended. math per seed: ESTIMATED ~2x poem (answers up to 320
+#   bytes against poem's ~155, mostly generation). Bases on top: poem 22-60 min, slogan 13-35 min,
+#   math 51-88 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from nothing:
+#   ESTIMATED ~4-5 h on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${PREFENGINE:-build/bin/prefengine}
