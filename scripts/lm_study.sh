@@ -80,22 +80,6 @@ run() {
     || { echo "lm_study.sh: $config failed, see $dir.log:" >&2; tail -5 "$dir.log" >&2; return 1; }
 }
 
-# Task facts: held-out prompts, training prompts.
-heldout_prompts() {
-  case "$1" in
-    poem) echo configs/lm/poem/prompts.jsonl ;;
-    math) echo configs/lm/math/prompts.jsonl ;;
-    slogan) echo configs/lm/slogan/prompts.jsonl ;;
-  esac
-}
-sft_rows() {
-  case "$1" in
-    poem) echo configs/lm/poem/sft.jsonl ;;
-    math) echo configs/lm/math/sft.jsonl ;;
-    slogan) echo configs/lm/slogan/sft.jsonl ;;
-  esac
-}
-
 # The base checkpoint of a task (prints it), training it when needed; prints nothing when the task
 # has neither a base nor a recipe.
 base_of() {
@@ -106,7 +90,7 @@ base_of() {
     local dir=$out/$task/base
     mkdir -p "$out/$task"
     common=()
-    run configs/lm/study/quick_base.yaml "$dir" --set "stages.sft.data.path=$(sft_rows "$task")" >&2
+    run configs/lm/study/quick_base.yaml "$dir" --set "stages.sft.data.path=configs/lm/$task/sft.jsonl" >&2
     echo "$dir/checkpoints/sft"
     return 0
   fi
@@ -193,7 +177,7 @@ for task in $tasks; do
       --set "stages.dpo.init_from=$base" --set "stages.dpo.data.path=$train" "${grad_q[@]}"
     heldout=$t/heldout-seed$seed
     run "configs/lm/study/${task}_pairs.yaml" "$heldout" --set seed="$seed" \
-      --set "stages.pairs.init_from=$base" --set "stages.pairs.data.path=$(heldout_prompts "$task")" \
+      --set "stages.pairs.init_from=$base" --set "stages.pairs.data.path=configs/lm/$task/prompts.jsonl" \
       --set stages.pairs.data.max_records=48 "${pairs_q[@]}" "${heldout_q[@]}"
     held=$(nonempty "$heldout")
     run "configs/lm/study/${task}_rm_vs_dpo.yaml" "$t/rm-vs-dpo-seed$seed" --set seed="$seed" \
