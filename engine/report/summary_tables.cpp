@@ -134,10 +134,9 @@ std::vector<Column> summary_columns(const std::vector<SummaryGroup>& groups) {
   return columns;
 }
 
-}  // namespace
-
-std::vector<std::vector<std::string>> summary_table(const std::vector<SummaryGroup>& groups) {
-  const std::vector<Column> columns = summary_columns(groups);
+// The table of `columns` for `groups`: the header row, then one row per group.
+std::vector<std::vector<std::string>> table_of(const std::vector<Column>& columns,
+                                               const std::vector<SummaryGroup>& groups) {
   std::vector<std::vector<std::string>> table(1);
   for (const auto& c : columns) table[0].push_back(c.header);
   for (const auto& g : groups) {
@@ -147,10 +146,17 @@ std::vector<std::vector<std::string>> summary_table(const std::vector<SummaryGro
   return table;
 }
 
+}  // namespace
+
+std::vector<std::vector<std::string>> summary_table(const std::vector<SummaryGroup>& groups) {
+  return table_of(summary_columns(groups), groups);
+}
+
 std::string summary_markdown(const std::vector<SummaryGroup>& groups) {
-  const auto table = summary_table(groups);
+  const std::vector<Column> columns = summary_columns(groups);
+  const auto table = table_of(columns, groups);
   std::string rule = "|";
-  for (const auto& c : summary_columns(groups)) rule += c.numeric ? "--:|" : "---|";
+  for (const auto& c : columns) rule += c.numeric ? "--:|" : "---|";
   std::ostringstream md;
   for (std::size_t r = 0; r < table.size(); ++r) {
     md << '|';
