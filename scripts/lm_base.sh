@@ -6,10 +6,11 @@
 #   scripts/lm_base.sh math-drill  # makes runs/data/math-base/ on first use, configs/lm/math/base_drill.yaml -> runs/math-drill-base
 #                                  # (a fact drill, then length-bucketed SFT: measured worse than math, see its config)
 #   scripts/lm_base.sh math-drill2 # the same data, configs/lm/math/base_drill2.yaml (a longer drill, a gentler SFT; 0% too)
+#   scripts/lm_base.sh math-interleave # the same data, configs/lm/math/base_interleave.yaml (SFT, drill, SFT; 3%)
 # PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2}
+task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave}
 bin=${PREFENGINE:-build/bin/prefengine}
 out=${OUT:-runs/$task-base}
 case "$task" in
@@ -32,12 +33,12 @@ case "$task" in
     fi
     "$bin" run configs/lm/math/base.yaml --output "$out"
     ;;
-  math-drill|math-drill2)
+  math-drill|math-drill2|math-interleave)
     # 60000 SFT rows in length-bucketed batches of 16, and the arithmetic-fact drill rows.
     if [ ! -s runs/data/math-base/drill_heldout.jsonl ]; then
       python3 configs/lm/math/make_math.py --sft 60000 --bucket 16 --drill --out runs/data/math-base
     fi
-    "$bin" run "configs/lm/math/base_${task//-/_}.yaml" --output "$out"
+    "$bin" run "configs/lm/math/base_${task#math-}.yaml" --output "$out"
     ;;
-  *) echo "unknown task '$task' (poem, slogan, math, math-drill or math-drill2)" >&2; exit 2 ;;
+  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2 or math-interleave)" >&2; exit 2 ;;
 esac
