@@ -29,11 +29,11 @@
 #   --quick: MEASURED 243 s and 107 s (ctest -R lm_study_quick_test, 2026-12-01 19:08 and 20:07 UTC,
 #   at nice 19 beside other training runs: contended; expect less on quiet cores).
 #   poem, one seed (the 17 runs after the base): MEASURED 27 min (2026-12-01 19:38-20:06 UTC,
-#   contended, load 5-7) and 18.5 min (seed 2, 22:40-22:58, nearly quiet); README "Results:
-#   language models". slogan: MEASURED 8.7 min for seed 0 (21:32-21:41) and 24.5 min for seeds 1
+#   contended, load 5-7), 18.5 min (seed 2, 22:40-22:58, nearly quiet), 23.0 and 23.4 min (seeds 1
+#   and 0, 2026-12-02 00:31-01:26, beside a one-thread run); README "Results: language models". slogan: MEASURED 8.7 min for seed 0 (21:32-21:41) and 24.5 min for seeds 1
 #   and 2 (21:41-22:06), both contended. math per seed: ESTIMATED ~2x poem (answers up to 320
 #   bytes against poem's ~155, mostly generation). Bases on top: poem 22-60 min, slogan 13-35 min,
-#   math 51-88 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from nothing:
+#   math 51-89 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from nothing:
 #   ESTIMATED ~4-5 h on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
