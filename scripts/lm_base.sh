@@ -7,10 +7,14 @@
 #                                  # (a fact drill, then length-bucketed SFT: measured worse than math, see its config)
 #   scripts/lm_base.sh math-drill2 # the same data, configs/lm/math/base_drill2.yaml (a longer drill, a gentler SFT; 0% too)
 #   scripts/lm_base.sh math-interleave # the same data, configs/lm/math/base_interleave.yaml (SFT, drill, SFT; 3%)
+#   scripts/lm_base.sh math-long   # the same data, configs/lm/math/base_long.yaml (math-interleave, then 2000
+#                                  # more SFT steps at lr 5e-4; the math base of scripts/lm_study.sh)
+#   scripts/lm_base.sh math-cycles # the same data, configs/lm/math/base_cycles.yaml (math-interleave, then two
+#                                  # more SFT cycles of 1000 steps at lr 5e-4)
 # PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave}
+task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave|math-long|math-cycles}
 bin=${PREFENGINE:-build/bin/prefengine}
 out=${OUT:-runs/$task-base}
 case "$task" in
@@ -33,12 +37,12 @@ case "$task" in
     fi
     "$bin" run configs/lm/math/base.yaml --output "$out"
     ;;
-  math-drill|math-drill2|math-interleave)
+  math-drill|math-drill2|math-interleave|math-long|math-cycles)
     # 60000 SFT rows in length-bucketed batches of 16, and the arithmetic-fact drill rows.
     if [ ! -s runs/data/math-base/drill_heldout.jsonl ]; then
       python3 configs/lm/math/make_math.py --sft 60000 --bucket 16 --drill --out runs/data/math-base
     fi
     "$bin" run "configs/lm/math/base_${task#math-}.yaml" --output "$out"
     ;;
-  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2 or math-interleave)" >&2; exit 2 ;;
+  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2, math-interleave, math-long or math-cycles)" >&2; exit 2 ;;
 esac
