@@ -16,9 +16,10 @@
 #
 # usage: scripts/lm_study.sh [--quick] [--tasks poem,math,slogan] [--seeds "0 1 2"] [OUTPUT_DIR]
 #   default OUTPUT_DIR runs/lm-study (runs/lm-study-quick with --quick); PREFENGINE=path/to/prefengine
-#   Base models (checkpoint folders): POEM_BASE, MATH_BASE, SLOGAN_BASE. When unset, runs/<task>-base
-#   is used if it holds a checkpoint, else trained with scripts/lm_base.sh <task> (the recipes of
-#   configs/lm/<task>/base.yaml); a task without a base and without a recipe is skipped with a note.
+#   Base models (checkpoint folders): POEM_BASE, MATH_BASE, SLOGAN_BASE. When unset, the last
+#   checkpoint of runs/<recipe>-base is used if that run completed, else it is trained first with
+#   scripts/lm_base.sh <recipe>: the recipe is the task's name for poem and slogan
+#   (configs/lm/<task>/base.yaml), math-long for math (configs/lm/math/base_long.yaml).
 #   A run folder whose run.json says "completed" is reused, so an interrupted study continues
 #   where it stopped (delete OUTPUT_DIR to start again).
 # --quick: a miniature of everything (a 2-layer 64-wide model SFT for 100 steps as the base of each
@@ -31,10 +32,11 @@
 #   poem, one seed (the 17 runs after the base): MEASURED 27 min (2026-12-01 19:38-20:06 UTC,
 #   contended, load 5-7), 18.5 min (seed 2, 22:40-22:58, nearly quiet), 23.0 and 23.4 min (seeds 1
 #   and 0, 2026-12-02 00:31-01:26, beside a one-thread run); README "Results: language models". slogan: MEASURED 8.7 min for seed 0 (21:32-21:41) and 24.5 min for seeds 1
-#   and 2 (21:41-22:06), both contended. math per seed: ESTIMATED ~2x poem (answers up to 320
-#   bytes against poem's ~155, mostly generation). Bases on top: poem 22-60 min, slogan 13-35 min,
-#   math 51-89 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from nothing:
-#   ESTIMATED ~4-5 h on 2 cores.
+#   and 2 (21:41-22:06), both contended. math: MEASURED 15.1 min for seed 0 (2026-12-02
+#   04:03-04:18, beside a one-thread run) and 30.8 min for seeds 1 and 2 (04:19-04:50, nearly
+#   quiet). Bases on top: poem 22-60 min, slogan 13-35 min, math about 2.5 h of one core
+#   (configs/lm/math/base_long.yaml; README "Base models"). Whole study, 3 tasks x 3 seeds, from
+#   nothing: ESTIMATED ~5-6 h on 2 cores (not run in one piece).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${PREFENGINE:-build/bin/prefengine}
@@ -94,12 +96,17 @@ base_of() {
     echo "$dir/checkpoints/sft"
     return 0
   fi
-  local dir=runs/$task-base
-  if [ -f "$dir/checkpoints/sft/model.pt" ]; then echo "$dir/checkpoints/sft"; return 0; fi
-  if [ ! -f "configs/lm/$task/base.yaml" ]; then return 0; fi
-  log "training the $task base model (scripts/lm_base.sh $task)" >&2
-  PREFENGINE=$bin OUT=$dir scripts/lm_base.sh "$task" >"$out/$task-base.log" 2>&1
-  echo "$dir/checkpoints/sft"
+  # The recipe of each task's base (scripts/lm_base.sh): math's is the one that reaches the level.
+  local recipe=$task
+  [ "$task" = math ] && recipe=$math_recipe
+  local dir=runs/$recipe-base
+  if ! completed "$dir"; then
+    log "training the $task base model (scripts/lm_base.sh $recipe)" >&2
+    PREFENGINE=$bin OUT=$dir scripts/lm_base.sh "$recipe" >"$out/$task-base.log" 2>&1 \
+      || { echo "lm_study.sh: scripts/lm_base.sh $recipe failed, see $out/$task-base.log" >&2; return 1; }
+  fi
+  # The run's last stage's checkpoint (checkpoints/latest names it).
+  echo "$dir/checkpoints/$(cat "$dir/checkpoints/latest")"
 }
 
 # nonempty PAIRS_RUN: PAIRS_RUN/pairs/pairs.jsonl without the pairs whose chosen or rejected
@@ -122,6 +129,7 @@ PY
 quick_model=(--set model.hidden_size=64 --set model.intermediate_size=128 --set model.num_hidden_layers=2
              --set model.num_attention_heads=2 --set model.max_position_embeddings=416 --set threads=1)
 scen_chosen=(x policy reference policy reference)
+math_recipe=math-long   # configs/lm/math/base_long.yaml
 
 for task in $tasks; do
   case "$task" in poem|math|slogan) ;; *) echo "lm_study.sh: unknown task $task" >&2; exit 2 ;; esac
