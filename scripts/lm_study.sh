@@ -31,8 +31,9 @@
 #   at nice 19 beside other training runs: contended; expect less on quiet cores).
 #   poem, one seed (the 17 runs after the base): MEASURED 27 min (2026-12-01 19:38-20:06 UTC,
 #   contended, load 5-7), 18.5 min (seed 2, 22:40-22:58, nearly quiet), 23.0 and 23.4 min (seeds 1
-#   and 0, 2026-12-02 00:31-01:26, beside a one-thread run); README "Results: language models". slogan: MEASURED 8.7 min for seed 0 (21:32-21:41) and 24.5 min for seeds 1
-#   and 2 (21:41-22:06), both contended. math: MEASURED 15.1 min for seed 0 (2026-12-02
+#   and 0, 2026-12-02 00:31-01:26, beside a one-thread run); README "Results: language models".
+#   slogan: MEASURED 8.7 min for seed 0 (21:32-21:41) and 24.5 min for seeds 1 and 2
+#   (21:41-22:06), both contended. math: MEASURED 15.1 min for seed 0 (2026-12-02
 #   04:03-04:18, beside a one-thread run) and 30.8 min for seeds 1 and 2 (04:19-04:50, nearly
 #   quiet). Bases on top: poem 22-60 min, slogan 13-35 min, math about 2.5 h of one core
 #   (configs/lm/math/base_long.yaml; README "Base models"). Whole study, 3 tasks x 3 seeds, from
@@ -82,8 +83,7 @@ run() {
     || { echo "lm_study.sh: $config failed, see $dir.log:" >&2; tail -5 "$dir.log" >&2; return 1; }
 }
 
-# The base checkpoint of a task (prints it), training it when needed; prints nothing when the task
-# has neither a base nor a recipe.
+# The base checkpoint of a task (prints it), training it when needed.
 base_of() {
   local task=$1 var
   var=$(echo "$task" | tr a-z A-Z)_BASE
@@ -96,9 +96,10 @@ base_of() {
     echo "$dir/checkpoints/sft"
     return 0
   fi
-  # The recipe of each task's base (scripts/lm_base.sh): math's is the one that reaches the level.
+  # The recipe of each task's base (scripts/lm_base.sh): math's is base_long.yaml, the one that
+  # reaches the level.
   local recipe=$task
-  [ "$task" = math ] && recipe=$math_recipe
+  [ "$task" = math ] && recipe=math-long
   local dir=runs/$recipe-base
   if ! completed "$dir"; then
     log "training the $task base model (scripts/lm_base.sh $recipe)" >&2
@@ -129,17 +130,10 @@ PY
 quick_model=(--set model.hidden_size=64 --set model.intermediate_size=128 --set model.num_hidden_layers=2
              --set model.num_attention_heads=2 --set model.max_position_embeddings=416 --set threads=1)
 scen_chosen=(x policy reference policy reference)
-math_recipe=math-long   # configs/lm/math/base_long.yaml
 
 for task in $tasks; do
   case "$task" in poem|math|slogan) ;; *) echo "lm_study.sh: unknown task $task" >&2; exit 2 ;; esac
   base=$(base_of "$task")
-  if [ -z "$base" ]; then
-    log "$task: no base model (set ${task^^}_BASE or add configs/lm/$task/base.yaml): skipped"
-    echo "no base model" >"$out/$task.skipped"
-    continue
-  fi
-  rm -f "$out/$task.skipped"
   mkdir -p "$out/$task"
   log "$task: base $base"
   common=()

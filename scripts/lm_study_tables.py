@@ -256,8 +256,6 @@ def main():
     ran = 0
     for task in ("poem", "math", "slogan"):
         if not os.path.isdir(os.path.join(out, task)):
-            if os.path.exists(os.path.join(out, task + ".skipped")):
-                print(f"## {task}\n\nskipped: no base model\n")
             continue
         ran += 1
         tables, missing = task_tables(out, task)
