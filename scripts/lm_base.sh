@@ -11,15 +11,31 @@
 #                                  # more SFT steps at lr 5e-4; the math base of scripts/lm_study.sh)
 #   scripts/lm_base.sh math-cycles # the same data, configs/lm/math/base_cycles.yaml (math-interleave, then two
 #                                  # more SFT cycles of 1000 steps at lr 5e-4)
-# PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set.
+# PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set. A run of the
+# same config already in OUT (stopped part-way) is resumed rather than started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave|math-long|math-cycles}
 bin=${PREFENGINE:-build/bin/prefengine}
 out=${OUT:-runs/$task-base}
+# train CONFIG: runs CONFIG into $out. An earlier run of CONFIG there (stopped part-way, or done) is
+# resumed from its last checkpoint instead, so an interruption of an hours-long base loses nothing.
+train() {
+  if [ -f "$out/run.json" ]; then
+    # config.yaml's first line names the run's config; a resume keeps it.
+    if [ "$(head -n 1 "$out/config.yaml" 2>/dev/null)" != "# resolved from $1" ]; then
+      echo "lm_base.sh: $out holds a run that is not of $1 ($out/config.yaml, line 1); set OUT to another folder" >&2
+      exit 2
+    fi
+    echo "lm_base.sh: resuming $out (prefengine run --resume)" >&2
+    "$bin" run --resume "$out"
+  else
+    "$bin" run "$1" --output "$out"
+  fi
+}
 case "$task" in
   poem)
-    "$bin" run configs/lm/poem/base.yaml --output "$out"
+    train configs/lm/poem/base.yaml
     # The final model sampled again: 4 poems a prompt at temperature 0.3, and greedy.
     "$bin" generate --checkpoint "$out"/checkpoints/sft --input configs/lm/poem/prompts.jsonl \
       --output "$out"/samples_t0.3.jsonl --n 4 --max-new-tokens 256 --temperature 0.3 --batch-size 48
@@ -29,20 +45,20 @@ case "$task" in
       "$out"/samples_t0.3.jsonl "$out"/samples_greedy.jsonl
     ;;
   slogan)
-    "$bin" run configs/lm/slogan/base.yaml --output "$out"
+    train configs/lm/slogan/base.yaml
     ;;
   math)
     if [ ! -s runs/data/math/sft.jsonl ]; then
       python3 configs/lm/math/make_math.py --sft 60000 --out runs/data/math
     fi
-    "$bin" run configs/lm/math/base.yaml --output "$out"
+    train configs/lm/math/base.yaml
     ;;
   math-drill|math-drill2|math-interleave|math-long|math-cycles)
     # 60000 SFT rows in length-bucketed batches of 16, and the arithmetic-fact drill rows.
     if [ ! -s runs/data/math-base/drill_heldout.jsonl ]; then
       python3 configs/lm/math/make_math.py --sft 60000 --bucket 16 --drill --out runs/data/math-base
     fi
-    "$bin" run "configs/lm/math/base_${task#math-}.yaml" --output "$out"
+    train "configs/lm/math/base_${task#math-}.yaml"
     ;;
   *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2, math-interleave, math-long or math-cycles)" >&2; exit 2 ;;
 esac

@@ -17,8 +17,8 @@
 # usage: scripts/lm_study.sh [--quick] [--tasks poem,math,slogan] [--seeds "0 1 2"] [OUTPUT_DIR]
 #   default OUTPUT_DIR runs/lm-study (runs/lm-study-quick with --quick); PREFENGINE=path/to/prefengine
 #   Base models (checkpoint folders): POEM_BASE, MATH_BASE, SLOGAN_BASE. When unset, the last
-#   checkpoint of runs/<recipe>-base is used if that run completed, else it is trained first with
-#   scripts/lm_base.sh <recipe>: the recipe is the task's name for poem and slogan
+#   checkpoint of runs/<recipe>-base is used if that run completed, else it is trained first (or
+#   resumed, if it stopped part-way) with scripts/lm_base.sh <recipe>: the recipe is the task's name for poem and slogan
 #   (configs/lm/<task>/base.yaml), math-long for math (configs/lm/math/base_long.yaml).
 #   A run folder whose run.json says "completed" is reused, so an interrupted study continues
 #   where it stopped (delete OUTPUT_DIR to start again).
