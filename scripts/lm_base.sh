@@ -11,11 +11,13 @@
 #                                  # more SFT steps at lr 5e-4; the math base of scripts/lm_study.sh)
 #   scripts/lm_base.sh math-cycles # the same data, configs/lm/math/base_cycles.yaml (math-interleave, then two
 #                                  # more SFT cycles of 1000 steps at lr 5e-4)
+#   scripts/lm_base.sh math-bucketed # the same data, configs/lm/math/base_bucketed.yaml (two threads: 750 SFT steps on
+#                                  # shuffled rows, then 1900 on the length-bucketed rows in file order)
 # PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set. A run of the
 # same config already in OUT (stopped part-way) is resumed rather than started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave|math-long|math-cycles}
+task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed}
 bin=${PREFENGINE:-build/bin/prefengine}
 out=${OUT:-runs/$task-base}
 # train CONFIG: runs CONFIG into $out. An earlier run of CONFIG there (stopped part-way, or done) is
@@ -53,12 +55,12 @@ case "$task" in
     fi
     train configs/lm/math/base.yaml
     ;;
-  math-drill|math-drill2|math-interleave|math-long|math-cycles)
+  math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed)
     # 60000 SFT rows in length-bucketed batches of 16, and the arithmetic-fact drill rows.
     if [ ! -s runs/data/math-base/drill_heldout.jsonl ]; then
       python3 configs/lm/math/make_math.py --sft 60000 --bucket 16 --drill --out runs/data/math-base
     fi
     train "configs/lm/math/base_${task#math-}.yaml"
     ;;
-  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2, math-interleave, math-long or math-cycles)" >&2; exit 2 ;;
+  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2, math-interleave, math-long, math-cycles or math-bucketed)" >&2; exit 2 ;;
 esac
