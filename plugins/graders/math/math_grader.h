@@ -23,7 +23,7 @@ struct MathGraderOptions {
   size_t verbose_chars = 6000;     // a response longer than this (bytes) is "very verbose"; 0 = never
   size_t min_working_tokens = 12;  // fewer words of working than this counts as no working
   size_t symbolic_max_chars = 400; // GiNaC budget: longer normalised answers are not parsed
-  double symbolic_max_ms = 50;     // GiNaC budget: no further step after this many ms per answer
+  double symbolic_max_ms = 50;     // GiNaC budget: no further step after this many ms of CPU time per answer
   void validate() const;           // throws std::invalid_argument naming the field
 };
 

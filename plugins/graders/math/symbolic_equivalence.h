@@ -12,9 +12,15 @@ namespace prefengine::plugins::graders {
 
 struct SymbolicBudget {
   size_t max_chars = 400;     // an answer longer than this (bytes, normalised) is not parsed
-  double max_millis = 50;     // no further GiNaC step starts after this much time per comparison
+  double max_millis = 50;     // no further GiNaC step starts after this much CPU time of the
+                              // comparing thread (thread_cpu_millis) per comparison
   void validate() const;      // throws std::invalid_argument naming the field
 };
+
+// The calling thread's CPU time in milliseconds (CLOCK_THREAD_CPUTIME_ID): the budget's clock. It
+// counts the comparison's own work, not time the thread waits to be scheduled, so a loaded machine
+// does not turn a right answer into "unknown" (a wall-clock budget did, under ctest -j2).
+double thread_cpu_millis();
 
 enum class SymbolicVerdict {
   kEqual,      // a - b simplifies to zero
