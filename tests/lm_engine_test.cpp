@@ -272,6 +272,97 @@ TEST(StageDataTest, ChunkedTokenLogpsEqualOneLogSoftmax) {
   EXPECT_LT((got.slice(1, 1) - expected).abs().max().item<float>(), 1e-4);
 }
 
+// --- packing ------------------------------------------------------------------------------------
+
+TEST(PackingTest, PackRowsPlacesEveryTokenOnceFirstFitDecreasing) {
+  const std::vector<int64_t> p = {1}, r5 = {5, 6, 7, 8}, r2 = {9}, r7 = {4, 4, 4, 4, 4, 4};
+  // Rows of 5, 2, 7 and 2 tokens into model rows of at most 9: 7+2 and 5+2 (longest first).
+  const SequenceTensors rows = pack_sequences({{&p, &r5}, {&p, &r2}, {&p, &r7}, {&p, &r2}});
+  const PackedRows packed = pack_rows(rows, 9);
+  ASSERT_EQ(packed.packed.input_ids.sizes(), (std::vector<int64_t>{2, 9}));
+  EXPECT_EQ(packed.packed.row_lengths, (std::vector<int64_t>{9, 7}));
+  EXPECT_EQ(packed.real_tokens, 16);
+  const at::Tensor flat_ids = packed.packed.input_ids.flatten();
+  const at::Tensor flat_response = packed.packed.response_mask.flatten();
+  for (int64_t i = 0; i < rows.rows(); ++i) {
+    for (int64_t t = 0; t < rows.row_lengths[static_cast<size_t>(i)]; ++t) {
+      const int64_t at_ = packed.gather_index[i][t].item<int64_t>();
+      EXPECT_EQ(flat_ids[at_].item<int64_t>(), rows.input_ids[i][t].item<int64_t>()) << i << " " << t;
+      EXPECT_EQ(flat_response[at_].item<float>(), rows.response_mask[i][t].item<float>()) << i << " " << t;
+    }
+  }
+  // Segment ids: the first model row holds rows 1 and 2 (ids 1, 2 in row order), the second 0 and 3.
+  EXPECT_TRUE(packed.packed.attention_mask[0].equal(
+      at::tensor(std::vector<int64_t>{2, 2, 2, 2, 2, 2, 2, 1, 1}, at::kLong)));
+  EXPECT_TRUE(packed.packed.attention_mask[1].equal(
+      at::tensor(std::vector<int64_t>{1, 1, 1, 1, 1, 2, 2, 0, 0}, at::kLong)));
+  EXPECT_EQ(packed.packed.lengths.sum().item<float>(), rows.lengths.sum().item<float>());
+  // A row longer than the capacity gets a model row of its own.
+  EXPECT_EQ(pack_rows(rows, 3).packed.input_ids.size(0), 4);
+}
+
+TEST(PackingTest, PackedSftTrainsLikeThePaddedRows) {
+  // Rows of 6 to 40 bytes, 6 a step: packed into fewer, fuller model rows, the losses and
+  // gradient norms of every step are those of the padded batches (to float rounding).
+  const std::string dir = testing::make_temp_dir("packing");
+  std::string rows;
+  for (int i = 0; i < 12; ++i) {
+    rows += "{\"prompt\": \"Q" + std::to_string(i) + ":\", \"completion\": \" " +
+            std::string(static_cast<size_t>(2 + (i * 7) % 33), static_cast<char>('a' + i)) + "\"}\n";
+  }
+  const std::string data = testing::write_file(dir + "/sft.jsonl", rows);
+  const std::string yaml = tiny_lm_stage("sft", "{path: " + data + ", max_length: 48}", 5);
+  const std::string padded = run_yaml(yaml, "packing-off", {"stages.s.batch_size=6"});
+  const std::string packed = run_yaml(yaml, "packing-on", {"stages.s.batch_size=6", "stages.s.data.packing=true"});
+  const auto x = read_metrics(padded), y = read_metrics(packed);
+  ASSERT_EQ(x.size(), 5u);
+  ASSERT_EQ(y.size(), 5u);
+  int compared = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_FALSE(x[i].contains("batch/packed_fill"));
+    ASSERT_TRUE(y[i].contains("batch/packed_fill"));
+    const double fill = y[i]["batch/packed_fill"].get<double>();
+    EXPECT_GT(fill, 0.5);
+    EXPECT_LE(fill, 1.0);
+    for (auto it = x[i].begin(); it != x[i].end(); ++it) {
+      if (!it.value().is_number_float() || it.key().rfind("time/", 0) == 0 || it.key().rfind("perf/", 0) == 0) continue;
+      ASSERT_TRUE(y[i].contains(it.key())) << it.key();
+      const double u = it.value().get<double>(), v = y[i][it.key()].get<double>();
+      EXPECT_NEAR(u, v, 1e-4 * std::max(1.0, std::abs(u))) << "step " << i + 1 << " " << it.key();
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 10);
+  EXPECT_TRUE(x.back().contains("loss"));
+  EXPECT_LT(x.back()["loss"].get<double>(), x.front()["loss"].get<double>());  // it trained
+}
+
+TEST(PackingTest, PackingOutsideSftOrWithoutAPackingModelIsRefused) {
+  try {
+    parse_experiment(tiny_lm_stage("pairwise", "{path: x, packing: true}"), "p.yaml");
+    FAIL() << "packing in a pairwise stage was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("data.packing"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("sft stage"), std::string::npos) << e.what();
+  }
+  // TRL's name is read too, and not beside ours.
+  EXPECT_TRUE(parse_experiment(tiny_lm_stage("sft", "{path: x}"), "t.yaml", {"stages.s.packing=true"})
+                  .stages[0].data.packing);
+  EXPECT_THROW(parse_experiment(tiny_lm_stage("sft", "{path: x, packing: true}"), "t.yaml", {"stages.s.packing=true"}),
+               std::invalid_argument);
+  // The toy model takes no packed rows: an error naming the key and the model plugin.
+  const std::string toy = std::string("name: t\nseed: 1\nthreads: 1\nmodel: {plugin: toy_mlp, hidden: 8}\n") +
+                          "stages:\n  - {name: s, kind: sft, data: {path: configs/toy/data/sft_scenario1.jsonl, "
+                          "packing: true}, optimizer: {lr: 0.01}, batch_size: 2, steps: 1}\n";
+  try {
+    run_yaml(toy, "packing-toy");
+    FAIL() << "packing with the toy model was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("data.packing"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("toy_mlp"), std::string::npos) << e.what();
+  }
+}
+
 // --- resume -------------------------------------------------------------------------------------
 
 const char* kToy = R"(name: resume

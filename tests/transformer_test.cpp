@@ -278,6 +278,35 @@ TEST(TransformerTest, LeftPaddingDoesNotChangeRealTokens) {
   expect_close(padded.logits[1], full.logits[0], 1e-5);
 }
 
+TEST(TransformerTest, PackedRowsEqualEachRowAlone) {
+  // Three rows in two model rows (segment ids 1, 2 in the first; the second row padded): each
+  // segment's logits are the independent reference's for that row alone, positions from 0.
+  for (const auto& [heads, kv] : std::vector<std::pair<int64_t, int64_t>>{{4, 4}, {4, 1}}) {
+    SCOPED_TRACE("heads " + std::to_string(heads) + " kv " + std::to_string(kv));
+    const TransformerConfig c = small_config(heads, kv, /*tied=*/false, /*bias=*/true);
+    TransformerModel model(c);
+    randomize(model, 21);
+    EXPECT_NE(dynamic_cast<const prefengine::PackedSequences*>(&model), nullptr);
+    const std::vector<int64_t> a = {3, 7, 1, 28, 5}, b = {11, 2, 2, 17}, d = {9, 4, 6};
+    const at::Tensor ids = ids_tensor({{3, 7, 1, 28, 5, 11, 2, 2, 17}, {9, 4, 6, 0, 0, 0, 0, 0, 0}});
+    const at::Tensor mask = ids_tensor({{1, 1, 1, 1, 1, 2, 2, 2, 2}, {1, 1, 1, 0, 0, 0, 0, 0, 0}});
+    const auto out = model.forward(ModelInput{ids, mask, true, false, nullptr});
+    const auto w = weights_of(model);
+    expect_close(out.logits[0].narrow(0, 0, 5), reference_forward(w, c, a).logits, 1e-4);
+    expect_close(out.logits[0].narrow(0, 5, 4), reference_forward(w, c, b).logits, 1e-4);
+    expect_close(out.logits[1].narrow(0, 0, 3), reference_forward(w, c, d).logits, 1e-4);
+    EXPECT_TRUE(out.logits.isfinite().all().item<bool>());
+    // Segment ids in another order name the same segments.
+    const at::Tensor swapped = ids_tensor({{2, 2, 2, 2, 2, 1, 1, 1, 1}, {1, 1, 1, 0, 0, 0, 0, 0, 0}});
+    expect_close(model.forward(ModelInput{ids, swapped, true, false, nullptr}).logits, out.logits, 1e-6);
+  }
+  // Packed rows and a KV cache do not go together.
+  TransformerModel model(small_config(4, 2, false, false));
+  auto cache = model.new_cache(1, 16);
+  EXPECT_THROW(model.forward(ModelInput{ids_tensor({{1, 2, 3}}), ids_tensor({{1, 1, 2}}), true, false, cache.get()}),
+               std::invalid_argument);
+}
+
 TEST(TransformerTest, ScalarHeadIsALinearMapOfTheFinalHiddenState) {
   const TransformerConfig c = small_config(4, 2, false, false);
   TransformerModel model(c);

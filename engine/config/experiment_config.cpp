@@ -171,6 +171,12 @@ StageOptions read_stage(const YAML::Node& node, const std::string& file, size_t 
   }
   stage.data.skip_bad_rows = o.get_bool("data.skip_bad_rows", false);
   stage.data.all_assistant_turns = o.get_bool("data.all_assistant_turns", false);
+  const std::string packing_key = trl_key(o, "data.packing", "packing");
+  if (o.has(packing_key) && stage.kind != "sft") {
+    o.fail(packing_key, "packing only in an sft stage (the other kinds pad their rows)",
+           "a '" + stage.kind + "' stage");
+  }
+  stage.data.packing = o.get_bool(packing_key, false);
   stage.optimizer = read_optimizer(o);
   const std::string steps_key = trl_key(o, "steps", "max_steps");
   stage.steps = o.get_int(steps_key, 0, 0);

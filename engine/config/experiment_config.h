@@ -52,6 +52,10 @@ struct DataOptions {
   int64_t max_completion_length = 0;  // tokens kept of each response (its start); 0 = all
   bool skip_bad_rows = false;     // skip and count malformed rows instead of failing
   bool all_assistant_turns = false;  // sft `messages` rows: train every assistant message, not just the last
+  // sft stages: a step's rows packed into as few model rows as fit (first-fit decreasing, at most
+  // max_length tokens each, or the stage's longest row), each attending only to itself (TRL's
+  // `packing`). The same rows and loss as without it, less padding computed.
+  bool packing = false;
 
   void validate() const;
 };

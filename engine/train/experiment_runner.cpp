@@ -67,6 +67,13 @@ void ExperimentRunner::prepare() {
     units_.push_back(spec.create());
   }
   for (const auto& stage : config_.stages) check_weights_sources(config_, stage, [this] { return make_model(); });
+  for (const auto& stage : config_.stages) {  // data.packing: needs a model that takes packed rows
+    if (stage.data.packing && !dynamic_cast<const PackedSequences*>(model_.get())) {
+      throw std::invalid_argument(stage_prefix(stage) + "data.packing: the model ('" + config_.model_plugin +
+                                  "' plugin) takes no packed rows; only models with the PackedSequences capability "
+                                  "(the transformer plugin) do");
+    }
+  }
   for (const auto& stage : config_.stages) {  // export: needs a model that can write itself in HF format
     if (stage.export_hf && !dynamic_cast<const HfExportable*>(model_.get())) {
       throw std::invalid_argument(stage.export_key + ": the model ('" + config_.model_plugin +

@@ -76,6 +76,62 @@ SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows) {
   return out;
 }
 
+PackedRows pack_rows(const SequenceTensors& rows, int64_t capacity) {
+  const int64_t n = rows.rows();
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return rows.row_lengths[static_cast<size_t>(a)] > rows.row_lengths[static_cast<size_t>(b)];
+  });
+  std::vector<int64_t> fill;                  // tokens in each model row
+  std::vector<int64_t> bin(static_cast<size_t>(n)), start(static_cast<size_t>(n));
+  for (int64_t i : order) {
+    const int64_t length = rows.row_lengths[static_cast<size_t>(i)];
+    size_t b = 0;
+    while (b < fill.size() && fill[b] + length > capacity) ++b;
+    if (b == fill.size()) fill.push_back(0);
+    bin[static_cast<size_t>(i)] = static_cast<int64_t>(b);
+    start[static_cast<size_t>(i)] = fill[b];
+    fill[b] += length;
+  }
+  const int64_t p = static_cast<int64_t>(fill.size());
+  const int64_t width = std::max<int64_t>(1, fill.empty() ? 1 : *std::max_element(fill.begin(), fill.end()));
+  const int64_t t = rows.input_ids.size(1);
+  PackedRows out;
+  out.packed.input_ids = at::zeros({p, width}, at::kLong);
+  out.packed.attention_mask = at::zeros({p, width}, at::kLong);
+  out.packed.response_mask = at::zeros({p, width}, at::kFloat);
+  out.packed.lengths = at::zeros({p}, at::kFloat);
+  out.gather_index = at::zeros({n, t}, at::kLong);
+  const at::Tensor in_ids = rows.input_ids.to(at::kCPU).contiguous();
+  const at::Tensor in_response = rows.response_mask.to(at::kCPU, at::kFloat).contiguous();
+  const at::Tensor in_lengths = rows.lengths.to(at::kCPU, at::kFloat).contiguous();
+  auto src_ids = in_ids.accessor<int64_t, 2>();
+  auto src_response = in_response.accessor<float, 2>();
+  auto src_lengths = in_lengths.accessor<float, 1>();
+  auto ids = out.packed.input_ids.accessor<int64_t, 2>();
+  auto segment = out.packed.attention_mask.accessor<int64_t, 2>();
+  auto response = out.packed.response_mask.accessor<float, 2>();
+  auto lengths = out.packed.lengths.accessor<float, 1>();
+  auto index = out.gather_index.accessor<int64_t, 2>();
+  std::vector<int64_t> segments(static_cast<size_t>(p), 0);
+  for (int64_t i = 0; i < n; ++i) {  // in row order: segment ids follow the rows' order in a bin
+    const int64_t b = bin[static_cast<size_t>(i)];
+    const int64_t s = start[static_cast<size_t>(i)];
+    const int64_t id = ++segments[static_cast<size_t>(b)];
+    for (int64_t k = 0; k < rows.row_lengths[static_cast<size_t>(i)]; ++k) {
+      ids[b][s + k] = src_ids[i][k];
+      segment[b][s + k] = id;
+      response[b][s + k] = k == 0 ? 0.0f : src_response[i][k];
+      index[i][k] = b * width + s + k;
+    }
+    lengths[b] += src_lengths[i];
+    out.real_tokens += rows.row_lengths[static_cast<size_t>(i)];
+  }
+  out.packed.row_lengths = fill;
+  return out;
+}
+
 namespace {
 
 // Elements of the [N, chunk, V] slice scored at once: log_softmax allocates a temporary as large as

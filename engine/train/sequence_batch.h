@@ -38,6 +38,20 @@ struct TokenSequence {
 
 SequenceTensors pack_sequences(const std::vector<TokenSequence>& rows);
 
+// Rows of `rows` (right-padded, [N, T]) packed several to a model row for a model with the
+// PackedSequences capability: first-fit decreasing (longest first, ties by index) into rows of at
+// most `capacity` tokens (a longer row gets a model row of its own). In `packed`, attention_mask
+// holds segment ids 1, 2, ... (0 = padding) and response_mask is 0 at each segment's first token
+// (which a row alone never scores either); lengths and row_lengths are those of the model rows.
+struct PackedRows {
+  SequenceTensors packed;  // [P, W]
+  // [N, T] int64: where row n's token t is in packed's flattened [P * W]; padding points at 0
+  // (column 0, which per-token log-probs leave at 0).
+  at::Tensor gather_index;
+  int64_t real_tokens = 0;  // tokens of the N rows
+};
+PackedRows pack_rows(const SequenceTensors& rows, int64_t capacity);
+
 // [N, T] log p(token t | tokens < t) in fp32, 0 at t = 0, from logits [N, T', V] with T' >= T-1
 // where logits[:, t] scores token t+1; multiplied by response_mask [N, T] when it is given. Uses
 // logsumexp + gather over chunks of positions: no [N, T, V] log-softmax is kept, and no

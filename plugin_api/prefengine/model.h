@@ -24,6 +24,7 @@ class PREFENGINE_API KvCache {
 struct ModelInput {
   at::Tensor input_ids;       // [B, T] int64 token ids
   at::Tensor attention_mask;  // [B, T] int64, 1 for real tokens, 0 for padding; undefined = all 1
+                              // (values above 1: packed segments, see PackedSequences)
   bool want_logits = true;    // false skips the output projection (a reward model's pass)
   bool want_scalar = false;   // compute the scalar head at every position (needs add_scalar_head)
   KvCache* cache = nullptr;   // when set, input_ids continue the cached sequence and are appended
@@ -59,6 +60,19 @@ class PREFENGINE_API Model : public torch::nn::Module, public Plugin {
 class PREFENGINE_API SingleTokenResponses {
  public:
   virtual ~SingleTokenResponses();
+};
+
+// A capability a model adds beside Model: packed rows. Several sequences share one row of
+// input_ids, each a contiguous run of positions with its own segment id in attention_mask (1, 2,
+// ... ; 0 = padding). With any attention_mask value above 1, the model must compute each segment
+// as if it were a row of its own: a token sees only the earlier tokens of its segment, and
+// positions restart at 0 at each segment's first token (so the logits of a segment equal those of
+// the same tokens alone in a row, to rounding). A mask of 0s and 1s means what it always means.
+// Not with a KvCache. The engine packs a stage's rows only for models with this capability (an sft
+// stage's `data.packing`). dynamic_cast<const PackedSequences*>(&model).
+class PREFENGINE_API PackedSequences {
+ public:
+  virtual ~PackedSequences();
 };
 
 // A capability a model adds beside Model: its logits and their backward without autograd. For a

@@ -36,6 +36,7 @@ RolloutLoss::~RolloutLoss() = default;
 SftLoss::~SftLoss() = default;
 SftGradient::~SftGradient() = default;
 SingleTokenResponses::~SingleTokenResponses() = default;
+PackedSequences::~PackedSequences() = default;
 DirectBackward::~DirectBackward() = default;
 AdapterModel::~AdapterModel() = default;
 HfExportable::~HfExportable() = default;

@@ -40,9 +40,13 @@ class SftStage : public StageUnit {
         targets_[i] = at::tensor(r.distribution, at::kDouble).to(at::kFloat);
       }
     }
-    packed_ = pack_sequences(rows);
+    padded_ = pack_sequences(rows);
     std::vector<int64_t> flags(is_distribution_.begin(), is_distribution_.end());
     distribution_flags_ = at::tensor(flags, at::kLong).to(at::kBool);
+    // data.packing (the model's capability is checked by the runner, the rows in validate): model
+    // rows of max_length tokens, or of the longest row when it is unset.
+    packing_ = context.stage.data.packing;
+    if (packing_) capacity_ = std::max<int64_t>(context.stage.data.max_length, padded_.input_ids.size(1));
     direct_ = context.config.direct_backward;
     // The direct step (the model outside autograd, the loss's gradient in closed form) on steps
     // that log nothing.
@@ -60,6 +64,14 @@ class SftStage : public StageUnit {
   // Reads and checks the records; prepare() reuses them.
   void validate(StageContext& context) override {
     records_ = load_stage_sft(context.config, context.stage, &stats_);
+    if (context.stage.data.packing) {
+      for (const SftRecord& r : records_) {
+        if (!r.distribution.empty()) {
+          throw std::invalid_argument(r.source + ": data.packing: expected a completion (packing takes prompt + "
+                                      "completion rows), got a target distribution");
+        }
+      }
+    }
     check_token_range(records_, context.model->vocab_size());
     check_prompt_ids(*context.model, records_);
     loaded_ = true;
@@ -68,7 +80,8 @@ class SftStage : public StageUnit {
   LossOutput micro_batch(const std::vector<int64_t>& rows, const StepInfo& info) override {
     direct_grad_ = at::Tensor();  // nothing pending from a micro-batch whose backward never ran
     at::Tensor rows_tensor;
-    const SequenceTensors batch = packed_.select(rows, &rows_tensor);
+    const SequenceTensors batch = padded_.select(rows, &rows_tensor);
+    if (packing_) return packed_micro_batch(batch, info);
     bool any_distribution = false, any_completion = false;
     for (int64_t i : rows) {
       const bool d = is_distribution_[static_cast<size_t>(i)];
@@ -112,6 +125,37 @@ class SftStage : public StageUnit {
       }
     }
     return call_loss_plugin(loss_name_, [&] { return loss_->sft(sft); });
+  }
+
+  // The rows packed into fewer model rows (data.packing): the same per-row log-probs, summed from
+  // the packed per-token ones, and the same loss.
+  LossOutput packed_micro_batch(const SequenceTensors& batch, const StepInfo& info) {
+    const PackedRows packed = pack_rows(batch, capacity_);
+    const ModelInput input = scoring_input(packed.packed, /*want_scalar=*/false);
+    at::Tensor logits = model_logits(*model_, input, direct_ ? &direct_logits_ : nullptr);
+    if (logits.scalar_type() != at::kFloat) logits = logits.to(at::kFloat);
+    SftBatch sft;
+    sft.want_metrics = info.log_now;
+    sft.has_distribution = at::zeros({batch.rows()}, at::kBool);
+    sft.lengths = batch.lengths;
+    if (requirements_.policy_logps) {
+      const at::Tensor tokens = gather_token_logps(logits, packed.packed.input_ids, packed.packed.response_mask);
+      const at::Tensor index = packed.gather_index.to(tokens.device());
+      sft.token_logps = tokens.flatten().index_select(0, index.flatten()).view(index.sizes());
+      sft.logps = sft.token_logps.sum(1);
+      if (requirements_.token_logps) {
+        sft.mask = batch.response_mask;
+      } else {
+        sft.token_logps = at::Tensor();
+      }
+    }
+    LossOutput out = call_loss_plugin(loss_name_, [&] { return loss_->sft(sft); });
+    if (info.log_now) {
+      // The share of the model rows' positions that hold tokens (1 = no padding computed).
+      const double slots = static_cast<double>(packed.packed.input_ids.numel());
+      out.metrics.push_back({"batch/packed_fill", at::scalar_tensor(static_cast<double>(packed.real_tokens) / slots)});
+    }
+    return out;
   }
 
   LossOutput direct_micro_batch(const ModelInput& input, const SequenceTensors& batch, const at::Tensor& rows_tensor,
@@ -168,7 +212,9 @@ class SftStage : public StageUnit {
   std::vector<SftRecord> records_;
   StageDataStats stats_;
   bool loaded_ = false;
-  SequenceTensors packed_;
+  bool packing_ = false;  // data.packing
+  int64_t capacity_ = 0;  // with packing: the most tokens in a model row
+  SequenceTensors padded_;  // every record, right-padded (pack_sequences); batches select rows
   at::Tensor targets_;
   std::vector<bool> is_distribution_;
   at::Tensor distribution_flags_;  // [records] bool: is_distribution_ as a tensor, selected per batch

@@ -1018,6 +1018,11 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
                                   std::to_string(b));
     }
   }
+  // Packed rows (PackedSequences): segment ids 1..segments, each segment computed as a row alone.
+  const int64_t segments = mask.numel() > 0 ? mask.max().item<int64_t>() : 0;
+  if (segments > 1 && cache) {
+    throw std::invalid_argument("transformer: packed rows (attention_mask values above 1) take no KV cache");
+  }
   if (cache && device.is_cpu() && decoder_->embed_tokens->weight.scalar_type() == at::kFloat &&
       !at::GradMode::is_enabled()) {
     return forward_cached(input, ids.to(device, at::kLong), mask, *cache);
@@ -1040,8 +1045,18 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
     full_mask = cache->mask_.narrow(1, 0, s);
   }
 
-  // Positions count the real tokens before each one, so that left padding does not shift them.
-  at::Tensor positions = (full_mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
+  // Positions count the real tokens before each one, so that left padding does not shift them;
+  // in packed rows, the tokens of the same segment before each one.
+  at::Tensor positions;
+  if (segments > 1) {
+    positions = at::zeros_like(full_mask);
+    for (int64_t k = 1; k <= segments; ++k) {
+      const at::Tensor in = full_mask.eq(k).to(at::kLong);
+      positions.add_(in * (in.cumsum(1) - 1));
+    }
+  } else {
+    positions = (full_mask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t);
+  }
   const auto fopts = at::TensorOptions().dtype(at::kFloat).device(device);
   const at::Tensor inv_freq = config_.rotary_inv_freq().to(device);
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;  // [B, T, D/2]
@@ -1056,6 +1071,7 @@ ModelOutput TransformerModel::forward(const ModelInput& input) {
   at::Tensor key_index = at::arange(0, s, fopts.dtype(at::kLong)).unsqueeze(0);       // [1, S]
   at::Tensor allowed = key_index.le(query_index).unsqueeze(0) &
                        full_mask.ne(0).unsqueeze(1);  // [B, T, S]
+  if (segments > 1) allowed = allowed & full_mask.unsqueeze(1).eq(full_mask.unsqueeze(2));  // same segment
   auto additive = [&](const at::Tensor& keep) {
     return at::zeros({b, t, s}, fopts)
         .masked_fill(keep.logical_not(), std::numeric_limits<float>::lowest())

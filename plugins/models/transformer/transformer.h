@@ -107,7 +107,7 @@ class TransformerCache : public KvCache {
 class LoraSet;
 struct LoraOptions;
 
-class TransformerModel : public Model, public AdapterModel, public HfExportable {
+class TransformerModel : public Model, public AdapterModel, public HfExportable, public PackedSequences {
  public:
   // Options: every TransformerConfig field by its config.json name, plus `pretrained: DIR`
   // (config.json + safetensors weights) or `config_json: FILE` (architecture only, random
