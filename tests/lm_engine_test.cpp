@@ -21,6 +21,7 @@
 #include "engine/train/checkpoint.h"
 #include "engine/train/experiment_runner.h"
 #include "engine/train/sequence_batch.h"
+#include "prefengine/plugin_loader.h"
 #include "test_util.h"
 
 namespace prefengine {
@@ -270,6 +271,53 @@ TEST(StageDataTest, ChunkedTokenLogpsEqualOneLogSoftmax) {
   ASSERT_EQ(got.sizes(), (std::vector<int64_t>{2, 6}));
   EXPECT_EQ(got.select(1, 0).abs().max().item<float>(), 0.0f);
   EXPECT_LT((got.slice(1, 1) - expected).abs().max().item<float>(), 1e-4);
+}
+
+// --- scoring in chunks ---------------------------------------------------------------------------
+
+// score_in_chunks (the evals' scorer) sorts the rows by length and scores them in chunks of at
+// most max_positions padded positions: each row's log-prob must be that of the row scored alone,
+// in the rows' own order, whatever the chunk size.
+TEST(ScoringTest, ChunkedScoresEqualEachRowScoredAlone) {
+  at::manual_seed(5);
+  PluginLoader loader;
+  PluginOptions o("model");
+  for (const auto& [k, v] : std::map<std::string, std::string>{
+           {"vocab_size", "37"}, {"hidden_size", "32"}, {"intermediate_size", "48"}, {"num_hidden_layers", "2"},
+           {"num_attention_heads", "4"}, {"num_key_value_heads", "2"}, {"max_position_embeddings", "64"}}) {
+    o.set_scalar(k, v);
+  }
+  std::shared_ptr<Model> model = loader.create_model("transformer", o);
+  model->eval();
+  // Rows of 3 to 26 tokens in no length order (7 rows, every length distinct).
+  const std::vector<int64_t> response_lengths = {9, 2, 21, 5, 14, 1, 17};
+  std::vector<std::vector<int64_t>> prompts, responses;
+  for (size_t i = 0; i < response_lengths.size(); ++i) {
+    prompts.push_back(std::vector<int64_t>(2 + i % 3, 0));
+    responses.push_back(std::vector<int64_t>(static_cast<size_t>(response_lengths[i]), 0));
+    for (auto& t : prompts.back()) t = at::randint(37, {1}).item<int64_t>();
+    for (auto& t : responses.back()) t = at::randint(37, {1}).item<int64_t>();
+  }
+  std::vector<TokenSequence> list;
+  for (size_t i = 0; i < prompts.size(); ++i) list.push_back({&prompts[i], &responses[i]});
+  const SequenceTensors rows = pack_sequences(list);
+  std::vector<float> alone;
+  {
+    at::NoGradGuard no_grad;
+    for (int64_t i = 0; i < rows.rows(); ++i) {
+      alone.push_back(score_sequences(*model, rows.select({i}), true, false).logps[0].item<float>());
+    }
+  }
+  // One row a chunk (the budget below any row), a few rows a chunk, and one chunk for all.
+  for (const int64_t budget : {int64_t{1}, int64_t{40}, int64_t{100000}}) {
+    const at::Tensor got = score_in_chunks(*model, rows, true, false, budget).logps;
+    ASSERT_EQ(got.numel(), rows.rows()) << budget;
+    for (int64_t i = 0; i < rows.rows(); ++i) {
+      const float expected = alone[static_cast<size_t>(i)];
+      EXPECT_NEAR(got[i].item<float>(), expected, 1e-4 * std::max(1.0f, std::fabs(expected))) << "row " << i << ", budget " << budget;
+    }
+  }
+  EXPECT_EQ(score_in_chunks(*model, pack_sequences({}), true, false).logps.numel(), 0);
 }
 
 // --- packing ------------------------------------------------------------------------------------

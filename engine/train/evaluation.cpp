@@ -29,28 +29,8 @@
 namespace prefengine {
 namespace {
 
-constexpr int64_t kChunk = 256;  // rows per forward pass when scoring
-
 // "file:line:col: stages[i].eval: " for messages about the eval block.
 std::string eval_prefix(const StageOptions& stage) { return stage.eval.location + ": "; }
-
-// Scores every row of `packed` in chunks (no gradient): summed log-probs and, when asked, the
-// scalar head.
-SequenceScores score_all(Model& model, const SequenceTensors& packed, bool logps, bool scalar) {
-  at::NoGradGuard no_grad;
-  std::vector<at::Tensor> lp, sc;
-  for (int64_t start = 0; start < packed.rows(); start += kChunk) {
-    std::vector<int64_t> index;
-    for (int64_t i = start; i < std::min(packed.rows(), start + kChunk); ++i) index.push_back(i);
-    SequenceScores s = score_sequences(model, packed.select(index), logps, scalar);
-    if (logps) lp.push_back(s.logps);
-    if (scalar) sc.push_back(s.scalar);
-  }
-  SequenceScores out;
-  if (logps) out.logps = at::cat(lp);
-  if (scalar) out.scalar = at::cat(sc);
-  return out;
-}
 
 // An error of a reader that named the stage, re-raised naming the eval block's key instead.
 [[noreturn]] void throw_for_key(const StageOptions& stage, const std::string& key, const std::exception& e) {
@@ -161,7 +141,7 @@ class Evaluator : public StageEvaluator {
       for (const auto& r : in_.pairs) rows.push_back({&r.prompt, &r.chosen});
       for (const auto& r : in_.pairs) rows.push_back({&r.prompt, &r.rejected});
       packed_ = pack_sequences(rows);
-      if (pair_reference) ref_logps_ = score_all(*reference_, packed_, true, false).logps;
+      if (pair_reference) ref_logps_ = score_in_chunks(*reference_, packed_, true, false).logps;
     }
     if (!sample_reference) reference_.reset();  // only the held-out reference log-probs were needed
     if (in_.grader) {
@@ -190,7 +170,7 @@ class Evaluator : public StageEvaluator {
   void measure_pairs(Model& model, MetricsRow& row) const {
     const int64_t n = static_cast<int64_t>(in_.pairs.size());
     const bool want_scalar = loss_ != nullptr && requirements_.scalar_head;
-    SequenceScores s = score_all(model, packed_, pair_logps_, want_scalar);
+    SequenceScores s = score_in_chunks(model, packed_, pair_logps_, want_scalar);
     const at::Tensor lengths = packed_.lengths.to(at::kDouble).clamp_min(1);
     if (pair_logps_) {
       const at::Tensor per_token = s.logps.to(at::kDouble) / lengths;
@@ -298,8 +278,8 @@ class Evaluator : public StageEvaluator {
     }
     const SequenceTensors packed = pack_sequences(rows);
     const at::Tensor lengths = packed.lengths.to(at::kDouble).clamp_min(1);
-    const at::Tensor lp = (score_all(model, packed, true, false).logps.to(at::kDouble) / lengths).contiguous();
-    const at::Tensor rp = (score_all(*reference_, packed, true, false).logps.to(at::kDouble) / lengths).contiguous();
+    const at::Tensor lp = (score_in_chunks(model, packed, true, false).logps.to(at::kDouble) / lengths).contiguous();
+    const at::Tensor rp = (score_in_chunks(*reference_, packed, true, false).logps.to(at::kDouble) / lengths).contiguous();
     policy.assign(lp.data_ptr<double>(), lp.data_ptr<double>() + lp.numel());
     reference.assign(rp.data_ptr<double>(), rp.data_ptr<double>() + rp.numel());
     row.set("eval/sample_logps_per_token", lp.mean().item<double>());

@@ -403,4 +403,41 @@ void check_prompt_ids_accepted(Model& model, const std::vector<const std::vector
   }
 }
 
+SequenceScores score_in_chunks(Model& model, const SequenceTensors& packed, bool logps, bool scalar,
+                               int64_t max_positions) {
+  at::NoGradGuard no_grad;
+  const int64_t n = packed.rows();
+  SequenceScores out;
+  if (n == 0) {
+    if (logps) out.logps = at::zeros({0}, at::kFloat);
+    if (scalar) out.scalar = at::zeros({0}, at::kFloat);
+    return out;
+  }
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return packed.row_lengths[static_cast<size_t>(a)] < packed.row_lengths[static_cast<size_t>(b)];
+  });
+  std::vector<at::Tensor> lp, sc;
+  for (size_t start = 0; start < order.size();) {
+    std::vector<int64_t> index;
+    int64_t longest = 1;
+    for (size_t i = start; i < order.size(); ++i) {
+      const int64_t width = std::max(longest, packed.row_lengths[static_cast<size_t>(order[i])]);
+      if (!index.empty() && width * static_cast<int64_t>(index.size() + 1) > max_positions) break;
+      longest = width;
+      index.push_back(order[i]);
+    }
+    start += index.size();
+    SequenceScores s = score_sequences(model, packed.select(index), logps, scalar);
+    if (logps) lp.push_back(s.logps);
+    if (scalar) sc.push_back(s.scalar);
+  }
+  // Back to the input's order: position order[k] holds the k-th scored row.
+  const at::Tensor inverse = at::argsort(at::tensor(order, at::kLong));
+  if (logps) out.logps = at::cat(lp).index_select(0, inverse);
+  if (scalar) out.scalar = at::cat(sc).index_select(0, inverse);
+  return out;
+}
+
 }  // namespace prefengine
