@@ -83,8 +83,10 @@ TEST(StudyClaimsTest, ScenarioOneHasTheHighestChosenPeakAndTheLeastUnseenMass) {
     peaks.push_back(peak(run.rows, "probs/chosen"));
     unseen.push_back(value(run.rows.back(), "probs/unseen"));
     // The sequence dispersion measure: 0 before the first update (the policy is its reference),
-    // positive once mass has left the pairs' responses.
-    EXPECT_NEAR(value(run.rows.front(), "dispersion/off_data_per_token"), 0.0, 1e-9);
+    // positive once mass has left the pairs' responses. "0" to float rounding: the reference
+    // log-probs are scored in chunks of 64 rows, the policy's in the step's batch of 16, and the
+    // BLAS kernels round those shapes differently on some CPUs (up to ~2e-8 per token on an AMD EPYC).
+    EXPECT_NEAR(value(run.rows.front(), "dispersion/off_data_per_token"), 0.0, 1e-6);
     off_data.push_back(value(run.rows.back(), "dispersion/off_data_per_token"));
     EXPECT_GT(off_data.back(), 0.0);
     std::printf("scenario %d: peak chosen %.4f, final unseen %.4f, final never_seen %.4f\n", s, peaks.back(),
