@@ -15,11 +15,13 @@
 #                                  # shuffled rows, then 1900 on the length-bucketed rows in file order)
 #   scripts/lm_base.sh math-packed # the same data, configs/lm/math/base_packed.yaml (two threads, packed rows:
 #                                  # 1000 SFT steps at lr 2e-3, then 2000 at lr 5e-4)
+#   scripts/lm_base.sh math-small  # the same data, configs/lm/math/base_small.yaml (two threads, packed rows, a
+#                                  # 192-wide model: 1000 SFT steps at lr 2e-3, the drill, 2000 at lr 1e-3)
 # PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set. A run of the
 # same config already in OUT (stopped part-way) is resumed rather than started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed|math-packed}
+task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed|math-packed|math-small}
 bin=${PREFENGINE:-build/bin/prefengine}
 out=${OUT:-runs/$task-base}
 # train CONFIG: runs CONFIG into $out. An earlier run of CONFIG there (stopped part-way, or done) is
@@ -57,12 +59,12 @@ case "$task" in
     fi
     train configs/lm/math/base.yaml
     ;;
-  math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed|math-packed)
+  math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed|math-packed|math-small)
     # 60000 SFT rows in length-bucketed batches of 16, and the arithmetic-fact drill rows.
     if [ ! -s runs/data/math-base/drill_heldout.jsonl ]; then
       python3 configs/lm/math/make_math.py --sft 60000 --bucket 16 --drill --out runs/data/math-base
     fi
     train "configs/lm/math/base_${task#math-}.yaml"
     ;;
-  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2, math-interleave, math-long, math-cycles, math-bucketed or math-packed)" >&2; exit 2 ;;
+  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2, math-interleave, math-long, math-cycles, math-bucketed, math-packed or math-small)" >&2; exit 2 ;;
 esac
