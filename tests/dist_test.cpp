@@ -416,8 +416,16 @@ TEST(DataParallelRunTest, TwoGlooRanksMatchOneRankWithTheSameGlobalBatch) {
     EXPECT_EQ(a[i]["stage"], b[i]["stage"]);
     EXPECT_EQ(a[i]["step"], b[i]["step"]);
     EXPECT_EQ(a[i].size(), b[i].size()) << a[i].dump() << "\n" << b[i].dump();
+    // The share of pairs with a positive margin counts signs: where the margins are 0 but for
+    // rounding (the DPO stage's first step, its policy still its reference), those signs are
+    // rounding noise (0.1875 on 1 rank, 0.3125 on 2 on an AMD EPYC), so it is compared only where
+    // the margins are larger than the tolerance.
+    const bool margins_are_rounding = a[i].contains("rewards/margins") &&
+                                      std::abs(a[i]["rewards/margins"].get<double>()) <= kAbsTolerance &&
+                                      std::abs(b[i]["rewards/margins"].get<double>()) <= kAbsTolerance;
     for (auto it = a[i].begin(); it != a[i].end(); ++it) {
       if (!it.value().is_number_float()) continue;
+      if (margins_are_rounding && it.key() == "rewards/accuracies") continue;
       ASSERT_TRUE(b[i].contains(it.key())) << it.key();
       const double x = it.value().get<double>();
       const double y = b[i][it.key()].get<double>();
