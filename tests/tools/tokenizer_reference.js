@@ -3,7 +3,8 @@
 // @lenml/tokenizers (a port of transformers.js) run on the same tokenizer.json and
 // tokenizer_config.json files the C++ tokenizer reads.
 //   node tokenizer_reference.js LENML_DIR TEXTS_JSON OUT_JSON NAME...
-// LENML_DIR holds tokenizers/ and tokenizer-NAME/models/{tokenizer,tokenizer_config}.json;
+// LENML_DIR holds tokenizers/ and tokenizer-NAME/models/{tokenizer,tokenizer_config}.json; a NAME
+// that is a directory holding those two files is read from there instead;
 // TEXTS_JSON is a list of strings; OUT_JSON gets {NAME: [[id, ...] per text], ...}, encoded
 // without special tokens (no BOS).
 'use strict';
@@ -19,7 +20,8 @@ const { TokenizerLoader } = require(path.resolve(lenml, 'tokenizers'));
 const texts = JSON.parse(fs.readFileSync(textsFile, 'utf8'));
 const out = {};
 for (const name of names) {
-  const models = path.join(lenml, 'tokenizer-' + name, 'models');
+  const models = fs.existsSync(path.join(name, 'tokenizer.json'))
+    ? name : path.join(lenml, 'tokenizer-' + name, 'models');
   const tokenizer = TokenizerLoader.fromPreTrained({
     tokenizerJSON: JSON.parse(fs.readFileSync(path.join(models, 'tokenizer.json'), 'utf8')),
     tokenizerConfig: JSON.parse(fs.readFileSync(path.join(models, 'tokenizer_config.json'), 'utf8')),
