@@ -17,11 +17,14 @@
 #                                  # 1000 SFT steps at lr 2e-3, then 2000 at lr 5e-4)
 #   scripts/lm_base.sh math-small  # the same data, configs/lm/math/base_small.yaml (two threads, packed rows, a
 #                                  # 192-wide model: 1000 SFT steps at lr 2e-3, the drill, 2000 at lr 1e-3)
+#   scripts/lm_base.sh math-bpe    # the same data and a BPE tokenizer trained on it (scripts/train_bpe.py ->
+#                                  # runs/data/math-base/tokenizer), configs/lm/math/base_bpe.yaml (math-long's
+#                                  # stages on BPE tokens, packed rows, two threads)
 # PREFENGINE (default build/bin/prefengine) and OUT (default runs/<task>-base) may be set. A run of the
 # same config already in OUT (stopped part-way) is resumed rather than started again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed|math-packed|math-small}
+task=${1:?usage: scripts/lm_base.sh poem|slogan|math|math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed|math-packed|math-small|math-bpe}
 bin=${PREFENGINE:-build/bin/prefengine}
 out=${OUT:-runs/$task-base}
 # train CONFIG: runs CONFIG into $out. An earlier run of CONFIG there (stopped part-way, or done) is
@@ -59,12 +62,18 @@ case "$task" in
     fi
     train configs/lm/math/base.yaml
     ;;
-  math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed|math-packed|math-small)
+  math-drill|math-drill2|math-interleave|math-long|math-cycles|math-bucketed|math-packed|math-small|math-bpe)
     # 60000 SFT rows in length-bucketed batches of 16, and the arithmetic-fact drill rows.
     if [ ! -s runs/data/math-base/drill_heldout.jsonl ]; then
       python3 configs/lm/math/make_math.py --sft 60000 --bucket 16 --drill --out runs/data/math-base
     fi
+    # math-bpe: a 512-entry BPE tokenizer learnt on those SFT rows (deterministic: the same rows give
+    # the same file).
+    if [ "$task" = math-bpe ] && [ ! -s runs/data/math-base/tokenizer/tokenizer.json ]; then
+      python3 scripts/train_bpe.py --input runs/data/math-base/sft.jsonl --vocab-size 512 \
+        --out runs/data/math-base/tokenizer
+    fi
     train "configs/lm/math/base_${task#math-}.yaml"
     ;;
-  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2, math-interleave, math-long, math-cycles, math-bucketed, math-packed or math-small)" >&2; exit 2 ;;
+  *) echo "unknown task '$task' (poem, slogan, math, math-drill, math-drill2, math-interleave, math-long, math-cycles, math-bucketed, math-packed, math-small or math-bpe)" >&2; exit 2 ;;
 esac
