@@ -39,15 +39,24 @@ nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse
 const char* kCorpus =
     "{\"text\": \"ab ab abc\"}\n{\"text\": \"ab 12 12 12\"}\n{\"text\": \"xy zw\"}\n\n{\"text\": \"xy zw\"}\n";
 
-TEST(BpeTrainerTest, LearnsTheMergesOfAHandCount) {
-  const std::string dir = make_temp_dir("bpe-hand");
+using Merges = std::vector<std::vector<std::string>>;
+
+// Trains on kCorpus with --vocab-size `vocab` into DIR/tok (DIR a new temporary folder, returned);
+// `merges` gets the file's merges.
+std::string train_hand_corpus(const std::string& tag, int vocab, Merges* merges) {
+  const std::string dir = make_temp_dir(tag);
   const std::string corpus = write_file(dir + "/corpus.jsonl", kCorpus);
-  const auto result = train_bpe("--input " + corpus + " --fields text --vocab-size 300 --out " + dir + "/tok");
-  ASSERT_EQ(result.code, 0) << result.output;
-  const auto file = read_json(dir + "/tok/tokenizer.json");
-  const std::vector<std::vector<std::string>> merges = {
-      {"a", "b"}, {"x", "y"}, {"z", "w"}, {"\u0120", "ab"}, {"\u0120", "zw"}};
-  EXPECT_EQ(file["model"]["merges"].get<std::vector<std::vector<std::string>>>(), merges);
+  const auto result = train_bpe("--input " + corpus + " --fields text --vocab-size " + std::to_string(vocab) +
+                                " --out " + dir + "/tok");
+  EXPECT_EQ(result.code, 0) << result.output;
+  *merges = read_json(dir + "/tok/tokenizer.json")["model"]["merges"].get<Merges>();
+  return dir;
+}
+
+TEST(BpeTrainerTest, LearnsTheMergesOfAHandCount) {
+  Merges merges;
+  const std::string dir = train_hand_corpus("bpe-hand", 300, &merges);
+  EXPECT_EQ(merges, (Merges{{"a", "b"}, {"x", "y"}, {"z", "w"}, {"\u0120", "ab"}, {"\u0120", "zw"}}));
 
   // The engine reads it: bytes keep their values as ids, merges follow in rank order, then the
   // special tokens tokenizer_config.json names.
@@ -66,14 +75,10 @@ TEST(BpeTrainerTest, LearnsTheMergesOfAHandCount) {
 }
 
 TEST(BpeTrainerTest, StopsAtTheVocabularySize) {
-  const std::string dir = make_temp_dir("bpe-cap");
-  const std::string corpus = write_file(dir + "/corpus.jsonl", kCorpus);
   // 256 bytes + 3 special tokens + 2 merges: the first two of the hand count.
-  const auto result = train_bpe("--input " + corpus + " --fields text --vocab-size 261 --out " + dir + "/tok");
-  ASSERT_EQ(result.code, 0) << result.output;
-  const auto file = read_json(dir + "/tok/tokenizer.json");
-  const std::vector<std::vector<std::string>> merges = {{"a", "b"}, {"x", "y"}};
-  EXPECT_EQ(file["model"]["merges"].get<std::vector<std::vector<std::string>>>(), merges);
+  Merges merges;
+  const std::string dir = train_hand_corpus("bpe-cap", 261, &merges);
+  EXPECT_EQ(merges, (Merges{{"a", "b"}, {"x", "y"}}));
   EXPECT_EQ(HfBpeTokenizer(dir + "/tok").vocab_size(), 261);
 }
 
