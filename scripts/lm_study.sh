@@ -19,7 +19,9 @@
 #   Base models (checkpoint folders): POEM_BASE, MATH_BASE, SLOGAN_BASE. When unset, the last
 #   checkpoint of runs/<recipe>-base is used if that run completed, else it is trained first (or
 #   resumed, if it stopped part-way) with scripts/lm_base.sh <recipe>: the recipe is the task's name for poem and slogan
-#   (configs/lm/<task>/base.yaml), math-long for math (configs/lm/math/base_long.yaml).
+#   (configs/lm/<task>/base.yaml), math-bpe for math (configs/lm/math/base_bpe.yaml). The math runs
+#   use that base's BPE tokenizer, MATH_TOKENIZER (default runs/data/math-base/tokenizer, trained
+#   with scripts/train_bpe.py when missing).
 #   A run folder whose run.json says "completed" is reused, so an interrupted study continues
 #   where it stopped (delete OUTPUT_DIR to start again).
 # --quick: a miniature of everything (a 2-layer 64-wide model SFT for 100 steps as the base of each
@@ -33,11 +35,11 @@
 #   contended, load 5-7), 18.5 min (seed 2, 22:40-22:58, nearly quiet), 23.0 and 23.4 min (seeds 1
 #   and 0, 2026-12-02 00:31-01:26, beside a one-thread run); README "Results: language models".
 #   slogan: MEASURED 8.7 min for seed 0 (21:32-21:41) and 24.5 min for seeds 1 and 2
-#   (21:41-22:06), both contended. math: MEASURED 15.1 min for seed 0 (2026-12-02
-#   04:03-04:18, beside a one-thread run) and 30.8 min for seeds 1 and 2 (04:19-04:50, nearly
-#   quiet). Bases on top: poem 22-60 min, slogan 13-35 min, math about 2.5 h of one core
-#   (configs/lm/math/base_long.yaml; README "Base models"). Whole study, 3 tasks x 3 seeds, from
-#   nothing: ESTIMATED ~5-6 h on 2 cores (not run in one piece).
+#   (21:41-22:06), both contended. math (from the BPE base, configs/lm/math/base_bpe.yaml):
+#   MEASURED 9.5 min for seed 0 with the other model (2026-12-02 17:03-17:13, beside a 3-minute
+#   test and a build) and 14.2 min for seeds 1 and 2 (17:13-17:27, quiet). Bases on top: poem 22-60 min, slogan
+#   13-35 min, math 40.5 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from nothing:
+#   ESTIMATED ~3.5-4 h on 2 cores (not run in one piece).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${PREFENGINE:-build/bin/prefengine}
@@ -52,7 +54,7 @@ while [ $# -gt 0 ]; do
     --tasks=*) tasks=${1#--tasks=}; tasks=${tasks//,/ } ;;
     --seeds) seeds=$2; shift ;;
     --seeds=*) seeds=${1#--seeds=} ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     -*) echo "lm_study.sh: unknown option $1" >&2; exit 2 ;;
     *) out=$1 ;;
   esac
@@ -92,14 +94,17 @@ base_of() {
     local dir=$out/$task/base
     mkdir -p "$out/$task"
     common=()
+    # math: the study configs' BPE tokenizer, here trained on the committed SFT rows.
+    [ "$task" = math ] && common=(--set tokenizer.kind=hf_bpe --set "tokenizer.path=$(math_tokenizer)"
+                                  --set model.vocab_size=512)
     run configs/lm/study/quick_base.yaml "$dir" --set "stages.sft.data.path=configs/lm/$task/sft.jsonl" >&2
     echo "$dir/checkpoints/sft"
     return 0
   fi
-  # The recipe of each task's base (scripts/lm_base.sh): math's is base_long.yaml, the one that
-  # reaches the level.
+  # The recipe of each task's base (scripts/lm_base.sh): math's is base_bpe.yaml, the one that
+  # reaches the level in under an hour.
   local recipe=$task
-  [ "$task" = math ] && recipe=math-long
+  [ "$task" = math ] && recipe=math-bpe
   local dir=runs/$recipe-base
   if ! completed "$dir"; then
     log "training the $task base model (scripts/lm_base.sh $recipe)" >&2
@@ -108,6 +113,20 @@ base_of() {
   fi
   # The run's last stage's checkpoint (checkpoints/latest names it).
   echo "$dir/checkpoints/$(cat "$dir/checkpoints/latest")"
+}
+
+# The math runs' tokenizer folder (prints it), trained when missing: with --quick on the committed
+# 3000 SFT rows (into OUTPUT_DIR), else on the base's 60000 (make_math.py writes them first if needed).
+math_tokenizer() {
+  local dir=${MATH_TOKENIZER:-runs/data/math-base/tokenizer} rows=runs/data/math-base/sft.jsonl
+  [ "$quick" = 1 ] && dir=${MATH_TOKENIZER:-$out/math/tokenizer} && rows=configs/lm/math/sft.jsonl
+  if [ ! -s "$dir/tokenizer.json" ]; then
+    if [ ! -s "$rows" ]; then
+      python3 configs/lm/math/make_math.py --sft 60000 --bucket 16 --drill --out runs/data/math-base >&2
+    fi
+    python3 scripts/train_bpe.py --input "$rows" --vocab-size 512 --out "$dir" >&2
+  fi
+  echo "$dir"
 }
 
 # nonempty PAIRS_RUN: PAIRS_RUN/pairs/pairs.jsonl without the pairs whose chosen or rejected
@@ -140,6 +159,10 @@ for task in $tasks; do
   pairs_q=() heldout_q=() dpo_q=() ppo_q=() rm_q=() grad_q=() other_q=()
   if [ "$quick" = 1 ]; then
     common=("${quick_model[@]}")
+  fi
+  # Every math config names runs/data/math-base/tokenizer; the one in use is set here.
+  [ "$task" = math ] && common+=(--set "tokenizer.path=$(math_tokenizer)")
+  if [ "$quick" = 1 ]; then
     pairs_q=(--set stages.pairs.data.max_records=16 --set stages.pairs.sampling.max_new_tokens=24
              --set stages.pairs.sampling.batch_size=32 --set stages.pairs.batch_size=16)
     # A miniature model's math answers nearly all grade 1 (ties, no pair): math samples 8 answers
