@@ -37,9 +37,9 @@
 #   slogan: MEASURED 8.7 min for seed 0 (21:32-21:41) and 24.5 min for seeds 1 and 2
 #   (21:41-22:06), both contended. math (from the BPE base, configs/lm/math/base_bpe.yaml):
 #   MEASURED 9.5 min for seed 0 with the other model (2026-12-02 17:03-17:13, beside a 3-minute
-#   test and a build) and 14.2 min for seeds 1 and 2 (17:13-17:27, quiet). Bases on top: poem 22-60 min, slogan
-#   13-35 min, math 40.5 min (README "Base models"). Whole study, 3 tasks x 3 seeds, from nothing:
-#   ESTIMATED ~3.5-4 h on 2 cores (not run in one piece).
+#   test and a build) and 14.2 min for seeds 1 and 2 (17:13-17:27, quiet). Bases on top: poem
+#   22-60 min, slogan 13-35 min, math 40.5 min (README "Base models"). Whole study, 3 tasks x 3
+#   seeds, from nothing: ESTIMATED ~3.5-4 h on 2 cores (not run in one piece).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${PREFENGINE:-build/bin/prefengine}
